@@ -1,0 +1,18 @@
+//! stripe-customer-sync: keeps `public.stripe_customers` in step with Stripe.
+//!
+//! A request travels one way through the crate:
+//! `http` (request in) → `stripe::signature` (verified) → `stripe::event` (decoded)
+//! → `sync` (rule applied) → `store` (rows written) → `http` (response out).
+
+pub mod cli;
+pub mod configuration;
+pub mod domain;
+pub mod http;
+pub mod local_db;
+pub mod replay;
+pub mod startup;
+pub mod store;
+pub mod stripe;
+pub mod sync;
+pub mod telemetry;
+pub mod tls;

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    stripe_customer_sync::cli::run()
+}
