@@ -1,0 +1,9 @@
+//! Types that can only hold valid values: parse, don't validate.
+
+pub mod event_id;
+pub mod stripe_customer_id;
+pub mod webhook_secret;
+
+pub use event_id::EventId;
+pub use stripe_customer_id::StripeCustomerId;
+pub use webhook_secret::{SignatureTolerance, WebhookSecret, WebhookSecrets};
