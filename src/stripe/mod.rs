@@ -1,0 +1,4 @@
+//! Everything that knows Stripe's wire formats: the signature header and the event envelope.
+
+pub mod event;
+pub mod signature;
