@@ -1,0 +1,256 @@
+//! Decoding a verified request body into the few facts the sync needs.
+//!
+//! Stripe renders `data.object` in the API version of the endpoint, so one deployment sees
+//! customers shaped by 2020 and by this year's API. async-stripe's generated `Customer` is tried
+//! first; where it refuses an object (an enum value or field shape of another version, the
+//! `{"deleted": true}` tombstone) the same fields are read from the raw JSON instead, so a
+//! verified event is never rejected for a field the sync does not use.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::domain::EventId;
+
+/// A verified Stripe event, decoded.
+#[derive(Debug, Clone)]
+pub struct StripeEvent<'body> {
+    pub id: EventId,
+    pub event_type: &'body str,
+    /// The event's `created`, Unix seconds (1-second resolution).
+    pub created: i64,
+    pub livemode: bool,
+    pub api_version: Option<&'body str>,
+    pub object: EventObject,
+    /// The exact body Stripe signed, kept for the ledger.
+    pub raw: &'body str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventObject {
+    Customer(CustomerObject),
+    /// Anything the service does not apply; only recorded.
+    Other,
+}
+
+/// The customer fields the sync rules read, as Stripe sent them (not yet validated).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CustomerObject {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// `invoice_settings.default_payment_method`: an id, or the id of the expanded object.
+    pub default_payment_method: Option<String>,
+    pub metadata: Map<String, Value>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a Stripe event: {0}")]
+pub struct MalformedEvent(String);
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    id: &'a str,
+    #[serde(borrow)]
+    object: Option<&'a str>,
+    #[serde(rename = "type", borrow)]
+    event_type: &'a str,
+    created: i64,
+    #[serde(default)]
+    livemode: bool,
+    #[serde(borrow, default)]
+    api_version: Option<&'a str>,
+    #[serde(borrow)]
+    data: EnvelopeData<'a>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeData<'a> {
+    #[serde(borrow)]
+    object: &'a RawValue,
+}
+
+/// The raw-JSON reading of a customer: every field optional but the id.
+#[derive(Deserialize)]
+struct RawCustomer {
+    id: String,
+    #[serde(default)]
+    object: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    invoice_settings: Option<RawInvoiceSettings>,
+    #[serde(default)]
+    metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+struct RawInvoiceSettings {
+    #[serde(default)]
+    default_payment_method: Option<IdOrObject>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdOrObject {
+    Id(String),
+    Object { id: String },
+}
+
+/// Decodes a body whose signature has already been verified.
+pub fn decode(body: &[u8]) -> Result<StripeEvent<'_>, MalformedEvent> {
+    let raw = std::str::from_utf8(body).map_err(|_| MalformedEvent("body is not UTF-8".into()))?;
+    let envelope: Envelope<'_> =
+        serde_json::from_str(raw).map_err(|e| MalformedEvent(e.to_string()))?;
+    if envelope.object.is_some_and(|o| o != "event") {
+        return Err(MalformedEvent("`object` is not \"event\"".into()));
+    }
+    let id = EventId::parse(envelope.id).map_err(|e| MalformedEvent(e.to_string()))?;
+    let object = if is_customer_event(envelope.event_type) {
+        EventObject::Customer(decode_customer(envelope.data.object.get())?)
+    } else {
+        EventObject::Other
+    };
+    Ok(StripeEvent {
+        id,
+        event_type: envelope.event_type,
+        created: envelope.created,
+        livemode: envelope.livemode,
+        api_version: envelope.api_version,
+        object,
+        raw,
+    })
+}
+
+fn is_customer_event(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "customer.created" | "customer.updated" | "customer.deleted"
+    )
+}
+
+fn decode_customer(object_json: &str) -> Result<CustomerObject, MalformedEvent> {
+    if let Ok(typed) = miniserde::json::from_str::<stripe_shared::Customer>(object_json) {
+        return Ok(from_typed(typed));
+    }
+    let raw: RawCustomer = serde_json::from_str(object_json)
+        .map_err(|e| MalformedEvent(format!("data.object is not a customer: {e}")))?;
+    if raw.object.as_deref().is_some_and(|o| o != "customer") {
+        return Err(MalformedEvent("data.object is not a customer".into()));
+    }
+    Ok(CustomerObject {
+        id: raw.id,
+        email: raw.email,
+        name: raw.name,
+        default_payment_method: raw
+            .invoice_settings
+            .and_then(|s| s.default_payment_method)
+            .map(|pm| match pm {
+                IdOrObject::Id(id) | IdOrObject::Object { id } => id,
+            }),
+        metadata: raw.metadata.unwrap_or_default(),
+    })
+}
+
+fn from_typed(customer: stripe_shared::Customer) -> CustomerObject {
+    CustomerObject {
+        id: customer.id.as_str().to_owned(),
+        email: customer.email,
+        name: customer.name,
+        default_payment_method: customer
+            .invoice_settings
+            .and_then(|s| s.default_payment_method)
+            .map(|pm| pm.id().as_str().to_owned()),
+        metadata: customer
+            .metadata
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(object: &str, event_type: &str) -> String {
+        format!(
+            r#"{{"id":"evt_1","object":"event","api_version":"2024-06-20","created":1718703665,
+            "livemode":false,"pending_webhooks":1,"request":{{"id":null,"idempotency_key":null}},
+            "type":"{event_type}","data":{{"object":{object}}}}}"#
+        )
+    }
+
+    #[test]
+    fn customer_fields_are_taken_from_data_object() {
+        let body = event(
+            r#"{"id":"cus_A1","object":"customer","email":"a@example.com","name":"Ada",
+            "invoice_settings":{"default_payment_method":"pm_1"},"metadata":{"user_id":"u"}}"#,
+            "customer.updated",
+        );
+        let decoded = decode(body.as_bytes()).unwrap();
+        assert_eq!(decoded.id.as_str(), "evt_1");
+        assert_eq!(decoded.created, 1718703665);
+        let EventObject::Customer(customer) = decoded.object else {
+            panic!("not a customer")
+        };
+        assert_eq!(customer.id, "cus_A1");
+        assert_eq!(customer.email.as_deref(), Some("a@example.com"));
+        assert_eq!(customer.default_payment_method.as_deref(), Some("pm_1"));
+        assert_eq!(
+            customer.metadata.get("user_id"),
+            Some(&Value::String("u".into()))
+        );
+    }
+
+    #[test]
+    fn expanded_default_payment_method_yields_its_id() {
+        let body = event(
+            r#"{"id":"cus_A1","object":"customer","email":null,
+            "invoice_settings":{"default_payment_method":{"id":"pm_9","object":"payment_method","type":"weird_new_type"}}}"#,
+            "customer.updated",
+        );
+        let EventObject::Customer(customer) = decode(body.as_bytes()).unwrap().object else {
+            panic!("not a customer")
+        };
+        assert_eq!(customer.default_payment_method.as_deref(), Some("pm_9"));
+    }
+
+    #[test]
+    fn tombstone_customer_object_is_accepted() {
+        let body = event(
+            r#"{"id":"cus_T1","object":"customer","deleted":true}"#,
+            "customer.deleted",
+        );
+        let EventObject::Customer(customer) = decode(body.as_bytes()).unwrap().object else {
+            panic!("not a customer")
+        };
+        assert_eq!(customer.id, "cus_T1");
+        assert_eq!(customer.email, None);
+    }
+
+    #[test]
+    fn unknown_event_types_are_decoded_as_other() {
+        let body = event(r#"{"id":"in_1","object":"invoice"}"#, "invoice.paid");
+        assert_eq!(decode(body.as_bytes()).unwrap().object, EventObject::Other);
+    }
+
+    #[test]
+    fn bodies_that_are_not_stripe_events_are_malformed() {
+        for body in [
+            "",
+            "not json",
+            "[]",
+            r#"{"id":"evt_1"}"#,
+            r#"{"id":"x","object":"event","type":"a.b","created":1,"data":{"object":{}}}"#,
+            &event(r#"{"object":"customer"}"#, "customer.created"),
+            &event(r#"{"id":"in_1","object":"invoice"}"#, "customer.created"),
+        ] {
+            assert!(decode(body.as_bytes()).is_err(), "{body}");
+        }
+    }
+}
