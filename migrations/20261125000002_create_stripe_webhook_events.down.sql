@@ -1,0 +1,3 @@
+-- Reverts 20261125000002_create_stripe_webhook_events: the table takes its constraints, index
+-- and policy with it. The recorded events are lost; back them up first if they matter.
+drop table public.stripe_webhook_events;
