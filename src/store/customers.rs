@@ -1,0 +1,166 @@
+//! `public.stripe_customers`: reading what the rules need, writing what they decided.
+//!
+//! Each event costs two statements and no explicit transaction: one read, then one write that
+//! changes the row AND records the event in the ledger atomically, and only if the row is still
+//! the version that was read (compare-and-set on `xmin`). A concurrent writer on any replica
+//! makes the write fail as [`StoreError::Conflict`] and the caller decides again; a duplicate
+//! delivery makes it fail on the ledger's primary key. Round trips, not SQL, bound throughput.
+
+use sqlx::PgPool;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::StoreError;
+use super::ledger::LedgerEntry;
+use crate::sync::rules::{EventOrder, RowWrite, StoredCustomer, SyncStatus, UserFacts};
+
+/// Everything the rules need to decide one customer event, read in one snapshot.
+#[derive(Debug, Clone)]
+pub struct CustomerSnapshot {
+    /// The ledger already holds the event: a redelivery.
+    pub already_recorded: bool,
+    pub stored: Option<StoredCustomer>,
+    pub user: UserFacts,
+}
+
+#[derive(sqlx::FromRow)]
+struct SnapshotRow {
+    already_recorded: bool,
+    version: Option<String>,
+    status: Option<String>,
+    last_event_created: Option<String>,
+    last_event_type: Option<String>,
+    user_exists: bool,
+    user_linked_elsewhere: bool,
+}
+
+pub async fn snapshot(
+    pool: &PgPool,
+    event_id: &str,
+    stripe_customer_id: &str,
+    candidate_user: Option<Uuid>,
+) -> Result<CustomerSnapshot, StoreError> {
+    let row: SnapshotRow = sqlx::query_as(
+        "select
+             exists (select 1 from public.stripe_webhook_events e where e.id = $1) as already_recorded,
+             c.xmin::text as version,
+             c.customer_metadata #>> '{sync,status}' as status,
+             c.customer_metadata #>> '{sync,last_event_created}' as last_event_created,
+             c.customer_metadata #>> '{sync,last_event_type}' as last_event_type,
+             coalesce($3::uuid is not null
+                 and exists (select 1 from auth.users u where u.id = $3), false) as user_exists,
+             coalesce($3::uuid is not null
+                 and exists (select 1 from public.stripe_customers o
+                              where o.user_id = $3 and o.stripe_customer_id <> $2), false)
+                 as user_linked_elsewhere
+         from (select 1) as one
+         left join public.stripe_customers c on c.stripe_customer_id = $2",
+    )
+    .bind(event_id)
+    .bind(stripe_customer_id)
+    .bind(candidate_user)
+    .fetch_one(pool)
+    .await?;
+
+    let stored = row.version.map(|version| StoredCustomer {
+        version,
+        status: row.status.as_deref().and_then(SyncStatus::parse),
+        last_applied: row
+            .last_event_created
+            .and_then(|created| created.parse::<i64>().ok())
+            .map(|created| {
+                EventOrder::from_recorded(created, row.last_event_type.as_deref().unwrap_or(""))
+            }),
+    });
+    Ok(CustomerSnapshot {
+        already_recorded: row.already_recorded,
+        stored,
+        user: UserFacts {
+            exists: row.user_exists,
+            linked_elsewhere: row.user_linked_elsewhere,
+        },
+    })
+}
+
+/// Inserts the row and records the event as `processed`, in one statement.
+pub async fn insert(
+    pool: &PgPool,
+    entry: &LedgerEntry<'_>,
+    stripe_customer_id: &str,
+    row: &RowWrite,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "with audit_context as (
+             select set_config('stripe_customer_sync.event_id', $1, true)
+         ), written as (
+             insert into public.stripe_customers (stripe_customer_id, user_id, customer_email,
+                 customer_name, default_payment_method, customer_metadata)
+             select $7, $8, $9, $10, $11, $12 from audit_context
+             returning 1
+         )
+         insert into public.stripe_webhook_events
+             (id, type, livemode, api_version, stripe_created, payload, outcome)
+         select $1, $2, $3, $4, $5, $6::jsonb, 'processed' from written",
+    )
+    .bind(entry.event_id)
+    .bind(entry.event_type)
+    .bind(entry.livemode)
+    .bind(entry.api_version)
+    .bind(entry.stripe_created)
+    .bind(entry.payload)
+    .bind(stripe_customer_id)
+    .bind(row.user_id)
+    .bind(row.email.as_deref())
+    .bind(row.name.as_deref())
+    .bind(row.default_payment_method.as_deref())
+    .bind(Json(&row.customer_metadata))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Updates the row if it is still at `version` and records the event as `processed`, in one
+/// statement. `Ok(false)`: the row changed since it was read; nothing was written.
+pub async fn update(
+    pool: &PgPool,
+    entry: &LedgerEntry<'_>,
+    stripe_customer_id: &str,
+    version: &str,
+    row: &RowWrite,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "with audit_context as (
+             select set_config('stripe_customer_sync.event_id', $1, true)
+         ), written as (
+             update public.stripe_customers c
+                set user_id = $8,
+                    customer_email = coalesce($9, c.customer_email),
+                    customer_name = $10,
+                    default_payment_method = $11,
+                    -- replaces `stripe` and `sync`, keeps any key the application added
+                    customer_metadata = c.customer_metadata || $12
+               from audit_context
+              where c.stripe_customer_id = $7 and c.xmin::text = $13
+             returning 1
+         )
+         insert into public.stripe_webhook_events
+             (id, type, livemode, api_version, stripe_created, payload, outcome)
+         select $1, $2, $3, $4, $5, $6::jsonb, 'processed' from written",
+    )
+    .bind(entry.event_id)
+    .bind(entry.event_type)
+    .bind(entry.livemode)
+    .bind(entry.api_version)
+    .bind(entry.stripe_created)
+    .bind(entry.payload)
+    .bind(stripe_customer_id)
+    .bind(row.user_id)
+    .bind(row.email.as_deref())
+    .bind(row.name.as_deref())
+    .bind(row.default_payment_method.as_deref())
+    .bind(Json(&row.customer_metadata))
+    .bind(version)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}

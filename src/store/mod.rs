@@ -1,0 +1,10 @@
+//! All SQL lives here: the schema, the ledger, the customer rows. Nothing here decides a rule;
+//! it reads the state the rules need and writes what they decided, atomically.
+
+pub mod customers;
+pub mod error;
+pub mod ledger;
+pub mod pool;
+pub mod schema;
+
+pub use error::StoreError;

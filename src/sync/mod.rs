@@ -1,0 +1,144 @@
+//! Applying a verified event: the rules of DESIGN.md ("Sync rules"), in one place.
+//!
+//! `rules` decides, `store` reads and writes. This module runs the read → decide → write
+//! loop, deciding again when a concurrent writer changed the row in between.
+
+pub mod outcome;
+pub mod rules;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+pub use outcome::{Outcome, SkipReason, UnlinkReason};
+
+use crate::domain::StripeCustomerId;
+use crate::store::ledger::{self, LedgerEntry, RowGuard};
+use crate::store::{StoreError, customers};
+use crate::stripe::event::{CustomerObject, EventObject, StripeEvent};
+use rules::{CustomerEventKind, Decision, IncomingCustomer, LinkCandidate};
+
+/// Concurrent writers on one customer are rare; this many lost races in a row means
+/// contention worth a 503 and a retry from Stripe rather than a spin.
+const MAX_ATTEMPTS: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// The Stripe customer metadata key that carries the Supabase user id.
+    pub user_id_metadata_key: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("gave up after {MAX_ATTEMPTS} concurrent changes to the same customer")]
+    Contention,
+}
+
+/// Applies one verified event and records it in the ledger, exactly once.
+pub async fn apply_event(
+    pool: &PgPool,
+    settings: &SyncSettings,
+    event: &StripeEvent<'_>,
+) -> Result<Outcome, SyncError> {
+    let entry = LedgerEntry {
+        event_id: event.id.as_str(),
+        event_type: event.event_type,
+        livemode: event.livemode,
+        api_version: event.api_version,
+        stripe_created: DateTime::from_timestamp(event.created, 0).unwrap_or_default(),
+        payload: event.raw,
+    };
+    let kind = CustomerEventKind::from_event_type(event.event_type);
+    match (&event.object, kind) {
+        (EventObject::Customer(customer), Some(kind)) => {
+            apply_customer_event(pool, settings, event, &entry, kind, customer).await
+        }
+        _ => record_only(pool, &entry, Outcome::Ignored).await,
+    }
+}
+
+async fn apply_customer_event(
+    pool: &PgPool,
+    settings: &SyncSettings,
+    event: &StripeEvent<'_>,
+    entry: &LedgerEntry<'_>,
+    kind: CustomerEventKind,
+    customer: &CustomerObject,
+) -> Result<Outcome, SyncError> {
+    let Ok(customer_id) = StripeCustomerId::parse(&customer.id) else {
+        return record_only(pool, entry, Outcome::Skipped(SkipReason::InvalidCustomerId)).await;
+    };
+    let incoming = IncomingCustomer {
+        kind,
+        event_id: &event.id,
+        created: event.created,
+        customer_id: &customer_id,
+        email: customer.email.as_deref(),
+        name: customer.name.as_deref(),
+        default_payment_method: customer.default_payment_method.as_deref(),
+        stripe_metadata: &customer.metadata,
+        link: LinkCandidate::from_metadata(customer.metadata.get(&settings.user_id_metadata_key)),
+    };
+
+    for _ in 0..MAX_ATTEMPTS {
+        let snapshot = customers::snapshot(
+            pool,
+            entry.event_id,
+            customer_id.as_str(),
+            incoming.link.user(),
+        )
+        .await?;
+        if snapshot.already_recorded {
+            return Ok(Outcome::Duplicate);
+        }
+        let decision = rules::decide(
+            &incoming,
+            snapshot.stored.as_ref(),
+            snapshot.user,
+            Utc::now(),
+        );
+        let written = match &decision {
+            Decision::Insert(row) => customers::insert(pool, entry, customer_id.as_str(), row)
+                .await
+                .map(|()| true),
+            Decision::Update { version, row } => {
+                customers::update(pool, entry, customer_id.as_str(), version, row).await
+            }
+            Decision::Skip { reason, version } => {
+                let guard = RowGuard {
+                    stripe_customer_id: customer_id.as_str(),
+                    version: version.as_deref(),
+                };
+                ledger::record(pool, entry, "skipped", Some(reason.as_str()), Some(guard)).await
+            }
+        };
+        match written {
+            Ok(true) => return Ok(outcome_of(&decision)),
+            Ok(false) | Err(StoreError::Conflict) => continue,
+            Err(StoreError::Duplicate) => return Ok(Outcome::Duplicate),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(SyncError::Contention)
+}
+
+fn outcome_of(decision: &Decision) -> Outcome {
+    match decision {
+        Decision::Insert(_) | Decision::Update { .. } => Outcome::Processed,
+        Decision::Skip { reason, .. } => Outcome::Skipped(*reason),
+    }
+}
+
+async fn record_only(
+    pool: &PgPool,
+    entry: &LedgerEntry<'_>,
+    outcome: Outcome,
+) -> Result<Outcome, SyncError> {
+    let reason = outcome.reason().map(SkipReason::as_str);
+    match ledger::record(pool, entry, outcome.status(), reason, None).await {
+        Ok(_) => Ok(outcome),
+        Err(StoreError::Duplicate) => Ok(Outcome::Duplicate),
+        Err(error) => Err(error.into()),
+    }
+}

@@ -1,0 +1,547 @@
+//! DESIGN.md's sync rules as one pure function: given the incoming customer event and what
+//! the table holds, decide what to write. No I/O here, so every rule is tested in isolation.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::outcome::{SkipReason, UnlinkReason};
+use crate::domain::{EventId, StripeCustomerId};
+
+/// The three customer events the service applies, in their tie-breaking rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerEventKind {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl CustomerEventKind {
+    pub fn from_event_type(event_type: &str) -> Option<Self> {
+        match event_type {
+            "customer.created" => Some(Self::Created),
+            "customer.updated" => Some(Self::Updated),
+            "customer.deleted" => Some(Self::Deleted),
+            _ => None,
+        }
+    }
+
+    pub fn as_event_type(self) -> &'static str {
+        match self {
+            Self::Created => "customer.created",
+            Self::Updated => "customer.updated",
+            Self::Deleted => "customer.deleted",
+        }
+    }
+
+    /// `created` < `updated` < `deleted` among events of the same second.
+    fn rank(self) -> u8 {
+        match self {
+            Self::Created => 1,
+            Self::Updated => 2,
+            Self::Deleted => 3,
+        }
+    }
+}
+
+/// Stripe does not deliver in order and `created` has 1-second resolution, so events are
+/// ordered by (`created`, type rank).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EventOrder {
+    created: i64,
+    rank: u8,
+}
+
+impl EventOrder {
+    pub fn new(created: i64, kind: CustomerEventKind) -> Self {
+        Self {
+            created,
+            rank: kind.rank(),
+        }
+    }
+
+    /// Reads back the order a row records in `customer_metadata.sync`. An unknown type
+    /// (written by hand, or by a future version) ranks as an update.
+    pub fn from_recorded(created: i64, event_type: &str) -> Self {
+        let rank = CustomerEventKind::from_event_type(event_type)
+            .unwrap_or(CustomerEventKind::Updated)
+            .rank();
+        Self { created, rank }
+    }
+}
+
+/// The user a customer's metadata points at, before the database has been asked about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkCandidate {
+    Missing,
+    Invalid,
+    User(Uuid),
+}
+
+impl LinkCandidate {
+    pub fn from_metadata(value: Option<&Value>) -> Self {
+        match value {
+            None | Some(Value::Null) => Self::Missing,
+            Some(Value::String(s)) if s.trim().is_empty() => Self::Missing,
+            Some(Value::String(s)) => Uuid::try_parse(s.trim()).map_or(Self::Invalid, Self::User),
+            Some(_) => Self::Invalid,
+        }
+    }
+
+    pub fn user(self) -> Option<Uuid> {
+        match self {
+            Self::User(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// What the database says about the candidate user, read in the same snapshot as the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UserFacts {
+    pub exists: bool,
+    /// Another live customer row already holds this user.
+    pub linked_elsewhere: bool,
+}
+
+/// A customer event, its fields as Stripe sent them, ready for the rules.
+#[derive(Debug, Clone)]
+pub struct IncomingCustomer<'a> {
+    pub kind: CustomerEventKind,
+    pub event_id: &'a EventId,
+    pub created: i64,
+    pub customer_id: &'a StripeCustomerId,
+    pub email: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub default_payment_method: Option<&'a str>,
+    pub stripe_metadata: &'a Map<String, Value>,
+    pub link: LinkCandidate,
+}
+
+impl IncomingCustomer<'_> {
+    pub fn order(&self) -> EventOrder {
+        EventOrder::new(self.created, self.kind)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStatus {
+    Synced,
+    Unlinked,
+    Deleted,
+}
+
+impl SyncStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Synced => "synced",
+            Self::Unlinked => "unlinked",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "synced" => Some(Self::Synced),
+            "unlinked" => Some(Self::Unlinked),
+            "deleted" => Some(Self::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// The existing row, as far as the rules care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCustomer {
+    /// Opaque row version; a write based on this read succeeds only if it is still current.
+    pub version: String,
+    pub status: Option<SyncStatus>,
+    pub last_applied: Option<EventOrder>,
+}
+
+/// The values to write into a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowWrite {
+    pub user_id: Option<Uuid>,
+    /// `None` keeps the stored email (an existing row is never given an empty one).
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub default_payment_method: Option<String>,
+    /// `{"stripe": …, "sync": …}`
+    pub customer_metadata: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Insert(RowWrite),
+    Update {
+        version: String,
+        row: RowWrite,
+    },
+    /// Record the event only. `version` is the row state the decision rests on (`None`: no row).
+    Skip {
+        reason: SkipReason,
+        version: Option<String>,
+    },
+}
+
+/// Applies the sync rules to one customer event.
+pub fn decide(
+    incoming: &IncomingCustomer<'_>,
+    stored: Option<&StoredCustomer>,
+    user: UserFacts,
+    now: DateTime<Utc>,
+) -> Decision {
+    let version = stored.map(|s| s.version.clone());
+    let skip = |reason| Decision::Skip {
+        reason,
+        version: version.clone(),
+    };
+
+    if let Some(stored) = stored {
+        // Equal order applies: the later delivery of a same-second event wins.
+        if stored
+            .last_applied
+            .is_some_and(|last| incoming.order() < last)
+        {
+            return skip(SkipReason::StaleEvent);
+        }
+        if stored.status == Some(SyncStatus::Deleted) {
+            return skip(SkipReason::CustomerDeleted);
+        }
+    }
+
+    let email = incoming
+        .email
+        .filter(|e| !e.trim().is_empty())
+        .map(str::to_owned);
+    if stored.is_none() && email.is_none() {
+        return skip(SkipReason::MissingEmail);
+    }
+
+    let (user_id, status, error) = match incoming.kind {
+        // A tombstone frees the user to be linked to a new customer; the audit keeps the old id.
+        CustomerEventKind::Deleted => (None, SyncStatus::Deleted, None),
+        CustomerEventKind::Created | CustomerEventKind::Updated => {
+            match resolve_link(incoming.link, user) {
+                Ok(user_id) => (Some(user_id), SyncStatus::Synced, None),
+                Err(reason) => (None, SyncStatus::Unlinked, Some(reason)),
+            }
+        }
+    };
+    let row = RowWrite {
+        user_id,
+        email,
+        name: incoming.name.map(str::to_owned),
+        default_payment_method: incoming.default_payment_method.map(str::to_owned),
+        customer_metadata: json!({
+            "stripe": incoming.stripe_metadata,
+            "sync": {
+                "status": status.as_str(),
+                "last_event_id": incoming.event_id.as_str(),
+                "last_event_type": incoming.kind.as_event_type(),
+                "last_event_created": incoming.created,
+                "synced_at": now.to_rfc3339_opts(SecondsFormat::Secs, true),
+                "error": error.map(UnlinkReason::as_str),
+            }
+        }),
+    };
+    match stored {
+        None => Decision::Insert(row),
+        Some(stored) => Decision::Update {
+            version: stored.version.clone(),
+            row,
+        },
+    }
+}
+
+fn resolve_link(candidate: LinkCandidate, user: UserFacts) -> Result<Uuid, UnlinkReason> {
+    match candidate {
+        LinkCandidate::Missing => Err(UnlinkReason::MissingUserId),
+        LinkCandidate::Invalid => Err(UnlinkReason::InvalidUserId),
+        LinkCandidate::User(_) if !user.exists => Err(UnlinkReason::UnknownUser),
+        LinkCandidate::User(_) if user.linked_elsewhere => Err(UnlinkReason::UserAlreadyLinked),
+        LinkCandidate::User(id) => Ok(id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: i64 = 1_732_500_000;
+
+    struct Fixture {
+        event_id: EventId,
+        customer_id: StripeCustomerId,
+        metadata: Map<String, Value>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Self {
+                event_id: EventId::parse("evt_1").unwrap(),
+                customer_id: StripeCustomerId::parse("cus_A").unwrap(),
+                metadata: Map::new(),
+            }
+        }
+
+        fn event(&self, kind: CustomerEventKind, created: i64) -> IncomingCustomer<'_> {
+            IncomingCustomer {
+                kind,
+                event_id: &self.event_id,
+                created,
+                customer_id: &self.customer_id,
+                email: Some("a@example.com"),
+                name: Some("Ada"),
+                default_payment_method: None,
+                stripe_metadata: &self.metadata,
+                link: LinkCandidate::Missing,
+            }
+        }
+    }
+
+    fn stored(status: SyncStatus, last: EventOrder) -> StoredCustomer {
+        StoredCustomer {
+            version: "7".into(),
+            status: Some(status),
+            last_applied: Some(last),
+        }
+    }
+
+    fn known_free_user() -> UserFacts {
+        UserFacts {
+            exists: true,
+            linked_elsewhere: false,
+        }
+    }
+
+    fn sync_field<'a>(decision: &'a Decision, field: &str) -> &'a Value {
+        let row = match decision {
+            Decision::Insert(row) | Decision::Update { row, .. } => row,
+            Decision::Skip { .. } => panic!("expected a write, got {decision:?}"),
+        };
+        &row.customer_metadata["sync"][field]
+    }
+
+    #[test]
+    fn first_event_for_a_customer_inserts_a_row() {
+        let f = Fixture::new();
+        let decision = decide(
+            &f.event(CustomerEventKind::Updated, T),
+            None,
+            UserFacts::default(),
+            Utc::now(),
+        );
+        assert!(matches!(decision, Decision::Insert(_)));
+    }
+
+    #[test]
+    fn event_ordered_before_the_last_applied_one_is_stale() {
+        let f = Fixture::new();
+        let last = EventOrder::new(T + 1, CustomerEventKind::Updated);
+        let decision = decide(
+            &f.event(CustomerEventKind::Updated, T),
+            Some(&stored(SyncStatus::Synced, last)),
+            UserFacts::default(),
+            Utc::now(),
+        );
+        assert_eq!(
+            decision,
+            Decision::Skip {
+                reason: SkipReason::StaleEvent,
+                version: Some("7".into())
+            }
+        );
+    }
+
+    #[test]
+    fn created_is_ordered_before_updated_of_the_same_second() {
+        let f = Fixture::new();
+        let last = EventOrder::new(T, CustomerEventKind::Updated);
+        let decision = decide(
+            &f.event(CustomerEventKind::Created, T),
+            Some(&stored(SyncStatus::Synced, last)),
+            UserFacts::default(),
+            Utc::now(),
+        );
+        assert!(matches!(
+            decision,
+            Decision::Skip {
+                reason: SkipReason::StaleEvent,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn equal_order_applies_so_the_later_delivery_wins() {
+        let f = Fixture::new();
+        let last = EventOrder::new(T, CustomerEventKind::Updated);
+        let decision = decide(
+            &f.event(CustomerEventKind::Updated, T),
+            Some(&stored(SyncStatus::Synced, last)),
+            UserFacts::default(),
+            Utc::now(),
+        );
+        assert!(matches!(decision, Decision::Update { .. }));
+    }
+
+    #[test]
+    fn deleted_is_terminal_for_later_events() {
+        let f = Fixture::new();
+        let last = EventOrder::new(T, CustomerEventKind::Deleted);
+        for kind in [
+            CustomerEventKind::Created,
+            CustomerEventKind::Updated,
+            CustomerEventKind::Deleted,
+        ] {
+            let decision = decide(
+                &f.event(kind, T + 5),
+                Some(&stored(SyncStatus::Deleted, last)),
+                UserFacts::default(),
+                Utc::now(),
+            );
+            assert!(
+                matches!(
+                    decision,
+                    Decision::Skip {
+                        reason: SkipReason::CustomerDeleted,
+                        ..
+                    }
+                ),
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_row_and_no_email_is_skipped_for_missing_email() {
+        let f = Fixture::new();
+        for kind in [CustomerEventKind::Created, CustomerEventKind::Deleted] {
+            let mut event = f.event(kind, T);
+            event.email = None;
+            let decision = decide(&event, None, UserFacts::default(), Utc::now());
+            assert_eq!(
+                decision,
+                Decision::Skip {
+                    reason: SkipReason::MissingEmail,
+                    version: None
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn existing_row_without_incoming_email_keeps_the_stored_email_and_applies_the_rest() {
+        let f = Fixture::new();
+        let mut event = f.event(CustomerEventKind::Updated, T + 1);
+        event.email = Some("");
+        let last = EventOrder::new(T, CustomerEventKind::Created);
+        let decision = decide(
+            &event,
+            Some(&stored(SyncStatus::Synced, last)),
+            UserFacts::default(),
+            Utc::now(),
+        );
+        let Decision::Update { row, .. } = decision else {
+            panic!("expected update")
+        };
+        assert_eq!(row.email, None);
+        assert_eq!(row.name.as_deref(), Some("Ada"));
+    }
+
+    #[test]
+    fn valid_existing_unheld_user_is_linked() {
+        let f = Fixture::new();
+        let user = Uuid::new_v4();
+        let mut event = f.event(CustomerEventKind::Created, T);
+        event.link = LinkCandidate::User(user);
+        let decision = decide(&event, None, known_free_user(), Utc::now());
+        let Decision::Insert(row) = &decision else {
+            panic!("expected insert")
+        };
+        assert_eq!(row.user_id, Some(user));
+        assert_eq!(sync_field(&decision, "status"), "synced");
+        assert_eq!(sync_field(&decision, "error"), &Value::Null);
+    }
+
+    #[test]
+    fn each_unlinkable_user_id_gives_an_unlinked_row_with_its_reason() {
+        let f = Fixture::new();
+        let user = Uuid::new_v4();
+        let cases = [
+            (LinkCandidate::Missing, known_free_user(), "missing_user_id"),
+            (LinkCandidate::Invalid, known_free_user(), "invalid_user_id"),
+            (
+                LinkCandidate::User(user),
+                UserFacts {
+                    exists: false,
+                    linked_elsewhere: false,
+                },
+                "unknown_user",
+            ),
+            (
+                LinkCandidate::User(user),
+                UserFacts {
+                    exists: true,
+                    linked_elsewhere: true,
+                },
+                "user_already_linked",
+            ),
+        ];
+        for (link, facts, reason) in cases {
+            let mut event = f.event(CustomerEventKind::Created, T);
+            event.link = link;
+            let decision = decide(&event, None, facts, Utc::now());
+            let Decision::Insert(row) = &decision else {
+                panic!("expected insert")
+            };
+            assert_eq!(row.user_id, None, "{reason}");
+            assert_eq!(sync_field(&decision, "status"), "unlinked", "{reason}");
+            assert_eq!(sync_field(&decision, "error"), reason);
+        }
+    }
+
+    #[test]
+    fn delete_writes_a_tombstone_that_frees_the_user() {
+        let f = Fixture::new();
+        let mut event = f.event(CustomerEventKind::Deleted, T + 2);
+        event.link = LinkCandidate::User(Uuid::new_v4());
+        let last = EventOrder::new(T, CustomerEventKind::Created);
+        let decision = decide(
+            &event,
+            Some(&stored(SyncStatus::Synced, last)),
+            known_free_user(),
+            Utc::now(),
+        );
+        let Decision::Update { row, .. } = &decision else {
+            panic!("expected update")
+        };
+        assert_eq!(row.user_id, None);
+        assert_eq!(sync_field(&decision, "status"), "deleted");
+        assert_eq!(sync_field(&decision, "last_event_type"), "customer.deleted");
+    }
+
+    #[test]
+    fn metadata_user_id_is_parsed_from_strings_only() {
+        assert_eq!(LinkCandidate::from_metadata(None), LinkCandidate::Missing);
+        assert_eq!(
+            LinkCandidate::from_metadata(Some(&json!(""))),
+            LinkCandidate::Missing
+        );
+        assert_eq!(
+            LinkCandidate::from_metadata(Some(&json!("nope"))),
+            LinkCandidate::Invalid
+        );
+        assert_eq!(
+            LinkCandidate::from_metadata(Some(&json!(42))),
+            LinkCandidate::Invalid
+        );
+        let id = Uuid::new_v4();
+        assert_eq!(
+            LinkCandidate::from_metadata(Some(&json!(id.to_string()))),
+            LinkCandidate::User(id)
+        );
+    }
+}
