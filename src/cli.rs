@@ -1,0 +1,286 @@
+//! The command line: parse, set up logging, dispatch. The work is done elsewhere.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions};
+
+use crate::configuration::{self, DatabaseArgs, LogArgs, ServeArgs, Settings};
+use crate::local_db::{self, LocalCluster};
+use crate::replay::{self, ReplayArgs};
+use crate::startup::Application;
+use crate::store::{pool, schema};
+use crate::telemetry;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "stripe-customer-sync",
+    version,
+    about = "Keeps public.stripe_customers in step with Stripe through signed webhooks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the webhook consumer on POST /webhooks/stripe.
+    Serve(ServeArgs),
+    /// Apply pending migrations (or revert the last one).
+    Migrate(MigrateArgs),
+    /// Sign event files with the current time, exactly as Stripe does, and POST them.
+    Replay(ReplayArgs),
+    /// Exit 0 when the service answers GET /healthz (for container health checks).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct HealthcheckArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+    url: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct MigrateArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Undo the most recently applied migration instead.
+    #[arg(long)]
+    revert: bool,
+    /// On plain PostgreSQL, first create what Supabase provides (auth schema, auth.users,
+    /// roles). Never needed, and never applied, on Supabase.
+    #[arg(long)]
+    supabase_shim: bool,
+}
+
+/// Failures that end a command: one line on stderr and an exit code.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Config(#[from] configuration::ConfigError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    fn failed(context: &str, error: impl std::fmt::Display) -> Self {
+        Self::Failed(format!("{context}: {error}"))
+    }
+}
+
+pub fn run() -> ExitCode {
+    crate::tls::install_crypto_provider();
+    let cli = Cli::parse();
+    let result = cli
+        .log
+        .format()
+        .map_err(CliError::from)
+        .map(telemetry::init)
+        .and_then(|()| actix_web::rt::System::new().block_on(dispatch(cli.command)));
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("stripe-customer-sync: {error}");
+            match error {
+                CliError::Config(_) => ExitCode::from(2),
+                CliError::Failed(_) => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
+    match command {
+        Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Migrate(args) => migrate(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Replay(args) => replay::run(args)
+            .await
+            .map_err(|e| CliError::failed("replay", e)),
+        Command::Healthcheck(args) => healthcheck(&args.url).await.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+async fn healthcheck(url: &str) -> Result<(), CliError> {
+    let response = reqwest::Client::new()
+        .get(url)
+        .timeout(std::time::Duration::from_secs(2))
+        .send()
+        .await
+        .map_err(|e| CliError::failed(url, e))?;
+    if !response.status().is_success() {
+        return Err(CliError::failed(url, response.status()));
+    }
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let settings = Settings::from_args(&args)?;
+    let database = Database::open(settings.database.connect_options.clone()).await?;
+    if !args.skip_migrations {
+        prepare_schema(&database.options, database.local.is_some()).await?;
+    }
+    let pool = pool::serving_pool(database.options.clone(), settings.database.max_connections);
+    let application = Application::build(&settings, pool.clone())
+        .map_err(|e| CliError::failed(&format!("cannot listen on {}", settings.listen_addr), e))?;
+    tracing::info!(
+        address = %settings.listen_addr,
+        port = application.port(),
+        secrets = settings.webhook.secrets.len(),
+        "listening for Stripe webhooks on POST /webhooks/stripe"
+    );
+    let served = application.run_until_stopped().await;
+    pool.close().await;
+    database.close();
+    served.map_err(|e| CliError::failed("server", e))
+}
+
+async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
+    let options = configuration::database_url(&args.database)?;
+    let database = Database::open(options).await?;
+    let result = async {
+        let pool = pool::admin_pool(database.options.clone())
+            .await
+            .map_err(|e| CliError::failed("cannot connect to the database", e))?;
+        if args.revert {
+            match schema::revert_last(&pool)
+                .await
+                .map_err(|e| CliError::failed("revert", e))?
+            {
+                Some(version) => tracing::info!(version, "reverted migration"),
+                None => tracing::info!("no migration to revert"),
+            }
+            return Ok(());
+        }
+        drop(pool);
+        prepare_schema(
+            &database.options,
+            args.supabase_shim || database.local.is_some(),
+        )
+        .await
+    }
+    .await;
+    database.close();
+    result
+}
+
+/// Applies the Supabase shim (plain PostgreSQL only, when asked) and pending migrations.
+async fn prepare_schema(options: &PgConnectOptions, with_shim: bool) -> Result<(), CliError> {
+    let pool = pool::admin_pool(options.clone())
+        .await
+        .map_err(|e| CliError::failed("cannot connect to the database", e))?;
+    if with_shim
+        && schema::apply_supabase_shim_if_missing(&pool)
+            .await
+            .map_err(|e| CliError::failed("Supabase shim", e))?
+    {
+        tracing::info!("applied the Supabase compatibility shim (auth schema, roles)");
+    }
+    let has_auth: bool = sqlx::query_scalar("select to_regclass('auth.users') is not null")
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| CliError::failed("cannot query the database", e))?;
+    if !has_auth {
+        return Err(CliError::Failed(
+            "auth.users does not exist: this is not a Supabase database; on plain PostgreSQL run \
+             `stripe-customer-sync migrate --supabase-shim` first"
+                .into(),
+        ));
+    }
+    schema::migrate(&pool)
+        .await
+        .map_err(|e| CliError::failed("migration failed", e))?;
+    tracing::info!("migrations are current");
+    pool.close().await;
+    Ok(())
+}
+
+/// The database a command works on: the one `DATABASE_URL` names, or our local one.
+struct Database {
+    options: PgConnectOptions,
+    local: Option<LocalCluster>,
+}
+
+/// The local database lives under the working directory, so each project has its own.
+const LOCAL_DATA_DIR: &str = ".stripe-customer-sync/pgdata";
+const LOCAL_DATABASE: &str = "stripe_customer_sync";
+
+impl Database {
+    async fn open(options: Option<PgConnectOptions>) -> Result<Self, CliError> {
+        if let Some(options) = options {
+            return Ok(Self {
+                options,
+                local: None,
+            });
+        }
+        let data_dir = PathBuf::from(LOCAL_DATA_DIR);
+        let cluster = tokio::task::spawn_blocking(move || {
+            let binaries = local_db::PgBinaries::locate()?;
+            LocalCluster::start(
+                &binaries,
+                &local_db::ClusterOptions {
+                    data_dir,
+                    durable: true,
+                },
+            )
+        })
+        .await
+        .map_err(|e| CliError::failed("local database", e))?
+        .map_err(|e| {
+            CliError::failed("no DATABASE_URL, and the local database could not start", e)
+        })?;
+        let url = cluster.url(LOCAL_DATABASE);
+        let database = Self {
+            options: pool::connect_options(&url).map_err(CliError::Failed)?,
+            local: Some(cluster),
+        };
+        if let Err(error) = database.create_local_database().await {
+            database.close();
+            return Err(error);
+        }
+        tracing::info!(
+            data_dir = %database.local.as_ref().map(|c| c.data_dir().display().to_string()).unwrap_or_default(),
+            psql = %format!("psql '{url}'"),
+            "no DATABASE_URL: using the local PostgreSQL database"
+        );
+        Ok(database)
+    }
+
+    async fn create_local_database(&self) -> Result<(), CliError> {
+        let mut admin = self
+            .options
+            .clone()
+            .database("postgres")
+            .connect()
+            .await
+            .map_err(|e| CliError::failed("local database", e))?;
+        let exists: bool =
+            sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+                .bind(LOCAL_DATABASE)
+                .fetch_one(&mut admin)
+                .await
+                .map_err(|e| CliError::failed("local database", e))?;
+        if !exists {
+            sqlx::raw_sql(AssertSqlSafe(format!("create database {LOCAL_DATABASE}")))
+                .execute(&mut admin)
+                .await
+                .map_err(|e| CliError::failed("local database", e))?;
+        }
+        Ok(())
+    }
+
+    fn close(&self) {
+        if let Some(cluster) = &self.local {
+            match cluster.stop() {
+                Ok(()) => tracing::info!("stopped the local PostgreSQL"),
+                Err(error) => {
+                    tracing::error!(error = %error, "could not stop the local PostgreSQL")
+                }
+            }
+        }
+    }
+}

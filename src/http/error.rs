@@ -1,0 +1,49 @@
+//! Every error the webhook answers with: a status and `{"error":{"code","message"}}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::stripe::signature::SignatureError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("{0}")]
+    MalformedPayload(String),
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// Database unavailable or a transient failure: nothing was written, Stripe will retry.
+    #[error("temporarily unavailable, retry later")]
+    Unavailable,
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Signature(e) => e.code(),
+            ApiError::MalformedPayload(_) => "malformed_payload",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Signature(_) | ApiError::MalformedPayload(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unavailable) {
+            response.insert_header(("Retry-After", "5"));
+        }
+        response.json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
+    }
+}

@@ -1,0 +1,5 @@
+//! Thin HTTP handlers: read the request, call into `stripe` and `sync`, shape the response.
+
+pub mod error;
+pub mod health;
+pub mod webhook;

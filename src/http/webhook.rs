@@ -1,0 +1,82 @@
+//! `POST /webhooks/stripe`: raw body in → signature verified → event decoded → rule applied
+//! → JSON out. A 2xx goes out only after the event's statement has committed.
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+use tracing::Span;
+
+use super::error::ApiError;
+use crate::startup::AppState;
+use crate::stripe::event;
+use crate::sync::{self, Outcome};
+
+/// Stripe's events are a few KB; anything this large is not one.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Answer 503 well within the 5 s promised to senders, even if the database hangs.
+const PROCESSING_DEADLINE: Duration = Duration::from_millis(4500);
+
+#[tracing::instrument(
+    name = "stripe_webhook",
+    skip_all,
+    fields(event_id = tracing::field::Empty, event_type = tracing::field::Empty)
+)]
+pub async fn receive(
+    request: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = match body.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(error)) => {
+            return Err(ApiError::MalformedPayload(format!(
+                "could not read body: {error}"
+            )));
+        }
+        Err(_) => {
+            return Err(ApiError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            });
+        }
+    };
+    let header = request
+        .headers()
+        .get("Stripe-Signature")
+        .map(|value| value.as_bytes());
+    state
+        .verifier
+        .verify(header, &body, chrono::Utc::now().timestamp())
+        .inspect_err(|error| tracing::warn!(reason = error.code(), "rejected webhook signature"))?;
+
+    let event =
+        event::decode(&body).map_err(|error| ApiError::MalformedPayload(error.to_string()))?;
+    Span::current()
+        .record("event_id", event.id.as_str())
+        .record("event_type", event.event_type);
+
+    let outcome = tokio::time::timeout(
+        PROCESSING_DEADLINE,
+        sync::apply_event(&state.pool, &state.sync, &event),
+    )
+    .await
+    .map_err(|_| {
+        tracing::error!("event not applied within {PROCESSING_DEADLINE:?}; answering 503");
+        ApiError::Unavailable
+    })?
+    .map_err(|error| {
+        tracing::error!(error = %error, "event not applied; answering 503");
+        ApiError::Unavailable
+    })?;
+
+    tracing::info!(
+        status = outcome.status(),
+        reason = outcome.reason().map(|r| r.as_str()),
+        "event handled"
+    );
+    let mut response = json!({ "status": outcome.status(), "event_id": event.id.as_str() });
+    if let Outcome::Skipped(reason) = outcome {
+        response["reason"] = json!(reason.as_str());
+    }
+    Ok(HttpResponse::Ok().json(response))
+}

@@ -1,0 +1,65 @@
+//! Builds the HTTP application from the settings and a pool; binds (port 0 in tests).
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use serde_json::json;
+use sqlx::PgPool;
+use tracing_actix_web::TracingLogger;
+
+use crate::configuration::Settings;
+use crate::http::{health, webhook};
+use crate::stripe::signature::SignatureVerifier;
+use crate::sync::SyncSettings;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub verifier: SignatureVerifier,
+    pub pool: PgPool,
+    pub sync: SyncSettings,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `settings.listen_addr` and builds the server; it runs once awaited.
+    pub fn build(settings: &Settings, pool: PgPool) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(settings.listen_addr)?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            verifier: SignatureVerifier::new(&settings.webhook.secrets, settings.webhook.tolerance),
+            pool,
+            sync: settings.sync.clone(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .route("/webhooks/stripe", web::post().to(webhook::receive))
+                .route("/healthz", web::get().to(health::healthz))
+                .route("/readyz", web::get().to(health::readyz))
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .json(json!({ "error": { "code": "not_found", "message": "no such route" } }))
+}
