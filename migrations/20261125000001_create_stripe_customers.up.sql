@@ -2,8 +2,8 @@
 -- by stripe-customer-sync. Written for Supabase: assumes auth.users, auth.uid() and the roles
 -- anon, authenticated and service_role (on plain PostgreSQL the service's shim provides them).
 --
--- Constraint names are part of the contract: the service tells a duplicate user link from a
--- duplicate Stripe id by the name of the violated constraint.
+-- Constraint names are named explicitly: the service and its tests tell violations apart by them
+-- (a redelivered event by the ledger's primary key, a concurrent writer by these).
 
 create table public.stripe_customers (
     id uuid not null default gen_random_uuid(),
@@ -72,10 +72,12 @@ alter table public.stripe_customers enable row level security;
 
 -- Users read their own link through the API and change nothing; anon gets nothing at all
 -- (a permission error rather than an empty result, which also keeps the table out of anon's
--- GraphQL schema). Only the backend, as service_role, writes.
-revoke all on table public.stripe_customers from anon, authenticated;
+-- GraphQL schema; authenticated does see it there, which is the price of reading one's own
+-- row through the API). Only the backend, as service_role, writes, and with plain DML only:
+-- TRUNCATE fires no row triggers, so it would empty the table without an audit trace.
+revoke all on table public.stripe_customers from anon, authenticated, service_role;
 grant select on table public.stripe_customers to authenticated;
-grant all on table public.stripe_customers to service_role;
+grant select, insert, update, delete on table public.stripe_customers to service_role;
 
 -- One policy per role and action, none overlapping (linter: multiple_permissive_policies).
 -- `(select auth.uid())` is evaluated once per query instead of once per row

@@ -42,11 +42,13 @@ create index stripe_webhook_events_received_at_idx
     on public.stripe_webhook_events (received_at);
 
 -- Payloads carry customer emails and names: no API role but the backend may read them.
--- Supabase granted anon and authenticated everything on this new table; take it back.
+-- Supabase granted anon, authenticated and service_role everything on this new table; take it
+-- back, leaving the backend plain DML (no TRUNCATE: emptying the ledger at once would forget
+-- which deliveries were already applied).
 alter table public.stripe_webhook_events enable row level security;
 
-revoke all on table public.stripe_webhook_events from anon, authenticated;
-grant all on table public.stripe_webhook_events to service_role;
+revoke all on table public.stripe_webhook_events from anon, authenticated, service_role;
+grant select, insert, update, delete on table public.stripe_webhook_events to service_role;
 
 -- Documentation only (service_role has BYPASSRLS); also keeps the linter's rls_enabled_no_policy
 -- quiet. No policy for anon or authenticated: with RLS on and no grants they read nothing.

@@ -1,0 +1,16 @@
+//! Integration tests: one binary (one link, one throwaway PostgreSQL cluster per run),
+//! one module per rule family.
+
+mod database_outage;
+mod events;
+mod fixtures_replay;
+mod helpers;
+mod operability;
+mod schema_constraints;
+mod schema_migrations;
+mod schema_rls;
+mod serve_binary;
+mod smoke;
+mod sync_linking;
+mod sync_rules;
+mod webhook_http;
