@@ -75,6 +75,8 @@ impl CliError {
 
 pub fn run() -> ExitCode {
     crate::tls::install_crypto_provider();
+    // Optional, for local development; real environment variables win.
+    let _ = dotenvy::dotenv();
     let cli = Cli::parse();
     let result = cli
         .log

@@ -9,6 +9,7 @@ pub mod configuration;
 pub mod domain;
 pub mod http;
 pub mod local_db;
+pub mod metrics;
 pub mod replay;
 pub mod startup;
 pub mod store;

@@ -10,6 +10,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::configuration::Settings;
 use crate::http::{health, webhook};
+use crate::metrics::Metrics;
 use crate::stripe::signature::SignatureVerifier;
 use crate::sync::SyncSettings;
 
@@ -19,7 +20,11 @@ pub struct AppState {
     pub verifier: SignatureVerifier,
     pub pool: PgPool,
     pub sync: SyncSettings,
+    pub metrics: Metrics,
 }
+
+/// In-flight events get this long to finish after SIGTERM; Stripe retries anything cut off.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 
 pub struct Application {
     port: u16,
@@ -35,6 +40,7 @@ impl Application {
             verifier: SignatureVerifier::new(&settings.webhook.secrets, settings.webhook.tolerance),
             pool,
             sync: settings.sync.clone(),
+            metrics: Metrics::default(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -43,8 +49,11 @@ impl Application {
                 .route("/webhooks/stripe", web::post().to(webhook::receive))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
+                .route("/metrics", web::get().to(health::metrics))
                 .default_service(web::to(not_found))
         })
+        // SIGTERM: stop accepting, let in-flight events finish (bounded), then return.
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         .listen(listener)?
         .run();
         Ok(Self { port, server })

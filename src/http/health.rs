@@ -1,4 +1,4 @@
-//! Liveness and readiness.
+//! Liveness, readiness and metrics: what an operator's tooling polls.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -9,6 +9,13 @@ use crate::store::schema;
 /// The process is up and serving HTTP.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Prometheus text exposition of [`crate::metrics::Metrics`].
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.render(&state.pool))
 }
 
 /// Ready to take webhooks: the database answers and every migration is applied.

@@ -1,9 +1,9 @@
 //! `POST /webhooks/stripe`: raw body in → signature verified → event decoded → rule applied
 //! → JSON out. A 2xx goes out only after the event's statement has committed.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
 use tracing::Span;
 
@@ -26,6 +26,21 @@ pub async fn receive(
     request: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let response = handle(&request, body, &state)
+        .await
+        .unwrap_or_else(|error| error.error_response());
+    state
+        .metrics
+        .request_finished(response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn handle(
+    request: &HttpRequest,
+    body: web::Payload,
+    state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
     let body = match body.to_bytes_limited(MAX_BODY_BYTES).await {
         Ok(Ok(body)) => body,
@@ -47,7 +62,10 @@ pub async fn receive(
     state
         .verifier
         .verify(header, &body, chrono::Utc::now().timestamp())
-        .inspect_err(|error| tracing::warn!(reason = error.code(), "rejected webhook signature"))?;
+        .inspect_err(|error| {
+            state.metrics.signature_rejected(error.code());
+            tracing::warn!(reason = error.code(), "rejected webhook signature");
+        })?;
 
     let event =
         event::decode(&body).map_err(|error| ApiError::MalformedPayload(error.to_string()))?;
@@ -74,6 +92,10 @@ pub async fn receive(
         reason = outcome.reason().map(|r| r.as_str()),
         "event handled"
     );
+    let now = chrono::Utc::now().timestamp();
+    state
+        .metrics
+        .event_handled(event.event_type, outcome, event.created, now);
     let mut response = json!({ "status": outcome.status(), "event_id": event.id.as_str() });
     if let Outcome::Skipped(reason) = outcome {
         response["reason"] = json!(reason.as_str());

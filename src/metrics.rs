@@ -1,0 +1,188 @@
+//! What `GET /metrics` exposes, in Prometheus' text format.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use sqlx::PgPool;
+
+use crate::sync::Outcome;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    r#type: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: &'static str,
+}
+
+/// The service's metrics; one instance per process, shared by every worker.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    events: Family<EventLabels, Counter>,
+    signature_failures: Family<ReasonLabels, Counter>,
+    request_duration: Family<StatusLabels, Histogram>,
+    event_lag: Histogram,
+    pool_connections: Family<PoolLabels, Gauge>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms … ~8 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 15))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "stripe_webhook_events",
+            "Verified events handled, by event type and outcome (processed, duplicate, ignored, skipped)",
+            events.clone(),
+        );
+        let signature_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "stripe_webhook_signature_failures",
+            "Deliveries refused before decoding, by reason (the error code answered)",
+            signature_failures.clone(),
+        );
+        let request_duration = Family::<StatusLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "stripe_webhook_request_duration_seconds",
+            "Time from request to response of POST /webhooks/stripe, by HTTP status",
+            request_duration.clone(),
+        );
+        // Seconds to ~3 days: Stripe retries for up to three days.
+        let event_lag = Histogram::new(exponential_buckets(1.0, 4.0, 10));
+        registry.register(
+            "stripe_webhook_event_lag_seconds",
+            "Age of an event (now minus its Stripe `created`) when it reached the ledger",
+            event_lag.clone(),
+        );
+        let pool_connections = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "database_pool_connections",
+            "Connections of the database pool, by state (in_use, idle)",
+            pool_connections.clone(),
+        );
+        Self {
+            registry,
+            events,
+            signature_failures,
+            request_duration,
+            event_lag,
+            pool_connections,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn event_handled(&self, event_type: &str, outcome: Outcome, event_created: i64, now: i64) {
+        let labels = EventLabels {
+            r#type: event_type.to_owned(),
+            outcome: outcome.status(),
+        };
+        self.events.get_or_create(&labels).inc();
+        if outcome != Outcome::Duplicate {
+            self.event_lag
+                .observe(now.saturating_sub(event_created).max(0) as f64);
+        }
+    }
+
+    pub fn signature_rejected(&self, reason: &'static str) {
+        self.signature_failures
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub fn request_finished(&self, status: u16, elapsed: Duration) {
+        self.request_duration
+            .get_or_create(&StatusLabels { status })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The exposition text, with the pool gauges read now.
+    pub fn render(&self, pool: &PgPool) -> String {
+        let idle = pool.num_idle() as i64;
+        let size = i64::from(pool.size());
+        self.pool_connections
+            .get_or_create(&PoolLabels { state: "idle" })
+            .set(idle);
+        self.pool_connections
+            .get_or_create(&PoolLabels { state: "in_use" })
+            .set((size - idle).max(0));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::SkipReason;
+
+    fn render(metrics: &Metrics) -> String {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://localhost/none")
+            .unwrap();
+        metrics.render(&pool)
+    }
+
+    #[tokio::test]
+    async fn events_are_counted_by_type_and_outcome() {
+        let metrics = Metrics::default();
+        metrics.event_handled("customer.created", Outcome::Processed, 0, 5);
+        metrics.event_handled("customer.created", Outcome::Processed, 0, 5);
+        metrics.event_handled(
+            "customer.updated",
+            Outcome::Skipped(SkipReason::StaleEvent),
+            0,
+            5,
+        );
+        let text = render(&metrics);
+        assert!(
+            text.contains(
+                r#"stripe_webhook_events_total{type="customer.created",outcome="processed"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"stripe_webhook_events_total{type="customer.updated",outcome="skipped"} 1"#
+        ));
+    }
+
+    #[tokio::test]
+    async fn signature_failures_are_counted_by_reason() {
+        let metrics = Metrics::default();
+        metrics.signature_rejected("invalid_signature");
+        let text = render(&metrics);
+        assert!(
+            text.contains(
+                r#"stripe_webhook_signature_failures_total{reason="invalid_signature"} 1"#
+            ),
+            "{text}"
+        );
+    }
+}
