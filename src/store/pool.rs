@@ -35,7 +35,7 @@ pub fn serving_pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
 pub async fn admin_pool(options: PgConnectOptions) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(1)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await
 }

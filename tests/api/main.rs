@@ -5,6 +5,7 @@ mod database_outage;
 mod events;
 mod fixtures_replay;
 mod helpers;
+mod migrate_command;
 mod operability;
 mod schema_constraints;
 mod schema_migrations;
