@@ -11,7 +11,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::ledger::LedgerEntry;
+use super::ledger::{LedgerEntry, PgQuery};
 use crate::sync::rules::{EventOrder, RowWrite, StoredCustomer, SyncStatus, UserFacts};
 
 /// Everything the rules need to decide one customer event, read in one snapshot.
@@ -89,7 +89,7 @@ pub async fn insert(
     stripe_customer_id: &str,
     row: &RowWrite,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let query = sqlx::query(
         "with audit_context as (
              select set_config('stripe_customer_sync.event_id', $1, true)
          ), written as (
@@ -101,21 +101,10 @@ pub async fn insert(
          insert into public.stripe_webhook_events
              (id, type, livemode, api_version, stripe_created, payload, outcome)
          select $1, $2, $3, $4, $5, $6::jsonb, 'processed' from written",
-    )
-    .bind(entry.event_id)
-    .bind(entry.event_type)
-    .bind(entry.livemode)
-    .bind(entry.api_version)
-    .bind(entry.stripe_created)
-    .bind(entry.payload)
-    .bind(stripe_customer_id)
-    .bind(row.user_id)
-    .bind(row.email.as_deref())
-    .bind(row.name.as_deref())
-    .bind(row.default_payment_method.as_deref())
-    .bind(Json(&row.customer_metadata))
-    .execute(pool)
-    .await?;
+    );
+    bind_row(entry.bind_to(query), stripe_customer_id, row)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -128,7 +117,7 @@ pub async fn update(
     version: &str,
     row: &RowWrite,
 ) -> Result<bool, StoreError> {
-    let result = sqlx::query(
+    let query = sqlx::query(
         "with audit_context as (
              select set_config('stripe_customer_sync.event_id', $1, true)
          ), written as (
@@ -146,21 +135,21 @@ pub async fn update(
          insert into public.stripe_webhook_events
              (id, type, livemode, api_version, stripe_created, payload, outcome)
          select $1, $2, $3, $4, $5, $6::jsonb, 'processed' from written",
-    )
-    .bind(entry.event_id)
-    .bind(entry.event_type)
-    .bind(entry.livemode)
-    .bind(entry.api_version)
-    .bind(entry.stripe_created)
-    .bind(entry.payload)
-    .bind(stripe_customer_id)
-    .bind(row.user_id)
-    .bind(row.email.as_deref())
-    .bind(row.name.as_deref())
-    .bind(row.default_payment_method.as_deref())
-    .bind(Json(&row.customer_metadata))
-    .bind(version)
-    .execute(pool)
-    .await?;
+    );
+    let result = bind_row(entry.bind_to(query), stripe_customer_id, row)
+        .bind(version)
+        .execute(pool)
+        .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// Binds `$7`–`$12`: the customer id and the values of the row, after the ledger's `$1`–`$6`.
+fn bind_row<'q>(query: PgQuery<'q>, stripe_customer_id: &'q str, row: &'q RowWrite) -> PgQuery<'q> {
+    query
+        .bind(stripe_customer_id)
+        .bind(row.user_id)
+        .bind(row.email.as_deref())
+        .bind(row.name.as_deref())
+        .bind(row.default_payment_method.as_deref())
+        .bind(Json(&row.customer_metadata))
 }

@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use sqlx::postgres::{PgArguments, Postgres};
+use sqlx::query::Query;
 
 use super::StoreError;
 
@@ -15,6 +17,24 @@ pub struct LedgerEntry<'a> {
     pub stripe_created: DateTime<Utc>,
     /// The raw event body, stored as `jsonb`.
     pub payload: &'a str,
+}
+
+pub(crate) type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
+
+impl<'a> LedgerEntry<'a> {
+    /// Binds the ledger columns as `$1`–`$6`: every statement that records an event starts so.
+    pub(crate) fn bind_to<'q>(&self, query: PgQuery<'q>) -> PgQuery<'q>
+    where
+        'a: 'q,
+    {
+        query
+            .bind(self.event_id)
+            .bind(self.event_type)
+            .bind(self.livemode)
+            .bind(self.api_version)
+            .bind(self.stripe_created)
+            .bind(self.payload)
+    }
 }
 
 /// The customer row state a record-only decision rested on.
@@ -35,25 +55,21 @@ pub async fn record(
     reason: Option<&str>,
     guard: Option<RowGuard<'_>>,
 ) -> Result<bool, StoreError> {
-    let result = sqlx::query(
+    let query = sqlx::query(
         "insert into public.stripe_webhook_events
              (id, type, livemode, api_version, stripe_created, payload, outcome, reason)
          select $1, $2, $3, $4, $5, $6::jsonb, $7, $8
          where $9::text is null
             or (select c.xmin::text from public.stripe_customers c
                  where c.stripe_customer_id = $9) is not distinct from $10",
-    )
-    .bind(entry.event_id)
-    .bind(entry.event_type)
-    .bind(entry.livemode)
-    .bind(entry.api_version)
-    .bind(entry.stripe_created)
-    .bind(entry.payload)
-    .bind(outcome)
-    .bind(reason)
-    .bind(guard.map(|g| g.stripe_customer_id))
-    .bind(guard.and_then(|g| g.version))
-    .execute(pool)
-    .await?;
+    );
+    let result = entry
+        .bind_to(query)
+        .bind(outcome)
+        .bind(reason)
+        .bind(guard.map(|g| g.stripe_customer_id))
+        .bind(guard.and_then(|g| g.version))
+        .execute(pool)
+        .await?;
     Ok(result.rows_affected() == 1)
 }
