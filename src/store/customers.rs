@@ -6,13 +6,65 @@
 //! makes the write fail as [`StoreError::Conflict`] and the caller decides again; a duplicate
 //! delivery makes it fail on the ledger's primary key. Round trips, not SQL, bound throughput.
 
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::StoreError;
 use super::ledger::{LedgerEntry, PgQuery};
 use crate::sync::rules::{EventOrder, RowWrite, StoredCustomer, SyncStatus, UserFacts};
+
+/// The snapshot read. Binds: `$1` event id (text), `$2` customer id (text), `$3` candidate user
+/// (uuid). Public, like the two writes below, so that `benches/end_to_end.rs` has pgbench run
+/// exactly the statements the service runs.
+pub const SNAPSHOT_SQL: &str = "select
+             exists (select 1 from public.stripe_webhook_events e where e.id = $1) as already_recorded,
+             c.xmin::text as version,
+             c.customer_metadata #>> '{sync,status}' as status,
+             c.customer_metadata #>> '{sync,last_event_created}' as last_event_created,
+             c.customer_metadata #>> '{sync,last_event_type}' as last_event_type,
+             coalesce($3::uuid is not null
+                 and exists (select 1 from auth.users u where u.id = $3), false) as user_exists,
+             coalesce($3::uuid is not null
+                 and exists (select 1 from public.stripe_customers o
+                              where o.user_id = $3 and o.stripe_customer_id <> $2), false)
+                 as user_linked_elsewhere
+         from (select 1) as one
+         left join public.stripe_customers c on c.stripe_customer_id = $2";
+
+/// Inserts the row and records the event. Binds: the ledger's `$1`–`$6` (see
+/// [`LedgerEntry::bind_to`]), then `$7`–`$12` (see `bind_row`).
+pub const INSERT_SQL: &str = "with audit_context as (
+             select set_config('stripe_customer_sync.event_id', $1, true)
+         ), written as (
+             insert into public.stripe_customers (stripe_customer_id, user_id, customer_email,
+                 customer_name, default_payment_method, customer_metadata)
+             select $7, $8, $9, $10, $11, $12 from audit_context
+             returning 1
+         )
+         insert into public.stripe_webhook_events
+             (id, type, livemode, api_version, stripe_created, payload, outcome)
+         select $1, $2, $3, $4, $5, $6::jsonb, 'processed' from written";
+
+/// Updates the row if still at version `$13` (text) and records the event; binds as
+/// [`INSERT_SQL`] plus `$13`.
+pub const UPDATE_SQL: &str = "with audit_context as (
+             select set_config('stripe_customer_sync.event_id', $1, true)
+         ), written as (
+             update public.stripe_customers c
+                set user_id = $8,
+                    customer_email = coalesce($9, c.customer_email),
+                    customer_name = $10,
+                    default_payment_method = $11,
+                    -- replaces `stripe` and `sync`, keeps any key the application added
+                    customer_metadata = c.customer_metadata || $12
+               from audit_context
+              where c.stripe_customer_id = $7 and c.xmin::text = $13
+             returning 1
+         )
+         insert into public.stripe_webhook_events
+             (id, type, livemode, api_version, stripe_created, payload, outcome)
+         select $1, $2, $3, $4, $5, $6::jsonb, 'processed' from written";
 
 /// Everything the rules need to decide one customer event, read in one snapshot.
 #[derive(Debug, Clone)]
@@ -35,32 +87,17 @@ struct SnapshotRow {
 }
 
 pub async fn snapshot(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     event_id: &str,
     stripe_customer_id: &str,
     candidate_user: Option<Uuid>,
 ) -> Result<CustomerSnapshot, StoreError> {
-    let row: SnapshotRow = sqlx::query_as(
-        "select
-             exists (select 1 from public.stripe_webhook_events e where e.id = $1) as already_recorded,
-             c.xmin::text as version,
-             c.customer_metadata #>> '{sync,status}' as status,
-             c.customer_metadata #>> '{sync,last_event_created}' as last_event_created,
-             c.customer_metadata #>> '{sync,last_event_type}' as last_event_type,
-             coalesce($3::uuid is not null
-                 and exists (select 1 from auth.users u where u.id = $3), false) as user_exists,
-             coalesce($3::uuid is not null
-                 and exists (select 1 from public.stripe_customers o
-                              where o.user_id = $3 and o.stripe_customer_id <> $2), false)
-                 as user_linked_elsewhere
-         from (select 1) as one
-         left join public.stripe_customers c on c.stripe_customer_id = $2",
-    )
-    .bind(event_id)
-    .bind(stripe_customer_id)
-    .bind(candidate_user)
-    .fetch_one(pool)
-    .await?;
+    let row: SnapshotRow = sqlx::query_as(SNAPSHOT_SQL)
+        .bind(event_id)
+        .bind(stripe_customer_id)
+        .bind(candidate_user)
+        .fetch_one(db)
+        .await?;
 
     let stored = row.version.map(|version| StoredCustomer {
         version,
@@ -84,26 +121,14 @@ pub async fn snapshot(
 
 /// Inserts the row and records the event as `processed`, in one statement.
 pub async fn insert(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     entry: &LedgerEntry<'_>,
     stripe_customer_id: &str,
     row: &RowWrite,
 ) -> Result<(), StoreError> {
-    let query = sqlx::query(
-        "with audit_context as (
-             select set_config('stripe_customer_sync.event_id', $1, true)
-         ), written as (
-             insert into public.stripe_customers (stripe_customer_id, user_id, customer_email,
-                 customer_name, default_payment_method, customer_metadata)
-             select $7, $8, $9, $10, $11, $12 from audit_context
-             returning 1
-         )
-         insert into public.stripe_webhook_events
-             (id, type, livemode, api_version, stripe_created, payload, outcome)
-         select $1, $2, $3, $4, $5, $6::jsonb, 'processed' from written",
-    );
+    let query = sqlx::query(INSERT_SQL);
     bind_row(entry.bind_to(query), stripe_customer_id, row)
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(())
 }
@@ -111,34 +136,16 @@ pub async fn insert(
 /// Updates the row if it is still at `version` and records the event as `processed`, in one
 /// statement. `Ok(false)`: the row changed since it was read; nothing was written.
 pub async fn update(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     entry: &LedgerEntry<'_>,
     stripe_customer_id: &str,
     version: &str,
     row: &RowWrite,
 ) -> Result<bool, StoreError> {
-    let query = sqlx::query(
-        "with audit_context as (
-             select set_config('stripe_customer_sync.event_id', $1, true)
-         ), written as (
-             update public.stripe_customers c
-                set user_id = $8,
-                    customer_email = coalesce($9, c.customer_email),
-                    customer_name = $10,
-                    default_payment_method = $11,
-                    -- replaces `stripe` and `sync`, keeps any key the application added
-                    customer_metadata = c.customer_metadata || $12
-               from audit_context
-              where c.stripe_customer_id = $7 and c.xmin::text = $13
-             returning 1
-         )
-         insert into public.stripe_webhook_events
-             (id, type, livemode, api_version, stripe_created, payload, outcome)
-         select $1, $2, $3, $4, $5, $6::jsonb, 'processed' from written",
-    );
+    let query = sqlx::query(UPDATE_SQL);
     let result = bind_row(entry.bind_to(query), stripe_customer_id, row)
         .bind(version)
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(result.rows_affected() == 1)
 }

@@ -1,7 +1,7 @@
 //! `public.stripe_webhook_events`: one row per verified event id.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 use sqlx::postgres::{PgArguments, Postgres};
 use sqlx::query::Query;
 
@@ -49,7 +49,7 @@ pub struct RowGuard<'a> {
 /// With a guard, it records only while the customer row is still as read, so a decision is
 /// never recorded against a state it did not see; `Ok(false)` then means "decide again".
 pub async fn record(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     entry: &LedgerEntry<'_>,
     outcome: &str,
     reason: Option<&str>,
@@ -69,7 +69,7 @@ pub async fn record(
         .bind(reason)
         .bind(guard.map(|g| g.stripe_customer_id))
         .bind(guard.and_then(|g| g.version))
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(result.rows_affected() == 1)
 }

@@ -4,8 +4,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 
 /// How long a request may wait for a pooled connection before answering 503.
 /// sqlx's default is 30 s, far beyond what a webhook sender waits.
@@ -22,12 +22,32 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, String> {
     PgConnectOptions::from_str(url).map_err(|e| e.to_string())
 }
 
+/// A pooled connection idle longer than this is pinged before use; one used more recently is
+/// not (see [`serving_pool`]).
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// The pool that serves webhooks. Lazy: the service starts (and `/readyz` reports) while the
 /// database is down, and connections come back on their own when it returns.
+///
+/// sqlx pings every connection it hands out by default (`test_before_acquire`): a round trip
+/// per checkout, on top of the one it always makes when a connection goes back. Under load a
+/// connection was in use a moment ago, so only one idle for more than [`PING_IF_IDLE_FOR`] is
+/// pinged, which still weeds out a pool full of connections that a database restart broke. A
+/// connection broken in the last second fails its statement (503, Stripe retries) and sqlx's
+/// ping when it goes back discards it.
 pub fn serving_pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IF_IDLE_FOR {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options.options([("statement_timeout", STATEMENT_TIMEOUT)]))
 }
 

@@ -7,7 +7,7 @@ pub mod outcome;
 pub mod rules;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 pub use outcome::{Outcome, SkipReason, UnlinkReason};
 
@@ -50,16 +50,19 @@ pub async fn apply_event(
         payload: event.raw,
     };
     let kind = CustomerEventKind::from_event_type(event.event_type);
+    // One connection for all of the event's statements: each checkout from sqlx's pool costs a
+    // round trip of its own (the ping when the connection goes back).
+    let mut conn = pool.acquire().await.map_err(StoreError::from)?;
     match (&event.object, kind) {
         (EventObject::Customer(customer), Some(kind)) => {
-            apply_customer_event(pool, settings, event, &entry, kind, customer).await
+            apply_customer_event(&mut conn, settings, event, &entry, kind, customer).await
         }
-        _ => record_only(pool, &entry, Outcome::Ignored).await,
+        _ => record_only(&mut conn, &entry, Outcome::Ignored).await,
     }
 }
 
 async fn apply_customer_event(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     settings: &SyncSettings,
     event: &StripeEvent<'_>,
     entry: &LedgerEntry<'_>,
@@ -67,7 +70,7 @@ async fn apply_customer_event(
     customer: &CustomerObject,
 ) -> Result<Outcome, SyncError> {
     let Ok(customer_id) = StripeCustomerId::parse(&customer.id) else {
-        return record_only(pool, entry, Outcome::Skipped(SkipReason::InvalidCustomerId)).await;
+        return record_only(conn, entry, Outcome::Skipped(SkipReason::InvalidCustomerId)).await;
     };
     let incoming = IncomingCustomer {
         kind,
@@ -83,7 +86,7 @@ async fn apply_customer_event(
 
     for _ in 0..MAX_ATTEMPTS {
         let snapshot = customers::snapshot(
-            pool,
+            &mut *conn,
             entry.event_id,
             customer_id.as_str(),
             incoming.link.user(),
@@ -99,18 +102,27 @@ async fn apply_customer_event(
             Utc::now(),
         );
         let written = match &decision {
-            Decision::Insert(row) => customers::insert(pool, entry, customer_id.as_str(), row)
-                .await
-                .map(|()| true),
+            Decision::Insert(row) => {
+                customers::insert(&mut *conn, entry, customer_id.as_str(), row)
+                    .await
+                    .map(|()| true)
+            }
             Decision::Update { version, row } => {
-                customers::update(pool, entry, customer_id.as_str(), version, row).await
+                customers::update(&mut *conn, entry, customer_id.as_str(), version, row).await
             }
             Decision::Skip { reason, version } => {
                 let guard = RowGuard {
                     stripe_customer_id: customer_id.as_str(),
                     version: version.as_deref(),
                 };
-                ledger::record(pool, entry, "skipped", Some(reason.as_str()), Some(guard)).await
+                ledger::record(
+                    &mut *conn,
+                    entry,
+                    "skipped",
+                    Some(reason.as_str()),
+                    Some(guard),
+                )
+                .await
             }
         };
         match written {
@@ -131,12 +143,12 @@ fn outcome_of(decision: &Decision) -> Outcome {
 }
 
 async fn record_only(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     entry: &LedgerEntry<'_>,
     outcome: Outcome,
 ) -> Result<Outcome, SyncError> {
     let reason = outcome.reason().map(SkipReason::as_str);
-    match ledger::record(pool, entry, outcome.status(), reason, None).await {
+    match ledger::record(conn, entry, outcome.status(), reason, None).await {
         Ok(_) => Ok(outcome),
         Err(StoreError::Duplicate) => Ok(Outcome::Duplicate),
         Err(error) => Err(error.into()),
