@@ -15,7 +15,7 @@ use crate::domain::StripeCustomerId;
 use crate::store::ledger::{self, LedgerEntry, RowGuard};
 use crate::store::{StoreError, customers};
 use crate::stripe::event::{CustomerObject, EventObject, StripeEvent};
-use rules::{CustomerEventKind, Decision, IncomingCustomer, LinkCandidate};
+use rules::{CustomerEventKind, Decision, IncomingCustomer, LinkCandidate, Origin};
 
 /// Concurrent writers on one customer are rare; this many lost races in a row means
 /// contention worth a 503 and a retry from Stripe rather than a spin.
@@ -74,7 +74,7 @@ async fn apply_customer_event(
     };
     let incoming = IncomingCustomer {
         kind,
-        event_id: &event.id,
+        origin: Origin::Event(&event.id),
         created: event.created,
         customer_id: &customer_id,
         email: customer.email.as_deref(),

@@ -44,6 +44,53 @@ impl CustomerEventKind {
     }
 }
 
+/// The commands that apply a customer as Stripe's API returned it, rather than from an event.
+/// Their name is what `customer_metadata.sync.last_event_type` records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchCommand {
+    Backfill,
+    Verify,
+}
+
+impl FetchCommand {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Backfill => "backfill",
+            Self::Verify => "verify",
+        }
+    }
+
+    fn from_recorded(event_type: &str) -> Option<Self> {
+        match event_type {
+            "backfill" => Some(Self::Backfill),
+            "verify" => Some(Self::Verify),
+            _ => None,
+        }
+    }
+}
+
+/// Where the incoming state of a customer comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin<'a> {
+    /// A webhook event: `created` is the event's.
+    Event(&'a EventId),
+    /// A read of the customer from Stripe's API (`backfill`, `verify --fix`): `created` is the
+    /// Unix second the request STARTED, so the data reflects every change stamped before it.
+    /// `run_id` (e.g. `backfill:20261125T100000Z-1a2b3c4d`) is recorded as `last_event_id` and
+    /// in the audit trail.
+    Fetched {
+        command: FetchCommand,
+        run_id: &'a str,
+    },
+}
+
+/// Rank of a fetched state among the events of its second: below all of them. A request that
+/// started in second S may have been answered before or after a change Stripe stamps S, so the
+/// event of that second (which describes the change itself) wins in either delivery order;
+/// every change has its event, so yielding costs nothing but a later convergence. Two fetches
+/// of the same second tie, and equal order applies (the later one wins).
+const FETCHED_RANK: u8 = 0;
+
 /// Stripe does not deliver in order and `created` has 1-second resolution, so events are
 /// ordered by (`created`, type rank).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,9 +107,21 @@ impl EventOrder {
         }
     }
 
-    /// Reads back the order a row records in `customer_metadata.sync`. An unknown type
-    /// (written by hand, or by a future version) ranks as an update.
+    /// The order of a customer fetched from Stripe's API by a request started at `requested_at`.
+    pub fn fetched(requested_at: i64) -> Self {
+        Self {
+            created: requested_at,
+            rank: FETCHED_RANK,
+        }
+    }
+
+    /// Reads back the order a row records in `customer_metadata.sync`. A fetched state
+    /// (`backfill`, `verify`) ranks below events of its second; an unknown type (written by
+    /// hand, or by a future version) ranks as an update.
     pub fn from_recorded(created: i64, event_type: &str) -> Self {
+        if FetchCommand::from_recorded(event_type).is_some() {
+            return Self::fetched(created);
+        }
         let rank = CustomerEventKind::from_event_type(event_type)
             .unwrap_or(CustomerEventKind::Updated)
             .rank();
@@ -105,10 +164,14 @@ pub struct UserFacts {
 }
 
 /// A customer event, its fields as Stripe sent them, ready for the rules.
+///
+/// A customer fetched from Stripe's API goes through the same rules: `kind` is `Updated` for a
+/// live customer and `Deleted` for `{"id", "deleted": true}`, `origin` is
+/// [`Origin::Fetched`] and `created` the request's start.
 #[derive(Debug, Clone)]
 pub struct IncomingCustomer<'a> {
     pub kind: CustomerEventKind,
-    pub event_id: &'a EventId,
+    pub origin: Origin<'a>,
     pub created: i64,
     pub customer_id: &'a StripeCustomerId,
     pub email: Option<&'a str>,
@@ -120,7 +183,26 @@ pub struct IncomingCustomer<'a> {
 
 impl IncomingCustomer<'_> {
     pub fn order(&self) -> EventOrder {
-        EventOrder::new(self.created, self.kind)
+        match self.origin {
+            Origin::Event(_) => EventOrder::new(self.created, self.kind),
+            Origin::Fetched { .. } => EventOrder::fetched(self.created),
+        }
+    }
+
+    /// `sync.last_event_id`: the event id, or the fetching run's id.
+    fn source_id(&self) -> &str {
+        match self.origin {
+            Origin::Event(id) => id.as_str(),
+            Origin::Fetched { run_id, .. } => run_id,
+        }
+    }
+
+    /// `sync.last_event_type`: the event type, or the fetching command.
+    fn source_type(&self) -> &'static str {
+        match self.origin {
+            Origin::Event(_) => self.kind.as_event_type(),
+            Origin::Fetched { command, .. } => command.as_str(),
+        }
     }
 }
 
@@ -238,8 +320,8 @@ pub fn decide(
             "stripe": incoming.stripe_metadata,
             "sync": {
                 "status": status.as_str(),
-                "last_event_id": incoming.event_id.as_str(),
-                "last_event_type": incoming.kind.as_event_type(),
+                "last_event_id": incoming.source_id(),
+                "last_event_type": incoming.source_type(),
                 "last_event_created": incoming.created,
                 "synced_at": now.to_rfc3339_opts(SecondsFormat::Secs, true),
                 "error": error.map(UnlinkReason::as_str),
@@ -253,6 +335,40 @@ pub fn decide(
             row,
         },
     }
+}
+
+/// What an existing row holds of the values the rules write (the `sync` bookkeeping of the
+/// last event aside): enough to tell a write that changes the row from one that would not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredValues {
+    pub user_id: Option<Uuid>,
+    pub email: String,
+    pub name: Option<String>,
+    pub default_payment_method: Option<String>,
+    /// `customer_metadata.stripe`
+    pub stripe_metadata: Value,
+    /// `customer_metadata.sync.status`
+    pub status: Option<String>,
+    /// `customer_metadata.sync.error`
+    pub error: Option<String>,
+}
+
+/// True when writing `row` would leave the row as it is but for the bookkeeping of which event
+/// or fetch came last. A fetched customer that is unchanged is not written at all: a backfill
+/// run again leaves no audit rows and no new row versions, and its summary says `unchanged`.
+/// (Webhook events are always written: each one is recorded as the row's last applied event.)
+pub fn is_unchanged(stored: &StoredValues, row: &RowWrite) -> bool {
+    let sync = &row.customer_metadata["sync"];
+    stored.user_id == row.user_id
+        && row
+            .email
+            .as_ref()
+            .is_none_or(|email| *email == stored.email)
+        && stored.name == row.name
+        && stored.default_payment_method == row.default_payment_method
+        && stored.stripe_metadata == row.customer_metadata["stripe"]
+        && stored.status.as_deref() == sync["status"].as_str()
+        && stored.error.as_deref() == sync["error"].as_str()
 }
 
 fn resolve_link(candidate: LinkCandidate, user: UserFacts) -> Result<Uuid, UnlinkReason> {
@@ -289,7 +405,7 @@ mod tests {
         fn event(&self, kind: CustomerEventKind, created: i64) -> IncomingCustomer<'_> {
             IncomingCustomer {
                 kind,
-                event_id: &self.event_id,
+                origin: Origin::Event(&self.event_id),
                 created,
                 customer_id: &self.customer_id,
                 email: Some("a@example.com"),
@@ -521,6 +637,174 @@ mod tests {
         assert_eq!(row.user_id, None);
         assert_eq!(sync_field(&decision, "status"), "deleted");
         assert_eq!(sync_field(&decision, "last_event_type"), "customer.deleted");
+    }
+
+    fn fetched<'a>(f: &'a Fixture, requested_at: i64) -> IncomingCustomer<'a> {
+        IncomingCustomer {
+            origin: Origin::Fetched {
+                command: FetchCommand::Backfill,
+                run_id: "backfill:run1",
+            },
+            ..f.event(CustomerEventKind::Updated, requested_at)
+        }
+    }
+
+    #[test]
+    fn fetched_state_ranks_below_every_event_of_its_second() {
+        let f = Fixture::new();
+        for kind in [
+            CustomerEventKind::Created,
+            CustomerEventKind::Updated,
+            CustomerEventKind::Deleted,
+        ] {
+            // The event came first: the fetch of the same second is stale.
+            let status = match kind {
+                CustomerEventKind::Deleted => SyncStatus::Deleted,
+                _ => SyncStatus::Synced,
+            };
+            let decision = decide(
+                &fetched(&f, T),
+                Some(&stored(status, EventOrder::new(T, kind))),
+                UserFacts::default(),
+                Utc::now(),
+            );
+            assert!(
+                matches!(
+                    decision,
+                    Decision::Skip {
+                        reason: SkipReason::StaleEvent,
+                        ..
+                    }
+                ),
+                "{kind:?}"
+            );
+            // The fetch came first: the event of the same second applies.
+            let decision = decide(
+                &f.event(kind, T),
+                Some(&stored(SyncStatus::Synced, EventOrder::fetched(T))),
+                UserFacts::default(),
+                Utc::now(),
+            );
+            assert!(matches!(decision, Decision::Update { .. }), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn fetched_state_wins_over_older_events_and_loses_to_newer_ones() {
+        let f = Fixture::new();
+        let older = EventOrder::new(T - 1, CustomerEventKind::Updated);
+        let decision = decide(
+            &fetched(&f, T),
+            Some(&stored(SyncStatus::Synced, older)),
+            UserFacts::default(),
+            Utc::now(),
+        );
+        assert!(matches!(decision, Decision::Update { .. }));
+        let newer = EventOrder::new(T + 1, CustomerEventKind::Created);
+        let decision = decide(
+            &fetched(&f, T),
+            Some(&stored(SyncStatus::Synced, newer)),
+            UserFacts::default(),
+            Utc::now(),
+        );
+        assert!(matches!(
+            decision,
+            Decision::Skip {
+                reason: SkipReason::StaleEvent,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn fetched_state_records_its_command_and_run_and_reads_back_as_fetched() {
+        let f = Fixture::new();
+        let decision = decide(&fetched(&f, T), None, UserFacts::default(), Utc::now());
+        assert_eq!(sync_field(&decision, "last_event_type"), "backfill");
+        assert_eq!(sync_field(&decision, "last_event_id"), "backfill:run1");
+        assert_eq!(sync_field(&decision, "last_event_created"), T);
+        assert_eq!(
+            EventOrder::from_recorded(T, "backfill"),
+            EventOrder::fetched(T)
+        );
+        assert_eq!(
+            EventOrder::from_recorded(T, "verify"),
+            EventOrder::fetched(T)
+        );
+    }
+
+    #[test]
+    fn fetched_state_never_revives_a_tombstone() {
+        let f = Fixture::new();
+        let last = EventOrder::new(T, CustomerEventKind::Deleted);
+        let decision = decide(
+            &fetched(&f, T + 60),
+            Some(&stored(SyncStatus::Deleted, last)),
+            UserFacts::default(),
+            Utc::now(),
+        );
+        assert!(matches!(
+            decision,
+            Decision::Skip {
+                reason: SkipReason::CustomerDeleted,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn write_that_changes_only_the_bookkeeping_is_unchanged() {
+        let f = Fixture::new();
+        let Decision::Insert(row) = decide(&fetched(&f, T), None, UserFacts::default(), Utc::now())
+        else {
+            panic!("expected insert")
+        };
+        let values = StoredValues {
+            user_id: None,
+            email: "a@example.com".into(),
+            name: Some("Ada".into()),
+            default_payment_method: None,
+            stripe_metadata: json!({}),
+            status: Some("unlinked".into()),
+            error: Some("missing_user_id".into()),
+        };
+        assert!(is_unchanged(&values, &row));
+        let mut no_email = row.clone();
+        no_email.email = None;
+        assert!(
+            is_unchanged(&values, &no_email),
+            "a kept email is no change"
+        );
+        for changed in [
+            StoredValues {
+                name: Some("Grace".into()),
+                ..values.clone()
+            },
+            StoredValues {
+                email: "b@example.com".into(),
+                ..values.clone()
+            },
+            StoredValues {
+                default_payment_method: Some("pm_1".into()),
+                ..values.clone()
+            },
+            StoredValues {
+                stripe_metadata: json!({"plan": "pro"}),
+                ..values.clone()
+            },
+            StoredValues {
+                error: Some("unknown_user".into()),
+                ..values.clone()
+            },
+            StoredValues {
+                user_id: Some(Uuid::new_v4()),
+                status: Some("synced".into()),
+                error: None,
+                ..values.clone()
+            },
+        ] {
+            assert!(!is_unchanged(&changed, &row), "{changed:?}");
+        }
     }
 
     #[test]
