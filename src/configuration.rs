@@ -7,6 +7,8 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use clap::Args;
+use reqwest::Url;
+use secrecy::SecretString;
 use sqlx::postgres::PgConnectOptions;
 
 use crate::domain::{SignatureTolerance, WebhookSecrets};
@@ -107,6 +109,178 @@ pub struct LogArgs {
     pub log_format: Option<String>,
 }
 
+/// Stripe's API, for the commands that read customers from it (`backfill`, `verify`).
+#[derive(Args, Clone)]
+pub struct StripeApiArgs {
+    /// Secret (`sk_…`) or restricted (`rk_…`) key with read access to customers. Prefer the
+    /// environment variable: a flag is visible in the process list.
+    #[arg(
+        long,
+        env = "STRIPE_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub stripe_api_key: Option<String>,
+
+    /// Stripe API base URL (tests point it at a local double).
+    #[arg(
+        long,
+        env = "STRIPE_API_BASE",
+        default_value = DEFAULT_STRIPE_API_BASE,
+        value_name = "URL"
+    )]
+    pub stripe_api_base: String,
+}
+
+impl fmt::Debug for StripeApiArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeApiArgs")
+            .field(
+                "stripe_api_key",
+                &self.stripe_api_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field("stripe_api_base", &self.stripe_api_base)
+            .finish()
+    }
+}
+
+pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
+
+/// The sync rules' one setting, for the commands other than `serve` that apply them.
+#[derive(Args, Debug, Clone)]
+pub struct SyncArgs {
+    /// Stripe customer metadata key that carries the Supabase user id.
+    #[arg(
+        long,
+        env = "USER_ID_METADATA_KEY",
+        default_value = "user_id",
+        value_name = "KEY"
+    )]
+    pub user_id_metadata_key: String,
+}
+
+impl SyncArgs {
+    pub fn settings(&self) -> Result<SyncSettings, ConfigError> {
+        sync_settings(&self.user_id_metadata_key)
+    }
+}
+
+fn sync_settings(user_id_metadata_key: &str) -> Result<SyncSettings, ConfigError> {
+    let key = user_id_metadata_key.trim();
+    if key.is_empty() {
+        return Err(ConfigError::new(
+            "USER_ID_METADATA_KEY",
+            "must not be empty",
+        ));
+    }
+    Ok(SyncSettings {
+        user_id_metadata_key: key.to_owned(),
+    })
+}
+
+/// Validated access to Stripe's API. The key is a [`SecretString`]: it never shows in Debug.
+#[derive(Clone)]
+pub struct StripeApiSettings {
+    pub key: SecretString,
+    /// Ends with `/`, so that `v1/customers` joins onto it.
+    pub base: Url,
+}
+
+impl fmt::Debug for StripeApiSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeApiSettings")
+            .field("key", &"[redacted]")
+            .field("base", &self.base.as_str())
+            .finish()
+    }
+}
+
+impl StripeApiSettings {
+    pub fn from_args(args: &StripeApiArgs) -> Result<Self, ConfigError> {
+        Ok(Self {
+            key: stripe_api_key(args.stripe_api_key.as_deref())?,
+            base: stripe_api_base(&args.stripe_api_base)?,
+        })
+    }
+}
+
+/// Accepts secret and restricted keys only; no error repeats the key, or any part of it.
+fn stripe_api_key(raw: Option<&str>) -> Result<SecretString, ConfigError> {
+    const VARIABLE: &str = "STRIPE_API_KEY";
+    let key = raw.map(str::trim).unwrap_or_default();
+    if key.is_empty() {
+        return Err(ConfigError::new(
+            VARIABLE,
+            "required: a secret (sk_…) or restricted (rk_…) key with read access to customers",
+        ));
+    }
+    if key.starts_with("pk_") {
+        return Err(ConfigError::new(
+            VARIABLE,
+            "is a publishable key (pk_…), which cannot read customers; use a secret (sk_…) or \
+             restricted (rk_…) key",
+        ));
+    }
+    if !(key.starts_with("sk_") || key.starts_with("rk_")) {
+        return Err(ConfigError::new(
+            VARIABLE,
+            "must be a secret (sk_…) or restricted (rk_…) key",
+        ));
+    }
+    if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(ConfigError::new(
+            VARIABLE,
+            "holds characters a Stripe key never has",
+        ));
+    }
+    Ok(SecretString::from(key.to_owned()))
+}
+
+/// https, or plain http to this machine only (a test double): the key travels in a header.
+fn stripe_api_base(raw: &str) -> Result<Url, ConfigError> {
+    const VARIABLE: &str = "STRIPE_API_BASE";
+    let mut url = Url::parse(raw.trim()).map_err(|_| {
+        ConfigError::new(
+            VARIABLE,
+            "must be an absolute URL such as https://api.stripe.com",
+        )
+    })?;
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(ConfigError::new(
+                VARIABLE,
+                "must use https (plain http only to localhost): the API key would travel in clear",
+            ));
+        }
+        _ => {
+            return Err(ConfigError::new(
+                VARIABLE,
+                "must be an http(s) URL such as https://api.stripe.com",
+            ));
+        }
+    }
+    if url.host().is_none() || url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(
+            VARIABLE,
+            "must be a base URL without query or fragment, such as https://api.stripe.com",
+        ));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
 /// The validated settings of the webhook consumer.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -171,20 +345,12 @@ impl Settings {
                 "must be an address and port such as 127.0.0.1:8080",
             )
         })?;
-        let key = args.user_id_metadata_key.trim();
-        if key.is_empty() {
-            return Err(ConfigError::new(
-                "USER_ID_METADATA_KEY",
-                "must not be empty",
-            ));
-        }
+        let sync = sync_settings(&args.user_id_metadata_key)?;
         Ok(Self {
             database: DatabaseSettings::from_args(&args.database, &args.database_max_connections)?,
             webhook: WebhookSettings { secrets, tolerance },
             listen_addr,
-            sync: SyncSettings {
-                user_id_metadata_key: key.to_owned(),
-            },
+            sync,
         })
     }
 }
@@ -287,6 +453,65 @@ mod tests {
             let error = parse(args).unwrap_err();
             assert_eq!(error.variable, *variable, "{args:?}");
         }
+    }
+
+    #[derive(Parser)]
+    struct ApiCli {
+        #[command(flatten)]
+        api: StripeApiArgs,
+    }
+
+    fn parse_api(args: &[&str]) -> Result<StripeApiSettings, ConfigError> {
+        let cli = ApiCli::try_parse_from(std::iter::once("backfill").chain(args.iter().copied()))
+            .unwrap();
+        StripeApiSettings::from_args(&cli.api)
+    }
+
+    #[test]
+    fn stripe_api_takes_secret_and_restricted_keys_and_defaults_to_stripe() {
+        for key in ["sk_test_4eC39HqLyjWDarjtT1zdp7dc", "rk_live_51Habc"] {
+            let settings = parse_api(&[&format!("--stripe-api-key={key}")]).unwrap();
+            assert_eq!(settings.base.as_str(), "https://api.stripe.com/");
+        }
+        let settings = parse_api(&[
+            "--stripe-api-key=sk_test_x",
+            "--stripe-api-base=http://127.0.0.1:9/v",
+        ])
+        .unwrap();
+        assert_eq!(settings.base.as_str(), "http://127.0.0.1:9/v/");
+    }
+
+    #[test]
+    fn each_bad_stripe_api_value_names_its_variable_and_never_echoes_the_key() {
+        let cases: &[(&[&str], &str)] = &[
+            (&[], "STRIPE_API_KEY"),
+            (&["--stripe-api-key= "], "STRIPE_API_KEY"),
+            (&["--stripe-api-key=pk_live_Secret123"], "STRIPE_API_KEY"),
+            (&["--stripe-api-key=whsec_Secret123"], "STRIPE_API_KEY"),
+            (&["--stripe-api-key=sk_live_Secret 123"], "STRIPE_API_KEY"),
+            (
+                &["--stripe-api-key=sk_x", "--stripe-api-base=api.stripe.com"],
+                "STRIPE_API_BASE",
+            ),
+            (
+                &[
+                    "--stripe-api-key=sk_x",
+                    "--stripe-api-base=http://api.stripe.com",
+                ],
+                "STRIPE_API_BASE",
+            ),
+            (
+                &["--stripe-api-key=sk_x", "--stripe-api-base=ftp://localhost"],
+                "STRIPE_API_BASE",
+            ),
+        ];
+        for (args, variable) in cases {
+            let error = parse_api(args).unwrap_err();
+            assert_eq!(error.variable, *variable, "{args:?}");
+            assert!(!error.to_string().contains("Secret"), "{error}");
+        }
+        let settings = parse_api(&["--stripe-api-key=sk_live_Secret123"]).unwrap();
+        assert!(!format!("{settings:?}").contains("Secret"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod replay;
 pub mod startup;
 pub mod store;
 pub mod stripe;
+pub mod stripe_api;
 pub mod sync;
 pub mod telemetry;
 pub mod tls;
