@@ -1,6 +1,7 @@
 //! All SQL lives here: the schema, the ledger, the customer rows. Nothing here decides a rule;
 //! it reads the state the rules need and writes what they decided, atomically.
 
+pub mod backfill;
 pub mod customers;
 pub mod error;
 pub mod ledger;

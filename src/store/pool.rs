@@ -51,6 +51,19 @@ pub fn serving_pool(options: PgConnectOptions, max_connections: u32) -> PgPool {
         .connect_lazy_with(options.options([("statement_timeout", STATEMENT_TIMEOUT)]))
 }
 
+/// The pool of a batch command (`backfill`, `verify`): connected up front, so a wrong
+/// `DATABASE_URL` fails at once; a page's statements may take seconds, never minutes.
+pub async fn command_pool(
+    options: PgConnectOptions,
+    max_connections: u32,
+) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.options([("statement_timeout", "60s")]))
+        .await
+}
+
 /// A small pool for schema work: no statement timeout, a migration may take its time.
 pub async fn admin_pool(options: PgConnectOptions) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()

@@ -3,6 +3,7 @@
 //! `rules` decides, `store` reads and writes. This module runs the read → decide → write
 //! loop, deciding again when a concurrent writer changed the row in between.
 
+pub mod fetched;
 pub mod outcome;
 pub mod rules;
 
