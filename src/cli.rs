@@ -12,7 +12,7 @@ use crate::local_db::{self, LocalCluster};
 use crate::replay::{self, ReplayArgs};
 use crate::startup::Application;
 use crate::store::{pool, schema};
-use crate::telemetry;
+use crate::{backup, telemetry};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -56,6 +56,10 @@ struct MigrateArgs {
     /// roles). Never needed, and never applied, on Supabase.
     #[arg(long)]
     supabase_shim: bool,
+    /// First back up into DIR/<timestamp>/: pg_dump --schema-only, and auth.users,
+    /// public.profiles, public.stripe_customers as CSV. Nothing is migrated if this fails.
+    #[arg(long, value_name = "DIR")]
+    backup_dir: Option<PathBuf>,
 }
 
 /// Failures that end a command: one line on stderr and an exit code.
@@ -142,12 +146,21 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
 }
 
 async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
-    let options = configuration::database_url(&args.database)?;
-    let database = Database::open(options).await?;
+    let database = Database::from_args(&args.database).await?;
     let result = async {
         let pool = pool::admin_pool(database.options.clone())
             .await
             .map_err(|e| CliError::failed("cannot connect to the database", e))?;
+        if let Some(backup_dir) = &args.backup_dir {
+            let backup = backup::run(&database.url, &pool, backup_dir)
+                .await
+                .map_err(|e| CliError::failed("backup failed, nothing was migrated", e))?;
+            tracing::info!(
+                dir = %backup.dir.display(),
+                tables = backup.tables.len(),
+                "backed up the schema and the user data"
+            );
+        }
         if args.revert {
             match schema::revert_last(&pool)
                 .await
@@ -204,6 +217,8 @@ async fn prepare_schema(options: &PgConnectOptions, with_shim: bool) -> Result<(
 /// The database a command works on: the one `DATABASE_URL` names, or our local one.
 struct Database {
     options: PgConnectOptions,
+    /// The URL the options came from (for tools that take one: pg_dump). May hold a password.
+    url: String,
     local: Option<LocalCluster>,
 }
 
@@ -212,10 +227,25 @@ const LOCAL_DATA_DIR: &str = ".stripe-customer-sync/pgdata";
 const LOCAL_DATABASE: &str = "stripe_customer_sync";
 
 impl Database {
+    /// The database of a command's `DatabaseArgs`.
+    async fn from_args(args: &DatabaseArgs) -> Result<Self, CliError> {
+        let mut database = Self::open(configuration::database_url(args)?).await?;
+        if database.local.is_none() {
+            database.url = args
+                .database_url
+                .as_deref()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+        }
+        Ok(database)
+    }
+
     async fn open(options: Option<PgConnectOptions>) -> Result<Self, CliError> {
         if let Some(options) = options {
             return Ok(Self {
                 options,
+                url: String::new(),
                 local: None,
             });
         }
@@ -238,6 +268,7 @@ impl Database {
         let url = cluster.url(LOCAL_DATABASE);
         let database = Self {
             options: pool::connect_options(&url).map_err(CliError::Failed)?,
+            url: url.clone(),
             local: Some(cluster),
         };
         if let Err(error) = database.create_local_database().await {

@@ -4,6 +4,7 @@
 //! `http` (request in) → `stripe::signature` (verified) → `stripe::event` (decoded)
 //! → `sync` (rule applied) → `store` (rows written) → `http` (response out).
 
+pub mod backup;
 pub mod cli;
 pub mod configuration;
 pub mod domain;

@@ -2,6 +2,7 @@
 //! it reads the state the rules need and writes what they decided, atomically.
 
 pub mod backfill;
+pub mod backup;
 pub mod customers;
 pub mod error;
 pub mod ledger;

@@ -126,6 +126,17 @@ impl TestServer {
         name
     }
 
+    /// Creates a database with nothing in it (from `template0`) and returns its name: where a
+    /// test restores a dump.
+    pub async fn create_empty_database(&self) -> String {
+        let name = format!("scs_test_{}", Uuid::new_v4().simple());
+        let mut admin = self.admin_connection().await;
+        create_database(&mut admin, &name, Some("template0")).await;
+        admin.close().await.ok();
+        self.remember_external(&name);
+        name
+    }
+
     fn remember_external(&self, name: &str) {
         if matches!(self.backend, Backend::External { .. }) {
             EXTERNAL_DATABASES.lock().unwrap().push(name.to_owned());
