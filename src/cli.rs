@@ -7,11 +7,13 @@ use clap::{Parser, Subcommand};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions};
 
-use crate::configuration::{self, DatabaseArgs, LogArgs, ServeArgs, Settings};
+use crate::backfill::{self, BackfillArgs, BackfillOptions};
+use crate::configuration::{self, DatabaseArgs, LogArgs, ServeArgs, Settings, StripeApiSettings};
 use crate::local_db::{self, LocalCluster};
 use crate::replay::{self, ReplayArgs};
 use crate::startup::Application;
 use crate::store::{pool, schema};
+use crate::stripe_api::{RetryPolicy, StripeClient};
 use crate::{backup, telemetry};
 
 #[derive(Parser, Debug)]
@@ -33,6 +35,8 @@ enum Command {
     Serve(ServeArgs),
     /// Apply pending migrations (or revert the last one).
     Migrate(MigrateArgs),
+    /// Bring every existing Stripe customer in through the sync rules (resumable).
+    Backfill(BackfillArgs),
     /// Sign event files with the current time, exactly as Stripe does, and POST them.
     Replay(ReplayArgs),
     /// Exit 0 when the service answers GET /healthz (for container health checks).
@@ -104,6 +108,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
     match command {
         Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate(args) => migrate(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Backfill(args) => run_backfill(args).await,
         Command::Replay(args) => replay::run(args)
             .await
             .map_err(|e| CliError::failed("replay", e)),
@@ -181,6 +186,65 @@ async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
     .await;
     database.close();
     result
+}
+
+/// What `backfill` and `verify` share: settings checked first (a bad key fails before any
+/// database starts), then the database, its pool and the Stripe client.
+struct FetchContext {
+    database: Database,
+    pool: sqlx::PgPool,
+    client: StripeClient,
+    api: StripeApiSettings,
+    sync: crate::sync::SyncSettings,
+}
+
+impl FetchContext {
+    async fn open(
+        database: &DatabaseArgs,
+        stripe: &configuration::StripeApiArgs,
+        sync: &configuration::SyncArgs,
+        connections: u32,
+    ) -> Result<Self, CliError> {
+        let api = StripeApiSettings::from_args(stripe)?;
+        let sync = sync.settings()?;
+        let client = StripeClient::new(&api, RetryPolicy::default())
+            .map_err(|e| CliError::failed("Stripe client", e))?;
+        let database = Database::from_args(database).await?;
+        let pool = match pool::command_pool(database.options.clone(), connections).await {
+            Ok(pool) => pool,
+            Err(error) => {
+                database.close();
+                return Err(CliError::failed("cannot connect to the database", error));
+            }
+        };
+        Ok(Self {
+            database,
+            pool,
+            client,
+            api,
+            sync,
+        })
+    }
+
+    async fn close(self) {
+        self.pool.close().await;
+        self.database.close();
+    }
+}
+
+async fn run_backfill(args: BackfillArgs) -> Result<ExitCode, CliError> {
+    let context = FetchContext::open(&args.database, &args.stripe, &args.sync, 4).await?;
+    let options = BackfillOptions {
+        dry_run: args.dry_run,
+        checkpoint: args.checkpoint.clone(),
+        restart: args.restart,
+        target: backfill::target_of(&context.api, &context.database.options),
+        progress: true,
+    };
+    let result = backfill::run(&context.pool, &context.client, &context.sync, &options).await;
+    context.close().await;
+    let summary = result.map_err(|e| CliError::failed("backfill", e))?;
+    Ok(backfill::print(&summary, args.json))
 }
 
 /// Applies the Supabase shim (plain PostgreSQL only, when asked) and pending migrations.

@@ -4,6 +4,7 @@
 //! `http` (request in) → `stripe::signature` (verified) → `stripe::event` (decoded)
 //! → `sync` (rule applied) → `store` (rows written) → `http` (response out).
 
+pub mod backfill;
 pub mod backup;
 pub mod cli;
 pub mod configuration;
@@ -11,6 +12,7 @@ pub mod domain;
 pub mod http;
 pub mod local_db;
 pub mod metrics;
+pub mod progress;
 pub mod replay;
 pub mod startup;
 pub mod store;

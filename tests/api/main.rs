@@ -1,6 +1,7 @@
 //! Integration tests: one binary (one link, one throwaway PostgreSQL cluster per run),
 //! one module per rule family.
 
+mod backfill;
 mod backup;
 mod database_outage;
 mod events;

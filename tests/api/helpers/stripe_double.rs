@@ -1,0 +1,578 @@
+//! A stand-in for Stripe's API on 127.0.0.1, so that no test reaches the real Stripe.
+//!
+//! An actix-web app started inside the test (actix-web is the crate's server already, so no
+//! mock-server crate is needed). It serves what `backfill` and `verify` read:
+//!
+//! - `GET /v1/customers?limit=&starting_after=`: Stripe's list object (`data`, `has_more`,
+//!   `url`), newest first, `limit` 1–100, an unknown cursor answered as Stripe does (400);
+//! - `GET /v1/customers/{id}`: the customer, `{"id","object":"customer","deleted":true}` for a
+//!   deleted one, a 404 `resource_missing` for one it never had;
+//! - 401 without the right `Authorization: Bearer` key;
+//! - scripted faults: a 429 with `Retry-After`, a 500, or no answer at all (a hang) for a
+//!   chosen page or customer;
+//! - a log of every request (path, query, `Stripe-Version`, time), to check what was sent.
+//!
+//! Customers are kept as small specs and rendered per request in the shape of API version
+//! 2026-09-30.endive, so 100,000 of them cost a few megabytes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use serde_json::{Value, json};
+
+/// The key the double accepts.
+pub const TEST_API_KEY: &str = "sk_test_51DoubleKey0000000000000000";
+
+/// One customer as the double holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Customer {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub default_payment_method: Option<String>,
+    pub metadata: Value,
+}
+
+impl Customer {
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            email: Some(format!("{}@example.com", id.to_lowercase())),
+            name: Some("Grace Hopper".into()),
+            default_payment_method: None,
+            metadata: json!({}),
+        }
+    }
+
+    pub fn for_user(mut self, user_id: impl ToString) -> Self {
+        self.metadata["user_id"] = json!(user_id.to_string());
+        self
+    }
+
+    pub fn email(mut self, email: Option<&str>) -> Self {
+        self.email = email.map(str::to_owned);
+        self
+    }
+
+    pub fn name(mut self, name: Option<&str>) -> Self {
+        self.name = name.map(str::to_owned);
+        self
+    }
+
+    pub fn payment_method(mut self, pm: Option<&str>) -> Self {
+        self.default_payment_method = pm.map(str::to_owned);
+        self
+    }
+
+    pub fn metadata(mut self, key: &str, value: &str) -> Self {
+        self.metadata[key] = json!(value);
+        self
+    }
+
+    /// The customer object as Stripe's API renders it at 2026-09-30.endive.
+    pub fn render(&self) -> Value {
+        json!({
+            "id": self.id,
+            "object": "customer",
+            "address": null,
+            "balance": 0,
+            "business_name": null,
+            "created": 1_795_018_062,
+            "currency": null,
+            "customer_account": null,
+            "default_source": null,
+            "delinquent": false,
+            "description": null,
+            "discount": null,
+            "email": self.email,
+            "individual_name": null,
+            "invoice_prefix": "7A3E0F9C",
+            "invoice_settings": {
+                "custom_fields": null,
+                "default_payment_method": self.default_payment_method,
+                "footer": null,
+                "rendering_options": null
+            },
+            "livemode": false,
+            "metadata": self.metadata,
+            "name": self.name,
+            "next_invoice_sequence": 1,
+            "phone": null,
+            "preferred_locales": ["en-US"],
+            "shipping": null,
+            "tax_exempt": "none",
+            "test_clock": null
+        })
+    }
+}
+
+/// What a scripted fault answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 with `Retry-After: <secs>`.
+    RateLimited { retry_after_secs: u64 },
+    /// 500 with Stripe's `api_error` body.
+    ServerError,
+    /// No answer until [`StripeDouble::release_hangs`] (or the client gives up).
+    Hang,
+}
+
+/// Which requests a fault applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The list request for page N (1-based: page 1 has no cursor).
+    ListPage(usize),
+    /// The list requests for page N and every later one.
+    ListPagesFrom(usize),
+    /// Retrieving this customer.
+    Retrieve(String),
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    target: Target,
+    fault: Fault,
+    /// How many more requests it applies to.
+    remaining: usize,
+}
+
+/// One request the double received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub stripe_version: Option<String>,
+    pub authorized: bool,
+    pub at: Instant,
+    /// The list page it asked for (1-based), for list requests.
+    pub page: Option<usize>,
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct State {
+    /// List order: newest first, as Stripe lists.
+    order: Vec<String>,
+    position: HashMap<String, usize>,
+    customers: HashMap<String, Customer>,
+    /// Each customer's JSON, rendered once (until it changes): the double's own CPU is not
+    /// what a measurement of `backfill` should measure.
+    rendered: HashMap<String, String>,
+    deleted: HashSet<String>,
+    rules: Vec<Rule>,
+    requests: Vec<Request>,
+    hang_generation: u64,
+    /// Added to every answer, as a network and Stripe's own time would.
+    latency: Duration,
+    in_flight: usize,
+    max_in_flight: usize,
+}
+
+impl State {
+    fn fault_for(&mut self, page: Option<usize>, retrieve: Option<&str>) -> Option<Fault> {
+        let rule = self.rules.iter_mut().find(|rule| {
+            rule.remaining > 0
+                && match (&rule.target, page, retrieve) {
+                    (Target::ListPage(n), Some(p), _) => *n == p,
+                    (Target::ListPagesFrom(n), Some(p), _) => p >= *n,
+                    (Target::Retrieve(id), _, Some(asked)) => id == asked,
+                    _ => false,
+                }
+        })?;
+        rule.remaining -= 1;
+        Some(rule.fault)
+    }
+}
+
+type Shared = Arc<Mutex<State>>;
+
+pub struct StripeDouble {
+    pub base_url: String,
+    state: Shared,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl StripeDouble {
+    pub async fn start() -> Self {
+        let state: Shared = Arc::default();
+        let data = web::Data::new(state.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the double");
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/v1/customers", web::get().to(list))
+                .route("/v1/customers/{id}", web::get().to(retrieve))
+        })
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)
+        .expect("listen")
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            base_url: format!("http://127.0.0.1:{port}"),
+            state,
+            handle,
+        }
+    }
+
+    /// Adds customers at the END of the list (as the oldest so far).
+    pub fn add(&self, customers: impl IntoIterator<Item = Customer>) {
+        let mut state = self.state.lock().unwrap();
+        for customer in customers {
+            let position = state.order.len();
+            state.order.push(customer.id.clone());
+            state.position.insert(customer.id.clone(), position);
+            state.customers.insert(customer.id.clone(), customer);
+        }
+    }
+
+    /// Changes a customer, as an API call or the dashboard would.
+    pub fn update(&self, id: &str, change: impl FnOnce(&mut Customer)) {
+        let mut state = self.state.lock().unwrap();
+        change(
+            state
+                .customers
+                .get_mut(id)
+                .expect("a customer of the double"),
+        );
+        state.rendered.remove(id);
+    }
+
+    /// Deletes a customer: gone from the list, retrieve answers `{"deleted": true}`.
+    pub fn delete(&self, id: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.customers.remove(id);
+        state.deleted.insert(id.to_owned());
+        state.order.retain(|c| c != id);
+        let order = state.order.clone();
+        state.position = order.into_iter().enumerate().map(|(i, c)| (c, i)).collect();
+    }
+
+    /// Forgets a customer entirely: retrieve answers 404.
+    pub fn forget(&self, id: &str) {
+        self.delete(id);
+        self.state.lock().unwrap().deleted.remove(id);
+    }
+
+    /// Answers the next `times` requests that `target` matches with `fault`.
+    pub fn fail(&self, target: Target, fault: Fault, times: usize) {
+        self.state.lock().unwrap().rules.push(Rule {
+            target,
+            fault,
+            remaining: times,
+        });
+    }
+
+    /// Clears every fault, and lets hanging requests go (they are answered with a 500).
+    pub fn release_hangs(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.rules.clear();
+        state.hang_generation += 1;
+    }
+
+    /// Delays every answer by `latency`.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.lock().unwrap().latency = latency;
+    }
+
+    /// The most requests that were ever being answered at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_in_flight
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state.lock().unwrap().requests.clear();
+    }
+
+    /// The list requests received, in order.
+    pub fn list_requests(&self) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == "/v1/customers")
+            .collect()
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+fn stripe_error(status: u16, kind: &str, code: Option<&str>, message: &str) -> HttpResponse {
+    let mut error = json!({
+        "type": kind,
+        "message": message,
+        "request_log_url": "https://dashboard.stripe.com/test/logs/req_double",
+    });
+    if let Some(code) = code {
+        error["code"] = json!(code);
+        error["doc_url"] = json!(format!(
+            "https://stripe.com/docs/error-codes/{}",
+            code.replace('_', "-")
+        ));
+    }
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+        .insert_header(("Request-Id", "req_double"))
+        .json(json!({ "error": error }))
+}
+
+fn fault_response(fault: Fault) -> HttpResponse {
+    match fault {
+        Fault::RateLimited { retry_after_secs } => {
+            let mut response = stripe_error(
+                429,
+                "invalid_request_error",
+                Some("rate_limit"),
+                "Request rate limit exceeded. Learn more about rate limits here \
+                 https://stripe.com/docs/rate-limits.",
+            );
+            response.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from_str(&retry_after_secs.to_string())
+                    .unwrap(),
+            );
+            response
+        }
+        Fault::ServerError | Fault::Hang => stripe_error(
+            500,
+            "api_error",
+            None,
+            "An unknown error occurred while processing your request.",
+        ),
+    }
+}
+
+/// Logs the request; the 401 to answer unless the key is right.
+fn refused(state: &Shared, request: &HttpRequest, page: Option<usize>) -> Option<HttpResponse> {
+    let authorized = request
+        .headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {TEST_API_KEY}"));
+    let query = web::Query::<HashMap<String, String>>::from_query(request.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    state.lock().unwrap().requests.push(Request {
+        path: request.path().to_owned(),
+        query,
+        stripe_version: request
+            .headers()
+            .get("Stripe-Version")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        authorized,
+        at: Instant::now(),
+        page,
+        status: if authorized { 200 } else { 401 },
+    });
+    (!authorized).then(|| {
+        stripe_error(
+            401,
+            "invalid_request_error",
+            None,
+            "Invalid API Key provided: sk_test_********",
+        )
+    })
+}
+
+fn set_last_status(state: &Shared, status: u16) {
+    if let Some(last) = state.lock().unwrap().requests.last_mut() {
+        last.status = status;
+    }
+}
+
+/// Waits until the hangs are released (then answers 500), or 10 minutes.
+async fn hang(state: &Shared) -> HttpResponse {
+    let generation = state.lock().unwrap().hang_generation;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < deadline && state.lock().unwrap().hang_generation == generation {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fault_response(Fault::ServerError)
+}
+
+async fn list(request: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
+    let _in_flight = InFlight::enter(&state).await;
+    let query = web::Query::<HashMap<String, String>>::from_query(request.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let limit: usize = match query.get("limit").map(|l| l.parse()) {
+        None => 10,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => {
+            return stripe_error(
+                400,
+                "invalid_request_error",
+                Some("parameter_invalid_integer"),
+                "Invalid integer: limit must be between 1 and 100",
+            );
+        }
+    };
+    let start = {
+        let state = state.lock().unwrap();
+        match query.get("starting_after") {
+            None => Ok(0),
+            Some(cursor) => state
+                .position
+                .get(cursor)
+                .map(|p| p + 1)
+                .ok_or_else(|| cursor.clone()),
+        }
+    };
+    let start = match start {
+        Ok(start) => start,
+        Err(cursor) => {
+            return stripe_error(
+                400,
+                "invalid_request_error",
+                Some("resource_missing"),
+                &format!("No such customer: '{cursor}'"),
+            );
+        }
+    };
+    let page = start / limit + 1;
+    if let Some(response) = refused(&state, &request, Some(page)) {
+        return response;
+    }
+    let fault = state.lock().unwrap().fault_for(Some(page), None);
+    match fault {
+        Some(Fault::Hang) => return hang(&state).await,
+        Some(fault) => {
+            let response = fault_response(fault);
+            set_last_status(&state, response.status().as_u16());
+            return response;
+        }
+        None => {}
+    }
+    let body = {
+        let mut guard = state.lock().unwrap();
+        let state = &mut *guard;
+        let end = (start + limit).min(state.order.len());
+        let mut body = String::from(r#"{"object":"list","data":["#);
+        for (n, id) in state.order[start.min(end)..end].iter().enumerate() {
+            if n > 0 {
+                body.push(',');
+            }
+            let customers = &state.customers;
+            let json = state
+                .rendered
+                .entry(id.clone())
+                .or_insert_with(|| customers[id].render().to_string());
+            body.push_str(json);
+        }
+        body.push_str(&format!(
+            r#"],"has_more":{},"url":"/v1/customers"}}"#,
+            end < state.order.len()
+        ));
+        body
+    };
+    HttpResponse::Ok()
+        .insert_header(("Request-Id", "req_double"))
+        .content_type("application/json")
+        .body(body)
+}
+
+/// Counts a request in flight for as long as it lives, after the double's latency.
+struct InFlight(Shared);
+
+impl InFlight {
+    async fn enter(state: &Shared) -> Self {
+        let latency = {
+            let mut s = state.lock().unwrap();
+            s.in_flight += 1;
+            s.max_in_flight = s.max_in_flight.max(s.in_flight);
+            s.latency
+        };
+        // The guard first: a request dropped during the latency still leaves the count.
+        let guard = Self(state.clone());
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        guard
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().in_flight -= 1;
+    }
+}
+
+async fn retrieve(
+    request: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<Shared>,
+) -> HttpResponse {
+    let id = path.into_inner();
+    let _in_flight = InFlight::enter(&state).await;
+    if let Some(response) = refused(&state, &request, None) {
+        return response;
+    }
+    let fault = state.lock().unwrap().fault_for(None, Some(&id));
+    match fault {
+        Some(Fault::Hang) => return hang(&state).await,
+        Some(fault) => {
+            let response = fault_response(fault);
+            set_last_status(&state, response.status().as_u16());
+            return response;
+        }
+        None => {}
+    }
+    let state_now = state.lock().unwrap();
+    if let Some(customer) = state_now.customers.get(&id) {
+        return HttpResponse::Ok().json(customer.render());
+    }
+    if state_now.deleted.contains(&id) {
+        return HttpResponse::Ok().json(json!({"id": id, "object": "customer", "deleted": true}));
+    }
+    drop(state_now);
+    set_last_status(&state, 404);
+    stripe_error(
+        404,
+        "invalid_request_error",
+        Some("resource_missing"),
+        &format!("No such customer: '{id}'"),
+    )
+}
+
+/// The built binary, as an operator runs it against a database and Stripe (the double).
+pub const BINARY: &str = env!("CARGO_BIN_EXE_stripe-customer-sync");
+
+impl StripeDouble {
+    /// `stripe-customer-sync <args>` against `database_url` and this double, in `workdir`
+    /// (where the default checkpoint lands; away from any developer `.env`).
+    pub fn command(
+        &self,
+        database_url: &str,
+        workdir: &std::path::Path,
+        args: &[&str],
+    ) -> std::process::Command {
+        let mut command = std::process::Command::new(BINARY);
+        command
+            .args(args)
+            .current_dir(workdir)
+            .env("DATABASE_URL", database_url)
+            .env("STRIPE_API_KEY", TEST_API_KEY)
+            .env("STRIPE_API_BASE", &self.base_url)
+            .env("LOG_FORMAT", "json")
+            .env_remove("USER_ID_METADATA_KEY")
+            .env_remove("RUST_LOG");
+        command
+    }
+}
+
+/// Runs a command to its end off the async runtime (the double answers meanwhile).
+pub async fn output(mut command: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || command.output().expect("run the binary"))
+        .await
+        .unwrap()
+}
