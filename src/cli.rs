@@ -14,6 +14,7 @@ use crate::replay::{self, ReplayArgs};
 use crate::startup::Application;
 use crate::store::{pool, schema};
 use crate::stripe_api::{RetryPolicy, StripeClient};
+use crate::verify::{self, VerifyArgs, VerifyOptions};
 use crate::{backup, telemetry};
 
 #[derive(Parser, Debug)]
@@ -37,6 +38,8 @@ enum Command {
     Migrate(MigrateArgs),
     /// Bring every existing Stripe customer in through the sync rules (resumable).
     Backfill(BackfillArgs),
+    /// Compare every live row with Stripe and report drift; exit 1 on drift.
+    Verify(VerifyArgs),
     /// Sign event files with the current time, exactly as Stripe does, and POST them.
     Replay(ReplayArgs),
     /// Exit 0 when the service answers GET /healthz (for container health checks).
@@ -109,6 +112,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate(args) => migrate(args).await.map(|()| ExitCode::SUCCESS),
         Command::Backfill(args) => run_backfill(args).await,
+        Command::Verify(args) => run_verify(args).await,
         Command::Replay(args) => replay::run(args)
             .await
             .map_err(|e| CliError::failed("replay", e)),
@@ -245,6 +249,26 @@ async fn run_backfill(args: BackfillArgs) -> Result<ExitCode, CliError> {
     context.close().await;
     let summary = result.map_err(|e| CliError::failed("backfill", e))?;
     Ok(backfill::print(&summary, args.json))
+}
+
+async fn run_verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
+    let concurrency = args.concurrency.clamp(1, 64);
+    let context = FetchContext::open(
+        &args.database,
+        &args.stripe,
+        &args.sync,
+        concurrency as u32 + 1,
+    )
+    .await?;
+    let options = VerifyOptions {
+        fix: args.fix,
+        concurrency,
+        progress: true,
+    };
+    let result = verify::run(&context.pool, &context.client, &context.sync, &options).await;
+    context.close().await;
+    let report = result.map_err(|e| CliError::failed("verify", e))?;
+    Ok(verify::print(&report, args.json))
 }
 
 /// Applies the Supabase shim (plain PostgreSQL only, when asked) and pending migrations.

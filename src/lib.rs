@@ -21,3 +21,4 @@ pub mod stripe_api;
 pub mod sync;
 pub mod telemetry;
 pub mod tls;
+pub mod verify;

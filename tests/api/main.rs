@@ -16,4 +16,5 @@ mod serve_binary;
 mod smoke;
 mod sync_linking;
 mod sync_rules;
+mod verify;
 mod webhook_http;
