@@ -16,6 +16,7 @@ use reqwest::Url;
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::local_db;
 use crate::store::backup::{self as store, ExportError, ExportedTable};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +62,7 @@ pub async fn run(
     pool: &PgPool,
     backup_dir: &Path,
 ) -> Result<Backup, BackupError> {
-    let pg_dump = locate("pg_dump").ok_or(BackupError::PgDumpNotFound)?;
+    let pg_dump = local_db::pg_program("pg_dump").ok_or(BackupError::PgDumpNotFound)?;
     let target = PgDumpTarget::from_url(database_url)?;
     let dir = create_private_dir(backup_dir)?;
     match write_backup(&pg_dump, &target, pool, &dir).await {
@@ -218,38 +219,6 @@ fn create_private_dir(backup_dir: &Path) -> Result<PathBuf, BackupError> {
         backup_dir.display().to_string(),
         std::io::Error::other("too many backups in one second"),
     ))
-}
-
-/// A PostgreSQL client program: `PG_BIN` first (and only, when set), then `PATH`, then the
-/// newest `/usr/lib/postgresql/<major>/bin`, as `local_db` finds the server. The newest is the
-/// right default: pg_dump refuses servers of a newer major version than its own.
-pub fn locate(program: &str) -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("PG_BIN") {
-        let path = PathBuf::from(dir).join(program);
-        return path.is_file().then_some(path);
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .unwrap_or_default();
-    if let Some(path) = on_path
-        .into_iter()
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-    {
-        return Some(path);
-    }
-    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let major = entry.file_name().to_str()?.parse::<u32>().ok()?;
-            Some((major, entry.path().join("bin").join(program)))
-        })
-        .filter(|(_, path)| path.is_file())
-        .collect();
-    versioned.sort();
-    versioned.pop().map(|(_, path)| path)
 }
 
 /// The last non-empty lines of a tool's stderr, on one line.

@@ -49,7 +49,7 @@ fn subdirectories(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn psql(database_url: &str, args: &[&str]) -> Output {
-    let psql = stripe_customer_sync::backup::locate("psql").expect("psql on this machine");
+    let psql = stripe_customer_sync::local_db::pg_program("psql").expect("psql on this machine");
     Command::new(psql)
         .args([
             "--quiet",
