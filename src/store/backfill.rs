@@ -11,9 +11,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::sync::rules::{
-    EventOrder, RowWrite, StoredCustomer, StoredValues, SyncStatus, UserFacts,
-};
+use super::customers::stored_customer;
+use crate::sync::rules::{RowWrite, StoredCustomer, StoredValues, UserFacts};
 
 /// One customer of a page to read the state of.
 #[derive(Debug, Clone, Copy)]
@@ -87,19 +86,12 @@ pub async fn snapshot(
         .into_iter()
         .map(|row| {
             let stored = row.version.map(|version| {
-                let customer = StoredCustomer {
+                let customer = stored_customer(
                     version,
-                    status: row.status.as_deref().and_then(SyncStatus::parse),
-                    last_applied: row
-                        .last_event_created
-                        .and_then(|created| created.parse::<i64>().ok())
-                        .map(|created| {
-                            EventOrder::from_recorded(
-                                created,
-                                row.last_event_type.as_deref().unwrap_or(""),
-                            )
-                        }),
-                };
+                    row.status.as_deref(),
+                    row.last_event_created.as_deref(),
+                    row.last_event_type.as_deref(),
+                );
                 let values = StoredValues {
                     user_id: row.user_id,
                     email: row.customer_email.unwrap_or_default(),

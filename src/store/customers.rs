@@ -99,15 +99,13 @@ pub async fn snapshot(
         .fetch_one(db)
         .await?;
 
-    let stored = row.version.map(|version| StoredCustomer {
-        version,
-        status: row.status.as_deref().and_then(SyncStatus::parse),
-        last_applied: row
-            .last_event_created
-            .and_then(|created| created.parse::<i64>().ok())
-            .map(|created| {
-                EventOrder::from_recorded(created, row.last_event_type.as_deref().unwrap_or(""))
-            }),
+    let stored = row.version.map(|version| {
+        stored_customer(
+            version,
+            row.status.as_deref(),
+            row.last_event_created.as_deref(),
+            row.last_event_type.as_deref(),
+        )
     });
     Ok(CustomerSnapshot {
         already_recorded: row.already_recorded,
@@ -117,6 +115,23 @@ pub async fn snapshot(
             linked_elsewhere: row.user_linked_elsewhere,
         },
     })
+}
+
+/// A row's sync state as the rules read it, from the row's version and the `status`,
+/// `last_event_created` and `last_event_type` of its `customer_metadata.sync`.
+pub(super) fn stored_customer(
+    version: String,
+    status: Option<&str>,
+    last_event_created: Option<&str>,
+    last_event_type: Option<&str>,
+) -> StoredCustomer {
+    StoredCustomer {
+        version,
+        status: status.and_then(SyncStatus::parse),
+        last_applied: last_event_created
+            .and_then(|created| created.parse::<i64>().ok())
+            .map(|created| EventOrder::from_recorded(created, last_event_type.unwrap_or(""))),
+    }
 }
 
 /// Inserts the row and records the event as `processed`, in one statement.
