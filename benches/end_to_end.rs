@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Executor, PgPool};
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};
 use stripe_customer_sync::domain::WebhookSecret;
 use stripe_customer_sync::local_db::{ClusterOptions, LocalCluster, PgBinaries};
 use stripe_customer_sync::store::customers::{INSERT_SQL, SNAPSHOT_SQL, UPDATE_SQL};
@@ -1265,10 +1265,12 @@ async fn lookup_benchmark(db: &PgPool, rows: u64, lookups: usize) -> LookupRepor
         .expect("count");
     println!("{total} rows in {load_secs:.0} s");
 
+    // The vacuum's writes flushed now, not by a checkpoint in the middle of the timing.
+    checkpoint(db).await;
+    // One plain connection, not a pool: a pool's checkout and return each cost a ping, round
+    // trips of the benchmark's client, not of the lookup.
     let options: PgConnectOptions = db.connect_options().as_ref().clone();
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
+    let mut lookup_conn = PgConnection::connect_with(&options)
         .await
         .expect("lookup connection");
     let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
@@ -1285,7 +1287,7 @@ async fn lookup_benchmark(db: &PgPool, rows: u64, lookups: usize) -> LookupRepor
             &format!("'{}'", Uuid::from_u128(LOOKUP_USER_BASE as u128 + 1))
         )
     )))
-    .fetch_all(&pool)
+    .fetch_all(&mut lookup_conn)
     .await
     .expect("explain");
     let plan_user = plan_user.first().cloned().unwrap_or_default();
@@ -1299,12 +1301,12 @@ async fn lookup_benchmark(db: &PgPool, rows: u64, lookups: usize) -> LookupRepor
             let row = if kind == "user" {
                 sqlx::query(by_user)
                     .bind(Uuid::from_u128(u128::from(LOOKUP_USER_BASE + g)))
-                    .fetch_optional(&pool)
+                    .fetch_optional(&mut lookup_conn)
                     .await
             } else {
                 sqlx::query(by_customer)
                     .bind(format!("cus_L{g}"))
-                    .fetch_optional(&pool)
+                    .fetch_optional(&mut lookup_conn)
                     .await
             }
             .expect("lookup");
@@ -1323,7 +1325,7 @@ async fn lookup_benchmark(db: &PgPool, rows: u64, lookups: usize) -> LookupRepor
     };
     let by_user_result = time("user").await;
     let by_customer_result = time("customer").await;
-    pool.close().await;
+    lookup_conn.close().await.ok();
     LookupReport {
         rows: total,
         load_secs,
