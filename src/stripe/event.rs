@@ -1,13 +1,10 @@
 //! Decoding a verified request body into the few facts the sync needs.
 //!
 //! Stripe renders `data.object` in the API version of the endpoint, so one deployment sees
-//! customers shaped by 2020 and by this year's API. Only the fields the sync uses are read, each
-//! optional but the id, so a verified event is never rejected for a field the sync does not use
-//! (an enum value or field shape of another version, the `{"deleted": true}` tombstone).
-//!
-//! One serde parse that reads only those fields: a typed parse of the whole customer
-//! (async-stripe's generated model, addresses and all) to keep five fields would double the
-//! decoding cost of every event and could not change the result.
+//! customers shaped by 2020 and by this year's API. async-stripe's generated `Customer` is tried
+//! first; where it refuses an object (an enum value or field shape of another version, the
+//! `{"deleted": true}` tombstone) the same fields are read from the raw JSON instead, so a
+//! verified event is never rejected for a field the sync does not use.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -136,6 +133,14 @@ fn is_customer_event(event_type: &str) -> bool {
 }
 
 fn decode_customer(object_json: &str) -> Result<CustomerObject, MalformedEvent> {
+    match miniserde::json::from_str::<stripe_shared::Customer>(object_json) {
+        Ok(typed) => Ok(from_typed(typed)),
+        Err(_) => from_raw_json(object_json),
+    }
+}
+
+/// The fallback: the same fields read from the raw JSON, each optional but the id.
+fn from_raw_json(object_json: &str) -> Result<CustomerObject, MalformedEvent> {
     let raw: RawCustomer = serde_json::from_str(object_json)
         .map_err(|e| MalformedEvent(format!("data.object is not a customer: {e}")))?;
     if raw.object.as_deref().is_some_and(|o| o != "customer") {
@@ -153,6 +158,24 @@ fn decode_customer(object_json: &str) -> Result<CustomerObject, MalformedEvent> 
             }),
         metadata: raw.metadata.unwrap_or_default(),
     })
+}
+
+fn from_typed(customer: stripe_shared::Customer) -> CustomerObject {
+    CustomerObject {
+        id: customer.id.as_str().to_owned(),
+        email: customer.email,
+        name: customer.name,
+        default_payment_method: customer
+            .invoice_settings
+            .and_then(|s| s.default_payment_method)
+            .map(|pm| pm.id().as_str().to_owned()),
+        metadata: customer
+            .metadata
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
+    }
 }
 
 /// A customer object from Stripe's API that cannot be read.
@@ -246,6 +269,28 @@ mod tests {
             &event(r#"{"id":"in_1","object":"invoice"}"#, "customer.created"),
         ] {
             assert!(decode(body.as_bytes()).is_err(), "{body}");
+        }
+    }
+
+    /// The typed path is the one taken for the API version async-stripe was generated from; the
+    /// raw reading is the fallback, and both read the same facts.
+    #[test]
+    fn current_api_version_customers_parse_as_async_stripe_customers() {
+        for fixture in [
+            include_str!("../../fixtures/2026-09-30.endive/01_customer.created.json"),
+            include_str!("../../fixtures/2026-09-30.endive/02_customer.updated.json"),
+            include_str!("../../fixtures/2026-09-30.endive/03_customer.deleted.json"),
+        ] {
+            let envelope: Value = serde_json::from_str(fixture).unwrap();
+            let object = envelope["data"]["object"].to_string();
+            let typed = miniserde::json::from_str::<stripe_shared::Customer>(&object)
+                .expect("async-stripe's Customer reads the current API version");
+            let typed = from_typed(typed);
+            assert!(
+                typed.email.is_some() && !typed.metadata.is_empty(),
+                "{typed:?}"
+            );
+            assert_eq!(typed, from_raw_json(&object).unwrap());
         }
     }
 }
