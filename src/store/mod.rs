@@ -8,5 +8,6 @@ pub mod error;
 pub mod ledger;
 pub mod pool;
 pub mod schema;
+pub mod session;
 
 pub use error::StoreError;

@@ -8,12 +8,14 @@ pub mod outcome;
 pub mod rules;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
 pub use outcome::{Outcome, SkipReason, UnlinkReason};
 
 use crate::domain::StripeCustomerId;
 use crate::store::ledger::{self, LedgerEntry, RowGuard};
+use crate::store::pool::ConnectionPolicy;
+use crate::store::session::EventScope;
 use crate::store::{StoreError, customers};
 use crate::stripe::event::{CustomerObject, EventObject, StripeEvent};
 use rules::{CustomerEventKind, Decision, IncomingCustomer, LinkCandidate, Origin};
@@ -26,6 +28,8 @@ const MAX_ATTEMPTS: usize = 8;
 pub struct SyncSettings {
     /// The Stripe customer metadata key that carries the Supabase user id.
     pub user_id_metadata_key: String,
+    /// How the database is reached (`DATABASE_POOL_MODE`) and the statement timeout.
+    pub connection: ConnectionPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,18 +56,21 @@ pub async fn apply_event(
     };
     let kind = CustomerEventKind::from_event_type(event.event_type);
     // One connection for all of the event's statements: each checkout from sqlx's pool costs a
-    // round trip of its own (the ping when the connection goes back).
-    let mut conn = pool.acquire().await.map_err(StoreError::from)?;
-    match (&event.object, kind) {
+    // round trip of its own (the ping when the connection goes back). Behind a transaction
+    // pooler the scope is also one transaction (see `store::session`).
+    let mut scope = EventScope::begin(pool, settings.connection).await?;
+    let outcome = match (&event.object, kind) {
         (EventObject::Customer(customer), Some(kind)) => {
-            apply_customer_event(&mut conn, settings, event, &entry, kind, customer).await
+            apply_customer_event(&mut scope, settings, event, &entry, kind, customer).await
         }
-        _ => record_only(&mut conn, &entry, Outcome::Ignored).await,
-    }
+        _ => record_only(&mut scope, &entry, Outcome::Ignored).await,
+    }?;
+    scope.commit().await?;
+    Ok(outcome)
 }
 
 async fn apply_customer_event(
-    conn: &mut PgConnection,
+    conn: &mut EventScope,
     settings: &SyncSettings,
     event: &StripeEvent<'_>,
     entry: &LedgerEntry<'_>,
@@ -128,7 +135,8 @@ async fn apply_customer_event(
         };
         match written {
             Ok(true) => return Ok(outcome_of(&decision)),
-            Ok(false) | Err(StoreError::Conflict) => continue,
+            Ok(false) => continue,
+            Err(StoreError::Conflict) => conn.restart().await?,
             Err(StoreError::Duplicate) => return Ok(Outcome::Duplicate),
             Err(error) => return Err(error.into()),
         }
@@ -144,7 +152,7 @@ fn outcome_of(decision: &Decision) -> Outcome {
 }
 
 async fn record_only(
-    conn: &mut PgConnection,
+    conn: &mut EventScope,
     entry: &LedgerEntry<'_>,
     outcome: Outcome,
 ) -> Result<Outcome, SyncError> {

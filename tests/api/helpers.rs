@@ -13,7 +13,7 @@ use sqlx::postgres::PgPoolOptions;
 use stripe_customer_sync::configuration::{DatabaseSettings, Settings, WebhookSettings};
 use stripe_customer_sync::domain::{SignatureTolerance, WebhookSecrets};
 use stripe_customer_sync::startup::Application;
-use stripe_customer_sync::store::pool;
+use stripe_customer_sync::store::pool::{self, ConnectionPolicy};
 use stripe_customer_sync::sync::SyncSettings;
 use uuid::Uuid;
 
@@ -93,6 +93,8 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         database: DatabaseSettings {
             connect_options: None,
             max_connections: 10,
+            migration_connect_options: None,
+            connection: ConnectionPolicy::default(),
         },
         webhook: WebhookSettings {
             secrets: WebhookSecrets::parse(TEST_SECRET).unwrap(),
@@ -101,11 +103,20 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         sync: SyncSettings {
             user_id_metadata_key: "user_id".into(),
+            connection: ConnectionPolicy::default(),
         },
     };
     configure(&mut settings);
-    let options = pool::connect_options(&db.url).unwrap();
-    let serving_pool = pool::serving_pool(options, settings.database.max_connections);
+    // The serving path sees one policy, as `serve` builds it from the configuration.
+    settings.sync.connection = settings.database.connection;
+    // `db.url` unless the test points the app elsewhere (e.g. at a pooler in front of `db`).
+    let options = (settings.database.connect_options.clone())
+        .unwrap_or_else(|| pool::connect_options(&db.url).unwrap());
+    let serving_pool = pool::serving_pool(
+        options,
+        settings.database.max_connections,
+        settings.database.connection,
+    );
     let application = Application::build(&settings, serving_pool).expect("build app");
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
