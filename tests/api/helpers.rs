@@ -6,6 +6,7 @@
 
 mod cluster;
 mod dedicated_cluster;
+pub mod pgbouncer;
 pub mod stripe_double;
 
 use sqlx::PgPool;

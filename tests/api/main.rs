@@ -9,6 +9,7 @@ mod fixtures_replay;
 mod helpers;
 mod migrate_command;
 mod operability;
+mod poolers;
 mod schema_constraints;
 mod schema_migrations;
 mod schema_rls;
