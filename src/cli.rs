@@ -169,8 +169,9 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
 fn warn_of_a_likely_pool_mode_mismatch(options: &PgConnectOptions, mode: pool::PoolMode) {
     if options.get_port() == SUPAVISOR_TRANSACTION_PORT && mode == pool::PoolMode::Session {
         tracing::warn!(
-            "DATABASE_URL uses port 6543, Supavisor's transaction mode, but DATABASE_POOL_MODE \
-             is session: set DATABASE_POOL_MODE=transaction (and MIGRATION_DATABASE_URL)"
+            "DATABASE_URL uses port 6543, Supabase's transaction pooler, but DATABASE_POOL_MODE \
+             is session: unless that pooler was switched to session mode, set \
+             DATABASE_POOL_MODE=transaction (and MIGRATION_DATABASE_URL)"
         );
     }
 }
