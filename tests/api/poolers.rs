@@ -51,7 +51,7 @@ through_each_upstream!(
     events_are_applied_in_order_and_redeliveries_change_nothing,
     concurrent_events_on_shared_server_connections_are_all_applied,
     readiness_reports_ready,
-    duplicates_across_two_serve_processes_are_applied_exactly_once,
+    duplicates_across_two_serve_processes_are_applied_exactly_once_and_in_order,
     database_outage_answers_503_within_5_s_then_recovers_without_restart,
     statement_held_past_the_timeout_is_cancelled_by_the_server_and_answered_503,
 );
@@ -232,7 +232,9 @@ async fn readiness_reports_ready(upstream: Upstream) {
     }
 }
 
-async fn duplicates_across_two_serve_processes_are_applied_exactly_once(upstream: Upstream) {
+async fn duplicates_across_two_serve_processes_are_applied_exactly_once_and_in_order(
+    upstream: Upstream,
+) {
     let db = migrated_database().await;
     let Some(route) = Route::open(upstream, &db.url, &db.name) else {
         return;
@@ -285,6 +287,49 @@ async fn duplicates_across_two_serve_processes_are_applied_exactly_once(upstream
         (6, 6, 6),
         "one ledger row, one row, one audit row per event"
     );
+
+    // Ordering across the processes: each customer's newer update and an older one, each to
+    // both processes at once. The newer one wins wherever and whenever it lands.
+    let updates: Vec<(String, String)> = customers
+        .iter()
+        .map(|customer| {
+            (
+                CustomerEvent::updated(customer, T0 + 2)
+                    .name("Ada King")
+                    .json(),
+                CustomerEvent::updated(customer, T0 + 1)
+                    .name("Ada Byron")
+                    .json(),
+            )
+        })
+        .collect();
+    let deliveries = updates.iter().flat_map(|(newer, older)| {
+        [
+            first.deliver(older),
+            second.deliver(newer),
+            first.deliver(newer),
+            second.deliver(older),
+        ]
+    });
+    for (status, body) in join_all(deliveries).await {
+        assert_eq!(status, 200, "{body}\n{}", route.log());
+    }
+    let names: Vec<String> = sqlx::query_scalar(
+        "select customer_name from public.stripe_customers order by stripe_customer_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        names,
+        vec!["Ada King"; 6],
+        "the newer update wins on every row"
+    );
+    let ledger: i64 = sqlx::query_scalar("select count(*) from public.stripe_webhook_events")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(ledger, 6 + 12, "each update recorded once");
     assert!(
         first.terminate().await && second.terminate().await,
         "serve exits 0 on SIGTERM"
@@ -435,6 +480,8 @@ struct ReadyServe {
 
 impl ServeProcess {
     fn start(route: &Route, migration_url: &str) -> Self {
+        // Our HTTP client needs it, also when this test runs alone.
+        stripe_customer_sync::tls::install_crypto_provider();
         let mut child = Command::new(BINARY)
             .arg("serve")
             .current_dir(std::env::temp_dir()) // away from any developer .env
