@@ -80,6 +80,8 @@ pub struct TestApp {
     pub address: String,
     pub db: TestDatabase,
     pub client: reqwest::Client,
+    /// The pooler between the app and `db` under `TEST_UPSTREAM`; kept up as long as the app.
+    pub route: Option<pgbouncer::Route>,
 }
 
 /// Spawns the app on a fresh migrated database with the default settings.
@@ -108,6 +110,16 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         },
     };
     configure(&mut settings);
+    // Under TEST_UPSTREAM, through a pooler, unless the test chose its own way to the database.
+    let route = match pgbouncer::Upstream::from_env() {
+        pgbouncer::Upstream::Direct => None,
+        _ if settings.database.connect_options.is_some() => None,
+        upstream => pgbouncer::Route::open(upstream, &db.url, &db.name),
+    };
+    if let Some(route) = &route {
+        settings.database.connect_options = Some(pool::connect_options(route.url()).unwrap());
+        settings.database.connection.mode = route.pool_mode();
+    }
     // The serving path sees one policy, as `serve` builds it from the configuration.
     settings.sync.connection = settings.database.connection;
     // `db.url` unless the test points the app elsewhere (e.g. at a pooler in front of `db`).
@@ -125,6 +137,7 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         address,
         db,
         client: reqwest::Client::new(),
+        route,
     }
 }
 

@@ -229,6 +229,20 @@ pub enum Upstream {
 }
 
 impl Upstream {
+    /// `TEST_UPSTREAM` (`direct`, `pgbouncer-session`, `pgbouncer-transaction`): how every
+    /// app the harness spawns reaches its database, so that the whole suite can run through a
+    /// pooler (`TEST_UPSTREAM=pgbouncer-transaction cargo test --test api`). Default: direct.
+    pub fn from_env() -> Self {
+        match std::env::var("TEST_UPSTREAM").as_deref() {
+            Err(_) | Ok("") | Ok("direct") => Self::Direct,
+            Ok("pgbouncer-session") => Self::PgBouncer(PoolMode::Session),
+            Ok("pgbouncer-transaction") => Self::PgBouncer(PoolMode::Transaction),
+            Ok(other) => panic!(
+                "TEST_UPSTREAM={other}: expected direct, pgbouncer-session or pgbouncer-transaction"
+            ),
+        }
+    }
+
     /// The `DATABASE_POOL_MODE` the service is configured with for this upstream.
     pub fn pool_mode(self) -> PoolMode {
         match self {
