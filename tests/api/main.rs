@@ -11,6 +11,7 @@ mod migrate_command;
 mod operability;
 mod schema_constraints;
 mod schema_migrations;
+mod schema_privileges;
 mod schema_rls;
 mod serve_binary;
 mod smoke;
