@@ -9,7 +9,9 @@ use sqlx::{AssertSqlSafe, ConnectOptions};
 
 use crate::backfill::{self, BackfillArgs, BackfillOptions};
 use crate::configuration::{self, DatabaseArgs, LogArgs, ServeArgs, Settings, StripeApiSettings};
+use crate::domain::StripeMode;
 use crate::local_db::{self, LocalCluster};
+use crate::reapply::{self, ReapplyArgs};
 use crate::replay::{self, ReplayArgs};
 use crate::startup::Application;
 use crate::store::{pool, schema};
@@ -42,6 +44,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Sign event files with the current time, exactly as Stripe does, and POST them.
     Replay(ReplayArgs),
+    /// Apply again the events the ledger holds as failed, once their cause is fixed.
+    ReapplyFailed(ReapplyArgs),
     /// Exit 0 when the service answers GET /healthz (for container health checks).
     Healthcheck(HealthcheckArgs),
 }
@@ -116,6 +120,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::Replay(args) => replay::run(args)
             .await
             .map_err(|e| CliError::failed("replay", e)),
+        Command::ReapplyFailed(args) => run_reapply(args).await,
         Command::Healthcheck(args) => healthcheck(&args.url).await.map(|()| ExitCode::SUCCESS),
     }
 }
@@ -146,6 +151,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         address = %settings.listen_addr,
         port = application.port(),
         secrets = settings.webhook.secrets.len(),
+        stripe_mode = %settings.sync.mode,
         "listening for Stripe webhooks on POST /webhooks/stripe"
     );
     let served = application.run_until_stopped().await;
@@ -210,7 +216,7 @@ impl FetchContext {
         connections: u32,
     ) -> Result<Self, CliError> {
         let api = StripeApiSettings::from_args(stripe)?;
-        let sync = sync.settings()?;
+        let sync = sync.settings(&api)?;
         let client = StripeClient::new(&api, RetryPolicy::default())
             .map_err(|e| CliError::failed("Stripe client", e))?;
         let database = Database::from_args(database).await?;
@@ -240,6 +246,7 @@ async fn run_backfill(args: BackfillArgs) -> Result<ExitCode, CliError> {
     let context = FetchContext::open(&args.database, &args.stripe, &args.sync, 4).await?;
     let options = BackfillOptions {
         dry_run: args.dry_run,
+        livemode: context.api.mode == StripeMode::Live,
         checkpoint: args.checkpoint.clone(),
         restart: args.restart,
         target: backfill::target_of(&context.api, &context.database.options),
@@ -262,6 +269,8 @@ async fn run_verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
     .await?;
     let options = VerifyOptions {
         fix: args.fix,
+        livemode: context.api.mode == StripeMode::Live,
+        allow_mass_delete: args.allow_mass_delete,
         concurrency,
         progress: true,
     };
@@ -269,6 +278,21 @@ async fn run_verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
     context.close().await;
     let report = result.map_err(|e| CliError::failed("verify", e))?;
     Ok(verify::print(&report, args.json))
+}
+
+async fn run_reapply(args: ReapplyArgs) -> Result<ExitCode, CliError> {
+    let sync = args.sync.settings_without_api()?;
+    let database = Database::from_args(&args.database).await?;
+    let result = match pool::command_pool(database.options.clone(), 2).await {
+        Ok(pool) => {
+            let result = reapply::run(&pool, &sync, args.event_id.as_deref()).await;
+            pool.close().await;
+            result.map_err(|e| CliError::failed("reapply-failed", e))
+        }
+        Err(error) => Err(CliError::failed("cannot connect to the database", error)),
+    };
+    database.close();
+    Ok(reapply::print(&result?, args.json))
 }
 
 /// Applies the Supabase shim (plain PostgreSQL only, when asked) and pending migrations.

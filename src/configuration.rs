@@ -11,7 +11,7 @@ use reqwest::Url;
 use secrecy::SecretString;
 use sqlx::postgres::PgConnectOptions;
 
-use crate::domain::{SignatureTolerance, WebhookSecrets};
+use crate::domain::{SignatureTolerance, StripeMode, WebhookSecrets};
 use crate::store::pool;
 use crate::sync::SyncSettings;
 use crate::telemetry::LogFormat;
@@ -87,6 +87,11 @@ pub struct ServeArgs {
     )]
     pub user_id_metadata_key: String,
 
+    /// Which Stripe mode(s) to keep: live, test or both; events of another mode are ignored
+    /// [default: live with DATABASE_URL, test with the local database]
+    #[arg(long, env = "STRIPE_MODE", value_name = "MODE")]
+    pub stripe_mode: Option<String>,
+
     /// Connection pool size.
     #[arg(
         long,
@@ -146,7 +151,7 @@ impl fmt::Debug for StripeApiArgs {
 
 pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
 
-/// The sync rules' one setting, for the commands other than `serve` that apply them.
+/// The sync rules' settings, for the commands other than `serve` that apply them.
 #[derive(Args, Debug, Clone)]
 pub struct SyncArgs {
     /// Stripe customer metadata key that carries the Supabase user id.
@@ -157,15 +162,53 @@ pub struct SyncArgs {
         value_name = "KEY"
     )]
     pub user_id_metadata_key: String,
+
+    /// Which Stripe mode(s) the deployment keeps: live, test or both
+    /// [default: the mode of STRIPE_API_KEY]
+    #[arg(long, env = "STRIPE_MODE", value_name = "MODE")]
+    pub stripe_mode: Option<String>,
 }
 
 impl SyncArgs {
-    pub fn settings(&self) -> Result<SyncSettings, ConfigError> {
-        sync_settings(&self.user_id_metadata_key)
+    /// The settings for a command that reads Stripe with `api`'s key: the key's mode must be
+    /// one the deployment keeps.
+    pub fn settings(&self, api: &StripeApiSettings) -> Result<SyncSettings, ConfigError> {
+        let settings = sync_settings(
+            &self.user_id_metadata_key,
+            self.stripe_mode.as_deref(),
+            Some(api.mode),
+        )?;
+        if !settings.mode.keeps(api.mode == StripeMode::Live) {
+            return Err(ConfigError::new(
+                "STRIPE_MODE",
+                format!(
+                    "is {}, which does not keep the {}-mode data STRIPE_API_KEY reads",
+                    settings.mode, api.mode
+                ),
+            ));
+        }
+        Ok(settings)
     }
 }
 
-fn sync_settings(user_id_metadata_key: &str) -> Result<SyncSettings, ConfigError> {
+impl SyncArgs {
+    /// The settings for a command that reads no customers from Stripe (`reapply-failed`).
+    pub fn settings_without_api(&self) -> Result<SyncSettings, ConfigError> {
+        sync_settings(
+            &self.user_id_metadata_key,
+            self.stripe_mode.as_deref(),
+            None,
+        )
+    }
+}
+
+/// The user-id key and the mode; `STRIPE_MODE` defaults to the API key's mode, else live:
+/// a deployment that says nothing keeps real customers only.
+fn sync_settings(
+    user_id_metadata_key: &str,
+    stripe_mode: Option<&str>,
+    api_key_mode: Option<StripeMode>,
+) -> Result<SyncSettings, ConfigError> {
     let key = user_id_metadata_key.trim();
     if key.is_empty() {
         return Err(ConfigError::new(
@@ -173,8 +216,13 @@ fn sync_settings(user_id_metadata_key: &str) -> Result<SyncSettings, ConfigError
             "must not be empty",
         ));
     }
+    let mode = match stripe_mode.map(str::trim) {
+        None | Some("") => api_key_mode.unwrap_or(StripeMode::Live),
+        Some(raw) => StripeMode::parse(raw).map_err(|e| ConfigError::new("STRIPE_MODE", e))?,
+    };
     Ok(SyncSettings {
         user_id_metadata_key: key.to_owned(),
+        mode,
     })
 }
 
@@ -182,6 +230,8 @@ fn sync_settings(user_id_metadata_key: &str) -> Result<SyncSettings, ConfigError
 #[derive(Clone)]
 pub struct StripeApiSettings {
     pub key: SecretString,
+    /// The key's mode: what it reads is live or test data.
+    pub mode: StripeMode,
     /// Ends with `/`, so that `v1/customers` joins onto it.
     pub base: Url,
 }
@@ -197,15 +247,17 @@ impl fmt::Debug for StripeApiSettings {
 
 impl StripeApiSettings {
     pub fn from_args(args: &StripeApiArgs) -> Result<Self, ConfigError> {
+        let (key, mode) = stripe_api_key(args.stripe_api_key.as_deref())?;
         Ok(Self {
-            key: stripe_api_key(args.stripe_api_key.as_deref())?,
+            key,
+            mode,
             base: stripe_api_base(&args.stripe_api_base)?,
         })
     }
 }
 
 /// Accepts secret and restricted keys only; no error repeats the key, or any part of it.
-fn stripe_api_key(raw: Option<&str>) -> Result<SecretString, ConfigError> {
+fn stripe_api_key(raw: Option<&str>) -> Result<(SecretString, StripeMode), ConfigError> {
     const VARIABLE: &str = "STRIPE_API_KEY";
     let key = raw.map(str::trim).unwrap_or_default();
     if key.is_empty() {
@@ -233,7 +285,13 @@ fn stripe_api_key(raw: Option<&str>) -> Result<SecretString, ConfigError> {
             "holds characters a Stripe key never has",
         ));
     }
-    Ok(SecretString::from(key.to_owned()))
+    let mode = StripeMode::of_api_key(key).ok_or_else(|| {
+        ConfigError::new(
+            VARIABLE,
+            "must be a live (sk_live_…, rk_live_…) or test (sk_test_…, rk_test_…) key",
+        )
+    })?;
+    Ok((SecretString::from(key.to_owned()), mode))
 }
 
 /// https, or plain http to this machine only (a test double): the key travels in a header.
@@ -345,9 +403,20 @@ impl Settings {
                 "must be an address and port such as 127.0.0.1:8080",
             )
         })?;
-        let sync = sync_settings(&args.user_id_metadata_key)?;
+        let database = DatabaseSettings::from_args(&args.database, &args.database_max_connections)?;
+        // Without DATABASE_URL, `serve` is a developer's (its own local database, fed by
+        // `stripe listen` or fixtures): test mode, unless told otherwise.
+        let local_default = database
+            .connect_options
+            .is_none()
+            .then_some(StripeMode::Test);
+        let sync = sync_settings(
+            &args.user_id_metadata_key,
+            args.stripe_mode.as_deref(),
+            local_default,
+        )?;
         Ok(Self {
-            database: DatabaseSettings::from_args(&args.database, &args.database_max_connections)?,
+            database,
             webhook: WebhookSettings { secrets, tolerance },
             listen_addr,
             sync,
@@ -426,6 +495,18 @@ mod tests {
     }
 
     #[test]
+    fn a_deployment_keeps_live_data_only_unless_told_and_a_local_database_keeps_test_data() {
+        let local = parse(&[SECRET]).unwrap();
+        assert_eq!(local.sync.mode, StripeMode::Test);
+        let url = "--database-url=postgres://u@localhost/db";
+        assert_eq!(parse(&[SECRET, url]).unwrap().sync.mode, StripeMode::Live);
+        let both = parse(&[SECRET, url, "--stripe-mode=both"]).unwrap();
+        assert_eq!(both.sync.mode, StripeMode::Both);
+        let error = parse(&[SECRET, "--stripe-mode=production"]).unwrap_err();
+        assert_eq!(error.variable, "STRIPE_MODE");
+    }
+
+    #[test]
     fn each_bad_value_names_its_variable() {
         let cases: &[(&[&str], &str)] = &[
             (&[], "STRIPE_WEBHOOK_SECRET"),
@@ -490,18 +571,24 @@ mod tests {
             (&["--stripe-api-key=whsec_Secret123"], "STRIPE_API_KEY"),
             (&["--stripe-api-key=sk_live_Secret 123"], "STRIPE_API_KEY"),
             (
-                &["--stripe-api-key=sk_x", "--stripe-api-base=api.stripe.com"],
+                &[
+                    "--stripe-api-key=sk_test_x",
+                    "--stripe-api-base=api.stripe.com",
+                ],
                 "STRIPE_API_BASE",
             ),
             (
                 &[
-                    "--stripe-api-key=sk_x",
+                    "--stripe-api-key=sk_test_x",
                     "--stripe-api-base=http://api.stripe.com",
                 ],
                 "STRIPE_API_BASE",
             ),
             (
-                &["--stripe-api-key=sk_x", "--stripe-api-base=ftp://localhost"],
+                &[
+                    "--stripe-api-key=sk_test_x",
+                    "--stripe-api-base=ftp://localhost",
+                ],
                 "STRIPE_API_BASE",
             ),
         ];

@@ -13,6 +13,7 @@ pub mod http;
 pub mod local_db;
 pub mod metrics;
 pub mod progress;
+pub mod reapply;
 pub mod replay;
 pub mod startup;
 pub mod store;

@@ -2,8 +2,10 @@
 
 pub mod event_id;
 pub mod stripe_customer_id;
+pub mod stripe_mode;
 pub mod webhook_secret;
 
 pub use event_id::EventId;
 pub use stripe_customer_id::StripeCustomerId;
+pub use stripe_mode::StripeMode;
 pub use webhook_secret::{SignatureTolerance, WebhookSecret, WebhookSecrets};

@@ -9,8 +9,8 @@ use tracing::Span;
 
 use super::error::ApiError;
 use crate::startup::AppState;
-use crate::stripe::event;
-use crate::sync::{self, Outcome};
+use crate::stripe::{event, sanitize};
+use crate::sync;
 
 /// Stripe's events are a few KB; anything this large is not one.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -67,8 +67,10 @@ async fn handle(
             tracing::warn!(reason = error.code(), "rejected webhook signature");
         })?;
 
-    let event =
-        event::decode(&body).map_err(|error| ApiError::MalformedPayload(error.to_string()))?;
+    let storable = sanitize::storable(&body);
+    let mut event = event::decode(&storable.body)
+        .map_err(|error| ApiError::MalformedPayload(error.to_string()))?;
+    event.payload_sanitized = storable.sanitized;
     Span::current()
         .record("event_id", event.id.as_str())
         .record("event_type", event.event_type);
@@ -89,7 +91,7 @@ async fn handle(
 
     tracing::info!(
         status = outcome.status(),
-        reason = outcome.reason().map(|r| r.as_str()),
+        reason = outcome.reason(),
         "event handled"
     );
     let now = chrono::Utc::now().timestamp();
@@ -97,8 +99,8 @@ async fn handle(
         .metrics
         .event_handled(event.event_type, outcome, event.created, now);
     let mut response = json!({ "status": outcome.status(), "event_id": event.id.as_str() });
-    if let Outcome::Skipped(reason) = outcome {
-        response["reason"] = json!(reason.as_str());
+    if let Some(reason) = outcome.reason() {
+        response["reason"] = json!(reason);
     }
     Ok(HttpResponse::Ok().json(response))
 }

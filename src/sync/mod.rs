@@ -10,10 +10,10 @@ pub mod rules;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
-pub use outcome::{Outcome, SkipReason, UnlinkReason};
+pub use outcome::{FailReason, IgnoreReason, Outcome, SkipReason, UnlinkReason};
 
-use crate::domain::StripeCustomerId;
-use crate::store::ledger::{self, LedgerEntry, RowGuard};
+use crate::domain::{StripeCustomerId, StripeMode};
+use crate::store::ledger::{self, LedgerEntry, Recorded, RowGuard};
 use crate::store::{StoreError, customers};
 use crate::stripe::event::{CustomerObject, EventObject, StripeEvent};
 use rules::{CustomerEventKind, Decision, IncomingCustomer, LinkCandidate, Origin};
@@ -26,6 +26,8 @@ const MAX_ATTEMPTS: usize = 8;
 pub struct SyncSettings {
     /// The Stripe customer metadata key that carries the Supabase user id.
     pub user_id_metadata_key: String,
+    /// The Stripe mode(s) this deployment keeps; events of another are `ignored`.
+    pub mode: StripeMode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,29 +38,77 @@ pub enum SyncError {
     Contention,
 }
 
-/// Applies one verified event and records it in the ledger, exactly once.
+/// Applies one verified event and records it in the ledger, exactly once. An event the
+/// database refuses as sent is recorded as `failed` (never an error Stripe would retry).
 pub async fn apply_event(
     pool: &PgPool,
     settings: &SyncSettings,
     event: &StripeEvent<'_>,
 ) -> Result<Outcome, SyncError> {
-    let entry = LedgerEntry {
+    // One connection for all of the event's statements: each checkout from sqlx's pool costs a
+    // round trip of its own (the ping when the connection goes back).
+    let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+    match apply_event_on(&mut conn, settings, event).await {
+        Err(SyncError::Store(StoreError::Rejected { code, message })) => {
+            tracing::error!(sqlstate = %code, "the database refuses the event as sent; recording it as failed");
+            let error = format!("{code}: {message}");
+            record_failed(
+                &mut conn,
+                &ledger_entry(event),
+                FailReason::from_sqlstate(&code),
+                &error,
+            )
+            .await
+        }
+        applied => applied,
+    }
+}
+
+/// Applies one verified event on `conn` (which may be inside the caller's transaction) and
+/// records it in the ledger; a refusal of the database is returned, not recorded.
+pub async fn apply_event_on(
+    conn: &mut PgConnection,
+    settings: &SyncSettings,
+    event: &StripeEvent<'_>,
+) -> Result<Outcome, SyncError> {
+    let entry = ledger_entry(event);
+    if !settings.mode.keeps(event.livemode) {
+        return record_only(
+            conn,
+            &entry,
+            Outcome::Ignored(Some(IgnoreReason::OtherMode)),
+        )
+        .await;
+    }
+    let kind = CustomerEventKind::from_event_type(event.event_type);
+    match (&event.object, kind) {
+        (EventObject::Customer(customer), Some(kind)) => {
+            apply_customer_event(conn, settings, event, &entry, kind, customer).await
+        }
+        _ => record_only(conn, &entry, Outcome::Ignored(None)).await,
+    }
+}
+
+fn ledger_entry<'e>(event: &'e StripeEvent<'_>) -> LedgerEntry<'e> {
+    let deleted_customer_id = match &event.object {
+        EventObject::Customer(customer)
+            if CustomerEventKind::from_event_type(event.event_type)
+                == Some(CustomerEventKind::Deleted)
+                && StripeCustomerId::parse(&customer.id).is_ok() =>
+        {
+            Some(customer.id.as_str())
+        }
+        _ => None,
+    };
+    LedgerEntry {
         event_id: event.id.as_str(),
         event_type: event.event_type,
         livemode: event.livemode,
         api_version: event.api_version,
         stripe_created: DateTime::from_timestamp(event.created, 0).unwrap_or_default(),
         payload: event.raw,
-    };
-    let kind = CustomerEventKind::from_event_type(event.event_type);
-    // One connection for all of the event's statements: each checkout from sqlx's pool costs a
-    // round trip of its own (the ping when the connection goes back).
-    let mut conn = pool.acquire().await.map_err(StoreError::from)?;
-    match (&event.object, kind) {
-        (EventObject::Customer(customer), Some(kind)) => {
-            apply_customer_event(&mut conn, settings, event, &entry, kind, customer).await
-        }
-        _ => record_only(&mut conn, &entry, Outcome::Ignored).await,
+        payload_sanitized: event.payload_sanitized,
+        deleted_customer_id,
     }
 }
 
@@ -83,6 +133,7 @@ async fn apply_customer_event(
         default_payment_method: customer.default_payment_method.as_deref(),
         stripe_metadata: &customer.metadata,
         link: LinkCandidate::from_metadata(customer.metadata.get(&settings.user_id_metadata_key)),
+        livemode: event.livemode,
     };
 
     for _ in 0..MAX_ATTEMPTS {
@@ -100,6 +151,7 @@ async fn apply_customer_event(
             &incoming,
             snapshot.stored.as_ref(),
             snapshot.user,
+            snapshot.deletion_recorded,
             Utc::now(),
         );
         let written = match &decision {
@@ -116,14 +168,12 @@ async fn apply_customer_event(
                     stripe_customer_id: customer_id.as_str(),
                     version: version.as_deref(),
                 };
-                ledger::record(
-                    &mut *conn,
-                    entry,
-                    "skipped",
-                    Some(reason.as_str()),
-                    Some(guard),
-                )
-                .await
+                let recorded = Recorded {
+                    outcome: "skipped",
+                    reason: Some(reason.as_str()),
+                    error: None,
+                };
+                ledger::record(&mut *conn, entry, recorded, Some(guard)).await
             }
         };
         match written {
@@ -148,9 +198,51 @@ async fn record_only(
     entry: &LedgerEntry<'_>,
     outcome: Outcome,
 ) -> Result<Outcome, SyncError> {
-    let reason = outcome.reason().map(SkipReason::as_str);
-    match ledger::record(conn, entry, outcome.status(), reason, None).await {
+    let recorded = Recorded {
+        outcome: outcome.status(),
+        reason: outcome.reason(),
+        error: None,
+    };
+    match ledger::record(conn, entry, recorded, None).await {
         Ok(_) => Ok(outcome),
+        Err(StoreError::Duplicate) => Ok(Outcome::Duplicate),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Records an event the database refused. Should even its payload be refused, a stub that
+/// names the event stands in for it, so that the failure is on record all the same.
+async fn record_failed(
+    conn: &mut PgConnection,
+    entry: &LedgerEntry<'_>,
+    reason: FailReason,
+    error: &str,
+) -> Result<Outcome, SyncError> {
+    let recorded = Recorded {
+        outcome: "failed",
+        reason: Some(reason.as_str()),
+        error: Some(error),
+    };
+    let result = match ledger::record(&mut *conn, entry, recorded, None).await {
+        Err(StoreError::Rejected { .. }) => {
+            let stub = serde_json::json!({
+                "id": entry.event_id,
+                "object": "event",
+                "type": entry.event_type,
+                "payload_not_stored": "the database refused the payload as well",
+            })
+            .to_string();
+            let stub_entry = LedgerEntry {
+                payload: &stub,
+                payload_sanitized: true,
+                ..*entry
+            };
+            ledger::record(&mut *conn, &stub_entry, recorded, None).await
+        }
+        first => first,
+    };
+    match result {
+        Ok(_) => Ok(Outcome::Failed(reason)),
         Err(StoreError::Duplicate) => Ok(Outcome::Duplicate),
         Err(error) => Err(error.into()),
     }

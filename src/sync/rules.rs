@@ -179,6 +179,8 @@ pub struct IncomingCustomer<'a> {
     pub default_payment_method: Option<&'a str>,
     pub stripe_metadata: &'a Map<String, Value>,
     pub link: LinkCandidate,
+    /// Stripe's mode the state comes from, recorded as `sync.livemode`.
+    pub livemode: bool,
 }
 
 impl IncomingCustomer<'_> {
@@ -267,11 +269,13 @@ pub enum Decision {
     },
 }
 
-/// Applies the sync rules to one customer event.
+/// Applies the sync rules to one customer event. `deletion_recorded`: the ledger holds a
+/// delete of this customer id, whether or not it could write a tombstone.
 pub fn decide(
     incoming: &IncomingCustomer<'_>,
     stored: Option<&StoredCustomer>,
     user: UserFacts,
+    deletion_recorded: bool,
     now: DateTime<Utc>,
 ) -> Decision {
     let version = stored.map(|s| s.version.clone());
@@ -279,18 +283,26 @@ pub fn decide(
         reason,
         version: version.clone(),
     };
+    let deleting = incoming.kind == CustomerEventKind::Deleted;
 
     if let Some(stored) = stored {
-        // Equal order applies: the later delivery of a same-second event wins.
-        if stored
+        let tombstone = stored.status == Some(SyncStatus::Deleted);
+        // Equal order applies: the later delivery of a same-second event wins. A delete is
+        // never stale against a live row, though: deleted is terminal whatever the order, and
+        // Stripe changes nothing of a deleted customer afterwards.
+        let stale = stored
             .last_applied
-            .is_some_and(|last| incoming.order() < last)
-        {
+            .is_some_and(|last| incoming.order() < last);
+        if stale && (tombstone || !deleting) {
             return skip(SkipReason::StaleEvent);
         }
-        if stored.status == Some(SyncStatus::Deleted) {
+        if tombstone {
             return skip(SkipReason::CustomerDeleted);
         }
+    }
+    // Deleted is terminal even where the delete could write no row (it had no email).
+    if deletion_recorded && !deleting {
+        return skip(SkipReason::CustomerDeleted);
     }
 
     let email = incoming
@@ -320,6 +332,7 @@ pub fn decide(
             "stripe": incoming.stripe_metadata,
             "sync": {
                 "status": status.as_str(),
+                "livemode": incoming.livemode,
                 "last_event_id": incoming.source_id(),
                 "last_event_type": incoming.source_type(),
                 "last_event_created": incoming.created,
@@ -351,6 +364,8 @@ pub struct StoredValues {
     pub status: Option<String>,
     /// `customer_metadata.sync.error`
     pub error: Option<String>,
+    /// `customer_metadata.sync.livemode` (absent on rows older than modes)
+    pub livemode: Option<bool>,
 }
 
 /// True when writing `row` would leave the row as it is but for the bookkeeping of which event
@@ -369,6 +384,7 @@ pub fn is_unchanged(stored: &StoredValues, row: &RowWrite) -> bool {
         && stored.stripe_metadata == row.customer_metadata["stripe"]
         && stored.status.as_deref() == sync["status"].as_str()
         && stored.error.as_deref() == sync["error"].as_str()
+        && stored.livemode == sync["livemode"].as_bool()
 }
 
 fn resolve_link(candidate: LinkCandidate, user: UserFacts) -> Result<Uuid, UnlinkReason> {
@@ -384,6 +400,16 @@ fn resolve_link(candidate: LinkCandidate, user: UserFacts) -> Result<Uuid, Unlin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rules where the ledger holds no delete of the customer (most tests).
+    fn decide(
+        incoming: &IncomingCustomer<'_>,
+        stored: Option<&StoredCustomer>,
+        user: UserFacts,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        super::decide(incoming, stored, user, false, now)
+    }
 
     const T: i64 = 1_732_500_000;
 
@@ -413,6 +439,7 @@ mod tests {
                 default_payment_method: None,
                 stripe_metadata: &self.metadata,
                 link: LinkCandidate::Missing,
+                livemode: false,
             }
         }
     }
@@ -529,6 +556,41 @@ mod tests {
                 "{kind:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_recorded_delete_without_a_row_keeps_every_later_state_from_creating_one() {
+        let f = Fixture::new();
+        for kind in [CustomerEventKind::Created, CustomerEventKind::Updated] {
+            let decision = super::decide(
+                &f.event(kind, T + 5),
+                None,
+                known_free_user(),
+                true,
+                Utc::now(),
+            );
+            assert_eq!(
+                decision,
+                Decision::Skip {
+                    reason: SkipReason::CustomerDeleted,
+                    version: None
+                },
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_delete_ordered_before_the_last_applied_event_still_tombstones_a_live_row() {
+        let f = Fixture::new();
+        let last = EventOrder::new(T + 5, CustomerEventKind::Updated);
+        let decision = decide(
+            &f.event(CustomerEventKind::Deleted, T),
+            Some(&stored(SyncStatus::Synced, last)),
+            known_free_user(),
+            Utc::now(),
+        );
+        assert_eq!(sync_field(&decision, "status"), "deleted");
     }
 
     #[test]
@@ -767,6 +829,7 @@ mod tests {
             stripe_metadata: json!({}),
             status: Some("unlinked".into()),
             error: Some("missing_user_id".into()),
+            livemode: Some(false),
         };
         assert!(is_unchanged(&values, &row));
         let mut no_email = row.clone();

@@ -11,7 +11,7 @@ pub mod stripe_double;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use stripe_customer_sync::configuration::{DatabaseSettings, Settings, WebhookSettings};
-use stripe_customer_sync::domain::{SignatureTolerance, WebhookSecrets};
+use stripe_customer_sync::domain::{SignatureTolerance, StripeMode, WebhookSecrets};
 use stripe_customer_sync::startup::Application;
 use stripe_customer_sync::store::pool;
 use stripe_customer_sync::sync::SyncSettings;
@@ -101,6 +101,8 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         sync: SyncSettings {
             user_id_metadata_key: "user_id".into(),
+            // The fixtures and builders are test-mode events, as `stripe listen` delivers.
+            mode: StripeMode::Test,
         },
     };
     configure(&mut settings);
