@@ -15,7 +15,7 @@ pub use outcome::{Outcome, SkipReason, UnlinkReason};
 use crate::domain::StripeCustomerId;
 use crate::store::ledger::{self, LedgerEntry, RowGuard};
 use crate::store::{StoreError, customers};
-use crate::stripe::event::{CustomerObject, EventObject, StripeEvent};
+use crate::stripe::event::{EventObject, StripeEvent};
 use rules::{CustomerEventKind, Decision, IncomingCustomer, LinkCandidate, Origin};
 
 /// Concurrent writers on one customer are rare; this many lost races in a row means
@@ -56,35 +56,42 @@ pub async fn apply_event(
     let mut conn = pool.acquire().await.map_err(StoreError::from)?;
     match (&event.object, kind) {
         (EventObject::Customer(customer), Some(kind)) => {
-            apply_customer_event(&mut conn, settings, event, &entry, kind, customer).await
+            let Ok(customer_id) = StripeCustomerId::parse(&customer.id) else {
+                return record_only(
+                    &mut conn,
+                    &entry,
+                    Outcome::Skipped(SkipReason::InvalidCustomerId),
+                )
+                .await;
+            };
+            let incoming = IncomingCustomer {
+                kind,
+                origin: Origin::Event(&event.id),
+                created: event.created,
+                customer_id: &customer_id,
+                email: customer.email.as_deref(),
+                name: customer.name.as_deref(),
+                default_payment_method: customer.default_payment_method.as_deref(),
+                stripe_metadata: &customer.metadata,
+                link: LinkCandidate::from_metadata(
+                    customer.metadata.get(&settings.user_id_metadata_key),
+                ),
+            };
+            apply_customer_state(&mut conn, &entry, &incoming).await
         }
         _ => record_only(&mut conn, &entry, Outcome::Ignored).await,
     }
 }
 
-async fn apply_customer_event(
+/// The one apply loop: read → decide → write one incoming customer state together with the
+/// ledger entry it arrived with (a snapshot event's `data.object`, or the customer a thin
+/// event's fetch returned), deciding again when a concurrent writer changed the row in between.
+pub(crate) async fn apply_customer_state(
     conn: &mut PgConnection,
-    settings: &SyncSettings,
-    event: &StripeEvent<'_>,
     entry: &LedgerEntry<'_>,
-    kind: CustomerEventKind,
-    customer: &CustomerObject,
+    incoming: &IncomingCustomer<'_>,
 ) -> Result<Outcome, SyncError> {
-    let Ok(customer_id) = StripeCustomerId::parse(&customer.id) else {
-        return record_only(conn, entry, Outcome::Skipped(SkipReason::InvalidCustomerId)).await;
-    };
-    let incoming = IncomingCustomer {
-        kind,
-        origin: Origin::Event(&event.id),
-        created: event.created,
-        customer_id: &customer_id,
-        email: customer.email.as_deref(),
-        name: customer.name.as_deref(),
-        default_payment_method: customer.default_payment_method.as_deref(),
-        stripe_metadata: &customer.metadata,
-        link: LinkCandidate::from_metadata(customer.metadata.get(&settings.user_id_metadata_key)),
-    };
-
+    let customer_id = incoming.customer_id;
     for _ in 0..MAX_ATTEMPTS {
         let snapshot = customers::snapshot(
             &mut *conn,
@@ -97,7 +104,7 @@ async fn apply_customer_event(
             return Ok(Outcome::Duplicate);
         }
         let decision = rules::decide(
-            &incoming,
+            incoming,
             snapshot.stored.as_ref(),
             snapshot.user,
             Utc::now(),
@@ -143,7 +150,7 @@ fn outcome_of(decision: &Decision) -> Outcome {
     }
 }
 
-async fn record_only(
+pub(crate) async fn record_only(
     conn: &mut PgConnection,
     entry: &LedgerEntry<'_>,
     outcome: Outcome,
