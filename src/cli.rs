@@ -8,6 +8,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions};
 
 use crate::backfill::{self, BackfillArgs, BackfillOptions};
+use crate::catch_up::{self, CatchUpArgs, CatchUpOptions};
 use crate::configuration::{self, DatabaseArgs, LogArgs, ServeArgs, Settings, StripeApiSettings};
 use crate::local_db::{self, LocalCluster};
 use crate::replay::{self, ReplayArgs};
@@ -40,6 +41,8 @@ enum Command {
     Backfill(BackfillArgs),
     /// Compare every live row with Stripe and report drift; exit 1 on drift.
     Verify(VerifyArgs),
+    /// Apply the customer events Stripe still holds (30 days) that the ledger lacks.
+    CatchUp(CatchUpArgs),
     /// Sign event files with the current time, exactly as Stripe does, and POST them.
     Replay(ReplayArgs),
     /// Exit 0 when the service answers GET /healthz (for container health checks).
@@ -113,6 +116,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::Migrate(args) => migrate(args).await.map(|()| ExitCode::SUCCESS),
         Command::Backfill(args) => run_backfill(args).await,
         Command::Verify(args) => run_verify(args).await,
+        Command::CatchUp(args) => run_catch_up(args).await,
         Command::Replay(args) => replay::run(args)
             .await
             .map_err(|e| CliError::failed("replay", e)),
@@ -192,7 +196,7 @@ async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
     result
 }
 
-/// What `backfill` and `verify` share: settings checked first (a bad key fails before any
+/// What `backfill`, `verify` and `catch-up` share: settings checked first (a bad key fails before any
 /// database starts), then the database, its pool and the Stripe client.
 struct FetchContext {
     database: Database,
@@ -269,6 +273,30 @@ async fn run_verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
     context.close().await;
     let report = result.map_err(|e| CliError::failed("verify", e))?;
     Ok(verify::print(&report, args.json))
+}
+
+async fn run_catch_up(args: CatchUpArgs) -> Result<ExitCode, CliError> {
+    let since = args
+        .since
+        .as_deref()
+        .map(crate::domain::parse_duration)
+        .transpose()
+        .map_err(|e| configuration::ConfigError {
+            variable: "--since",
+            problem: e.to_string(),
+        })?;
+    // One connection holds the run's lock; one applies events.
+    let context = FetchContext::open(&args.database, &args.stripe, &args.sync, 3).await?;
+    let options = CatchUpOptions {
+        since,
+        dry_run: args.dry_run,
+        started_by: crate::store::catch_up::StartedBy::Command,
+        progress: true,
+    };
+    let result = catch_up::run(&context.pool, &context.client, &context.sync, &options).await;
+    context.close().await;
+    let summary = result.map_err(|e| CliError::failed("catch-up", e))?;
+    Ok(catch_up::print(&summary, args.json))
 }
 
 /// Applies the Supabase shim (plain PostgreSQL only, when asked) and pending migrations.

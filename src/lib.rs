@@ -6,6 +6,7 @@
 
 pub mod backfill;
 pub mod backup;
+pub mod catch_up;
 pub mod cli;
 pub mod configuration;
 pub mod domain;

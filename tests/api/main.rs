@@ -3,6 +3,7 @@
 
 mod backfill;
 mod backup;
+mod catch_up;
 mod database_outage;
 mod events;
 mod fixtures_replay;
