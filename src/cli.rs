@@ -152,6 +152,16 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         secrets = settings.webhook.secrets.len(),
         "listening for Stripe webhooks on POST /webhooks/stripe"
     );
+    match (&settings.stripe_api, settings.catch_up_interval) {
+        (None, _) => tracing::warn!(
+            "STRIPE_API_KEY is not set: thin events are answered 503 not_configured and the \
+             background catch-up is off"
+        ),
+        (Some(_), None) => {
+            tracing::info!("CATCH_UP_INTERVAL is 0: the background catch-up is off")
+        }
+        (Some(_), Some(_)) => {}
+    }
     let served = application.run_until_stopped().await;
     pool.close().await;
     database.close();

@@ -99,7 +99,27 @@ pub struct ServeArgs {
     /// Do not apply pending migrations at start-up.
     #[arg(long)]
     pub skip_migrations: bool,
+
+    /// Stripe's API: thin events and the background catch-up need it; without a key both are
+    /// off (and `serve` says so).
+    #[command(flatten)]
+    pub stripe: StripeApiArgs,
+
+    /// How often to run `catch-up` in the background (needs STRIPE_API_KEY): 30s, 15m, 1h, …;
+    /// 0 = never. The first run starts a few seconds after start-up.
+    #[arg(
+        long,
+        env = "CATCH_UP_INTERVAL",
+        default_value = DEFAULT_CATCH_UP_INTERVAL,
+        value_name = "DURATION"
+    )]
+    pub catch_up_interval: String,
 }
+
+/// Well inside Stripe's retry window (3 days live, hours in test mode), so a delivery that
+/// fails for good is applied within minutes of Stripe giving up, at one list request per run
+/// when nothing was missed.
+pub const DEFAULT_CATCH_UP_INTERVAL: &str = "15m";
 
 /// Settings every command shares.
 #[derive(Args, Debug, Clone)]
@@ -109,7 +129,8 @@ pub struct LogArgs {
     pub log_format: Option<String>,
 }
 
-/// Stripe's API, for the commands that read customers from it (`backfill`, `verify`).
+/// Stripe's API, for what reads customers or events from it (`backfill`, `verify`,
+/// `catch-up`, and in `serve` thin events and the background catch-up).
 #[derive(Args, Clone)]
 pub struct StripeApiArgs {
     /// Secret (`sk_…`) or restricted (`rk_…`) key with read access to customers. Prefer the
@@ -202,6 +223,15 @@ impl StripeApiSettings {
             base: stripe_api_base(&args.stripe_api_base)?,
         })
     }
+
+    /// For `serve`, where the key is optional: `None` without one (STRIPE_API_BASE is still
+    /// checked, so a typo shows before the key is added).
+    pub fn optional(args: &StripeApiArgs) -> Result<Option<Self>, ConfigError> {
+        match args.stripe_api_key.as_deref().map(str::trim) {
+            None | Some("") => stripe_api_base(&args.stripe_api_base).map(|_| None),
+            Some(_) => Self::from_args(args).map(Some),
+        }
+    }
 }
 
 /// Accepts secret and restricted keys only; no error repeats the key, or any part of it.
@@ -288,6 +318,10 @@ pub struct Settings {
     pub webhook: WebhookSettings,
     pub listen_addr: SocketAddr,
     pub sync: SyncSettings,
+    /// `None`: no STRIPE_API_KEY; thin events are answered 503 `not_configured`, no catch-up.
+    pub stripe_api: Option<StripeApiSettings>,
+    /// How often the background catch-up runs; `None`: never (`0`, or no API key).
+    pub catch_up_interval: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -346,11 +380,17 @@ impl Settings {
             )
         })?;
         let sync = sync_settings(&args.user_id_metadata_key)?;
+        let stripe_api = StripeApiSettings::optional(&args.stripe)?;
+        let catch_up_interval = crate::domain::parse_duration(&args.catch_up_interval)
+            .map_err(|e| ConfigError::new("CATCH_UP_INTERVAL", e))?;
         Ok(Self {
             database: DatabaseSettings::from_args(&args.database, &args.database_max_connections)?,
             webhook: WebhookSettings { secrets, tolerance },
             listen_addr,
             sync,
+            catch_up_interval: (stripe_api.is_some() && !catch_up_interval.is_zero())
+                .then_some(catch_up_interval),
+            stripe_api,
         })
     }
 }
@@ -423,6 +463,27 @@ mod tests {
         assert_eq!(settings.sync.user_id_metadata_key, "user_id");
         assert_eq!(settings.database.max_connections, 10);
         assert!(settings.database.connect_options.is_none());
+        assert!(settings.stripe_api.is_none());
+        assert_eq!(settings.catch_up_interval, None, "no key, no catch-up");
+    }
+
+    #[test]
+    fn catch_up_runs_every_15_minutes_with_a_key_unless_the_interval_is_zero() {
+        let key = "--stripe-api-key=sk_test_abc";
+        let settings = parse(&[SECRET, key]).unwrap();
+        assert!(settings.stripe_api.is_some());
+        assert_eq!(
+            settings.catch_up_interval,
+            Some(std::time::Duration::from_secs(900))
+        );
+        let settings = parse(&[SECRET, key, "--catch-up-interval=30s"]).unwrap();
+        assert_eq!(
+            settings.catch_up_interval,
+            Some(std::time::Duration::from_secs(30))
+        );
+        let settings = parse(&[SECRET, key, "--catch-up-interval=0"]).unwrap();
+        assert_eq!(settings.catch_up_interval, None);
+        assert!(settings.stripe_api.is_some(), "thin events still work");
     }
 
     #[test]
@@ -448,6 +509,10 @@ mod tests {
             ),
             (&[SECRET, "--database-url=mysql://nope"], "DATABASE_URL"),
             (&[SECRET, "--require-database-url"], "DATABASE_URL"),
+            (&[SECRET, "--catch-up-interval=15"], "CATCH_UP_INTERVAL"),
+            (&[SECRET, "--catch-up-interval=soon"], "CATCH_UP_INTERVAL"),
+            (&[SECRET, "--stripe-api-key=pk_test_x"], "STRIPE_API_KEY"),
+            (&[SECRET, "--stripe-api-base=ftp://x"], "STRIPE_API_BASE"),
         ];
         for (args, variable) in cases {
             let error = parse(args).unwrap_err();

@@ -18,6 +18,8 @@
 //! One run at a time across replicas and the command line: a transaction-scoped advisory lock
 //! ([`store::catch_up::try_lock`]); a dry run writes nothing and takes no lock.
 
+pub mod worker;
+
 use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::backfill::{count, workdir};
 use crate::events::CustomerEvent;
-use crate::helpers::stripe_double::{Fault, StripeDouble, TEST_API_KEY, Target, output};
-use crate::helpers::{TestApp, create_auth_user_with_id, event_id_of, now, spawn_app};
+use crate::helpers::stripe_double::{BINARY, Fault, StripeDouble, TEST_API_KEY, Target, output};
+use crate::helpers::{TEST_SECRET, TestApp, create_auth_user_with_id, event_id_of, now, spawn_app};
 
 /// The answer of one `catch-up --json` run.
 struct Run {
@@ -338,6 +338,171 @@ async fn catch_up_interrupted_by_stripe_finishes_on_a_rerun_with_the_same_end_st
     );
 }
 
+/// A `serve` process of the test, against a given database and the double; killed on drop.
+struct Replica {
+    child: Option<Child>,
+    base_url: String,
+}
+
+impl Replica {
+    fn start(database_url: &str, double: &StripeDouble, dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(BINARY)
+            .arg("serve")
+            .current_dir(dir)
+            .env("DATABASE_URL", database_url)
+            .env("STRIPE_WEBHOOK_SECRET", TEST_SECRET)
+            .env("STRIPE_API_KEY", TEST_API_KEY)
+            .env("STRIPE_API_BASE", &double.base_url)
+            .env("CATCH_UP_INTERVAL", "1s")
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("LOG_FORMAT", "json")
+            .env_remove("RUST_LOG")
+            .env_remove("USER_ID_METADATA_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start serve");
+        Self {
+            child: Some(child),
+            base_url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = reqwest::get(format!("{}/readyz", self.base_url)).await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "serve was not ready within 60 s");
+            let child = self.child.as_mut().unwrap();
+            assert!(child.try_wait().unwrap().is_none(), "serve exited");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The value of one sample of `GET /metrics` (0 when absent).
+    async fn metric(&self, sample: &str) -> u64 {
+        let text = reqwest::get(format!("{}/metrics", self.base_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    }
+
+    /// SIGTERM; whether it exited 0.
+    async fn terminate(mut self) -> bool {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        tokio::task::spawn_blocking(move || child.wait().unwrap().success())
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_serve_replicas_catch_up_one_at_a_time_and_apply_each_event_once() {
+    const N: usize = 150;
+    let app = spawn_app().await; // only for its database and helpers
+    let double = StripeDouble::start().await;
+    // Created a minute ago: every run's window holds them all, so every run lists 2 pages.
+    let events: Vec<String> = (0..N)
+        .map(|i| CustomerEvent::created(&customer(i), now() - 60).json())
+        .collect();
+    double.add_events(events.iter().map(String::as_str));
+    // A slow Stripe: a run takes over a second, longer than the interval between runs.
+    double.set_latency(Duration::from_millis(500));
+    let dir = workdir();
+
+    let mut a = Replica::start(&app.db.url, &double, dir.path());
+    let mut b = Replica::start(&app.db.url, &double, dir.path());
+    a.wait_until_ready().await;
+    b.wait_until_ready().await;
+
+    const LOCKED: &str = r#"stripe_catch_up_runs_total{result="locked"}"#;
+    const COMPLETED: &str = r#"stripe_catch_up_runs_total{result="completed"}"#;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let locked = a.metric(LOCKED).await + b.metric(LOCKED).await;
+        let completed = a.metric(COMPLETED).await + b.metric(COMPLETED).await;
+        if app.ledger_count().await == N as i64 && locked >= 1 && completed >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ledger {}, locked {locked}, completed {completed}",
+            app.ledger_count().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Each event applied once: one ledger row and one audit row (one insert) per event, and the
+    // replicas' counts add up to exactly that, with no duplicate from overlapping runs.
+    const PROCESSED: &str = r#"stripe_catch_up_events_total{outcome="processed"}"#;
+    const DUPLICATE: &str = r#"stripe_catch_up_events_total{outcome="duplicate"}"#;
+    assert_eq!(
+        a.metric(PROCESSED).await + b.metric(PROCESSED).await,
+        N as u64
+    );
+    assert_eq!(a.metric(DUPLICATE).await + b.metric(DUPLICATE).await, 0);
+    assert_eq!(app.ledger_count().await, N as i64);
+    assert_eq!(app.audit_count().await, N as i64);
+    // The lock shows: some turns were skipped, and the completed runs never overlapped.
+    let runs: Vec<(
+        chrono::DateTime<chrono::Utc>,
+        chrono::DateTime<chrono::Utc>,
+        String,
+    )> = sqlx::query_as(
+        "select listing_started_at, finished_at, started_by from public.stripe_catch_up_runs
+              order by listing_started_at",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(runs.len() >= 3);
+    assert!(runs.iter().all(|(_, _, by)| by == "serve"));
+    for pair in runs.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1 - chrono::Duration::seconds(1),
+            "runs overlapped: {pair:?}"
+        );
+    }
+    assert!(
+        a.metric("stripe_catch_up_last_completed_timestamp_seconds")
+            .await
+            > 0
+            || b.metric("stripe_catch_up_last_completed_timestamp_seconds")
+                .await
+                > 0
+    );
+
+    assert!(
+        a.terminate().await,
+        "serve exits 0 on SIGTERM, catch-up and all"
+    );
+    assert!(b.terminate().await);
+}
+
 #[tokio::test]
 async fn catch_up_runs_are_private_to_the_backend() {
     let db = crate::helpers::migrated_database().await;
@@ -372,4 +537,23 @@ async fn catch_up_runs_are_private_to_the_backend() {
             "service_role select",
         ]
     );
+}
+
+#[test]
+fn bad_catch_up_interval_stops_serve_with_one_line_naming_it() {
+    let output = Command::new(BINARY)
+        .arg("serve")
+        .current_dir(std::env::temp_dir()) // away from any developer .env
+        .env("STRIPE_WEBHOOK_SECRET", TEST_SECRET)
+        .env("STRIPE_API_KEY", TEST_API_KEY)
+        .env("STRIPE_API_BASE", "http://127.0.0.1:9")
+        .env("CATCH_UP_INTERVAL", "every hour")
+        .env("LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("CATCH_UP_INTERVAL"), "{stderr}");
+    assert!(!stderr.contains(TEST_API_KEY), "{stderr}");
 }

@@ -102,6 +102,8 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         sync: SyncSettings {
             user_id_metadata_key: "user_id".into(),
         },
+        stripe_api: None,
+        catch_up_interval: None,
     };
     configure(&mut settings);
     let options = pool::connect_options(&db.url).unwrap();
