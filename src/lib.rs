@@ -21,5 +21,6 @@ pub mod stripe;
 pub mod stripe_api;
 pub mod sync;
 pub mod telemetry;
+pub mod thin_events;
 pub mod tls;
 pub mod verify;

@@ -26,6 +26,9 @@ pub struct AppState {
     pub pool: PgPool,
     pub sync: SyncSettings,
     pub metrics: Arc<Metrics>,
+    /// Stripe's API for thin events (retries bounded by the webhook's deadline); `None`
+    /// without STRIPE_API_KEY.
+    pub stripe_api: Option<StripeClient>,
 }
 
 /// In-flight events get this long to finish after SIGTERM; Stripe retries anything cut off.
@@ -68,6 +71,7 @@ impl Application {
             pool,
             sync: settings.sync.clone(),
             metrics,
+            stripe_api: client(RetryPolicy::within_a_webhook())?,
         });
         let server = HttpServer::new(move || {
             App::new()

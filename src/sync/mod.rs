@@ -6,6 +6,7 @@
 pub mod fetched;
 pub mod outcome;
 pub mod rules;
+pub mod thin;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};

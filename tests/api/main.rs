@@ -17,5 +17,6 @@ mod serve_binary;
 mod smoke;
 mod sync_linking;
 mod sync_rules;
+mod thin_events;
 mod verify;
 mod webhook_http;
