@@ -143,12 +143,12 @@ pub async fn run(
     settings: &SyncSettings,
     options: &CatchUpOptions,
 ) -> Result<Summary, CatchUpError> {
-    let lock = if options.dry_run {
+    let mut lock = if options.dry_run {
         None
     } else {
         Some(store::try_lock(pool).await?.ok_or(CatchUpError::Locked)?)
     };
-    let result = run_locked(pool, client, settings, options).await;
+    let result = run_locked(pool, client, settings, options, lock.as_mut()).await;
     let Some(lock) = lock else {
         return result.map(|(summary, _)| summary);
     };
@@ -168,11 +168,15 @@ pub async fn run(
     }
 }
 
+/// How many events are applied between two checks that the lock is still held.
+const KEEP_ALIVE_EVERY: usize = 100;
+
 async fn run_locked(
     pool: &PgPool,
     client: &StripeClient,
     settings: &SyncSettings,
     options: &CatchUpOptions,
+    mut lock: Option<&mut store::RunLock>,
 ) -> Result<(Summary, CompletedRun), CatchUpError> {
     let started = Instant::now();
     let now = Utc::now();
@@ -184,7 +188,14 @@ async fn run_locked(
         "catch-up started"
     );
 
-    let listing = list_missing(pool, client, listed_from.timestamp(), options.progress).await?;
+    let listing = list_missing(
+        pool,
+        client,
+        listed_from.timestamp(),
+        options.progress,
+        lock.as_deref_mut(),
+    )
+    .await?;
     let mut summary = Summary {
         dry_run: options.dry_run,
         listed_from: listed_from.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -208,7 +219,12 @@ async fn run_locked(
 
     if !options.dry_run {
         let bar = progress::bar(options.progress, listing.missing.len() as u64, "events");
-        for listed in &listing.missing {
+        for (n, listed) in listing.missing.iter().enumerate() {
+            if n % KEEP_ALIVE_EVERY == 0
+                && let Some(lock) = lock.as_deref_mut()
+            {
+                lock.keep_alive().await?;
+            }
             let Ok(event) = event::decode(listed.json.as_bytes()) else {
                 tracing::error!(event_id = %listed.id, "Stripe listed an event that cannot be read; left out");
                 summary.undecodable += 1;
@@ -280,6 +296,7 @@ async fn list_missing(
     client: &StripeClient,
     created_gte: i64,
     progress: bool,
+    mut lock: Option<&mut store::RunLock>,
 ) -> Result<Listing, CatchUpError> {
     let bar = progress::counter(progress, "events listed");
     let mut listing = Listing {
@@ -292,6 +309,9 @@ async fn list_missing(
     let mut ids = HashSet::new();
     let mut cursor: Option<String> = None;
     loop {
+        if let Some(lock) = lock.as_deref_mut() {
+            lock.keep_alive().await?;
+        }
         let page: EventPage = events::list_page(client, created_gte, cursor.as_deref()).await?;
         if listing.pages == 0 {
             listing.started_at = page.requested_at;

@@ -115,6 +115,26 @@ impl RunLock {
         Ok(())
     }
 
+    /// Checks, on the lock's own connection, that the lock is still held (taking it again
+    /// within the transaction that holds it succeeds and nests). Called as the run goes: it
+    /// keeps the transaction from sitting idle long enough for an
+    /// `idle_in_transaction_session_timeout` (or a pooler's idle transaction timeout) to end it
+    /// unnoticed, and a run whose connection was lost stops rather than run beside another.
+    pub async fn keep_alive(&mut self) -> Result<(), StoreError> {
+        let held: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+            .bind(LOCK_KEY)
+            .fetch_one(&mut *self.transaction)
+            .await?;
+        if held {
+            Ok(())
+        } else {
+            // Cannot happen within the transaction that took it; if it did, stop the run.
+            Err(StoreError::Unavailable(sqlx::Error::Protocol(
+                "the catch-up lock is no longer held".into(),
+            )))
+        }
+    }
+
     /// Ends the transaction, and the lock with it.
     pub async fn release(self) -> Result<(), StoreError> {
         self.transaction.rollback().await?;

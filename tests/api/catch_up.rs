@@ -557,3 +557,38 @@ fn bad_catch_up_interval_stops_serve_with_one_line_naming_it() {
     assert!(stderr.contains("CATCH_UP_INTERVAL"), "{stderr}");
     assert!(!stderr.contains(TEST_API_KEY), "{stderr}");
 }
+
+#[tokio::test]
+async fn catch_up_while_another_run_holds_the_lock_does_nothing_and_says_so() {
+    let app = spawn_app().await;
+    let double = StripeDouble::start().await;
+    double.add_events([CustomerEvent::created(&customer(1), now() - 60)
+        .json()
+        .as_str()]);
+    let dir = workdir();
+    // Another run: the lock held in an open transaction, as a run holds it.
+    let mut other = app.db.pool.begin().await.unwrap();
+    let held: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+        .bind(stripe_customer_sync::store::catch_up::LOCK_KEY)
+        .fetch_one(&mut *other)
+        .await
+        .unwrap();
+    assert!(held);
+
+    let locked = catch_up(&double, &app.db.url, dir.path(), &[]).await;
+    assert_eq!(locked.code, Some(1), "{}", locked.stderr);
+    assert!(
+        locked.stderr.contains("another catch-up is running"),
+        "{}",
+        locked.stderr
+    );
+    assert!(double.event_list_requests().is_empty(), "nothing listed");
+    // A dry run writes nothing and needs no lock.
+    let dry = catch_up(&double, &app.db.url, dir.path(), &["--dry-run"]).await;
+    assert_eq!(dry.code, Some(0), "{}", dry.stderr);
+
+    other.rollback().await.unwrap();
+    let run = catch_up(&double, &app.db.url, dir.path(), &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.summary["applied"]["processed"], 1);
+}
