@@ -93,17 +93,20 @@ fn record(metrics: &Metrics, result: Result<super::Summary, CatchUpError>) {
             if let Some(created) = summary.newest_event_created {
                 metrics.event_recorded(created);
             }
-            let applied = summary.applied_count();
             metrics.catch_up_finished(
                 CatchUpResult::Completed,
                 summary.applied.iter().map(|(outcome, n)| (*outcome, *n)),
                 now,
             );
-            if applied > 0 {
+            // Rows changed: webhooks lost those changes. Events that changed nothing (stale by
+            // the time they were listed) are the normal traffic of a late or racing delivery.
+            let processed = summary.applied.get("processed").copied().unwrap_or(0);
+            if processed > 0 {
                 tracing::warn!(
-                    applied,
+                    processed,
+                    applied = summary.applied_count(),
                     seen = summary.seen,
-                    "catch-up applied events that had not been delivered by webhook"
+                    "catch-up applied events that webhooks had not delivered, and rows changed"
                 );
             }
         }
