@@ -50,3 +50,11 @@ create policy stripe_catch_up_runs_service_role_all
     to service_role
     using (true)
     with check (true);
+
+-- A thin event (v1.customer.*) names the v1 snapshot event it stands for in `snapshot_event`;
+-- catch-up lists snapshot events, and one whose thin twin is in the ledger was applied already
+-- (from the fetched customer). Partial: only thin events carry the key, so the snapshot events
+-- that are most of the ledger cost this index nothing but the predicate's check.
+create index stripe_webhook_events_snapshot_event_idx
+    on public.stripe_webhook_events ((payload ->> 'snapshot_event'))
+    where payload ? 'snapshot_event';

@@ -20,15 +20,20 @@ pub async fn is_recorded(db: impl PgExecutor<'_>, event_id: &str) -> Result<bool
     .await?)
 }
 
-/// The ids of `event_ids` that are in the ledger: one round trip for a page of events.
+/// The ids of `event_ids` (snapshot events) that are in the ledger, themselves or as the
+/// `snapshot_event` of a thin event that stands for them: one round trip for a page of events.
 pub async fn recorded_among(
     db: impl PgExecutor<'_>,
     event_ids: &[&str],
 ) -> Result<HashSet<String>, StoreError> {
-    let recorded: Vec<String> =
-        sqlx::query_scalar("select id from public.stripe_webhook_events where id = any($1)")
-            .bind(event_ids)
-            .fetch_all(db)
-            .await?;
+    let recorded: Vec<String> = sqlx::query_scalar(
+        "select id from public.stripe_webhook_events where id = any($1)
+         union
+         select payload ->> 'snapshot_event' from public.stripe_webhook_events
+          where payload ? 'snapshot_event' and payload ->> 'snapshot_event' = any($1)",
+    )
+    .bind(event_ids)
+    .fetch_all(db)
+    .await?;
     Ok(recorded.into_iter().collect())
 }

@@ -592,3 +592,37 @@ async fn catch_up_while_another_run_holds_the_lock_does_nothing_and_says_so() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(run.summary["applied"]["processed"], 1);
 }
+
+#[tokio::test]
+async fn snapshot_event_whose_thin_twin_was_applied_counts_as_recorded() {
+    use crate::thin_events::{FIXTURE_CUSTOMER, spawn_app_with_stripe};
+    let double = StripeDouble::start().await;
+    let app = spawn_app_with_stripe(&double).await;
+    double.add([crate::helpers::stripe_double::Customer::new(
+        FIXTURE_CUSTOMER,
+    )]);
+    let thin = crate::events::fixture("thin/01_v1.customer.created.json");
+    app.deliver_expecting(&thin, "processed").await;
+    let twin_id: String = serde_json::from_str::<Value>(&thin).unwrap()["snapshot_event"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Stripe lists the snapshot event the thin one stands for, and one that nothing brought.
+    let mut twin = CustomerEvent::created(FIXTURE_CUSTOMER, now() - 60);
+    twin.event_id = twin_id.clone();
+    let lost = CustomerEvent::created(&customer(7), now() - 30);
+    double.add_events([twin.json().as_str(), lost.json().as_str()]);
+
+    let dir = workdir();
+    let run = catch_up(&double, &app.db.url, dir.path(), &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.summary["seen"], 2);
+    assert_eq!(run.summary["already_recorded"], 1);
+    assert_eq!(run.summary["applied"], serde_json::json!({"processed": 1}));
+    assert!(
+        app.ledger_row(&twin_id).await.is_none(),
+        "the twin is not applied again"
+    );
+    assert!(app.customer(&customer(7)).await.is_some());
+}

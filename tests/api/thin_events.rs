@@ -13,7 +13,7 @@ use crate::helpers::{
 use stripe_customer_sync::configuration::StripeApiSettings;
 
 /// The app with STRIPE_API_KEY set and Stripe's API at the double.
-async fn spawn_app_with_stripe(double: &StripeDouble) -> TestApp {
+pub async fn spawn_app_with_stripe(double: &StripeDouble) -> TestApp {
     let base = format!("{}/", double.base_url);
     spawn_app_with(migrated_database().await, |settings| {
         settings.stripe_api = Some(StripeApiSettings {
@@ -44,7 +44,7 @@ fn thin_event(event_type: &str, customer_id: &str) -> String {
 }
 
 /// The fixture customer: the one `fixtures/thin/*` name.
-const FIXTURE_CUSTOMER: &str = "cus_ThinFx7Kq2WmZr";
+pub const FIXTURE_CUSTOMER: &str = "cus_ThinFx7Kq2WmZr";
 const FIXTURE_USER: &str = "7f0c2a9e-3b1d-4e5f-8a6b-9c0d1e2f3a4b";
 
 #[tokio::test]
