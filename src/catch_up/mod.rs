@@ -16,7 +16,7 @@
 //! its window, and the ledger makes what it already applied a no-op: that is the resumption.
 //!
 //! One run at a time across replicas and the command line: a transaction-scoped advisory lock
-//! ([`store::catch_up::try_lock`]); a dry run writes nothing and takes no lock.
+//! ([`crate::store::catch_up::try_lock`]); a dry run writes nothing and takes no lock.
 
 pub mod worker;
 

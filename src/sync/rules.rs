@@ -132,7 +132,7 @@ impl EventOrder {
     }
 
     /// Reads back the order a row records in `customer_metadata.sync`. A fetched state
-    /// (`backfill`, `verify`) ranks below events of its second; an unknown type (written by
+    /// (`backfill`, `verify`, a thin event's `v1.customer.*`) ranks below events of its second; an unknown type (written by
     /// hand, or by a future version) ranks as an update.
     pub fn from_recorded(created: i64, event_type: &str) -> Self {
         if FetchCommand::from_recorded(event_type).is_some()

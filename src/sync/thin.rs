@@ -2,7 +2,7 @@
 //! through the one apply loop ([`super::apply_customer_state`]) and recorded in the ledger
 //! under the thin event, in the same statement as the row.
 //!
-//! The state is ordered as a fetched one ([`rules::EventOrder::fetched`]): the fetch's start,
+//! The state is ordered as a fetched one ([`super::rules::EventOrder::fetched`]): the fetch's start,
 //! below every event of its second. The thin event's own `created` says when something changed,
 //! not what the customer looked like then; the fetch says what it looked like at its start. So
 //! a snapshot event older than the fetch that is delivered afterwards is `stale_event`, and one
