@@ -8,6 +8,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions};
 
 use crate::backfill::{self, BackfillArgs, BackfillOptions};
+use crate::catch_up::{self, CatchUpArgs, CatchUpOptions};
 use crate::configuration::{self, DatabaseArgs, LogArgs, ServeArgs, Settings, StripeApiSettings};
 use crate::domain::StripeMode;
 use crate::local_db::{self, LocalCluster};
@@ -42,6 +43,8 @@ enum Command {
     Backfill(BackfillArgs),
     /// Compare every live row with Stripe and report drift; exit 1 on drift.
     Verify(VerifyArgs),
+    /// Apply the customer events Stripe still holds (30 days) that the ledger lacks.
+    CatchUp(CatchUpArgs),
     /// Sign event files with the current time, exactly as Stripe does, and POST them.
     Replay(ReplayArgs),
     /// Apply again the events the ledger holds as failed, once their cause is fixed.
@@ -117,6 +120,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::Migrate(args) => migrate(args).await.map(|()| ExitCode::SUCCESS),
         Command::Backfill(args) => run_backfill(args).await,
         Command::Verify(args) => run_verify(args).await,
+        Command::CatchUp(args) => run_catch_up(args).await,
         Command::Replay(args) => replay::run(args)
             .await
             .map_err(|e| CliError::failed("replay", e)),
@@ -154,6 +158,16 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         stripe_mode = %settings.sync.mode,
         "listening for Stripe webhooks on POST /webhooks/stripe"
     );
+    match (&settings.stripe_api, settings.catch_up_interval) {
+        (None, _) => tracing::warn!(
+            "STRIPE_API_KEY is not set: thin events are answered 503 not_configured and the \
+             background catch-up is off"
+        ),
+        (Some(_), None) => {
+            tracing::info!("CATCH_UP_INTERVAL is 0: the background catch-up is off")
+        }
+        (Some(_), Some(_)) => {}
+    }
     let served = application.run_until_stopped().await;
     pool.close().await;
     database.close();
@@ -198,7 +212,7 @@ async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
     result
 }
 
-/// What `backfill` and `verify` share: settings checked first (a bad key fails before any
+/// What `backfill`, `verify` and `catch-up` share: settings checked first (a bad key fails before any
 /// database starts), then the database, its pool and the Stripe client.
 struct FetchContext {
     database: Database,
@@ -293,6 +307,30 @@ async fn run_reapply(args: ReapplyArgs) -> Result<ExitCode, CliError> {
     };
     database.close();
     Ok(reapply::print(&result?, args.json))
+}
+
+async fn run_catch_up(args: CatchUpArgs) -> Result<ExitCode, CliError> {
+    let since = args
+        .since
+        .as_deref()
+        .map(crate::domain::parse_duration)
+        .transpose()
+        .map_err(|e| configuration::ConfigError {
+            variable: "--since",
+            problem: e.to_string(),
+        })?;
+    // One connection holds the run's lock; one applies events.
+    let context = FetchContext::open(&args.database, &args.stripe, &args.sync, 3).await?;
+    let options = CatchUpOptions {
+        since,
+        dry_run: args.dry_run,
+        started_by: crate::store::catch_up::StartedBy::Command,
+        progress: true,
+    };
+    let result = catch_up::run(&context.pool, &context.client, &context.sync, &options).await;
+    context.close().await;
+    let summary = result.map_err(|e| CliError::failed("catch-up", e))?;
+    Ok(catch_up::print(&summary, args.json))
 }
 
 /// Applies the Supabase shim (plain PostgreSQL only, when asked) and pending migrations.

@@ -104,7 +104,27 @@ pub struct ServeArgs {
     /// Do not apply pending migrations at start-up.
     #[arg(long)]
     pub skip_migrations: bool,
+
+    /// Stripe's API: thin events and the background catch-up need it; without a key both are
+    /// off (and `serve` says so).
+    #[command(flatten)]
+    pub stripe: StripeApiArgs,
+
+    /// How often to run `catch-up` in the background (needs STRIPE_API_KEY): 30s, 15m, 1h, …;
+    /// 0 = never. The first run starts a few seconds after start-up.
+    #[arg(
+        long,
+        env = "CATCH_UP_INTERVAL",
+        default_value = DEFAULT_CATCH_UP_INTERVAL,
+        value_name = "DURATION"
+    )]
+    pub catch_up_interval: String,
 }
+
+/// Well inside Stripe's retry window (3 days live, hours in test mode), so a delivery that
+/// fails for good is applied within minutes of Stripe giving up, at one list request per run
+/// when nothing was missed.
+pub const DEFAULT_CATCH_UP_INTERVAL: &str = "15m";
 
 /// Settings every command shares.
 #[derive(Args, Debug, Clone)]
@@ -114,7 +134,8 @@ pub struct LogArgs {
     pub log_format: Option<String>,
 }
 
-/// Stripe's API, for the commands that read customers from it (`backfill`, `verify`).
+/// Stripe's API, for what reads customers or events from it (`backfill`, `verify`,
+/// `catch-up`, and in `serve` thin events and the background catch-up).
 #[derive(Args, Clone)]
 pub struct StripeApiArgs {
     /// Secret (`sk_…`) or restricted (`rk_…`) key with read access to customers. Prefer the
@@ -254,6 +275,15 @@ impl StripeApiSettings {
             base: stripe_api_base(&args.stripe_api_base)?,
         })
     }
+
+    /// For `serve`, where the key is optional: `None` without one (STRIPE_API_BASE is still
+    /// checked, so a typo shows before the key is added).
+    pub fn optional(args: &StripeApiArgs) -> Result<Option<Self>, ConfigError> {
+        match args.stripe_api_key.as_deref().map(str::trim) {
+            None | Some("") => stripe_api_base(&args.stripe_api_base).map(|_| None),
+            Some(_) => Self::from_args(args).map(Some),
+        }
+    }
 }
 
 /// Accepts secret and restricted keys only; no error repeats the key, or any part of it.
@@ -346,6 +376,10 @@ pub struct Settings {
     pub webhook: WebhookSettings,
     pub listen_addr: SocketAddr,
     pub sync: SyncSettings,
+    /// `None`: no STRIPE_API_KEY; thin events are answered 503 `not_configured`, no catch-up.
+    pub stripe_api: Option<StripeApiSettings>,
+    /// How often the background catch-up runs; `None`: never (`0`, or no API key).
+    pub catch_up_interval: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -404,22 +438,39 @@ impl Settings {
             )
         })?;
         let database = DatabaseSettings::from_args(&args.database, &args.database_max_connections)?;
-        // Without DATABASE_URL, `serve` is a developer's (its own local database, fed by
-        // `stripe listen` or fixtures): test mode, unless told otherwise.
-        let local_default = database
+        let stripe_api = StripeApiSettings::optional(&args.stripe)?;
+        // Without STRIPE_MODE: the API key's mode; without a key, a `serve` on its own local
+        // database is a developer's (fed by `stripe listen` or fixtures), so test mode; else live.
+        let default_mode = stripe_api.as_ref().map(|api| api.mode).or(database
             .connect_options
             .is_none()
-            .then_some(StripeMode::Test);
+            .then_some(StripeMode::Test));
         let sync = sync_settings(
             &args.user_id_metadata_key,
             args.stripe_mode.as_deref(),
-            local_default,
+            default_mode,
         )?;
+        if let Some(api) = &stripe_api
+            && !sync.mode.keeps(api.mode == StripeMode::Live)
+        {
+            return Err(ConfigError::new(
+                "STRIPE_MODE",
+                format!(
+                    "is {}, which does not keep the {}-mode data STRIPE_API_KEY reads",
+                    sync.mode, api.mode
+                ),
+            ));
+        }
+        let catch_up_interval = crate::domain::parse_duration(&args.catch_up_interval)
+            .map_err(|e| ConfigError::new("CATCH_UP_INTERVAL", e))?;
         Ok(Self {
             database,
             webhook: WebhookSettings { secrets, tolerance },
             listen_addr,
             sync,
+            catch_up_interval: (stripe_api.is_some() && !catch_up_interval.is_zero())
+                .then_some(catch_up_interval),
+            stripe_api,
         })
     }
 }
@@ -492,6 +543,27 @@ mod tests {
         assert_eq!(settings.sync.user_id_metadata_key, "user_id");
         assert_eq!(settings.database.max_connections, 10);
         assert!(settings.database.connect_options.is_none());
+        assert!(settings.stripe_api.is_none());
+        assert_eq!(settings.catch_up_interval, None, "no key, no catch-up");
+    }
+
+    #[test]
+    fn catch_up_runs_every_15_minutes_with_a_key_unless_the_interval_is_zero() {
+        let key = "--stripe-api-key=sk_test_abc";
+        let settings = parse(&[SECRET, key]).unwrap();
+        assert!(settings.stripe_api.is_some());
+        assert_eq!(
+            settings.catch_up_interval,
+            Some(std::time::Duration::from_secs(900))
+        );
+        let settings = parse(&[SECRET, key, "--catch-up-interval=30s"]).unwrap();
+        assert_eq!(
+            settings.catch_up_interval,
+            Some(std::time::Duration::from_secs(30))
+        );
+        let settings = parse(&[SECRET, key, "--catch-up-interval=0"]).unwrap();
+        assert_eq!(settings.catch_up_interval, None);
+        assert!(settings.stripe_api.is_some(), "thin events still work");
     }
 
     #[test]
@@ -529,6 +601,10 @@ mod tests {
             ),
             (&[SECRET, "--database-url=mysql://nope"], "DATABASE_URL"),
             (&[SECRET, "--require-database-url"], "DATABASE_URL"),
+            (&[SECRET, "--catch-up-interval=15"], "CATCH_UP_INTERVAL"),
+            (&[SECRET, "--catch-up-interval=soon"], "CATCH_UP_INTERVAL"),
+            (&[SECRET, "--stripe-api-key=pk_test_x"], "STRIPE_API_KEY"),
+            (&[SECRET, "--stripe-api-base=ftp://x"], "STRIPE_API_BASE"),
         ];
         for (args, variable) in cases {
             let error = parse(args).unwrap_err();

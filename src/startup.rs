@@ -1,6 +1,7 @@
 //! Builds the HTTP application from the settings and a pool; binds (port 0 in tests).
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
@@ -10,10 +11,12 @@ use sqlx::PgPool;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder, TracingLogger};
 
+use crate::catch_up::worker::{self, Worker};
 use crate::configuration::Settings;
 use crate::http::{health, webhook};
 use crate::metrics::Metrics;
 use crate::stripe::signature::SignatureVerifier;
+use crate::stripe_api::{RetryPolicy, StripeClient};
 use crate::sync::SyncSettings;
 
 /// What every handler shares.
@@ -22,7 +25,10 @@ pub struct AppState {
     pub verifier: SignatureVerifier,
     pub pool: PgPool,
     pub sync: SyncSettings,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// Stripe's API for thin events (retries bounded by the webhook's deadline); `None`
+    /// without STRIPE_API_KEY.
+    pub stripe_api: Option<StripeClient>,
 }
 
 /// In-flight events get this long to finish after SIGTERM; Stripe retries anything cut off.
@@ -31,18 +37,41 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 pub struct Application {
     port: u16,
     server: Server,
+    catch_up: Option<Worker>,
 }
 
 impl Application {
-    /// Binds `settings.listen_addr` and builds the server; it runs once awaited.
+    /// Binds `settings.listen_addr` and builds the server; it runs once awaited. With
+    /// STRIPE_API_KEY and a catch-up interval, the background catch-up starts now.
     pub fn build(settings: &Settings, pool: PgPool) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.listen_addr)?;
         let port = listener.local_addr()?.port();
+        let client = |retry| {
+            settings
+                .stripe_api
+                .as_ref()
+                .map(|api| StripeClient::new(api, retry).map_err(std::io::Error::other))
+                .transpose()
+        };
+        let metrics = Arc::new(Metrics::default());
+        let catch_up = match (client(RetryPolicy::default())?, settings.catch_up_interval) {
+            (Some(client), Some(interval)) => Some((
+                worker::Context {
+                    pool: pool.clone(),
+                    client,
+                    settings: settings.sync.clone(),
+                    metrics: metrics.clone(),
+                },
+                interval,
+            )),
+            _ => None,
+        };
         let state = web::Data::new(AppState {
             verifier: SignatureVerifier::new(&settings.webhook.secrets, settings.webhook.tolerance),
             pool,
             sync: settings.sync.clone(),
-            metrics: Metrics::default(),
+            metrics,
+            stripe_api: client(RetryPolicy::within_a_webhook())?,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -58,15 +87,26 @@ impl Application {
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         .listen(listener)?
         .run();
-        Ok(Self { port, server })
+        // Started once nothing can fail any more: no run without a server.
+        let catch_up = catch_up.map(|(context, interval)| Worker::spawn(context, interval));
+        Ok(Self {
+            port,
+            server,
+            catch_up,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Serves until SIGTERM (or the server stops), then stops the background catch-up.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(catch_up) = self.catch_up {
+            catch_up.stop().await;
+        }
+        served
     }
 }
 

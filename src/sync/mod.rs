@@ -6,6 +6,7 @@
 pub mod fetched;
 pub mod outcome;
 pub mod rules;
+pub mod thin;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -15,7 +16,7 @@ pub use outcome::{FailReason, IgnoreReason, Outcome, SkipReason, UnlinkReason};
 use crate::domain::{StripeCustomerId, StripeMode};
 use crate::store::ledger::{self, LedgerEntry, Recorded, RowGuard};
 use crate::store::{StoreError, customers};
-use crate::stripe::event::{CustomerObject, EventObject, StripeEvent};
+use crate::stripe::event::{EventObject, StripeEvent};
 use rules::{CustomerEventKind, Decision, IncomingCustomer, LinkCandidate, Origin};
 
 /// Concurrent writers on one customer are rare; this many lost races in a row means
@@ -48,17 +49,25 @@ pub async fn apply_event(
     // One connection for all of the event's statements: each checkout from sqlx's pool costs a
     // round trip of its own (the ping when the connection goes back).
     let mut conn = pool.acquire().await.map_err(StoreError::from)?;
-    match apply_event_on(&mut conn, settings, event).await {
+    let applied = apply_event_on(&mut conn, settings, event).await;
+    recording_refusal(&mut conn, &ledger_entry(event), applied).await
+}
+
+/// Turns the database's refusal of an event's data into the event recorded as `failed`:
+/// answered 200, never a 503 that Stripe would retry for days.
+pub(crate) async fn recording_refusal(
+    conn: &mut PgConnection,
+    entry: &LedgerEntry<'_>,
+    applied: Result<Outcome, SyncError>,
+) -> Result<Outcome, SyncError> {
+    match applied {
         Err(SyncError::Store(StoreError::Rejected { code, message })) => {
-            tracing::error!(sqlstate = %code, "the database refuses the event as sent; recording it as failed");
+            tracing::error!(
+                sqlstate = %code,
+                "the database refuses the event as sent; recording it as failed"
+            );
             let error = format!("{code}: {message}");
-            record_failed(
-                &mut conn,
-                &ledger_entry(event),
-                FailReason::from_sqlstate(&code),
-                &error,
-            )
-            .await
+            record_failed(conn, entry, FailReason::from_sqlstate(&code), &error).await
         }
         applied => applied,
     }
@@ -83,7 +92,25 @@ pub async fn apply_event_on(
     let kind = CustomerEventKind::from_event_type(event.event_type);
     match (&event.object, kind) {
         (EventObject::Customer(customer), Some(kind)) => {
-            apply_customer_event(conn, settings, event, &entry, kind, customer).await
+            let Ok(customer_id) = StripeCustomerId::parse(&customer.id) else {
+                let invalid = Outcome::Skipped(SkipReason::InvalidCustomerId);
+                return record_only(conn, &entry, invalid).await;
+            };
+            let incoming = IncomingCustomer {
+                kind,
+                origin: Origin::Event(&event.id),
+                created: event.created,
+                customer_id: &customer_id,
+                email: customer.email.as_deref(),
+                name: customer.name.as_deref(),
+                default_payment_method: customer.default_payment_method.as_deref(),
+                stripe_metadata: &customer.metadata,
+                link: LinkCandidate::from_metadata(
+                    customer.metadata.get(&settings.user_id_metadata_key),
+                ),
+                livemode: event.livemode,
+            };
+            apply_customer_state(conn, &entry, &incoming).await
         }
         _ => record_only(conn, &entry, Outcome::Ignored(None)).await,
     }
@@ -112,30 +139,15 @@ fn ledger_entry<'e>(event: &'e StripeEvent<'_>) -> LedgerEntry<'e> {
     }
 }
 
-async fn apply_customer_event(
+/// The one apply loop: read → decide → write one incoming customer state together with the
+/// ledger entry it arrived with (a snapshot event's `data.object`, or the customer a thin
+/// event's fetch returned), deciding again when a concurrent writer changed the row in between.
+pub(crate) async fn apply_customer_state(
     conn: &mut PgConnection,
-    settings: &SyncSettings,
-    event: &StripeEvent<'_>,
     entry: &LedgerEntry<'_>,
-    kind: CustomerEventKind,
-    customer: &CustomerObject,
+    incoming: &IncomingCustomer<'_>,
 ) -> Result<Outcome, SyncError> {
-    let Ok(customer_id) = StripeCustomerId::parse(&customer.id) else {
-        return record_only(conn, entry, Outcome::Skipped(SkipReason::InvalidCustomerId)).await;
-    };
-    let incoming = IncomingCustomer {
-        kind,
-        origin: Origin::Event(&event.id),
-        created: event.created,
-        customer_id: &customer_id,
-        email: customer.email.as_deref(),
-        name: customer.name.as_deref(),
-        default_payment_method: customer.default_payment_method.as_deref(),
-        stripe_metadata: &customer.metadata,
-        link: LinkCandidate::from_metadata(customer.metadata.get(&settings.user_id_metadata_key)),
-        livemode: event.livemode,
-    };
-
+    let customer_id = incoming.customer_id;
     for _ in 0..MAX_ATTEMPTS {
         let snapshot = customers::snapshot(
             &mut *conn,
@@ -148,7 +160,7 @@ async fn apply_customer_event(
             return Ok(Outcome::Duplicate);
         }
         let decision = rules::decide(
-            &incoming,
+            incoming,
             snapshot.stored.as_ref(),
             snapshot.user,
             snapshot.deletion_recorded,
@@ -193,7 +205,7 @@ fn outcome_of(decision: &Decision) -> Outcome {
     }
 }
 
-async fn record_only(
+pub(crate) async fn record_only(
     conn: &mut PgConnection,
     entry: &LedgerEntry<'_>,
     outcome: Outcome,

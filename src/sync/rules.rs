@@ -82,7 +82,23 @@ pub enum Origin<'a> {
         command: FetchCommand,
         run_id: &'a str,
     },
+    /// A thin event (`v1.customer.*`, DESIGN.md "Thin events"): it carries only the customer's
+    /// id, so the state is the customer as fetched from Stripe's API after the event arrived.
+    /// Ordered as a fetched state (`created` is the fetch's start); recorded under the event's
+    /// own id and type (`v1.customer.updated`), which read back as fetched.
+    ThinEvent {
+        id: &'a EventId,
+        event_type: &'a str,
+    },
 }
+
+/// The types a thin customer event is recorded under: a row that records one of them was
+/// written from a fetched state.
+pub const THIN_EVENT_TYPES: [&str; 3] = [
+    "v1.customer.created",
+    "v1.customer.updated",
+    "v1.customer.deleted",
+];
 
 /// Rank of a fetched state among the events of its second: below all of them. A request that
 /// started in second S may have been answered before or after a change Stripe stamps S, so the
@@ -116,10 +132,12 @@ impl EventOrder {
     }
 
     /// Reads back the order a row records in `customer_metadata.sync`. A fetched state
-    /// (`backfill`, `verify`) ranks below events of its second; an unknown type (written by
+    /// (`backfill`, `verify`, a thin event's `v1.customer.*`) ranks below events of its second; an unknown type (written by
     /// hand, or by a future version) ranks as an update.
     pub fn from_recorded(created: i64, event_type: &str) -> Self {
-        if FetchCommand::from_recorded(event_type).is_some() {
+        if FetchCommand::from_recorded(event_type).is_some()
+            || THIN_EVENT_TYPES.contains(&event_type)
+        {
             return Self::fetched(created);
         }
         let rank = CustomerEventKind::from_event_type(event_type)
@@ -187,7 +205,7 @@ impl IncomingCustomer<'_> {
     pub fn order(&self) -> EventOrder {
         match self.origin {
             Origin::Event(_) => EventOrder::new(self.created, self.kind),
-            Origin::Fetched { .. } => EventOrder::fetched(self.created),
+            Origin::Fetched { .. } | Origin::ThinEvent { .. } => EventOrder::fetched(self.created),
         }
     }
 
@@ -196,14 +214,16 @@ impl IncomingCustomer<'_> {
         match self.origin {
             Origin::Event(id) => id.as_str(),
             Origin::Fetched { run_id, .. } => run_id,
+            Origin::ThinEvent { id, .. } => id.as_str(),
         }
     }
 
     /// `sync.last_event_type`: the event type, or the fetching command.
-    fn source_type(&self) -> &'static str {
+    fn source_type(&self) -> &str {
         match self.origin {
             Origin::Event(_) => self.kind.as_event_type(),
             Origin::Fetched { command, .. } => command.as_str(),
+            Origin::ThinEvent { event_type, .. } => event_type,
         }
     }
 }
@@ -793,6 +813,54 @@ mod tests {
             EventOrder::from_recorded(T, "verify"),
             EventOrder::fetched(T)
         );
+    }
+
+    #[test]
+    fn thin_event_is_ordered_as_its_fetch_and_recorded_under_its_own_id_and_type() {
+        let f = Fixture::new();
+        let thin = IncomingCustomer {
+            origin: Origin::ThinEvent {
+                id: &f.event_id,
+                event_type: "v1.customer.updated",
+            },
+            ..f.event(CustomerEventKind::Updated, T)
+        };
+        assert_eq!(thin.order(), EventOrder::fetched(T));
+        let decision = decide(&thin, None, UserFacts::default(), Utc::now());
+        assert_eq!(sync_field(&decision, "last_event_id"), "evt_1");
+        assert_eq!(
+            sync_field(&decision, "last_event_type"),
+            "v1.customer.updated"
+        );
+        for thin_type in THIN_EVENT_TYPES {
+            assert_eq!(
+                EventOrder::from_recorded(T, thin_type),
+                EventOrder::fetched(T)
+            );
+        }
+        // A snapshot event of the fetch's second that arrives later still applies; an older
+        // one is stale.
+        let after_thin = stored(SyncStatus::Synced, EventOrder::fetched(T));
+        let same_second = decide(
+            &f.event(CustomerEventKind::Created, T),
+            Some(&after_thin),
+            UserFacts::default(),
+            Utc::now(),
+        );
+        assert!(matches!(same_second, Decision::Update { .. }));
+        let older = decide(
+            &f.event(CustomerEventKind::Updated, T - 1),
+            Some(&after_thin),
+            UserFacts::default(),
+            Utc::now(),
+        );
+        assert!(matches!(
+            older,
+            Decision::Skip {
+                reason: SkipReason::StaleEvent,
+                ..
+            }
+        ));
     }
 
     #[test]

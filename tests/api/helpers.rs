@@ -104,6 +104,8 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
             // The fixtures and builders are test-mode events, as `stripe listen` delivers.
             mode: StripeMode::Test,
         },
+        stripe_api: None,
+        catch_up_interval: None,
     };
     configure(&mut settings);
     let options = pool::connect_options(&db.url).unwrap();

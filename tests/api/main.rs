@@ -3,6 +3,7 @@
 
 mod backfill;
 mod backup;
+mod catch_up;
 mod database_outage;
 mod events;
 mod fixtures_replay;
@@ -20,5 +21,6 @@ mod smoke;
 mod sync_deletion;
 mod sync_linking;
 mod sync_rules;
+mod thin_events;
 mod verify;
 mod webhook_http;

@@ -42,6 +42,7 @@ async fn migrate_applies_every_migration_and_revert_undoes_only_the_last() {
         "public.stripe_customers",
         "public.stripe_webhook_events",
         "public.stripe_customers_audit",
+        "public.stripe_catch_up_runs",
     ] {
         assert!(table_exists(&db.pool, table).await, "{table}");
     }

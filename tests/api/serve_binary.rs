@@ -22,6 +22,8 @@ impl ServeProcess {
             .arg("serve")
             .current_dir(workdir)
             .env_remove("DATABASE_URL")
+            // Never Stripe's real API from a test, whatever the developer's environment holds.
+            .env_remove("STRIPE_API_KEY")
             .env("STRIPE_WEBHOOK_SECRET", TEST_SECRET)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("LOG_FORMAT", "json")
