@@ -5,6 +5,7 @@ mod backfill;
 mod backup;
 mod catch_up;
 mod database_outage;
+mod database_roles;
 mod events;
 mod fixtures_replay;
 mod helpers;
