@@ -1037,11 +1037,13 @@ fn pgbench_script_text() -> String {
             4 => "(:apiver)::text".into(),
             5 => "(:created)::timestamptz".into(),
             6 => "(:payload)::text".into(),
-            9 => "('c' || :n || '@example.com')::text".into(),
-            10 => "(:cname)::text".into(),
-            11 => "(:pm)::text".into(),
-            12 => "(:meta)::jsonb".into(),
-            13 => "(:s_version)::text".into(),
+            7 => "false".into(),
+            8 => "(null)::text".into(),
+            11 => "('c' || :n || '@example.com')::text".into(),
+            12 => "(:cname)::text".into(),
+            13 => "(:pm)::text".into(),
+            14 => "(:meta)::jsonb".into(),
+            15 => "(:s_version)::text".into(),
             _ => unreachable!("${n}"),
         }
     };
@@ -1053,8 +1055,8 @@ fn pgbench_script_text() -> String {
         n => ledger(n, "etype_c"),
     });
     let insert = bind_pgbench(INSERT_SQL, |n| match n {
-        7 => new_customer.into(),
-        8 => uuid("u"),
+        9 => new_customer.into(),
+        10 => uuid("u"),
         n => ledger(n, "etype_c"),
     });
     let snapshot_update = bind_pgbench(SNAPSHOT_SQL, |n| match n {
@@ -1063,8 +1065,8 @@ fn pgbench_script_text() -> String {
         n => ledger(n, "etype_u"),
     });
     let update = bind_pgbench(UPDATE_SQL, |n| match n {
-        7 => seeded_customer.into(),
-        8 => uuid("uk"),
+        9 => seeded_customer.into(),
+        10 => uuid("uk"),
         n => ledger(n, "etype_u"),
     });
     format!(

@@ -5,6 +5,13 @@
 -- Constraint names are named explicitly: the service and its tests tell violations apart by them
 -- (a redelivered event by the ledger's primary key, a concurrent writer by these).
 
+-- Fail fast rather than queue every query of a live database behind this migration's locks
+-- (squawk: require-lock-timeout, require-statement-timeout). `local`: only for sqlx's
+-- transaction around this file. Adding these lines changed the file's checksum; the service
+-- adopts the old one (store::schema::LEGACY_CHECKSUMS) so deployed databases upgrade cleanly.
+set local lock_timeout = '5s';
+set local statement_timeout = '60s';
+
 create table public.stripe_customers (
     id uuid not null default gen_random_uuid(),
     -- Null while the customer is not (or no longer) linked to a user: Stripe customers can exist

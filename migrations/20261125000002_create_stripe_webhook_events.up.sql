@@ -3,6 +3,13 @@
 -- delivery (a retry, or a concurrent delivery to another replica) violates the primary key,
 -- which the service detects by its name, stripe_webhook_events_pkey.
 
+-- Fail fast rather than queue every query of a live database behind this migration's locks
+-- (squawk: require-lock-timeout, require-statement-timeout). `local`: only for sqlx's
+-- transaction around this file. Adding these lines changed the file's checksum; the service
+-- adopts the old one (store::schema::LEGACY_CHECKSUMS) so deployed databases upgrade cleanly.
+set local lock_timeout = '5s';
+set local statement_timeout = '60s';
+
 create table public.stripe_webhook_events (
     id text not null,
     type text not null,

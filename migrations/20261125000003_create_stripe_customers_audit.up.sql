@@ -2,6 +2,13 @@
 -- by hand in SQL, or by the cascade from auth.users, leaves one row, written by a trigger so that
 -- nothing can change the table without a trace.
 
+-- Fail fast rather than queue every query of a live database behind this migration's locks
+-- (squawk: require-lock-timeout, require-statement-timeout). `local`: only for sqlx's
+-- transaction around this file. Adding these lines changed the file's checksum; the service
+-- adopts the old one (store::schema::LEGACY_CHECKSUMS) so deployed databases upgrade cleanly.
+set local lock_timeout = '5s';
+set local statement_timeout = '60s';
+
 create table public.stripe_customers_audit (
     id bigint generated always as identity,
     stripe_customer_id text not null,

@@ -68,6 +68,8 @@ pub struct BackfillArgs {
 #[derive(Debug, Clone)]
 pub struct BackfillOptions {
     pub dry_run: bool,
+    /// The mode of the API key the customers are read with.
+    pub livemode: bool,
     pub checkpoint: PathBuf,
     pub restart: bool,
     /// Names the Stripe account and the database a checkpoint belongs to ([`target_of`]):
@@ -180,8 +182,9 @@ pub async fn run(
             command: FetchCommand::Backfill,
             run_id: checkpoint.run_id.clone(),
             dry_run: false,
+            livemode: options.livemode,
         },
-        None => FetchRun::new(FetchCommand::Backfill, options.dry_run),
+        None => FetchRun::new(FetchCommand::Backfill, options.dry_run, options.livemode),
     };
     let mut state = resumed.unwrap_or_else(|| Checkpoint {
         version: CHECKPOINT_VERSION,

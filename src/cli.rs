@@ -8,8 +8,11 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions};
 
 use crate::backfill::{self, BackfillArgs, BackfillOptions};
+use crate::catch_up::{self, CatchUpArgs, CatchUpOptions};
 use crate::configuration::{self, DatabaseArgs, LogArgs, ServeArgs, Settings, StripeApiSettings};
+use crate::domain::StripeMode;
 use crate::local_db::{self, LocalCluster};
+use crate::reapply::{self, ReapplyArgs};
 use crate::replay::{self, ReplayArgs};
 use crate::startup::Application;
 use crate::store::{pool, schema};
@@ -40,8 +43,12 @@ enum Command {
     Backfill(BackfillArgs),
     /// Compare every live row with Stripe and report drift; exit 1 on drift.
     Verify(VerifyArgs),
+    /// Apply the customer events Stripe still holds (30 days) that the ledger lacks.
+    CatchUp(CatchUpArgs),
     /// Sign event files with the current time, exactly as Stripe does, and POST them.
     Replay(ReplayArgs),
+    /// Apply again the events the ledger holds as failed, once their cause is fixed.
+    ReapplyFailed(ReapplyArgs),
     /// Exit 0 when the service answers GET /healthz (for container health checks).
     Healthcheck(HealthcheckArgs),
 }
@@ -113,9 +120,11 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::Migrate(args) => migrate(args).await.map(|()| ExitCode::SUCCESS),
         Command::Backfill(args) => run_backfill(args).await,
         Command::Verify(args) => run_verify(args).await,
+        Command::CatchUp(args) => run_catch_up(args).await,
         Command::Replay(args) => replay::run(args)
             .await
             .map_err(|e| CliError::failed("replay", e)),
+        Command::ReapplyFailed(args) => run_reapply(args).await,
         Command::Healthcheck(args) => healthcheck(&args.url).await.map(|()| ExitCode::SUCCESS),
     }
 }
@@ -155,9 +164,27 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         address = %settings.listen_addr,
         port = application.port(),
         secrets = settings.webhook.secrets.len(),
+        stripe_mode = %settings.sync.mode,
         database_pool_mode = %connection.mode,
         "listening for Stripe webhooks on POST /webhooks/stripe"
     );
+    if args.stripe_mode.is_none() && settings.stripe_api.is_none() {
+        tracing::warn!(
+            "STRIPE_MODE is not set and there is no STRIPE_API_KEY to take it from: keeping \
+             test-mode and live-mode events alike; set STRIPE_MODE=live in production so that a \
+             test-mode customer can never take a real user's link"
+        );
+    }
+    match (&settings.stripe_api, settings.catch_up_interval) {
+        (None, _) => tracing::warn!(
+            "STRIPE_API_KEY is not set: thin events are answered 503 not_configured and the \
+             background catch-up is off"
+        ),
+        (Some(_), None) => {
+            tracing::info!("CATCH_UP_INTERVAL is 0: the background catch-up is off")
+        }
+        (Some(_), Some(_)) => {}
+    }
     let served = application.run_until_stopped().await;
     pool.close().await;
     database.close();
@@ -216,7 +243,7 @@ async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
     result
 }
 
-/// What `backfill` and `verify` share: settings checked first (a bad key fails before any
+/// What `backfill`, `verify` and `catch-up` share: settings checked first (a bad key fails before any
 /// database starts), then the database, its pool and the Stripe client.
 struct FetchContext {
     database: Database,
@@ -234,7 +261,7 @@ impl FetchContext {
         connections: u32,
     ) -> Result<Self, CliError> {
         let api = StripeApiSettings::from_args(stripe)?;
-        let sync = sync.settings()?;
+        let sync = sync.settings(&api)?;
         let client = StripeClient::new(&api, RetryPolicy::default())
             .map_err(|e| CliError::failed("Stripe client", e))?;
         let database = Database::from_args(database).await?;
@@ -264,6 +291,7 @@ async fn run_backfill(args: BackfillArgs) -> Result<ExitCode, CliError> {
     let context = FetchContext::open(&args.database, &args.stripe, &args.sync, 4).await?;
     let options = BackfillOptions {
         dry_run: args.dry_run,
+        livemode: context.api.mode == StripeMode::Live,
         checkpoint: args.checkpoint.clone(),
         restart: args.restart,
         target: backfill::target_of(&context.api, &context.database.options),
@@ -286,6 +314,8 @@ async fn run_verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
     .await?;
     let options = VerifyOptions {
         fix: args.fix,
+        livemode: context.api.mode == StripeMode::Live,
+        allow_mass_delete: args.allow_mass_delete,
         concurrency,
         progress: true,
     };
@@ -293,6 +323,45 @@ async fn run_verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
     context.close().await;
     let report = result.map_err(|e| CliError::failed("verify", e))?;
     Ok(verify::print(&report, args.json))
+}
+
+async fn run_reapply(args: ReapplyArgs) -> Result<ExitCode, CliError> {
+    let sync = args.sync.settings_without_api()?;
+    let database = Database::from_args(&args.database).await?;
+    let result = match pool::command_pool(database.options.clone(), 2).await {
+        Ok(pool) => {
+            let result = reapply::run(&pool, &sync, args.event_id.as_deref()).await;
+            pool.close().await;
+            result.map_err(|e| CliError::failed("reapply-failed", e))
+        }
+        Err(error) => Err(CliError::failed("cannot connect to the database", error)),
+    };
+    database.close();
+    Ok(reapply::print(&result?, args.json))
+}
+
+async fn run_catch_up(args: CatchUpArgs) -> Result<ExitCode, CliError> {
+    let since = args
+        .since
+        .as_deref()
+        .map(crate::domain::parse_duration)
+        .transpose()
+        .map_err(|e| configuration::ConfigError {
+            variable: "--since",
+            problem: e.to_string(),
+        })?;
+    // One connection holds the run's lock; one applies events.
+    let context = FetchContext::open(&args.database, &args.stripe, &args.sync, 3).await?;
+    let options = CatchUpOptions {
+        since,
+        dry_run: args.dry_run,
+        started_by: crate::store::catch_up::StartedBy::Command,
+        progress: true,
+    };
+    let result = catch_up::run(&context.pool, &context.client, &context.sync, &options).await;
+    context.close().await;
+    let summary = result.map_err(|e| CliError::failed("catch-up", e))?;
+    Ok(catch_up::print(&summary, args.json))
 }
 
 /// Applies the Supabase shim (plain PostgreSQL only, when asked) and pending migrations.

@@ -11,7 +11,7 @@ use reqwest::Url;
 use secrecy::SecretString;
 use sqlx::postgres::PgConnectOptions;
 
-use crate::domain::{SignatureTolerance, WebhookSecrets};
+use crate::domain::{SignatureTolerance, StripeMode, WebhookSecrets};
 use crate::store::pool::{self, ConnectionPolicy, PoolMode};
 use crate::sync::SyncSettings;
 use crate::telemetry::LogFormat;
@@ -174,6 +174,11 @@ pub struct ServeArgs {
     )]
     pub user_id_metadata_key: String,
 
+    /// Which Stripe mode(s) to keep: live, test or both; events of another mode are ignored
+    /// [default: the mode of STRIPE_API_KEY, else both]
+    #[arg(long, env = "STRIPE_MODE", value_name = "MODE")]
+    pub stripe_mode: Option<String>,
+
     /// Connection pool size.
     #[arg(
         long,
@@ -186,7 +191,27 @@ pub struct ServeArgs {
     /// Do not apply pending migrations at start-up (they run as a release step: `migrate`).
     #[arg(long, env = "SKIP_MIGRATIONS")]
     pub skip_migrations: bool,
+
+    /// Stripe's API: thin events and the background catch-up need it; without a key both are
+    /// off (and `serve` says so).
+    #[command(flatten)]
+    pub stripe: StripeApiArgs,
+
+    /// How often to run `catch-up` in the background (needs STRIPE_API_KEY): 30s, 15m, 1h, …;
+    /// 0 = never. The first run starts a few seconds after start-up.
+    #[arg(
+        long,
+        env = "CATCH_UP_INTERVAL",
+        default_value = DEFAULT_CATCH_UP_INTERVAL,
+        value_name = "DURATION"
+    )]
+    pub catch_up_interval: String,
 }
+
+/// Well inside Stripe's retry window (3 days live, hours in test mode), so a delivery that
+/// fails for good is applied within minutes of Stripe giving up, at one list request per run
+/// when nothing was missed.
+pub const DEFAULT_CATCH_UP_INTERVAL: &str = "15m";
 
 /// Settings every command shares.
 #[derive(Args, Debug, Clone)]
@@ -196,7 +221,8 @@ pub struct LogArgs {
     pub log_format: Option<String>,
 }
 
-/// Stripe's API, for the commands that read customers from it (`backfill`, `verify`).
+/// Stripe's API, for what reads customers or events from it (`backfill`, `verify`,
+/// `catch-up`, and in `serve` thin events and the background catch-up).
 #[derive(Args, Clone)]
 pub struct StripeApiArgs {
     /// Secret (`sk_…`) or restricted (`rk_…`) key with read access to customers. Prefer the
@@ -233,7 +259,7 @@ impl fmt::Debug for StripeApiArgs {
 
 pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
 
-/// The sync rules' one setting, for the commands other than `serve` that apply them.
+/// The sync rules' settings, for the commands other than `serve` that apply them.
 #[derive(Args, Debug, Clone)]
 pub struct SyncArgs {
     /// Stripe customer metadata key that carries the Supabase user id.
@@ -244,15 +270,55 @@ pub struct SyncArgs {
         value_name = "KEY"
     )]
     pub user_id_metadata_key: String,
+
+    /// Which Stripe mode(s) the deployment keeps: live, test or both
+    /// [default: the mode of STRIPE_API_KEY]
+    #[arg(long, env = "STRIPE_MODE", value_name = "MODE")]
+    pub stripe_mode: Option<String>,
 }
 
 impl SyncArgs {
-    pub fn settings(&self) -> Result<SyncSettings, ConfigError> {
-        sync_settings(&self.user_id_metadata_key)
+    /// The settings for a command that reads Stripe with `api`'s key: the key's mode must be
+    /// one the deployment keeps.
+    pub fn settings(&self, api: &StripeApiSettings) -> Result<SyncSettings, ConfigError> {
+        let settings = sync_settings(
+            &self.user_id_metadata_key,
+            self.stripe_mode.as_deref(),
+            Some(api.mode),
+        )?;
+        if !settings.mode.keeps(api.mode == StripeMode::Live) {
+            return Err(ConfigError::new(
+                "STRIPE_MODE",
+                format!(
+                    "is {}, which does not keep the {}-mode data STRIPE_API_KEY reads",
+                    settings.mode, api.mode
+                ),
+            ));
+        }
+        Ok(settings)
     }
 }
 
-fn sync_settings(user_id_metadata_key: &str) -> Result<SyncSettings, ConfigError> {
+impl SyncArgs {
+    /// The settings for a command that reads no customers from Stripe (`reapply-failed`).
+    pub fn settings_without_api(&self) -> Result<SyncSettings, ConfigError> {
+        sync_settings(
+            &self.user_id_metadata_key,
+            self.stripe_mode.as_deref(),
+            None,
+        )
+    }
+}
+
+/// The user-id key and the mode. `STRIPE_MODE` defaults to the API key's mode: a deployment
+/// that reads Stripe with a live key keeps live data only. Without a key nothing says which
+/// mode the endpoint receives (Stripe's dashboard endpoint, `stripe listen`, replayed fixtures),
+/// so both are kept, as before modes existed, and `serve` warns that production should say.
+fn sync_settings(
+    user_id_metadata_key: &str,
+    stripe_mode: Option<&str>,
+    api_key_mode: Option<StripeMode>,
+) -> Result<SyncSettings, ConfigError> {
     let key = user_id_metadata_key.trim();
     if key.is_empty() {
         return Err(ConfigError::new(
@@ -260,8 +326,13 @@ fn sync_settings(user_id_metadata_key: &str) -> Result<SyncSettings, ConfigError
             "must not be empty",
         ));
     }
+    let mode = match stripe_mode.map(str::trim) {
+        None | Some("") => api_key_mode.unwrap_or(StripeMode::Both),
+        Some(raw) => StripeMode::parse(raw).map_err(|e| ConfigError::new("STRIPE_MODE", e))?,
+    };
     Ok(SyncSettings {
         user_id_metadata_key: key.to_owned(),
+        mode,
         // The batch commands that apply the rules work on a session connection.
         connection: ConnectionPolicy::default(),
     })
@@ -271,6 +342,8 @@ fn sync_settings(user_id_metadata_key: &str) -> Result<SyncSettings, ConfigError
 #[derive(Clone)]
 pub struct StripeApiSettings {
     pub key: SecretString,
+    /// The key's mode: what it reads is live or test data.
+    pub mode: StripeMode,
     /// Ends with `/`, so that `v1/customers` joins onto it.
     pub base: Url,
 }
@@ -286,15 +359,26 @@ impl fmt::Debug for StripeApiSettings {
 
 impl StripeApiSettings {
     pub fn from_args(args: &StripeApiArgs) -> Result<Self, ConfigError> {
+        let (key, mode) = stripe_api_key(args.stripe_api_key.as_deref())?;
         Ok(Self {
-            key: stripe_api_key(args.stripe_api_key.as_deref())?,
+            key,
+            mode,
             base: stripe_api_base(&args.stripe_api_base)?,
         })
+    }
+
+    /// For `serve`, where the key is optional: `None` without one (STRIPE_API_BASE is still
+    /// checked, so a typo shows before the key is added).
+    pub fn optional(args: &StripeApiArgs) -> Result<Option<Self>, ConfigError> {
+        match args.stripe_api_key.as_deref().map(str::trim) {
+            None | Some("") => stripe_api_base(&args.stripe_api_base).map(|_| None),
+            Some(_) => Self::from_args(args).map(Some),
+        }
     }
 }
 
 /// Accepts secret and restricted keys only; no error repeats the key, or any part of it.
-fn stripe_api_key(raw: Option<&str>) -> Result<SecretString, ConfigError> {
+fn stripe_api_key(raw: Option<&str>) -> Result<(SecretString, StripeMode), ConfigError> {
     const VARIABLE: &str = "STRIPE_API_KEY";
     let key = raw.map(str::trim).unwrap_or_default();
     if key.is_empty() {
@@ -322,7 +406,13 @@ fn stripe_api_key(raw: Option<&str>) -> Result<SecretString, ConfigError> {
             "holds characters a Stripe key never has",
         ));
     }
-    Ok(SecretString::from(key.to_owned()))
+    let mode = StripeMode::of_api_key(key).ok_or_else(|| {
+        ConfigError::new(
+            VARIABLE,
+            "must be a live (sk_live_…, rk_live_…) or test (sk_test_…, rk_test_…) key",
+        )
+    })?;
+    Ok((SecretString::from(key.to_owned()), mode))
 }
 
 /// https, or plain http to this machine only (a test double): the key travels in a header.
@@ -377,6 +467,10 @@ pub struct Settings {
     pub webhook: WebhookSettings,
     pub listen_addr: SocketAddr,
     pub sync: SyncSettings,
+    /// `None`: no STRIPE_API_KEY; thin events are answered 503 `not_configured`, no catch-up.
+    pub stripe_api: Option<StripeApiSettings>,
+    /// How often the background catch-up runs; `None`: never (`0`, or no API key).
+    pub catch_up_interval: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -452,13 +546,34 @@ impl Settings {
             &args.database_max_connections,
             !args.skip_migrations,
         )?;
-        let mut sync = sync_settings(&args.user_id_metadata_key)?;
+        let stripe_api = StripeApiSettings::optional(&args.stripe)?;
+        let mut sync = sync_settings(
+            &args.user_id_metadata_key,
+            args.stripe_mode.as_deref(),
+            stripe_api.as_ref().map(|api| api.mode),
+        )?;
         sync.connection = database.connection;
+        if let Some(api) = &stripe_api
+            && !sync.mode.keeps(api.mode == StripeMode::Live)
+        {
+            return Err(ConfigError::new(
+                "STRIPE_MODE",
+                format!(
+                    "is {}, which does not keep the {}-mode data STRIPE_API_KEY reads",
+                    sync.mode, api.mode
+                ),
+            ));
+        }
+        let catch_up_interval = crate::domain::parse_duration(&args.catch_up_interval)
+            .map_err(|e| ConfigError::new("CATCH_UP_INTERVAL", e))?;
         Ok(Self {
             database,
             webhook: WebhookSettings { secrets, tolerance },
             listen_addr,
             sync,
+            catch_up_interval: (stripe_api.is_some() && !catch_up_interval.is_zero())
+                .then_some(catch_up_interval),
+            stripe_api,
         })
     }
 }
@@ -548,6 +663,8 @@ mod tests {
         assert!(settings.database.connect_options.is_none());
         assert_eq!(settings.database.connection, ConnectionPolicy::default());
         assert_eq!(settings.database.connection.mode, PoolMode::Session);
+        assert!(settings.stripe_api.is_none());
+        assert_eq!(settings.catch_up_interval, None, "no key, no catch-up");
     }
 
     #[test]
@@ -596,6 +713,42 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(migration.get_host(), "db.example");
+    }
+
+    #[test]
+    fn catch_up_runs_every_15_minutes_with_a_key_unless_the_interval_is_zero() {
+        let key = "--stripe-api-key=sk_test_abc";
+        let settings = parse(&[SECRET, key]).unwrap();
+        assert!(settings.stripe_api.is_some());
+        assert_eq!(
+            settings.catch_up_interval,
+            Some(std::time::Duration::from_secs(900))
+        );
+        let settings = parse(&[SECRET, key, "--catch-up-interval=30s"]).unwrap();
+        assert_eq!(
+            settings.catch_up_interval,
+            Some(std::time::Duration::from_secs(30))
+        );
+        let settings = parse(&[SECRET, key, "--catch-up-interval=0"]).unwrap();
+        assert_eq!(settings.catch_up_interval, None);
+        assert!(settings.stripe_api.is_some(), "thin events still work");
+    }
+
+    #[test]
+    fn a_deployment_keeps_its_api_keys_mode_unless_told_and_both_without_a_key() {
+        let keyless = parse(&[SECRET]).unwrap();
+        assert_eq!(keyless.sync.mode, StripeMode::Both);
+        let live_key = "--stripe-api-key=sk_live_abc";
+        assert_eq!(
+            parse(&[SECRET, live_key]).unwrap().sync.mode,
+            StripeMode::Live
+        );
+        let told = parse(&[SECRET, "--stripe-mode=test"]).unwrap();
+        assert_eq!(told.sync.mode, StripeMode::Test);
+        let mismatch = parse(&[SECRET, live_key, "--stripe-mode=test"]).unwrap_err();
+        assert_eq!(mismatch.variable, "STRIPE_MODE");
+        let error = parse(&[SECRET, "--stripe-mode=production"]).unwrap_err();
+        assert_eq!(error.variable, "STRIPE_MODE");
     }
 
     #[test]
@@ -657,6 +810,10 @@ mod tests {
                 ],
                 "MIGRATION_DATABASE_URL",
             ),
+            (&[SECRET, "--catch-up-interval=15"], "CATCH_UP_INTERVAL"),
+            (&[SECRET, "--catch-up-interval=soon"], "CATCH_UP_INTERVAL"),
+            (&[SECRET, "--stripe-api-key=pk_test_x"], "STRIPE_API_KEY"),
+            (&[SECRET, "--stripe-api-base=ftp://x"], "STRIPE_API_BASE"),
         ];
         for (args, variable) in cases {
             let error = parse(args).unwrap_err();
@@ -699,18 +856,24 @@ mod tests {
             (&["--stripe-api-key=whsec_Secret123"], "STRIPE_API_KEY"),
             (&["--stripe-api-key=sk_live_Secret 123"], "STRIPE_API_KEY"),
             (
-                &["--stripe-api-key=sk_x", "--stripe-api-base=api.stripe.com"],
+                &[
+                    "--stripe-api-key=sk_test_x",
+                    "--stripe-api-base=api.stripe.com",
+                ],
                 "STRIPE_API_BASE",
             ),
             (
                 &[
-                    "--stripe-api-key=sk_x",
+                    "--stripe-api-key=sk_test_x",
                     "--stripe-api-base=http://api.stripe.com",
                 ],
                 "STRIPE_API_BASE",
             ),
             (
-                &["--stripe-api-key=sk_x", "--stripe-api-base=ftp://localhost"],
+                &[
+                    "--stripe-api-key=sk_test_x",
+                    "--stripe-api-base=ftp://localhost",
+                ],
                 "STRIPE_API_BASE",
             ),
         ];

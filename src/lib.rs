@@ -6,6 +6,7 @@
 
 pub mod backfill;
 pub mod backup;
+pub mod catch_up;
 pub mod cli;
 pub mod configuration;
 pub mod domain;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod local_db;
 pub mod metrics;
 pub mod progress;
+pub mod reapply;
 pub mod replay;
 pub mod startup;
 pub mod store;
@@ -20,5 +22,6 @@ pub mod stripe;
 pub mod stripe_api;
 pub mod sync;
 pub mod telemetry;
+pub mod thin_events;
 pub mod tls;
 pub mod verify;

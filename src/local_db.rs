@@ -35,6 +35,11 @@ pub enum LocalDbError {
     NotReady(Duration, PathBuf),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
+    #[error(
+        "refusing to use {path}: {why}; another local user may have planted it. Remove it, or \
+         set DATABASE_URL"
+    )]
+    UnsafeDir { path: PathBuf, why: String },
 }
 
 /// Where `initdb` and `postgres` are.
@@ -270,10 +275,42 @@ fn absolute(path: &Path) -> Result<PathBuf, LocalDbError> {
         .map_err(|e| LocalDbError::Io(format!("resolve {}", path.display()), e))
 }
 
+/// Creates `dir` (and its parents) for `owner` (default: us) with `mode`. An existing `dir` is
+/// used only if it is a real directory (not a symlink) owned by that user: the socket directory
+/// may live in a shared temp dir under a predictable name, where another user could plant a
+/// link to a directory of ours, which a chmod and chown would then hand to `postgres`.
 fn create_owned_dir(dir: &Path, owner: Option<&OsUser>, mode: u32) -> Result<(), LocalDbError> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let io = |what: &str, e| LocalDbError::Io(format!("{what} {}", dir.display()), e);
-    std::fs::create_dir_all(dir).map_err(|e| io("create", e))?;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io("create the parent of", e))?;
+    }
+    let expected_uid = owner.map_or_else(current_uid, |o| o.uid);
+    let created = match std::fs::DirBuilder::new().mode(mode).create(dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(io("create", e)),
+    };
+    if !created {
+        let unsafe_dir = |why: &str| LocalDbError::UnsafeDir {
+            path: dir.to_owned(),
+            why: why.to_owned(),
+        };
+        let metadata = std::fs::symlink_metadata(dir).map_err(|e| io("inspect", e))?;
+        if metadata.file_type().is_symlink() {
+            return Err(unsafe_dir("it is a symbolic link"));
+        }
+        if !metadata.is_dir() {
+            return Err(unsafe_dir("it is not a directory"));
+        }
+        // Ours, or already handed to `postgres` by an earlier run.
+        if metadata.uid() != expected_uid && metadata.uid() != current_uid() {
+            return Err(unsafe_dir(&format!(
+                "it belongs to uid {}, not to uid {expected_uid}",
+                metadata.uid()
+            )));
+        }
+    }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
         .map_err(|e| io("chmod", e))?;
     if let Some(owner) = owner {
@@ -283,8 +320,13 @@ fn create_owned_dir(dir: &Path, owner: Option<&OsUser>, mode: u32) -> Result<(),
     Ok(())
 }
 
+fn current_uid() -> u32 {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
 /// Next to the data directory when the path is short enough, else under the temp dir.
-fn socket_dir_for(data_dir: &Path) -> Result<PathBuf, LocalDbError> {
+pub fn socket_dir_for(data_dir: &Path) -> Result<PathBuf, LocalDbError> {
     let beside = data_dir.with_extension("sock");
     if beside.as_os_str().len() <= MAX_SOCKET_DIR_LEN {
         return Ok(beside);

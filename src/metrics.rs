@@ -1,5 +1,6 @@
 //! What `GET /metrics` exposes, in Prometheus' text format.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -33,6 +34,35 @@ struct PoolLabels {
     state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    result: &'static str,
+}
+
+/// How a background catch-up run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUpResult {
+    Completed,
+    Failed,
+    /// Another replica held the advisory lock: this one did nothing.
+    Locked,
+}
+
+impl CatchUpResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Locked => "locked",
+        }
+    }
+}
+
 /// The service's metrics; one instance per process, shared by every worker.
 #[derive(Debug)]
 pub struct Metrics {
@@ -42,6 +72,13 @@ pub struct Metrics {
     request_duration: Family<StatusLabels, Histogram>,
     event_lag: Histogram,
     pool_connections: Family<PoolLabels, Gauge>,
+    catch_up_runs: Family<RunLabels, Counter>,
+    catch_up_events: Family<OutcomeLabels, Counter>,
+    catch_up_last_completed: Gauge,
+    /// `created` (Unix seconds) of the newest event this process knows to be in the ledger;
+    /// 0 until it knows one.
+    newest_recorded: AtomicI64,
+    newest_recorded_lag: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -85,6 +122,30 @@ impl Default for Metrics {
             "Connections of the database pool, by state (in_use, idle)",
             pool_connections.clone(),
         );
+        let catch_up_runs = Family::<RunLabels, Counter>::default();
+        registry.register(
+            "stripe_catch_up_runs",
+            "Background catch-up runs, by result (completed, failed, locked: another replica held the advisory lock)",
+            catch_up_runs.clone(),
+        );
+        let catch_up_events = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "stripe_catch_up_events",
+            "Events that catch-up found missing from the ledger and applied, by outcome (processed, skipped, ignored, duplicate)",
+            catch_up_events.clone(),
+        );
+        let catch_up_last_completed = Gauge::default();
+        registry.register(
+            "stripe_catch_up_last_completed_timestamp_seconds",
+            "When this process last completed a catch-up run (Unix seconds); 0 before the first",
+            catch_up_last_completed.clone(),
+        );
+        let newest_recorded_lag = Gauge::default();
+        registry.register(
+            "stripe_newest_recorded_event_lag_seconds",
+            "Age of the newest event known to be in the ledger (now minus its Stripe `created`), from webhooks and catch-up; absent until one is known",
+            newest_recorded_lag.clone(),
+        );
         Self {
             registry,
             events,
@@ -92,6 +153,11 @@ impl Default for Metrics {
             request_duration,
             event_lag,
             pool_connections,
+            catch_up_runs,
+            catch_up_events,
+            catch_up_last_completed,
+            newest_recorded: AtomicI64::new(0),
+            newest_recorded_lag,
         }
     }
 }
@@ -103,9 +169,39 @@ impl Metrics {
             outcome: outcome.status(),
         };
         self.events.get_or_create(&labels).inc();
+        self.event_recorded(event_created);
         if outcome != Outcome::Duplicate {
             self.event_lag
                 .observe(now.saturating_sub(event_created).max(0) as f64);
+        }
+    }
+
+    /// An event created at `created` (Unix seconds) is in the ledger.
+    pub fn event_recorded(&self, created: i64) {
+        self.newest_recorded.fetch_max(created, Ordering::Relaxed);
+    }
+
+    /// A background catch-up run ended; `applied` counts its applied events by outcome status.
+    pub fn catch_up_finished<'a>(
+        &self,
+        result: CatchUpResult,
+        applied: impl IntoIterator<Item = (&'a str, u64)>,
+        now: i64,
+    ) {
+        self.catch_up_runs
+            .get_or_create(&RunLabels {
+                result: result.as_str(),
+            })
+            .inc();
+        for (outcome, count) in applied {
+            self.catch_up_events
+                .get_or_create(&OutcomeLabels {
+                    outcome: outcome.to_owned(),
+                })
+                .inc_by(count);
+        }
+        if result == CatchUpResult::Completed {
+            self.catch_up_last_completed.set(now);
         }
     }
 
@@ -121,8 +217,14 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// The exposition text, with the pool gauges read now.
+    /// The exposition text, with the pool gauges and the newest event's lag read now.
     pub fn render(&self, pool: &PgPool) -> String {
+        let newest = self.newest_recorded.load(Ordering::Relaxed);
+        if newest > 0 {
+            let now = chrono::Utc::now().timestamp();
+            self.newest_recorded_lag
+                .set(now.saturating_sub(newest).max(0));
+        }
         let idle = pool.num_idle() as i64;
         let size = i64::from(pool.size());
         self.pool_connections
@@ -171,6 +273,35 @@ mod tests {
         assert!(text.contains(
             r#"stripe_webhook_events_total{type="customer.updated",outcome="skipped"} 1"#
         ));
+    }
+
+    #[tokio::test]
+    async fn catch_up_runs_and_their_events_are_counted_and_the_newest_event_ages() {
+        let metrics = Metrics::default();
+        metrics.catch_up_finished(CatchUpResult::Locked, [], 100);
+        metrics.catch_up_finished(
+            CatchUpResult::Completed,
+            [("processed", 3), ("skipped", 1)],
+            200,
+        );
+        metrics.event_recorded(chrono::Utc::now().timestamp() - 60);
+        metrics.event_recorded(1);
+        let text = render(&metrics);
+        for line in [
+            r#"stripe_catch_up_runs_total{result="locked"} 1"#,
+            r#"stripe_catch_up_runs_total{result="completed"} 1"#,
+            r#"stripe_catch_up_events_total{outcome="processed"} 3"#,
+            "stripe_catch_up_last_completed_timestamp_seconds 200",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+        let lag: i64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("stripe_newest_recorded_event_lag_seconds "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((60..65).contains(&lag), "{lag}");
     }
 
     #[tokio::test]

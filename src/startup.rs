@@ -1,6 +1,7 @@
 //! Builds the HTTP application from the settings and a pool; binds (port 0 in tests).
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
@@ -10,10 +11,13 @@ use sqlx::PgPool;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder, TracingLogger};
 
+use crate::catch_up::worker::{self, Worker};
 use crate::configuration::Settings;
 use crate::http::{health, webhook};
 use crate::metrics::Metrics;
+use crate::store::pool::{self, ConnectionPolicy, PoolMode};
 use crate::stripe::signature::SignatureVerifier;
+use crate::stripe_api::{RetryPolicy, StripeClient};
 use crate::sync::SyncSettings;
 
 /// What every handler shares.
@@ -22,7 +26,10 @@ pub struct AppState {
     pub verifier: SignatureVerifier,
     pub pool: PgPool,
     pub sync: SyncSettings,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// Stripe's API for thin events (retries bounded by the webhook's deadline); `None`
+    /// without STRIPE_API_KEY.
+    pub stripe_api: Option<StripeClient>,
 }
 
 /// In-flight events get this long to finish after SIGTERM; Stripe retries anything cut off.
@@ -31,18 +38,43 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 pub struct Application {
     port: u16,
     server: Server,
+    catch_up: Option<Worker>,
 }
 
 impl Application {
-    /// Binds `settings.listen_addr` and builds the server; it runs once awaited.
+    /// Binds `settings.listen_addr` and builds the server; it runs once awaited. With
+    /// STRIPE_API_KEY and a catch-up interval, the background catch-up starts now.
     pub fn build(settings: &Settings, pool: PgPool) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.listen_addr)?;
         let port = listener.local_addr()?.port();
+        let client = |retry| {
+            settings
+                .stripe_api
+                .as_ref()
+                .map(|api| StripeClient::new(api, retry).map_err(std::io::Error::other))
+                .transpose()
+        };
+        let metrics = Arc::new(Metrics::default());
+        let catch_up = match (client(RetryPolicy::default())?, settings.catch_up_interval) {
+            (Some(client), Some(interval)) => {
+                catch_up_database(settings, &pool).map(|(pool, sync)| {
+                    let context = worker::Context {
+                        pool,
+                        client,
+                        settings: sync,
+                        metrics: metrics.clone(),
+                    };
+                    (context, interval)
+                })
+            }
+            _ => None,
+        };
         let state = web::Data::new(AppState {
             verifier: SignatureVerifier::new(&settings.webhook.secrets, settings.webhook.tolerance),
             pool,
             sync: settings.sync.clone(),
-            metrics: Metrics::default(),
+            metrics,
+            stripe_api: client(RetryPolicy::within_a_webhook())?,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -58,16 +90,60 @@ impl Application {
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         .listen(listener)?
         .run();
-        Ok(Self { port, server })
+        // Started once nothing can fail any more: no run without a server.
+        let catch_up = catch_up.map(|(context, interval)| Worker::spawn(context, interval));
+        Ok(Self {
+            port,
+            server,
+            catch_up,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Serves until SIGTERM (or the server stops), then stops the background catch-up.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(catch_up) = self.catch_up {
+            catch_up.stop().await;
+        }
+        served
     }
+}
+
+/// A catch-up run holds one transaction open for its whole run (its lock) and reads and
+/// writes with prepared statements: it needs connections that keep their session. Behind a
+/// transaction pooler it gets a small pool of its own on `MIGRATION_DATABASE_URL`, the session
+/// connection; without one, it is off (and says so).
+fn catch_up_database(settings: &Settings, pool: &PgPool) -> Option<(PgPool, SyncSettings)> {
+    /// The lock's connection and one that applies events.
+    const CATCH_UP_CONNECTIONS: u32 = 2;
+    let serving = settings.database.connection;
+    if serving.mode.keeps_sessions() {
+        return Some((pool.clone(), settings.sync.clone()));
+    }
+    let Some(options) = settings.database.migration_connect_options.clone() else {
+        tracing::warn!(
+            "DATABASE_POOL_MODE=transaction and no MIGRATION_DATABASE_URL: the background \
+             catch-up is off, as it needs a session connection; set MIGRATION_DATABASE_URL to the \
+             direct or session-pooler string"
+        );
+        return None;
+    };
+    let session = ConnectionPolicy {
+        mode: PoolMode::Session,
+        ..serving
+    };
+    let sync = SyncSettings {
+        connection: session,
+        ..settings.sync.clone()
+    };
+    Some((
+        pool::serving_pool(options, CATCH_UP_CONNECTIONS, session),
+        sync,
+    ))
 }
 
 /// tracing-actix-web's request span (method, route, host, client address, user agent, request

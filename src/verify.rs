@@ -40,6 +40,10 @@ pub struct VerifyArgs {
     /// Apply Stripe's current state to every drifted row, through the sync rules.
     #[arg(long)]
     pub fix: bool,
+    /// Let --fix tombstone rows missing in Stripe even when they are more than 10 % of the
+    /// rows checked (and more than 5).
+    #[arg(long, requires = "fix")]
+    pub allow_mass_delete: bool,
     /// Requests to Stripe in flight at once. Stripe allows 100 reads/s in live mode and 25 in
     /// test mode; 429s are waited out either way.
     #[arg(long, default_value_t = 8, value_name = "N")]
@@ -49,9 +53,20 @@ pub struct VerifyArgs {
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
     pub fix: bool,
+    /// The mode of the API key: only rows of this mode are compared.
+    pub livemode: bool,
+    /// Let `--fix` tombstone more than [`MASS_DELETE_SHARE`] of the rows.
+    pub allow_mass_delete: bool,
     pub concurrency: usize,
     pub progress: bool,
 }
+
+/// `--fix` turns rows missing in Stripe into tombstones (terminal) only while they are at most
+/// this share of the rows checked, or at most [`MASS_DELETE_FLOOR`] rows: more says more about
+/// the key (another account, a restore, an outage answered as 404) than about the customers.
+/// `--allow-mass-delete` lifts it.
+pub const MASS_DELETE_SHARE: f64 = 0.10;
+pub const MASS_DELETE_FLOOR: u64 = 5;
 
 /// Rows are read in pages of this many, by id.
 const ROWS_PER_READ: i64 = 500;
@@ -139,8 +154,8 @@ pub async fn run(
     settings: &SyncSettings,
     options: &VerifyOptions,
 ) -> Result<Report, VerifyError> {
-    let run = FetchRun::new(FetchCommand::Verify, false);
-    let total = store::count_live(pool).await?;
+    let run = FetchRun::new(FetchCommand::Verify, false, options.livemode);
+    let total = store::count_live(pool, options.livemode).await?;
     tracing::info!(run_id = %run.run_id, live_rows = total, fix = options.fix, "verify started");
     let bar = progress::bar(options.progress, total.max(0) as u64, "rows");
     let concurrency = options.concurrency.max(1);
@@ -152,6 +167,7 @@ pub async fn run(
         let rows = store::live_rows(
             pool,
             &settings.user_id_metadata_key,
+            options.livemode,
             after.as_deref(),
             ROWS_PER_READ,
         )
@@ -177,10 +193,12 @@ pub async fn run(
     // A 404 for every row says more about the key (another account, or test vs live) than
     // about the rows: then tombstoning them all would be a disaster, so --fix leaves them.
     let missing = drifted.iter().filter(|c| c.missing).count() as u64;
-    let found_any = missing < checked_rows;
     let mut fix_refused = None;
     if options.fix && missing > 0 {
-        if found_any {
+        let refusal = (!options.allow_mass_delete)
+            .then(|| mass_delete_refusal(missing, checked_rows))
+            .flatten();
+        if refusal.is_none() {
             for checked in drifted.iter_mut().filter(|c| c.missing) {
                 let tombstone = CustomerObject {
                     id: checked.row.stripe_customer_id.clone(),
@@ -199,12 +217,7 @@ pub async fn run(
                 .await?;
                 checked.row.fix = Some(fix_result(applied.applied));
             }
-        } else {
-            let why = format!(
-                "Stripe knows none of the {checked_rows} customers checked: is STRIPE_API_KEY \
-                 a key of this project's account and mode (test/live)? Rows missing in Stripe \
-                 were left as they are"
-            );
+        } else if let Some(why) = refusal {
             tracing::warn!("{why}");
             for checked in drifted.iter_mut().filter(|c| c.missing) {
                 checked.row.fix = Some("refused".into());
@@ -241,6 +254,26 @@ pub async fn run(
         "verify complete"
     );
     Ok(report)
+}
+
+/// Why `--fix` must not tombstone `missing` of `checked` rows, if it must not.
+fn mass_delete_refusal(missing: u64, checked: u64) -> Option<String> {
+    if missing >= checked {
+        return Some(format!(
+            "Stripe knows none of the {checked} customers checked: is STRIPE_API_KEY a key of \
+             this project's account and mode (test/live)? Rows missing in Stripe were left as \
+             they are"
+        ));
+    }
+    if missing > MASS_DELETE_FLOOR && missing as f64 > checked as f64 * MASS_DELETE_SHARE {
+        return Some(format!(
+            "{missing} of the {checked} customers checked are missing in Stripe, more than {}% \
+             : tombstones are terminal, so they were left as they are; check the key and \
+             account, then rerun with --allow-mass-delete if they really are gone",
+            (MASS_DELETE_SHARE * 100.0) as u32
+        ));
+    }
+    None
 }
 
 /// Fetches one row's customer, compares, and (with `fix`) applies Stripe's state, except for a

@@ -25,7 +25,25 @@ pub enum WebhookSecretError {
     MissingPrefix,
     #[error("a secret has nothing after whsec_")]
     NothingAfterPrefix,
+    #[error(
+        "a secret is a placeholder, not the endpoint's signing secret (Dashboard → Webhooks, \
+         or the one `stripe listen` prints)"
+    )]
+    Placeholder,
 }
+
+/// What example files and documentation put where a secret belongs. A real secret is random
+/// base64 after `whsec_` and holds none of these.
+const PLACEHOLDERS: [&str; 8] = [
+    "replace_me",
+    "replaceme",
+    "changeme",
+    "change_me",
+    "your_",
+    "placeholder",
+    "xxxxxx",
+    "...",
+];
 
 /// One endpoint signing secret (`whsec_…`).
 ///
@@ -47,6 +65,7 @@ impl WebhookSecret {
         match s.strip_prefix(PREFIX) {
             None => Err(WebhookSecretError::MissingPrefix),
             Some("") => Err(WebhookSecretError::NothingAfterPrefix),
+            Some(rest) if is_placeholder(rest) => Err(WebhookSecretError::Placeholder),
             Some(_) => Ok(Self(SecretString::from(s))),
         }
     }
@@ -55,6 +74,11 @@ impl WebhookSecret {
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }
+}
+
+fn is_placeholder(after_prefix: &str) -> bool {
+    let lower = after_prefix.to_ascii_lowercase();
+    PLACEHOLDERS.iter().any(|p| lower.contains(p))
 }
 
 impl fmt::Debug for WebhookSecret {
@@ -219,6 +243,24 @@ mod tests {
             WebhookSecret::parse("whsec_").unwrap_err(),
             WebhookSecretError::NothingAfterPrefix
         );
+    }
+
+    #[test]
+    fn placeholder_secrets_of_example_files_are_refused() {
+        for placeholder in [
+            "whsec_replace_me",
+            "whsec_CHANGEME",
+            "whsec_your_signing_secret",
+            "whsec_xxxxxxxxxxxx",
+            "whsec_...",
+        ] {
+            assert_eq!(
+                WebhookSecret::parse(placeholder).err(),
+                Some(WebhookSecretError::Placeholder),
+                "{placeholder}"
+            );
+        }
+        assert!(WebhookSecret::parse("whsec_4eC39HqLyjWDarjtT1zdp7dcXk2Rb").is_ok());
     }
 
     #[test]

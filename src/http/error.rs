@@ -17,6 +17,10 @@ pub enum ApiError {
     /// Database unavailable or a transient failure: nothing was written, Stripe will retry.
     #[error("temporarily unavailable, retry later")]
     Unavailable,
+    /// A thin event arrived and STRIPE_API_KEY is not set: nothing was written, and Stripe keeps
+    /// the event (retrying it) until the operator sets the key.
+    #[error("thin events need STRIPE_API_KEY to fetch the customer; it is not configured")]
+    NotConfigured,
 }
 
 impl ApiError {
@@ -26,6 +30,7 @@ impl ApiError {
             ApiError::MalformedPayload(_) => "malformed_payload",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unavailable => "unavailable",
+            ApiError::NotConfigured => "not_configured",
         }
     }
 }
@@ -35,7 +40,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Signature(_) | ApiError::MalformedPayload(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

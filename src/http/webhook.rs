@@ -1,5 +1,6 @@
-//! `POST /webhooks/stripe`: raw body in → signature verified → event decoded → rule applied
-//! → JSON out. A 2xx goes out only after the event's statement has committed.
+//! `POST /webhooks/stripe`: raw body in → signature verified → event decoded (a snapshot
+//! event, or a thin one whose customer is fetched) → rule applied → JSON out. A 2xx goes out
+//! only after the event's statement has committed.
 
 use std::time::{Duration, Instant};
 
@@ -9,8 +10,10 @@ use tracing::Span;
 
 use super::error::ApiError;
 use crate::startup::AppState;
-use crate::stripe::event;
+use crate::stripe::sanitize;
+use crate::stripe::thin_event::{self, Delivery};
 use crate::sync::{self, Outcome};
+use crate::thin_events::{self, ThinEventError};
 
 /// Stripe's events are a few KB; anything this large is not one.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -67,38 +70,63 @@ async fn handle(
             tracing::warn!(reason = error.code(), "rejected webhook signature");
         })?;
 
-    let event =
-        event::decode(&body).map_err(|error| ApiError::MalformedPayload(error.to_string()))?;
+    let storable = sanitize::storable(&body);
+    let delivery = thin_event::decode_delivery(&storable.body)
+        .map_err(|error| ApiError::MalformedPayload(error.to_string()))?
+        .sanitized(storable.sanitized);
     Span::current()
-        .record("event_id", event.id.as_str())
-        .record("event_type", event.event_type);
+        .record("event_id", delivery.id().as_str())
+        .record("event_type", delivery.event_type());
 
-    let outcome = tokio::time::timeout(
-        PROCESSING_DEADLINE,
-        sync::apply_event(&state.pool, &state.sync, &event),
-    )
-    .await
-    .map_err(|_| {
-        tracing::error!("event not applied within {PROCESSING_DEADLINE:?}; answering 503");
-        ApiError::Unavailable
-    })?
-    .map_err(|error| {
-        tracing::error!(error = %error, "event not applied; answering 503");
-        ApiError::Unavailable
-    })?;
+    let outcome = tokio::time::timeout(PROCESSING_DEADLINE, apply(state, &delivery))
+        .await
+        .map_err(|_| {
+            tracing::error!("event not applied within {PROCESSING_DEADLINE:?}; answering 503");
+            ApiError::Unavailable
+        })??;
 
     tracing::info!(
         status = outcome.status(),
-        reason = outcome.reason().map(|r| r.as_str()),
+        reason = outcome.reason(),
         "event handled"
     );
     let now = chrono::Utc::now().timestamp();
     state
         .metrics
-        .event_handled(event.event_type, outcome, event.created, now);
-    let mut response = json!({ "status": outcome.status(), "event_id": event.id.as_str() });
-    if let Outcome::Skipped(reason) = outcome {
-        response["reason"] = json!(reason.as_str());
+        .event_handled(delivery.event_type(), outcome, delivery.created(), now);
+    let mut response = json!({ "status": outcome.status(), "event_id": delivery.id().as_str() });
+    if let Some(reason) = outcome.reason() {
+        response["reason"] = json!(reason);
     }
     Ok(HttpResponse::Ok().json(response))
+}
+
+/// A snapshot event carries the customer; a thin one names it, and the customer is fetched.
+async fn apply(state: &AppState, delivery: &Delivery<'_>) -> Result<Outcome, ApiError> {
+    match delivery {
+        Delivery::Snapshot(event) => sync::apply_event(&state.pool, &state.sync, event)
+            .await
+            .map_err(|error| {
+                tracing::error!(error = %error, "event not applied; answering 503");
+                ApiError::Unavailable
+            }),
+        Delivery::Thin(event) => {
+            thin_events::handle(&state.pool, &state.sync, state.stripe_api.as_ref(), event)
+                .await
+                .map_err(|error| match error {
+                    ThinEventError::NotConfigured => {
+                        tracing::error!(
+                            "thin event not applied: STRIPE_API_KEY is not set, so the customer \
+                             cannot be fetched; answering 503 not_configured (Stripe keeps the \
+                             event and retries it once the key is set)"
+                        );
+                        ApiError::NotConfigured
+                    }
+                    error => {
+                        tracing::error!(error = %error, "thin event not applied; answering 503");
+                        ApiError::Unavailable
+                    }
+                })
+        }
+    }
 }

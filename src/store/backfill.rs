@@ -27,6 +27,8 @@ pub struct SnapshotKey<'a> {
 pub struct FetchedSnapshot {
     pub stored: Option<(StoredCustomer, StoredValues)>,
     pub user: UserFacts,
+    /// The ledger holds a delete of this customer id.
+    pub deletion_recorded: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -43,6 +45,8 @@ struct SnapshotRow {
     sync_error: Option<String>,
     user_exists: bool,
     user_linked_elsewhere: bool,
+    deletion_recorded: bool,
+    livemode: Option<bool>,
 }
 
 /// The state of every customer in `keys`, in one statement, in the order of `keys`.
@@ -72,7 +76,10 @@ pub async fn snapshot(
                  and exists (select 1 from public.stripe_customers o
                               where o.user_id = i.user_id
                                 and o.stripe_customer_id <> i.stripe_customer_id), false)
-                 as user_linked_elsewhere
+                 as user_linked_elsewhere,
+             exists (select 1 from public.stripe_webhook_events d
+                      where d.deleted_customer_id = i.stripe_customer_id) as deletion_recorded,
+             (c.customer_metadata #> '{sync,livemode}') = 'true'::jsonb as livemode
          from unnest($1::text[], $2::uuid[]) with ordinality as i(stripe_customer_id, user_id, ord)
          left join public.stripe_customers c on c.stripe_customer_id = i.stripe_customer_id
          order by i.ord",
@@ -100,6 +107,7 @@ pub async fn snapshot(
                     stripe_metadata: row.stripe_metadata.unwrap_or_default(),
                     status: row.status,
                     error: row.sync_error,
+                    livemode: row.livemode,
                 };
                 (customer, values)
             });
@@ -109,6 +117,7 @@ pub async fn snapshot(
                     exists: row.user_exists,
                     linked_elsewhere: row.user_linked_elsewhere,
                 },
+                deletion_recorded: row.deletion_recorded,
             }
         })
         .collect())
@@ -226,20 +235,25 @@ pub struct LiveRow {
 }
 
 /// How many rows are not tombstones.
-pub async fn count_live(pool: &PgPool) -> Result<i64, StoreError> {
+/// Live rows of one Stripe mode: rows of the other mode, or of none recorded yet, are not
+/// what an API key of this mode can speak for.
+pub async fn count_live(pool: &PgPool, livemode: bool) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
         "select count(*) from public.stripe_customers
-          where (customer_metadata #>> '{sync,status}') is distinct from 'deleted'",
+          where (customer_metadata #>> '{sync,status}') is distinct from 'deleted'
+            and (customer_metadata #> '{sync,livemode}') = to_jsonb($1::boolean)",
     )
+    .bind(livemode)
     .fetch_one(pool)
     .await?)
 }
 
-/// The next `limit` live rows after `after`, by customer id (keyset paging: stable and cheap
-/// on the unique index however large the table).
+/// The next `limit` live rows of one mode after `after`, by customer id (keyset paging:
+/// stable and cheap on the unique index however large the table).
 pub async fn live_rows(
     pool: &PgPool,
     user_id_metadata_key: &str,
+    livemode: bool,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<LiveRow>, StoreError> {
@@ -249,12 +263,14 @@ pub async fn live_rows(
            from public.stripe_customers
           where (customer_metadata #>> '{sync,status}') is distinct from 'deleted'
             and ($2::text is null or stripe_customer_id > $2)
+            and (customer_metadata #> '{sync,livemode}') = to_jsonb($4::boolean)
           order by stripe_customer_id
           limit $3",
     )
     .bind(user_id_metadata_key)
     .bind(after)
     .bind(limit)
+    .bind(livemode)
     .fetch_all(pool)
     .await?)
 }

@@ -28,43 +28,47 @@ pub const SNAPSHOT_SQL: &str = "select
              coalesce($3::uuid is not null
                  and exists (select 1 from public.stripe_customers o
                               where o.user_id = $3 and o.stripe_customer_id <> $2), false)
-                 as user_linked_elsewhere
+                 as user_linked_elsewhere,
+             exists (select 1 from public.stripe_webhook_events d
+                      where d.deleted_customer_id = $2) as deletion_recorded
          from (select 1) as one
          left join public.stripe_customers c on c.stripe_customer_id = $2";
 
-/// Inserts the row and records the event. Binds: the ledger's `$1`–`$6` (see
-/// [`LedgerEntry::bind_to`]), then `$7`–`$12` (see `bind_row`).
+/// Inserts the row and records the event. Binds: the ledger's `$1`–`$8` (see
+/// [`LedgerEntry::bind_to`]), then `$9`–`$14` (see `bind_row`).
 pub const INSERT_SQL: &str = "with audit_context as (
              select set_config('stripe_customer_sync.event_id', $1, true)
          ), written as (
              insert into public.stripe_customers (stripe_customer_id, user_id, customer_email,
                  customer_name, default_payment_method, customer_metadata)
-             select $7, $8, $9, $10, $11, $12 from audit_context
+             select $9, $10, $11, $12, $13, $14 from audit_context
              returning 1
          )
          insert into public.stripe_webhook_events
-             (id, type, livemode, api_version, stripe_created, payload, outcome)
-         select $1, $2, $3, $4, $5, $6::jsonb, 'processed' from written";
+             (id, type, livemode, api_version, stripe_created, payload, payload_sanitized,
+              deleted_customer_id, outcome)
+         select $1, $2, $3, $4, $5, $6::jsonb, $7, $8, 'processed' from written";
 
-/// Updates the row if still at version `$13` (text) and records the event; binds as
-/// [`INSERT_SQL`] plus `$13`.
+/// Updates the row if still at version `$15` (text) and records the event; binds as
+/// [`INSERT_SQL`] plus `$15`.
 pub const UPDATE_SQL: &str = "with audit_context as (
              select set_config('stripe_customer_sync.event_id', $1, true)
          ), written as (
              update public.stripe_customers c
-                set user_id = $8,
-                    customer_email = coalesce($9, c.customer_email),
-                    customer_name = $10,
-                    default_payment_method = $11,
+                set user_id = $10,
+                    customer_email = coalesce($11, c.customer_email),
+                    customer_name = $12,
+                    default_payment_method = $13,
                     -- replaces `stripe` and `sync`, keeps any key the application added
-                    customer_metadata = c.customer_metadata || $12
+                    customer_metadata = c.customer_metadata || $14
                from audit_context
-              where c.stripe_customer_id = $7 and c.xmin::text = $13
+              where c.stripe_customer_id = $9 and c.xmin::text = $15
              returning 1
          )
          insert into public.stripe_webhook_events
-             (id, type, livemode, api_version, stripe_created, payload, outcome)
-         select $1, $2, $3, $4, $5, $6::jsonb, 'processed' from written";
+             (id, type, livemode, api_version, stripe_created, payload, payload_sanitized,
+              deleted_customer_id, outcome)
+         select $1, $2, $3, $4, $5, $6::jsonb, $7, $8, 'processed' from written";
 
 /// Everything the rules need to decide one customer event, read in one snapshot.
 #[derive(Debug, Clone)]
@@ -73,6 +77,8 @@ pub struct CustomerSnapshot {
     pub already_recorded: bool,
     pub stored: Option<StoredCustomer>,
     pub user: UserFacts,
+    /// The ledger holds a `customer.deleted` for this id: deleted is terminal.
+    pub deletion_recorded: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -84,6 +90,7 @@ struct SnapshotRow {
     last_event_type: Option<String>,
     user_exists: bool,
     user_linked_elsewhere: bool,
+    deletion_recorded: bool,
 }
 
 pub async fn snapshot(
@@ -114,6 +121,7 @@ pub async fn snapshot(
             exists: row.user_exists,
             linked_elsewhere: row.user_linked_elsewhere,
         },
+        deletion_recorded: row.deletion_recorded,
     })
 }
 
@@ -165,7 +173,7 @@ pub async fn update(
     Ok(result.rows_affected() == 1)
 }
 
-/// Binds `$7`–`$12`: the customer id and the values of the row, after the ledger's `$1`–`$6`.
+/// Binds `$9`–`$14`: the customer id and the values of the row, after the ledger's `$1`–`$8`.
 fn bind_row<'q>(query: PgQuery<'q>, stripe_customer_id: &'q str, row: &'q RowWrite) -> PgQuery<'q> {
     query
         .bind(stripe_customer_id)

@@ -15,14 +15,20 @@ pub struct LedgerEntry<'a> {
     pub livemode: bool,
     pub api_version: Option<&'a str>,
     pub stripe_created: DateTime<Utc>,
-    /// The raw event body, stored as `jsonb`.
+    /// The event body, stored as `jsonb`: as Stripe signed it, unless `payload_sanitized`.
     pub payload: &'a str,
+    /// Characters PostgreSQL text cannot hold were replaced before storing and applying.
+    pub payload_sanitized: bool,
+    /// The customer this event deletes (`customer.deleted`), remembered whatever the outcome:
+    /// deleted is terminal.
+    pub deleted_customer_id: Option<&'a str>,
 }
 
 pub(crate) type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
 
 impl<'a> LedgerEntry<'a> {
-    /// Binds the ledger columns as `$1`–`$6`: every statement that records an event starts so.
+    /// Binds the ledger columns as `$1`–`$8` (`$6` as text, cast to `jsonb` by the statement):
+    /// every statement that records an event starts so.
     pub(crate) fn bind_to<'q>(&self, query: PgQuery<'q>) -> PgQuery<'q>
     where
         'a: 'q,
@@ -34,6 +40,8 @@ impl<'a> LedgerEntry<'a> {
             .bind(self.api_version)
             .bind(self.stripe_created)
             .bind(self.payload)
+            .bind(self.payload_sanitized)
+            .bind(self.deleted_customer_id)
     }
 }
 
@@ -45,31 +53,80 @@ pub struct RowGuard<'a> {
     pub version: Option<&'a str>,
 }
 
-/// Records an event that changes no customer row (`ignored`, or `skipped` with its reason).
-/// With a guard, it records only while the customer row is still as read, so a decision is
-/// never recorded against a state it did not see; `Ok(false)` then means "decide again".
+/// How an event that changes no customer row is recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded<'a> {
+    /// `ignored`, `skipped` or `failed`.
+    pub outcome: &'a str,
+    pub reason: Option<&'a str>,
+    /// Why a `failed` event could not be applied.
+    pub error: Option<&'a str>,
+}
+
+/// Records an event that changes no customer row. With a guard, it records only while the
+/// customer row is still as read, so a decision is never recorded against a state it did not
+/// see; `Ok(false)` then means "decide again".
 pub async fn record(
     db: impl PgExecutor<'_>,
     entry: &LedgerEntry<'_>,
-    outcome: &str,
-    reason: Option<&str>,
+    recorded: Recorded<'_>,
     guard: Option<RowGuard<'_>>,
 ) -> Result<bool, StoreError> {
     let query = sqlx::query(
         "insert into public.stripe_webhook_events
-             (id, type, livemode, api_version, stripe_created, payload, outcome, reason)
-         select $1, $2, $3, $4, $5, $6::jsonb, $7, $8
-         where $9::text is null
+             (id, type, livemode, api_version, stripe_created, payload, payload_sanitized,
+              deleted_customer_id, outcome, reason, error)
+         select $1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11
+         where $12::text is null
             or (select c.xmin::text from public.stripe_customers c
-                 where c.stripe_customer_id = $9) is not distinct from $10",
+                 where c.stripe_customer_id = $12) is not distinct from $13",
     );
     let result = entry
         .bind_to(query)
-        .bind(outcome)
-        .bind(reason)
+        .bind(recorded.outcome)
+        .bind(recorded.reason)
+        .bind(recorded.error)
         .bind(guard.map(|g| g.stripe_customer_id))
         .bind(guard.and_then(|g| g.version))
         .execute(db)
         .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// A failed event as the operator re-applies it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FailedEvent {
+    pub id: String,
+    /// The stored payload, as text.
+    pub payload: String,
+    pub payload_sanitized: bool,
+    pub error: Option<String>,
+}
+
+/// Every `failed` event, oldest first (or the one named).
+pub async fn failed_events(
+    db: impl PgExecutor<'_>,
+    only: Option<&str>,
+) -> Result<Vec<FailedEvent>, StoreError> {
+    Ok(sqlx::query_as(
+        "select id, payload::text as payload, payload_sanitized, error
+           from public.stripe_webhook_events
+          where outcome = 'failed' and ($1::text is null or id = $1)
+          order by stripe_created, received_at",
+    )
+    .bind(only)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Removes a `failed` event's ledger row, so that it can be applied afresh in the same
+/// transaction. `Ok(false)`: it is no longer failed (re-applied meanwhile).
+pub async fn forget_failed(db: impl PgExecutor<'_>, event_id: &str) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "delete from public.stripe_webhook_events where id = $1 and outcome = 'failed'",
+    )
+    .bind(event_id)
+    .execute(db)
+    .await?;
     Ok(result.rows_affected() == 1)
 }

@@ -3,10 +3,12 @@
 
 pub mod backfill;
 pub mod backup;
+pub mod catch_up;
 pub mod customers;
 pub mod error;
 pub mod ledger;
 pub mod pool;
+pub mod recorded;
 pub mod schema;
 pub mod session;
 

@@ -23,8 +23,59 @@ pub async fn apply_supabase_shim_if_missing(pool: &PgPool) -> Result<bool, sqlx:
     Ok(true)
 }
 
+/// The checksums sqlx recorded for migrations whose files have since changed in ways that
+/// alter no schema: the first three gained their `set local lock_timeout`/`statement_timeout`
+/// lines. A database that applied the old text records the old checksum, which sqlx would
+/// refuse as "previously applied but modified"; [`adopt_legacy_checksums`] replaces exactly
+/// these known values by the current ones.
+const LEGACY_CHECKSUMS: [(i64, &str); 3] = [
+    (
+        20261125000001,
+        "af3c236c0a8bbf6e150b229996ee03b567dbd29f3955197204fd2ce4651d71bb3923e7b2c793f1a021a05f70260dee77",
+    ),
+    (
+        20261125000002,
+        "3ffef46634b99782efdd3c08f7256317ca1c0d00e8139812c8a41122f3f30aa22fcb644296b0f43010878e9509c88726",
+    ),
+    (
+        20261125000003,
+        "6e5fdb78e41d33f5032caae0b40a9a14d41caf69dc29df572762d18ebc0690fe80c0e36c6f1525a6032e330d1f25ec6d",
+    ),
+];
+
+/// Rewrites the recorded checksum of a migration from its known legacy value to the current
+/// one. Anything else (a checksum nobody shipped) is left for sqlx to refuse.
+async fn adopt_legacy_checksums(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let has_bookkeeping: bool =
+        sqlx::query_scalar("select to_regclass('_sqlx_migrations') is not null")
+            .fetch_one(pool)
+            .await?;
+    if !has_bookkeeping {
+        return Ok(());
+    }
+    for (version, legacy) in LEGACY_CHECKSUMS {
+        let Some(current) = MIGRATOR
+            .iter()
+            .find(|m| m.version == version && m.migration_type.is_up_migration())
+        else {
+            continue;
+        };
+        sqlx::query(
+            "update _sqlx_migrations set checksum = $1
+              where version = $2 and checksum = decode($3, 'hex')",
+        )
+        .bind(current.checksum.as_ref())
+        .bind(version)
+        .bind(legacy)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Applies every pending migration.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    adopt_legacy_checksums(pool).await?;
     MIGRATOR.run(pool).await
 }
 
@@ -37,6 +88,7 @@ pub async fn revert_last(pool: &PgPool) -> Result<Option<i64>, sqlx::migrate::Mi
             .ok()
             .flatten();
     let Some(last) = applied else { return Ok(None) };
+    adopt_legacy_checksums(pool).await?;
     let target = MIGRATOR
         .iter()
         .map(|m| m.version)

@@ -34,20 +34,24 @@ use super::pool::{ConnectionPolicy, PoolMode};
 
 /// The database work of one event: statements run on it through `&mut scope`, as on a
 /// connection; [`EventScope::commit`] ends it.
-pub struct EventScope {
-    pool: PgPool,
+pub struct EventScope<'c> {
+    /// Where [`EventScope::restart`] takes the next connection from; `None` for a borrowed one.
+    pool: Option<PgPool>,
     policy: ConnectionPolicy,
-    open: Open,
+    open: Open<'c>,
 }
 
-enum Open {
+enum Open<'c> {
     /// Direct or session pooler: one pooled connection, each statement commits on its own.
     Session(PoolConnection<Postgres>),
     /// Transaction pooler: an explicit transaction; unnamed statements only.
     Transaction(sqlx::Transaction<'static, Postgres>),
+    /// The caller's own connection (a command's, maybe inside its transaction): statements
+    /// run on it as they would directly.
+    Borrowed(&'c mut PgConnection),
 }
 
-impl fmt::Debug for EventScope {
+impl fmt::Debug for EventScope<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventScope")
             .field("policy", &self.policy)
@@ -55,34 +59,47 @@ impl fmt::Debug for EventScope {
     }
 }
 
-impl EventScope {
+impl EventScope<'static> {
     /// Takes a connection from `pool` and, in transaction mode, begins the transaction with its
     /// statement timeout: one round trip, none in session mode.
     pub async fn begin(pool: &PgPool, policy: ConnectionPolicy) -> Result<Self, StoreError> {
         Ok(Self {
-            pool: pool.clone(),
+            pool: Some(pool.clone()),
             policy,
             open: open(pool, policy).await?,
         })
+    }
+}
+
+impl<'c> EventScope<'c> {
+    /// A scope on the caller's connection, which keeps its session (a batch command's): no
+    /// transaction of ours, statements as on the connection itself.
+    pub fn on(connection: &'c mut PgConnection) -> Self {
+        Self {
+            pool: None,
+            policy: ConnectionPolicy::default(),
+            open: Open::Borrowed(connection),
+        }
     }
 
     /// Makes the event's writes durable (transaction mode); in session mode each statement
     /// already committed and this only returns the connection.
     pub async fn commit(self) -> Result<(), StoreError> {
         match self.open {
-            Open::Session(_) => Ok(()),
+            Open::Session(_) | Open::Borrowed(_) => Ok(()),
             Open::Transaction(transaction) => Ok(transaction.commit().await?),
         }
     }
 
-    /// Makes the scope usable again after a statement failed and the caller decides again
-    /// (a lost race): a failed statement aborts a transaction, so in transaction mode this
-    /// rolls back and begins anew. Nothing to do in session mode.
+    /// Makes the scope usable again after a statement failed and the caller goes on (decides
+    /// again after a lost race, records the event as `failed`): a failed statement aborts a
+    /// transaction, so in transaction mode this rolls back and begins anew. Nothing to do in
+    /// session mode, where the failed statement was its own transaction.
     pub async fn restart(&mut self) -> Result<(), StoreError> {
-        if let Open::Transaction(_) = self.open {
+        if let (Open::Transaction(_), Some(pool)) = (&self.open, &self.pool) {
             // Replacing the guard drops the old transaction: sqlx queues its rollback, sent
             // before the connection is used again.
-            self.open = open(&self.pool, self.policy).await?;
+            self.open = open(pool, self.policy).await?;
         }
         Ok(())
     }
@@ -90,12 +107,13 @@ impl EventScope {
     fn connection(&mut self) -> (&mut PgConnection, bool) {
         match &mut self.open {
             Open::Session(connection) => (&mut **connection, true),
+            Open::Borrowed(connection) => (&mut **connection, true),
             Open::Transaction(transaction) => (&mut **transaction, false),
         }
     }
 }
 
-async fn open(pool: &PgPool, policy: ConnectionPolicy) -> Result<Open, StoreError> {
+async fn open<'c>(pool: &PgPool, policy: ConnectionPolicy) -> Result<Open<'c>, StoreError> {
     Ok(match policy.mode {
         PoolMode::Session => Open::Session(pool.acquire().await?),
         PoolMode::Transaction => Open::Transaction(
@@ -135,7 +153,7 @@ impl<'q, E: Execute<'q, Postgres>> Execute<'q, Postgres> for Unnamed<E> {
 }
 
 /// `&mut scope` runs statements as `&mut PgConnection` does, unnamed in transaction mode.
-impl<'c> Executor<'c> for &'c mut EventScope {
+impl<'s, 'c: 's> Executor<'s> for &'s mut EventScope<'c> {
     type Database = Postgres;
 
     fn fetch_many<'e, 'q: 'e, E>(
@@ -143,7 +161,7 @@ impl<'c> Executor<'c> for &'c mut EventScope {
         query: E,
     ) -> BoxStream<'e, Result<Either<PgQueryResult, PgRow>, sqlx::Error>>
     where
-        'c: 'e,
+        's: 'e,
         E: 'q + Execute<'q, Postgres>,
     {
         match self.connection() {
@@ -157,7 +175,7 @@ impl<'c> Executor<'c> for &'c mut EventScope {
         query: E,
     ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
     where
-        'c: 'e,
+        's: 'e,
         E: 'q + Execute<'q, Postgres>,
     {
         match self.connection() {
@@ -172,7 +190,7 @@ impl<'c> Executor<'c> for &'c mut EventScope {
         parameters: &'e [PgTypeInfo],
     ) -> BoxFuture<'e, Result<PgStatement, sqlx::Error>>
     where
-        'c: 'e,
+        's: 'e,
     {
         // An explicitly prepared statement is named by sqlx; nothing on the serving path
         // prepares one, and in transaction mode none may be.
@@ -184,7 +202,7 @@ impl<'c> Executor<'c> for &'c mut EventScope {
         sql: SqlStr,
     ) -> BoxFuture<'e, Result<sqlx::Describe<Postgres>, sqlx::Error>>
     where
-        'c: 'e,
+        's: 'e,
     {
         self.connection().0.describe(sql)
     }

@@ -22,8 +22,10 @@ pub struct StripeEvent<'body> {
     pub livemode: bool,
     pub api_version: Option<&'body str>,
     pub object: EventObject,
-    /// The exact body Stripe signed, kept for the ledger.
+    /// The body kept for the ledger: exactly what Stripe signed unless `payload_sanitized`.
     pub raw: &'body str,
+    /// Characters PostgreSQL cannot hold were replaced in `raw` (see `stripe::sanitize`).
+    pub payload_sanitized: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +124,7 @@ pub fn decode(body: &[u8]) -> Result<StripeEvent<'_>, MalformedEvent> {
         api_version: envelope.api_version,
         object,
         raw,
+        payload_sanitized: false,
     })
 }
 

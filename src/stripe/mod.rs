@@ -1,4 +1,7 @@
-//! Everything that knows Stripe's wire formats: the signature header and the event envelope.
+//! Everything that knows Stripe's wire formats: the signature header, the snapshot event
+//! envelope and the thin event envelope.
 
 pub mod event;
+pub mod sanitize;
 pub mod signature;
+pub mod thin_event;

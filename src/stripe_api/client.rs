@@ -34,6 +34,8 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// A `Retry-After` longer than this is waited for this long only.
     pub max_retry_after: Duration,
+    /// How long one attempt may take, from sending to the end of the answer.
+    pub attempt_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -45,6 +47,24 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(16),
             max_retry_after: Duration::from_secs(60),
+            // Stripe's libraries allow 80 s; a list of 100 customers takes well under one.
+            attempt_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// For a request made while a webhook waits for its answer (a thin event's customer): all
+    /// attempts together stay well inside the webhook's deadline, leaving it time for the
+    /// database. Stripe answers a retrieve in a few hundred milliseconds; two quick retries
+    /// ride out a blip, and anything longer is Stripe's to retry (503, it redelivers).
+    pub fn within_a_webhook() -> Self {
+        Self {
+            max_retries: 2,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(400),
+            max_retry_after: Duration::from_millis(500),
+            attempt_timeout: Duration::from_millis(1000),
         }
     }
 }
@@ -79,8 +99,9 @@ pub enum ApiError {
 pub struct Answer {
     /// `None`: 404, Stripe has no such object.
     pub body: Option<Vec<u8>>,
-    /// Unix seconds at which the attempt that got this answer was sent: the answer reflects
-    /// every change Stripe made before then (the order a fetched customer is applied with).
+    /// A Unix second no later than Stripe's read of what it answered, by Stripe's own clock
+    /// where it says (see [`read_no_later_than`]): the answer reflects every change Stripe
+    /// stamped before it (the order a fetched customer is applied with).
     pub requested_at: i64,
     pub url: String,
 }
@@ -115,9 +136,8 @@ impl StripeClient {
         let http = reqwest::Client::builder()
             .user_agent(concat!("stripe-customer-sync/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
-            .connect_timeout(Duration::from_secs(10))
-            // Stripe's libraries allow 80 s; a list of 100 customers takes well under one.
-            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(10).min(retry.attempt_timeout))
+            .timeout(retry.attempt_timeout)
             .build()
             .map_err(|e| ApiError::Request(e.to_string()))?;
         Ok(Self {
@@ -157,17 +177,21 @@ impl StripeClient {
                 Ok(response) => {
                     let status = response.status();
                     match classify(status, response.headers()) {
-                        Verdict::Answer => match response.bytes().await {
-                            Ok(body) => {
-                                return Ok(Answer {
-                                    body: (status != StatusCode::NOT_FOUND).then(|| body.into()),
-                                    requested_at,
-                                    url: url.to_string(),
-                                });
+                        Verdict::Answer => {
+                            let stripe_date = response_date(response.headers());
+                            match response.bytes().await {
+                                Ok(body) => {
+                                    return Ok(Answer {
+                                        body: (status != StatusCode::NOT_FOUND)
+                                            .then(|| body.into()),
+                                        requested_at: read_no_later_than(requested_at, stripe_date),
+                                        url: url.to_string(),
+                                    });
+                                }
+                                // The body was cut off: as good as no answer.
+                                Err(error) => (format!("reading the answer: {error}"), None),
                             }
-                            // The body was cut off: as good as no answer.
-                            Err(error) => (format!("reading the answer: {error}"), None),
-                        },
+                        }
                         Verdict::Unauthorized => {
                             return Err(ApiError::Unauthorized {
                                 status: status.as_u16(),
@@ -235,6 +259,27 @@ enum Verdict {
     Unauthorized,
     Retry,
     Fail,
+}
+
+/// The `Date` of Stripe's answer, in Unix seconds.
+fn response_date(headers: &HeaderMap) -> Option<i64> {
+    let value = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+    chrono::DateTime::parse_from_rfc2822(value)
+        .ok()
+        .map(|date| date.timestamp())
+}
+
+/// The second a fetched state is ordered at. Our clock may run ahead of Stripe's: then our
+/// request's start would rank the read above a change Stripe stamped after it, and the real
+/// change would lose as stale. Stripe's `Date` is stamped after its read, within the same or
+/// the next second, so one second before it is never later than the read; the earlier of that
+/// and our own start is safe whichever clock is off (a state ordered too early only yields to
+/// events and converges through them).
+pub fn read_no_later_than(local_start: i64, stripe_date: Option<i64>) -> i64 {
+    match stripe_date {
+        Some(date) => local_start.min(date - 1),
+        None => local_start,
+    }
 }
 
 fn classify(status: StatusCode, headers: &HeaderMap) -> Verdict {
@@ -357,6 +402,18 @@ mod tests {
     }
 
     #[test]
+    fn a_fetch_is_ordered_no_later_than_a_second_before_stripes_date() {
+        let date = headers(&[("date", "Thu, 26 Nov 2026 07:11:18 GMT")]);
+        let stripe = response_date(&date).expect("an HTTP date");
+        assert_eq!(stripe, 1_795_677_078);
+        // Our clock ahead of Stripe's: Stripe's date decides.
+        assert_eq!(read_no_later_than(stripe + 30, Some(stripe)), stripe - 1);
+        // Our clock behind: our own start is earlier still.
+        assert_eq!(read_no_later_than(stripe - 30, Some(stripe)), stripe - 30);
+        assert_eq!(read_no_later_than(stripe, None), stripe);
+    }
+
+    #[test]
     fn retry_after_is_read_in_seconds() {
         assert_eq!(
             retry_after(&headers(&[("retry-after", "2")])),
@@ -387,6 +444,7 @@ mod tests {
         crate::tls::install_crypto_provider();
         let settings = StripeApiSettings {
             key: "sk_test_x".to_owned().into(),
+            mode: crate::domain::StripeMode::Test,
             base: Url::parse("https://api.stripe.com/").unwrap(),
         };
         let client = StripeClient::new(&settings, RetryPolicy::default()).unwrap();

@@ -1,7 +1,8 @@
-//! Reading customers from Stripe's REST API (`backfill`, `verify`): a client that honours
-//! Stripe's rate limits, and the two customer endpoints the commands use.
+//! Reading Stripe's REST API (`backfill`, `verify`, `catch-up`, thin events): a client that
+//! honours Stripe's rate limits, the two customer endpoints and the events list.
 
 pub mod client;
 pub mod customers;
+pub mod events;
 
 pub use client::{ApiError, RetryPolicy, StripeClient};

@@ -31,16 +31,19 @@ pub struct FetchRun {
     pub run_id: String,
     /// Decide and count, write nothing.
     pub dry_run: bool,
+    /// The mode of the API key the customers were read with (`sync.livemode`).
+    pub livemode: bool,
 }
 
 impl FetchRun {
-    pub fn new(command: FetchCommand, dry_run: bool) -> Self {
+    pub fn new(command: FetchCommand, dry_run: bool, livemode: bool) -> Self {
         let now = Utc::now().format("%Y%m%dT%H%M%SZ");
         let random = Uuid::new_v4().simple().to_string();
         Self {
             command,
             run_id: format!("{}:{now}-{}", command.as_str(), &random[..8]),
             dry_run,
+            livemode,
         }
     }
 }
@@ -109,6 +112,7 @@ impl Prepared<'_> {
             default_payment_method: customer.default_payment_method.as_deref(),
             stripe_metadata: &customer.metadata,
             link: self.link,
+            livemode: run.livemode,
         }
     }
 }
@@ -306,6 +310,7 @@ fn plan(
         &prepared.incoming(run),
         snapshot.stored.as_ref().map(|(stored, _)| stored),
         user,
+        snapshot.deletion_recorded,
         Utc::now(),
     );
     match decision {

@@ -6,18 +6,19 @@
 pub mod fetched;
 pub mod outcome;
 pub mod rules;
+pub mod thin;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
-pub use outcome::{Outcome, SkipReason, UnlinkReason};
+pub use outcome::{FailReason, IgnoreReason, Outcome, SkipReason, UnlinkReason};
 
-use crate::domain::StripeCustomerId;
-use crate::store::ledger::{self, LedgerEntry, RowGuard};
+use crate::domain::{StripeCustomerId, StripeMode};
+use crate::store::ledger::{self, LedgerEntry, Recorded, RowGuard};
 use crate::store::pool::ConnectionPolicy;
 use crate::store::session::EventScope;
 use crate::store::{StoreError, customers};
-use crate::stripe::event::{CustomerObject, EventObject, StripeEvent};
+use crate::stripe::event::{EventObject, StripeEvent};
 use rules::{CustomerEventKind, Decision, IncomingCustomer, LinkCandidate, Origin};
 
 /// Concurrent writers on one customer are rare; this many lost races in a row means
@@ -28,6 +29,8 @@ const MAX_ATTEMPTS: usize = 8;
 pub struct SyncSettings {
     /// The Stripe customer metadata key that carries the Supabase user id.
     pub user_id_metadata_key: String,
+    /// The Stripe mode(s) this deployment keeps; events of another are `ignored`.
+    pub mode: StripeMode,
     /// How the database is reached (`DATABASE_POOL_MODE`) and the statement timeout.
     pub connection: ConnectionPolicy,
 }
@@ -40,58 +43,127 @@ pub enum SyncError {
     Contention,
 }
 
-/// Applies one verified event and records it in the ledger, exactly once.
+/// Applies one verified event and records it in the ledger, exactly once. An event the
+/// database refuses as sent is recorded as `failed` (never an error Stripe would retry).
 pub async fn apply_event(
     pool: &PgPool,
     settings: &SyncSettings,
     event: &StripeEvent<'_>,
 ) -> Result<Outcome, SyncError> {
-    let entry = LedgerEntry {
+    // One connection for all of the event's statements: each checkout from sqlx's pool costs a
+    // round trip of its own (the ping when the connection goes back). Behind a transaction
+    // pooler the scope is also one transaction (see `store::session`).
+    let mut scope = EventScope::begin(pool, settings.connection).await?;
+    let applied = apply_event_in(&mut scope, settings, event).await;
+    let outcome = recording_refusal(&mut scope, &ledger_entry(event), applied).await?;
+    scope.commit().await?;
+    Ok(outcome)
+}
+
+/// Turns the database's refusal of an event's data into the event recorded as `failed`:
+/// answered 200, never a 503 that Stripe would retry for days.
+pub(crate) async fn recording_refusal(
+    conn: &mut EventScope<'_>,
+    entry: &LedgerEntry<'_>,
+    applied: Result<Outcome, SyncError>,
+) -> Result<Outcome, SyncError> {
+    match applied {
+        Err(SyncError::Store(StoreError::Rejected { code, message })) => {
+            tracing::error!(
+                sqlstate = %code,
+                "the database refuses the event as sent; recording it as failed"
+            );
+            let error = format!("{code}: {message}");
+            conn.restart().await?;
+            record_failed(conn, entry, FailReason::from_sqlstate(&code), &error).await
+        }
+        applied => applied,
+    }
+}
+
+/// Applies one verified event on `conn` (which may be inside the caller's transaction) and
+/// records it in the ledger; a refusal of the database is returned, not recorded.
+pub async fn apply_event_on(
+    conn: &mut PgConnection,
+    settings: &SyncSettings,
+    event: &StripeEvent<'_>,
+) -> Result<Outcome, SyncError> {
+    apply_event_in(&mut EventScope::on(conn), settings, event).await
+}
+
+async fn apply_event_in(
+    conn: &mut EventScope<'_>,
+    settings: &SyncSettings,
+    event: &StripeEvent<'_>,
+) -> Result<Outcome, SyncError> {
+    let entry = ledger_entry(event);
+    if !settings.mode.keeps(event.livemode) {
+        return record_only(
+            conn,
+            &entry,
+            Outcome::Ignored(Some(IgnoreReason::OtherMode)),
+        )
+        .await;
+    }
+    let kind = CustomerEventKind::from_event_type(event.event_type);
+    match (&event.object, kind) {
+        (EventObject::Customer(customer), Some(kind)) => {
+            let Ok(customer_id) = StripeCustomerId::parse(&customer.id) else {
+                let invalid = Outcome::Skipped(SkipReason::InvalidCustomerId);
+                return record_only(conn, &entry, invalid).await;
+            };
+            let incoming = IncomingCustomer {
+                kind,
+                origin: Origin::Event(&event.id),
+                created: event.created,
+                customer_id: &customer_id,
+                email: customer.email.as_deref(),
+                name: customer.name.as_deref(),
+                default_payment_method: customer.default_payment_method.as_deref(),
+                stripe_metadata: &customer.metadata,
+                link: LinkCandidate::from_metadata(
+                    customer.metadata.get(&settings.user_id_metadata_key),
+                ),
+                livemode: event.livemode,
+            };
+            apply_customer_state(conn, &entry, &incoming).await
+        }
+        _ => record_only(conn, &entry, Outcome::Ignored(None)).await,
+    }
+}
+
+fn ledger_entry<'e>(event: &'e StripeEvent<'_>) -> LedgerEntry<'e> {
+    let deleted_customer_id = match &event.object {
+        EventObject::Customer(customer)
+            if CustomerEventKind::from_event_type(event.event_type)
+                == Some(CustomerEventKind::Deleted)
+                && StripeCustomerId::parse(&customer.id).is_ok() =>
+        {
+            Some(customer.id.as_str())
+        }
+        _ => None,
+    };
+    LedgerEntry {
         event_id: event.id.as_str(),
         event_type: event.event_type,
         livemode: event.livemode,
         api_version: event.api_version,
         stripe_created: DateTime::from_timestamp(event.created, 0).unwrap_or_default(),
         payload: event.raw,
-    };
-    let kind = CustomerEventKind::from_event_type(event.event_type);
-    // One connection for all of the event's statements: each checkout from sqlx's pool costs a
-    // round trip of its own (the ping when the connection goes back). Behind a transaction
-    // pooler the scope is also one transaction (see `store::session`).
-    let mut scope = EventScope::begin(pool, settings.connection).await?;
-    let outcome = match (&event.object, kind) {
-        (EventObject::Customer(customer), Some(kind)) => {
-            apply_customer_event(&mut scope, settings, event, &entry, kind, customer).await
-        }
-        _ => record_only(&mut scope, &entry, Outcome::Ignored).await,
-    }?;
-    scope.commit().await?;
-    Ok(outcome)
+        payload_sanitized: event.payload_sanitized,
+        deleted_customer_id,
+    }
 }
 
-async fn apply_customer_event(
-    conn: &mut EventScope,
-    settings: &SyncSettings,
-    event: &StripeEvent<'_>,
+/// The one apply loop: read → decide → write one incoming customer state together with the
+/// ledger entry it arrived with (a snapshot event's `data.object`, or the customer a thin
+/// event's fetch returned), deciding again when a concurrent writer changed the row in between.
+pub(crate) async fn apply_customer_state(
+    conn: &mut EventScope<'_>,
     entry: &LedgerEntry<'_>,
-    kind: CustomerEventKind,
-    customer: &CustomerObject,
+    incoming: &IncomingCustomer<'_>,
 ) -> Result<Outcome, SyncError> {
-    let Ok(customer_id) = StripeCustomerId::parse(&customer.id) else {
-        return record_only(conn, entry, Outcome::Skipped(SkipReason::InvalidCustomerId)).await;
-    };
-    let incoming = IncomingCustomer {
-        kind,
-        origin: Origin::Event(&event.id),
-        created: event.created,
-        customer_id: &customer_id,
-        email: customer.email.as_deref(),
-        name: customer.name.as_deref(),
-        default_payment_method: customer.default_payment_method.as_deref(),
-        stripe_metadata: &customer.metadata,
-        link: LinkCandidate::from_metadata(customer.metadata.get(&settings.user_id_metadata_key)),
-    };
-
+    let customer_id = incoming.customer_id;
     for _ in 0..MAX_ATTEMPTS {
         let snapshot = customers::snapshot(
             &mut *conn,
@@ -104,9 +176,10 @@ async fn apply_customer_event(
             return Ok(Outcome::Duplicate);
         }
         let decision = rules::decide(
-            &incoming,
+            incoming,
             snapshot.stored.as_ref(),
             snapshot.user,
+            snapshot.deletion_recorded,
             Utc::now(),
         );
         let written = match &decision {
@@ -123,14 +196,12 @@ async fn apply_customer_event(
                     stripe_customer_id: customer_id.as_str(),
                     version: version.as_deref(),
                 };
-                ledger::record(
-                    &mut *conn,
-                    entry,
-                    "skipped",
-                    Some(reason.as_str()),
-                    Some(guard),
-                )
-                .await
+                let recorded = Recorded {
+                    outcome: "skipped",
+                    reason: Some(reason.as_str()),
+                    error: None,
+                };
+                ledger::record(&mut *conn, entry, recorded, Some(guard)).await
             }
         };
         match written {
@@ -151,14 +222,57 @@ fn outcome_of(decision: &Decision) -> Outcome {
     }
 }
 
-async fn record_only(
-    conn: &mut EventScope,
+pub(crate) async fn record_only(
+    conn: &mut EventScope<'_>,
     entry: &LedgerEntry<'_>,
     outcome: Outcome,
 ) -> Result<Outcome, SyncError> {
-    let reason = outcome.reason().map(SkipReason::as_str);
-    match ledger::record(conn, entry, outcome.status(), reason, None).await {
+    let recorded = Recorded {
+        outcome: outcome.status(),
+        reason: outcome.reason(),
+        error: None,
+    };
+    match ledger::record(conn, entry, recorded, None).await {
         Ok(_) => Ok(outcome),
+        Err(StoreError::Duplicate) => Ok(Outcome::Duplicate),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Records an event the database refused. Should even its payload be refused, a stub that
+/// names the event stands in for it, so that the failure is on record all the same.
+async fn record_failed(
+    conn: &mut EventScope<'_>,
+    entry: &LedgerEntry<'_>,
+    reason: FailReason,
+    error: &str,
+) -> Result<Outcome, SyncError> {
+    let recorded = Recorded {
+        outcome: "failed",
+        reason: Some(reason.as_str()),
+        error: Some(error),
+    };
+    let result = match ledger::record(&mut *conn, entry, recorded, None).await {
+        Err(StoreError::Rejected { .. }) => {
+            conn.restart().await?;
+            let stub = serde_json::json!({
+                "id": entry.event_id,
+                "object": "event",
+                "type": entry.event_type,
+                "payload_not_stored": "the database refused the payload as well",
+            })
+            .to_string();
+            let stub_entry = LedgerEntry {
+                payload: &stub,
+                payload_sanitized: true,
+                ..*entry
+            };
+            ledger::record(&mut *conn, &stub_entry, recorded, None).await
+        }
+        first => first,
+    };
+    match result {
+        Ok(_) => Ok(Outcome::Failed(reason)),
         Err(StoreError::Duplicate) => Ok(Outcome::Duplicate),
         Err(error) => Err(error.into()),
     }

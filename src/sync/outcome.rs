@@ -9,10 +9,14 @@ pub enum Outcome {
     Processed,
     /// The event id was already recorded; nothing changed.
     Duplicate,
-    /// Verified, of a type the service does not apply; recorded.
-    Ignored,
+    /// Verified, of a type (or a mode) the service does not apply; recorded.
+    Ignored(Option<IgnoreReason>),
     /// A customer event that cannot change the table; recorded with its reason.
     Skipped(SkipReason),
+    /// Verified, but the database refuses it as sent, whatever the retry; recorded with the
+    /// error, answered 200 so that Stripe does not retry it for days, re-appliable by an
+    /// operator (`reapply-failed`).
+    Failed(FailReason),
 }
 
 impl Outcome {
@@ -20,15 +24,63 @@ impl Outcome {
         match self {
             Outcome::Processed => "processed",
             Outcome::Duplicate => "duplicate",
-            Outcome::Ignored => "ignored",
+            Outcome::Ignored(_) => "ignored",
             Outcome::Skipped(_) => "skipped",
+            Outcome::Failed(_) => "failed",
         }
     }
 
-    pub fn reason(self) -> Option<SkipReason> {
+    /// The snake_case reason the answer and the ledger give, where the status has one.
+    pub fn reason(self) -> Option<&'static str> {
         match self {
-            Outcome::Skipped(reason) => Some(reason),
-            _ => None,
+            Outcome::Skipped(reason) => Some(reason.as_str()),
+            Outcome::Ignored(reason) => reason.map(IgnoreReason::as_str),
+            Outcome::Failed(reason) => Some(reason.as_str()),
+            Outcome::Processed | Outcome::Duplicate => None,
+        }
+    }
+}
+
+/// Why a verified event of a type the service applies was nonetheless only recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// Of the Stripe mode (live or test) this deployment does not keep (`STRIPE_MODE`).
+    OtherMode,
+}
+
+impl IgnoreReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IgnoreReason::OtherMode => "other_mode",
+        }
+    }
+}
+
+/// Why the database refused an event, by the class of its SQLSTATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailReason {
+    /// Class 22: a value the column's type cannot hold.
+    InvalidData,
+    /// Class 23: a constraint of the table (one an operator added, say) refuses the row.
+    ConstraintViolation,
+    /// Class 54: a value beyond a limit of the server (an index entry too large, …).
+    LimitExceeded,
+}
+
+impl FailReason {
+    pub fn from_sqlstate(code: &str) -> Self {
+        match code.get(..2) {
+            Some("23") => FailReason::ConstraintViolation,
+            Some("54") => FailReason::LimitExceeded,
+            _ => FailReason::InvalidData,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailReason::InvalidData => "invalid_data",
+            FailReason::ConstraintViolation => "constraint_violation",
+            FailReason::LimitExceeded => "limit_exceeded",
         }
     }
 }

@@ -82,7 +82,23 @@ pub enum Origin<'a> {
         command: FetchCommand,
         run_id: &'a str,
     },
+    /// A thin event (`v1.customer.*`, DESIGN.md "Thin events"): it carries only the customer's
+    /// id, so the state is the customer as fetched from Stripe's API after the event arrived.
+    /// Ordered as a fetched state (`created` is the fetch's start); recorded under the event's
+    /// own id and type (`v1.customer.updated`), which read back as fetched.
+    ThinEvent {
+        id: &'a EventId,
+        event_type: &'a str,
+    },
 }
+
+/// The types a thin customer event is recorded under: a row that records one of them was
+/// written from a fetched state.
+pub const THIN_EVENT_TYPES: [&str; 3] = [
+    "v1.customer.created",
+    "v1.customer.updated",
+    "v1.customer.deleted",
+];
 
 /// Rank of a fetched state among the events of its second: below all of them. A request that
 /// started in second S may have been answered before or after a change Stripe stamps S, so the
@@ -116,10 +132,12 @@ impl EventOrder {
     }
 
     /// Reads back the order a row records in `customer_metadata.sync`. A fetched state
-    /// (`backfill`, `verify`) ranks below events of its second; an unknown type (written by
+    /// (`backfill`, `verify`, a thin event's `v1.customer.*`) ranks below events of its second; an unknown type (written by
     /// hand, or by a future version) ranks as an update.
     pub fn from_recorded(created: i64, event_type: &str) -> Self {
-        if FetchCommand::from_recorded(event_type).is_some() {
+        if FetchCommand::from_recorded(event_type).is_some()
+            || THIN_EVENT_TYPES.contains(&event_type)
+        {
             return Self::fetched(created);
         }
         let rank = CustomerEventKind::from_event_type(event_type)
@@ -179,13 +197,15 @@ pub struct IncomingCustomer<'a> {
     pub default_payment_method: Option<&'a str>,
     pub stripe_metadata: &'a Map<String, Value>,
     pub link: LinkCandidate,
+    /// Stripe's mode the state comes from, recorded as `sync.livemode`.
+    pub livemode: bool,
 }
 
 impl IncomingCustomer<'_> {
     pub fn order(&self) -> EventOrder {
         match self.origin {
             Origin::Event(_) => EventOrder::new(self.created, self.kind),
-            Origin::Fetched { .. } => EventOrder::fetched(self.created),
+            Origin::Fetched { .. } | Origin::ThinEvent { .. } => EventOrder::fetched(self.created),
         }
     }
 
@@ -194,14 +214,16 @@ impl IncomingCustomer<'_> {
         match self.origin {
             Origin::Event(id) => id.as_str(),
             Origin::Fetched { run_id, .. } => run_id,
+            Origin::ThinEvent { id, .. } => id.as_str(),
         }
     }
 
     /// `sync.last_event_type`: the event type, or the fetching command.
-    fn source_type(&self) -> &'static str {
+    fn source_type(&self) -> &str {
         match self.origin {
             Origin::Event(_) => self.kind.as_event_type(),
             Origin::Fetched { command, .. } => command.as_str(),
+            Origin::ThinEvent { event_type, .. } => event_type,
         }
     }
 }
@@ -267,11 +289,13 @@ pub enum Decision {
     },
 }
 
-/// Applies the sync rules to one customer event.
+/// Applies the sync rules to one customer event. `deletion_recorded`: the ledger holds a
+/// delete of this customer id, whether or not it could write a tombstone.
 pub fn decide(
     incoming: &IncomingCustomer<'_>,
     stored: Option<&StoredCustomer>,
     user: UserFacts,
+    deletion_recorded: bool,
     now: DateTime<Utc>,
 ) -> Decision {
     let version = stored.map(|s| s.version.clone());
@@ -279,18 +303,26 @@ pub fn decide(
         reason,
         version: version.clone(),
     };
+    let deleting = incoming.kind == CustomerEventKind::Deleted;
 
     if let Some(stored) = stored {
-        // Equal order applies: the later delivery of a same-second event wins.
-        if stored
+        let tombstone = stored.status == Some(SyncStatus::Deleted);
+        // Equal order applies: the later delivery of a same-second event wins. A delete is
+        // never stale against a live row, though: deleted is terminal whatever the order, and
+        // Stripe changes nothing of a deleted customer afterwards.
+        let stale = stored
             .last_applied
-            .is_some_and(|last| incoming.order() < last)
-        {
+            .is_some_and(|last| incoming.order() < last);
+        if stale && (tombstone || !deleting) {
             return skip(SkipReason::StaleEvent);
         }
-        if stored.status == Some(SyncStatus::Deleted) {
+        if tombstone {
             return skip(SkipReason::CustomerDeleted);
         }
+    }
+    // Deleted is terminal even where the delete could write no row (it had no email).
+    if deletion_recorded && !deleting {
+        return skip(SkipReason::CustomerDeleted);
     }
 
     let email = incoming
@@ -320,6 +352,7 @@ pub fn decide(
             "stripe": incoming.stripe_metadata,
             "sync": {
                 "status": status.as_str(),
+                "livemode": incoming.livemode,
                 "last_event_id": incoming.source_id(),
                 "last_event_type": incoming.source_type(),
                 "last_event_created": incoming.created,
@@ -351,6 +384,8 @@ pub struct StoredValues {
     pub status: Option<String>,
     /// `customer_metadata.sync.error`
     pub error: Option<String>,
+    /// `customer_metadata.sync.livemode` (absent on rows older than modes)
+    pub livemode: Option<bool>,
 }
 
 /// True when writing `row` would leave the row as it is but for the bookkeeping of which event
@@ -369,6 +404,7 @@ pub fn is_unchanged(stored: &StoredValues, row: &RowWrite) -> bool {
         && stored.stripe_metadata == row.customer_metadata["stripe"]
         && stored.status.as_deref() == sync["status"].as_str()
         && stored.error.as_deref() == sync["error"].as_str()
+        && stored.livemode == sync["livemode"].as_bool()
 }
 
 fn resolve_link(candidate: LinkCandidate, user: UserFacts) -> Result<Uuid, UnlinkReason> {
@@ -384,6 +420,16 @@ fn resolve_link(candidate: LinkCandidate, user: UserFacts) -> Result<Uuid, Unlin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rules where the ledger holds no delete of the customer (most tests).
+    fn decide(
+        incoming: &IncomingCustomer<'_>,
+        stored: Option<&StoredCustomer>,
+        user: UserFacts,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        super::decide(incoming, stored, user, false, now)
+    }
 
     const T: i64 = 1_732_500_000;
 
@@ -413,6 +459,7 @@ mod tests {
                 default_payment_method: None,
                 stripe_metadata: &self.metadata,
                 link: LinkCandidate::Missing,
+                livemode: false,
             }
         }
     }
@@ -529,6 +576,41 @@ mod tests {
                 "{kind:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_recorded_delete_without_a_row_keeps_every_later_state_from_creating_one() {
+        let f = Fixture::new();
+        for kind in [CustomerEventKind::Created, CustomerEventKind::Updated] {
+            let decision = super::decide(
+                &f.event(kind, T + 5),
+                None,
+                known_free_user(),
+                true,
+                Utc::now(),
+            );
+            assert_eq!(
+                decision,
+                Decision::Skip {
+                    reason: SkipReason::CustomerDeleted,
+                    version: None
+                },
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_delete_ordered_before_the_last_applied_event_still_tombstones_a_live_row() {
+        let f = Fixture::new();
+        let last = EventOrder::new(T + 5, CustomerEventKind::Updated);
+        let decision = decide(
+            &f.event(CustomerEventKind::Deleted, T),
+            Some(&stored(SyncStatus::Synced, last)),
+            known_free_user(),
+            Utc::now(),
+        );
+        assert_eq!(sync_field(&decision, "status"), "deleted");
     }
 
     #[test]
@@ -734,6 +816,54 @@ mod tests {
     }
 
     #[test]
+    fn thin_event_is_ordered_as_its_fetch_and_recorded_under_its_own_id_and_type() {
+        let f = Fixture::new();
+        let thin = IncomingCustomer {
+            origin: Origin::ThinEvent {
+                id: &f.event_id,
+                event_type: "v1.customer.updated",
+            },
+            ..f.event(CustomerEventKind::Updated, T)
+        };
+        assert_eq!(thin.order(), EventOrder::fetched(T));
+        let decision = decide(&thin, None, UserFacts::default(), Utc::now());
+        assert_eq!(sync_field(&decision, "last_event_id"), "evt_1");
+        assert_eq!(
+            sync_field(&decision, "last_event_type"),
+            "v1.customer.updated"
+        );
+        for thin_type in THIN_EVENT_TYPES {
+            assert_eq!(
+                EventOrder::from_recorded(T, thin_type),
+                EventOrder::fetched(T)
+            );
+        }
+        // A snapshot event of the fetch's second that arrives later still applies; an older
+        // one is stale.
+        let after_thin = stored(SyncStatus::Synced, EventOrder::fetched(T));
+        let same_second = decide(
+            &f.event(CustomerEventKind::Created, T),
+            Some(&after_thin),
+            UserFacts::default(),
+            Utc::now(),
+        );
+        assert!(matches!(same_second, Decision::Update { .. }));
+        let older = decide(
+            &f.event(CustomerEventKind::Updated, T - 1),
+            Some(&after_thin),
+            UserFacts::default(),
+            Utc::now(),
+        );
+        assert!(matches!(
+            older,
+            Decision::Skip {
+                reason: SkipReason::StaleEvent,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn fetched_state_never_revives_a_tombstone() {
         let f = Fixture::new();
         let last = EventOrder::new(T, CustomerEventKind::Deleted);
@@ -767,6 +897,7 @@ mod tests {
             stripe_metadata: json!({}),
             status: Some("unlinked".into()),
             error: Some("missing_user_id".into()),
+            livemode: Some(false),
         };
         assert!(is_unchanged(&values, &row));
         let mut no_email = row.clone();

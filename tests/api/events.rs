@@ -14,6 +14,7 @@ pub struct CustomerEvent {
     pub name: Option<String>,
     pub default_payment_method: Option<String>,
     pub metadata: Value,
+    pub livemode: bool,
 }
 
 pub const T0: i64 = 1_732_500_000;
@@ -37,6 +38,7 @@ impl CustomerEvent {
             name: Some("Ada Lovelace".into()),
             default_payment_method: None,
             metadata: json!({}),
+            livemode: false,
         }
     }
 
@@ -69,6 +71,12 @@ impl CustomerEvent {
 
     pub fn payment_method(mut self, pm: &str) -> Self {
         self.default_payment_method = Some(pm.to_owned());
+        self
+    }
+
+    /// A live-mode event (the builder's default is test mode, as `stripe listen` delivers).
+    pub fn live(mut self) -> Self {
+        self.livemode = true;
         self
     }
 
@@ -110,7 +118,7 @@ impl CustomerEvent {
                     "footer": null,
                     "rendering_options": null
                 },
-                "livemode": false,
+                "livemode": self.livemode,
                 "metadata": self.metadata,
                 "name": self.name,
                 "next_invoice_sequence": 1,
@@ -120,7 +128,7 @@ impl CustomerEvent {
                 "tax_exempt": "none",
                 "test_clock": null
             }},
-            "livemode": false,
+            "livemode": self.livemode,
             "pending_webhooks": 1,
             "request": { "id": "req_8bJ2kQd0xYz1", "idempotency_key": "0b1e8c52-5a1e-4c70-9a3f-6c1d2a7f9e11" },
             "type": self.event_type

@@ -12,7 +12,7 @@ pub mod stripe_double;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use stripe_customer_sync::configuration::{DatabaseSettings, Settings, WebhookSettings};
-use stripe_customer_sync::domain::{SignatureTolerance, WebhookSecrets};
+use stripe_customer_sync::domain::{SignatureTolerance, StripeMode, WebhookSecrets};
 use stripe_customer_sync::startup::Application;
 use stripe_customer_sync::store::pool::{self, ConnectionPolicy};
 use stripe_customer_sync::sync::SyncSettings;
@@ -106,8 +106,12 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         sync: SyncSettings {
             user_id_metadata_key: "user_id".into(),
+            // The fixtures and builders are test-mode events, as `stripe listen` delivers.
+            mode: StripeMode::Test,
             connection: ConnectionPolicy::default(),
         },
+        stripe_api: None,
+        catch_up_interval: None,
     };
     configure(&mut settings);
     // Under TEST_UPSTREAM, through a pooler, unless the test chose its own way to the database.
@@ -119,6 +123,8 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
     if let Some(route) = &route {
         settings.database.connect_options = Some(pool::connect_options(route.url()).unwrap());
         settings.database.connection.mode = route.pool_mode();
+        // What needs a session (the background catch-up) goes direct, as README advises.
+        settings.database.migration_connect_options = Some(pool::connect_options(&db.url).unwrap());
     }
     // The serving path sees one policy, as `serve` builds it from the configuration.
     settings.sync.connection = settings.database.connection;

@@ -3,19 +3,26 @@
 
 mod backfill;
 mod backup;
+mod catch_up;
 mod database_outage;
+mod database_roles;
 mod events;
 mod fixtures_replay;
 mod helpers;
 mod migrate_command;
+mod modes;
 mod operability;
+mod poison_events;
 mod poolers;
 mod schema_constraints;
 mod schema_migrations;
+mod schema_privileges;
 mod schema_rls;
 mod serve_binary;
 mod smoke;
+mod sync_deletion;
 mod sync_linking;
 mod sync_rules;
+mod thin_events;
 mod verify;
 mod webhook_http;

@@ -2,6 +2,8 @@
 
 use std::process::{Command, Output};
 
+use stripe_customer_sync::store::schema::MIGRATOR;
+
 use crate::helpers::shim_only_database;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_stripe-customer-sync");
@@ -40,6 +42,7 @@ async fn migrate_applies_every_migration_and_revert_undoes_only_the_last() {
         "public.stripe_customers",
         "public.stripe_webhook_events",
         "public.stripe_customers_audit",
+        "public.stripe_catch_up_runs",
     ] {
         assert!(table_exists(&db.pool, table).await, "{table}");
     }
@@ -50,12 +53,29 @@ async fn migrate_applies_every_migration_and_revert_undoes_only_the_last() {
         "{}",
         String::from_utf8_lossy(&reverted.stderr)
     );
-    assert!(!table_exists(&db.pool, "public.stripe_customers_audit").await);
-    assert!(table_exists(&db.pool, "public.stripe_webhook_events").await);
+    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap();
+    assert!(!applied_versions(&db.pool).await.contains(&latest));
+    assert_eq!(
+        applied_versions(&db.pool).await.len(),
+        MIGRATOR
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .count()
+            - 1,
+        "only the last migration is reverted"
+    );
+    assert!(table_exists(&db.pool, "public.stripe_customers_audit").await);
 
     let again = migrate(&db.url, &[]).await;
     assert!(again.status.success());
-    assert!(table_exists(&db.pool, "public.stripe_customers_audit").await);
+    assert!(applied_versions(&db.pool).await.contains(&latest));
+}
+
+async fn applied_versions(pool: &sqlx::PgPool) -> Vec<i64> {
+    sqlx::query_scalar("select version from _sqlx_migrations where success order by version")
+        .fetch_all(pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

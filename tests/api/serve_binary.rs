@@ -22,6 +22,8 @@ impl ServeProcess {
             .arg("serve")
             .current_dir(workdir)
             .env_remove("DATABASE_URL")
+            // Never Stripe's real API from a test, whatever the developer's environment holds.
+            .env_remove("STRIPE_API_KEY")
             .env("STRIPE_WEBHOOK_SECRET", TEST_SECRET)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("LOG_FORMAT", "json")
@@ -187,4 +189,59 @@ fn container_mode_refuses_to_start_without_database_url() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("DATABASE_URL"));
+}
+
+#[test]
+fn planted_symlink_at_the_socket_directory_refuses_start_up_and_touches_nothing() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // A working directory deep enough that the socket goes to the shared temp dir, under a
+    // name anyone can predict.
+    let root = tempfile::tempdir().unwrap();
+    let workdir = root.path().join("a-checkout-with-a-long-path".repeat(3));
+    std::fs::create_dir_all(&workdir).unwrap();
+    let data_dir = workdir.join(".stripe-customer-sync/pgdata");
+    let socket_dir = stripe_customer_sync::local_db::socket_dir_for(&data_dir).unwrap();
+    assert!(
+        socket_dir.starts_with(std::env::temp_dir()),
+        "{socket_dir:?}"
+    );
+    // Another local user's trap: a link to a directory of ours.
+    let victim = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(victim.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let owner = std::fs::metadata(victim.path()).unwrap().uid();
+    let _ = std::fs::remove_file(&socket_dir);
+    std::os::unix::fs::symlink(victim.path(), &socket_dir).unwrap();
+    let planted = scopeguard(&socket_dir);
+
+    let output = Command::new(BINARY)
+        .arg("serve")
+        .current_dir(&workdir)
+        .env_remove("DATABASE_URL")
+        .env("STRIPE_WEBHOOK_SECRET", TEST_SECRET)
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    drop(planted);
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to use") && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    let victim_now = std::fs::metadata(victim.path()).unwrap();
+    assert_eq!(victim_now.mode() & 0o777, 0o750, "mode untouched");
+    assert_eq!(victim_now.uid(), owner, "owner untouched");
+}
+
+/// Removes the planted link however the test ends.
+fn scopeguard(path: &Path) -> impl Drop + '_ {
+    struct Remove<'a>(&'a Path);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    Remove(path)
 }

@@ -74,6 +74,7 @@ async fn created_event_stores_every_column_as_stripe_sent_it() {
                 "stripe": { "user_id": user, "plan": "pro" },
                 "sync": {
                     "status": "synced",
+                    "livemode": false,
                     "last_event_id": event.event_id,
                     "last_event_type": "customer.created",
                     "last_event_created": T0,
@@ -183,6 +184,7 @@ async fn every_delivery_order_of_created_updated_deleted_converges_to_the_same_t
                     "stripe": { "user_id": user },
                     "sync": {
                         "status": "deleted",
+                        "livemode": false,
                         "last_event_id": events[2].event_id,
                         "last_event_type": "customer.deleted",
                         "last_event_created": T0 + 2,

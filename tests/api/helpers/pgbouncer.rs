@@ -57,6 +57,8 @@ pub fn pgbouncer_binary() -> Option<PathBuf> {
 pub struct PgBouncer {
     child: Child,
     port: u16,
+    /// The upstream URL's user: PgBouncer knows only this one (trust, but listed).
+    user: String,
     dir: tempfile::TempDir,
 }
 
@@ -110,7 +112,14 @@ impl PgBouncer {
             }
             let mut child = command.spawn().expect("start pgbouncer");
             match wait_until_listening(&mut child, port, dir.path()) {
-                Ok(()) => return Some(Self { child, port, dir }),
+                Ok(()) => {
+                    return Some(Self {
+                        child,
+                        port,
+                        user: upstream.get_username().to_owned(),
+                        dir,
+                    });
+                }
                 Err(log) => {
                     stop(&mut child);
                     last_log = log;
@@ -120,9 +129,12 @@ impl PgBouncer {
         panic!("pgbouncer did not start; its log:\n{last_log}");
     }
 
-    /// The URL of `database` through this PgBouncer.
+    /// The URL of `database` through this PgBouncer, as the upstream URL's user.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        format!(
+            "postgres://{}@127.0.0.1:{}/{database}",
+            self.user, self.port
+        )
     }
 
     pub fn log(&self) -> String {

@@ -7,6 +7,8 @@
 //!   `url`), newest first, `limit` 1–100, an unknown cursor answered as Stripe does (400);
 //! - `GET /v1/customers/{id}`: the customer, `{"id","object":"customer","deleted":true}` for a
 //!   deleted one, a 404 `resource_missing` for one it never had;
+//! - `GET /v1/events?types[]=&created[gte]=&limit=&starting_after=`: the events it was given,
+//!   newest first (by `created`, then the later added first), filtered by type and time;
 //! - 401 without the right `Authorization: Bearer` key;
 //! - scripted faults: a 429 with `Retry-After`, a 500, or no answer at all (a hang) for a
 //!   chosen page or customer;
@@ -19,6 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use actix_web::dev::Service;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
@@ -128,6 +131,10 @@ pub enum Target {
     ListPagesFrom(usize),
     /// Retrieving this customer.
     Retrieve(String),
+    /// The events list request for page N (1-based: page 1 has no cursor).
+    EventsPage(usize),
+    /// The events list requests for page N and every later one.
+    EventsPagesFrom(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -146,8 +153,10 @@ pub struct Request {
     pub stripe_version: Option<String>,
     pub authorized: bool,
     pub at: Instant,
-    /// The list page it asked for (1-based), for list requests.
+    /// The list page it asked for (1-based), for list requests (customers or events).
     pub page: Option<usize>,
+    /// The query's pairs in order, repeated keys (`types[]`) included.
+    pub query_pairs: Vec<(String, String)>,
     pub status: u16,
 }
 
@@ -163,21 +172,45 @@ struct State {
     deleted: HashSet<String>,
     rules: Vec<Rule>,
     requests: Vec<Request>,
+    /// Events as Stripe lists them: newest first (by `created`; among equals, the later added).
+    events: Vec<Event>,
+    events_added: u64,
     hang_generation: u64,
     /// Added to every answer, as a network and Stripe's own time would.
     latency: Duration,
+    /// Seconds Stripe's clock (the `Date` of every answer) runs ahead of ours; negative: behind.
+    clock_offset: i64,
     in_flight: usize,
     max_in_flight: usize,
 }
 
+/// One event the double lists.
+#[derive(Debug, Clone)]
+struct Event {
+    id: String,
+    event_type: String,
+    created: i64,
+    sequence: u64,
+    json: String,
+}
+
+/// What a request asks for, as far as faults care.
+enum Asked<'a> {
+    CustomersPage(usize),
+    Customer(&'a str),
+    EventsPage(usize),
+}
+
 impl State {
-    fn fault_for(&mut self, page: Option<usize>, retrieve: Option<&str>) -> Option<Fault> {
+    fn fault_for(&mut self, asked: Asked<'_>) -> Option<Fault> {
         let rule = self.rules.iter_mut().find(|rule| {
             rule.remaining > 0
-                && match (&rule.target, page, retrieve) {
-                    (Target::ListPage(n), Some(p), _) => *n == p,
-                    (Target::ListPagesFrom(n), Some(p), _) => p >= *n,
-                    (Target::Retrieve(id), _, Some(asked)) => id == asked,
+                && match (&rule.target, &asked) {
+                    (Target::ListPage(n), Asked::CustomersPage(p)) => n == p,
+                    (Target::ListPagesFrom(n), Asked::CustomersPage(p)) => p >= n,
+                    (Target::Retrieve(id), Asked::Customer(asked)) => id == asked,
+                    (Target::EventsPage(n), Asked::EventsPage(p)) => n == p,
+                    (Target::EventsPagesFrom(n), Asked::EventsPage(p)) => p >= n,
                     _ => false,
                 }
         })?;
@@ -201,10 +234,28 @@ impl StripeDouble {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the double");
         let port = listener.local_addr().unwrap().port();
         let server = HttpServer::new(move || {
+            let clock = data.clone();
             App::new()
+                .wrap_fn(move |request, service| {
+                    let offset = clock.lock().unwrap().clock_offset;
+                    let answer = service.call(request);
+                    async move {
+                        let mut response = answer.await?;
+                        if offset != 0 {
+                            let stripe_now = chrono::Utc::now() + chrono::Duration::seconds(offset);
+                            let date = stripe_now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+                            response.headers_mut().insert(
+                                actix_web::http::header::DATE,
+                                date.parse().expect("an HTTP date"),
+                            );
+                        }
+                        Ok(response)
+                    }
+                })
                 .app_data(data.clone())
                 .route("/v1/customers", web::get().to(list))
                 .route("/v1/customers/{id}", web::get().to(retrieve))
+                .route("/v1/events", web::get().to(list_events))
         })
         .workers(2)
         .disable_signals()
@@ -281,6 +332,11 @@ impl StripeDouble {
         self.state.lock().unwrap().latency = latency;
     }
 
+    /// Makes Stripe's clock (the `Date` of its answers) run `seconds` ahead of ours.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.state.lock().unwrap().clock_offset = seconds;
+    }
+
     /// The most requests that were ever being answered at once.
     pub fn max_in_flight(&self) -> usize {
         self.state.lock().unwrap().max_in_flight
@@ -292,6 +348,43 @@ impl StripeDouble {
 
     pub fn clear_requests(&self) {
         self.state.lock().unwrap().requests.clear();
+    }
+
+    /// Adds events (their JSON, as Stripe would list them) to the events list.
+    pub fn add_events<'a>(&self, events: impl IntoIterator<Item = &'a str>) {
+        let mut state = self.state.lock().unwrap();
+        for json in events {
+            let value: Value = serde_json::from_str(json).expect("event JSON");
+            state.events_added += 1;
+            let event = Event {
+                id: value["id"].as_str().expect("event id").to_owned(),
+                event_type: value["type"].as_str().expect("event type").to_owned(),
+                created: value["created"].as_i64().expect("event created"),
+                sequence: state.events_added,
+                json: json.to_owned(),
+            };
+            state.events.push(event);
+        }
+        state
+            .events
+            .sort_by_key(|e| std::cmp::Reverse((e.created, e.sequence)));
+    }
+
+    /// The events list requests received, in order.
+    pub fn event_list_requests(&self) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == "/v1/events")
+            .collect()
+    }
+
+    /// The retrieve requests received for one customer.
+    pub fn retrieve_requests(&self, id: &str) -> Vec<Request> {
+        let path = format!("/v1/customers/{id}");
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
     }
 
     /// The list requests received, in order.
@@ -358,12 +451,12 @@ fn refused(state: &Shared, request: &HttpRequest, page: Option<usize>) -> Option
         .get("Authorization")
         .and_then(|v| v.to_str().ok())
         == Some(&format!("Bearer {TEST_API_KEY}"));
-    let query = web::Query::<HashMap<String, String>>::from_query(request.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
+    let query_pairs = query_pairs(request.query_string());
+    let query = query_pairs.iter().cloned().collect();
     state.lock().unwrap().requests.push(Request {
         path: request.path().to_owned(),
         query,
+        query_pairs,
         stripe_version: request
             .headers()
             .get("Stripe-Version")
@@ -443,7 +536,7 @@ async fn list(request: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
     if let Some(response) = refused(&state, &request, Some(page)) {
         return response;
     }
-    let fault = state.lock().unwrap().fault_for(Some(page), None);
+    let fault = state.lock().unwrap().fault_for(Asked::CustomersPage(page));
     match fault {
         Some(Fault::Hang) => return hang(&state).await,
         Some(fault) => {
@@ -475,6 +568,99 @@ async fn list(request: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
         ));
         body
     };
+    HttpResponse::Ok()
+        .insert_header(("Request-Id", "req_double"))
+        .content_type("application/json")
+        .body(body)
+}
+
+/// The query string's pairs, decoded, in order.
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    reqwest::Url::parse(&format!("http://double/?{query}"))
+        .map(|url| url.query_pairs().into_owned().collect())
+        .unwrap_or_default()
+}
+
+async fn list_events(request: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
+    let _in_flight = InFlight::enter(&state).await;
+    let pairs = query_pairs(request.query_string());
+    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let types: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "types[]")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let limit: usize = match get("limit").map(|l| l.parse()) {
+        None => 10,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => {
+            return stripe_error(
+                400,
+                "invalid_request_error",
+                Some("parameter_invalid_integer"),
+                "Invalid integer: limit must be between 1 and 100",
+            );
+        }
+    };
+    let gte: i64 = match get("created[gte]").map(|g| g.parse()) {
+        None => i64::MIN,
+        Some(Ok(t)) => t,
+        Some(Err(_)) => {
+            return stripe_error(
+                400,
+                "invalid_request_error",
+                Some("parameter_invalid_integer"),
+                "Invalid integer: created[gte]",
+            );
+        }
+    };
+    let matching: Vec<Event> = {
+        let state = state.lock().unwrap();
+        state
+            .events
+            .iter()
+            .filter(|e| e.created >= gte && (types.is_empty() || types.contains(&e.event_type)))
+            .cloned()
+            .collect()
+    };
+    let start = match get("starting_after") {
+        None => 0,
+        Some(cursor) => match matching.iter().position(|e| e.id == cursor) {
+            Some(p) => p + 1,
+            None => {
+                return stripe_error(
+                    400,
+                    "invalid_request_error",
+                    Some("resource_missing"),
+                    &format!("No such event: '{cursor}'"),
+                );
+            }
+        },
+    };
+    let page = start / limit + 1;
+    if let Some(response) = refused(&state, &request, Some(page)) {
+        return response;
+    }
+    let fault = state.lock().unwrap().fault_for(Asked::EventsPage(page));
+    match fault {
+        Some(Fault::Hang) => return hang(&state).await,
+        Some(fault) => {
+            let response = fault_response(fault);
+            set_last_status(&state, response.status().as_u16());
+            return response;
+        }
+        None => {}
+    }
+    let end = (start + limit).min(matching.len());
+    let data: Vec<&str> = matching[start.min(end)..end]
+        .iter()
+        .map(|e| e.json.as_str())
+        .collect();
+    let body = format!(
+        r#"{{"object":"list","data":[{}],"has_more":{},"url":"/v1/events"}}"#,
+        data.join(","),
+        end < matching.len()
+    );
     HttpResponse::Ok()
         .insert_header(("Request-Id", "req_double"))
         .content_type("application/json")
@@ -517,7 +703,7 @@ async fn retrieve(
     if let Some(response) = refused(&state, &request, None) {
         return response;
     }
-    let fault = state.lock().unwrap().fault_for(None, Some(&id));
+    let fault = state.lock().unwrap().fault_for(Asked::Customer(&id));
     match fault {
         Some(Fault::Hang) => return hang(&state).await,
         Some(fault) => {

@@ -1,0 +1,112 @@
+//! `GET /v1/events`: the customer events Stripe still holds (30 days), a page at a time.
+//!
+//! Stripe lists newest first and pages with `starting_after` (the last event id of the page
+//! before). Each event is kept as the exact JSON Stripe listed it: it is decoded by
+//! `stripe::event::decode` and stored in the ledger as its payload, as a delivered one is.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::client::{ApiError, StripeClient};
+
+/// Stripe's largest page.
+pub const PAGE_SIZE: usize = 100;
+
+/// The event types `catch-up` lists: the ones the sync applies.
+pub const CUSTOMER_EVENT_TYPES: [&str; 3] =
+    ["customer.created", "customer.updated", "customer.deleted"];
+
+/// One listed event: what ordering needs, and the JSON itself.
+#[derive(Debug, Clone)]
+pub struct ListedEvent {
+    pub id: String,
+    pub event_type: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// The event exactly as listed.
+    pub json: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    pub events: Vec<ListedEvent>,
+    pub has_more: bool,
+    /// Unix seconds at which the request that got this page started.
+    pub requested_at: i64,
+}
+
+impl EventPage {
+    /// The `starting_after` of the next page: the id of this page's last event.
+    pub fn cursor(&self) -> Option<&str> {
+        self.events.last().map(|e| e.id.as_str())
+    }
+}
+
+#[derive(Deserialize)]
+struct ListBody<'a> {
+    #[serde(borrow)]
+    data: Vec<&'a RawValue>,
+    has_more: bool,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    created: i64,
+}
+
+/// The page of customer events created at or after `created_gte` (Unix seconds) that follows
+/// `starting_after` (the first page without it), `limit=100`.
+pub async fn list_page(
+    client: &StripeClient,
+    created_gte: i64,
+    starting_after: Option<&str>,
+) -> Result<EventPage, ApiError> {
+    let limit = PAGE_SIZE.to_string();
+    let gte = created_gte.to_string();
+    let mut query: Vec<(&str, &str)> = CUSTOMER_EVENT_TYPES
+        .iter()
+        .map(|event_type| ("types[]", *event_type))
+        .collect();
+    query.push(("created[gte]", &gte));
+    query.push(("limit", &limit));
+    if let Some(cursor) = starting_after {
+        query.push(("starting_after", cursor));
+    }
+    let answer = client.get(client.url(&["v1", "events"], &query)?).await?;
+    let malformed = |detail: String| ApiError::Malformed {
+        url: answer.url.clone(),
+        detail,
+    };
+    let body = answer
+        .body
+        .as_deref()
+        .ok_or_else(|| malformed("404: is STRIPE_API_BASE Stripe's API?".into()))?;
+    let list: ListBody<'_> =
+        serde_json::from_slice(body).map_err(|e| malformed(format!("not a list: {e}")))?;
+    let events = list
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let envelope: Envelope = serde_json::from_str(raw.get())
+                .map_err(|e| malformed(format!("data[{i}] is not an event: {e}")))?;
+            Ok(ListedEvent {
+                id: envelope.id,
+                event_type: envelope.event_type,
+                created: envelope.created,
+                json: raw.get().to_owned(),
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    if list.has_more && events.is_empty() {
+        return Err(malformed("an empty page that has more".into()));
+    }
+    Ok(EventPage {
+        events,
+        has_more: list.has_more,
+        requested_at: answer.requested_at,
+    })
+}

@@ -1,0 +1,96 @@
+//! Thin events on `POST /webhooks/stripe`: the event names a customer, the service fetches it
+//! from Stripe's API and applies what Stripe answered (DESIGN.md "Thin events").
+//!
+//! Order of work, cheapest refusal first: a type the service does not apply is recorded as
+//! `ignored` and a malformed customer id as `skipped` (no fetch for either); an event already in
+//! the ledger is a `duplicate` without a call to Stripe; without an API key nothing is written
+//! and the caller answers 503 `not_configured`, so that Stripe keeps the event; then the fetch,
+//! within a deadline that leaves the database its share of the webhook's; then the one apply
+//! loop, which writes the row and records the event in one statement.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::domain::StripeCustomerId;
+use crate::store::session::EventScope;
+use crate::store::{StoreError, recorded};
+use crate::stripe::event::CustomerObject;
+use crate::stripe::thin_event::ThinEvent;
+use crate::stripe_api::customers::{self, Retrieved};
+use crate::stripe_api::{ApiError, StripeClient};
+use crate::sync::fetched::FetchedCustomer;
+use crate::sync::{IgnoreReason, Outcome, SkipReason, SyncError, SyncSettings, thin};
+
+/// The fetch's share of the webhook's 4.5 s: [`crate::stripe_api::RetryPolicy::within_a_webhook`]
+/// keeps its attempts inside it; this bounds them whatever happens.
+pub const FETCH_DEADLINE: Duration = Duration::from_millis(3000);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ThinEventError {
+    /// `STRIPE_API_KEY` is not set: the customer cannot be fetched.
+    #[error("a thin customer event needs STRIPE_API_KEY to fetch the customer, and it is not set")]
+    NotConfigured,
+    #[error("fetching the customer from Stripe: {0}")]
+    Stripe(#[from] ApiError),
+    #[error("fetching the customer from Stripe took longer than {FETCH_DEADLINE:?}")]
+    FetchTimedOut,
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+impl From<StoreError> for ThinEventError {
+    fn from(error: StoreError) -> Self {
+        Self::Sync(error.into())
+    }
+}
+
+/// Handles one verified thin event. `client`: the Stripe API, when `STRIPE_API_KEY` is set.
+pub async fn handle(
+    pool: &PgPool,
+    settings: &SyncSettings,
+    client: Option<&StripeClient>,
+    event: &ThinEvent<'_>,
+) -> Result<Outcome, ThinEventError> {
+    if !settings.mode.keeps(event.livemode) {
+        let other_mode = Outcome::Ignored(Some(IgnoreReason::OtherMode));
+        return Ok(thin::record(pool, settings.connection, event, other_mode).await?);
+    }
+    let Some(raw_customer_id) = event.customer_id.as_deref() else {
+        return Ok(thin::record(pool, settings.connection, event, Outcome::Ignored(None)).await?);
+    };
+    // A scope of its own, ended before the fetch: no transaction is held open while Stripe
+    // answers (behind a transaction pooler it would pin a server connection).
+    let mut scope = EventScope::begin(pool, settings.connection).await?;
+    let already_recorded = recorded::is_recorded(&mut scope, event.id.as_str()).await?;
+    scope.commit().await?;
+    if already_recorded {
+        return Ok(Outcome::Duplicate);
+    }
+    let Ok(customer_id) = StripeCustomerId::parse(raw_customer_id) else {
+        let skipped = Outcome::Skipped(SkipReason::InvalidCustomerId);
+        return Ok(thin::record(pool, settings.connection, event, skipped).await?);
+    };
+    let client = client.ok_or(ThinEventError::NotConfigured)?;
+    let (retrieved, requested_at) = tokio::time::timeout(
+        FETCH_DEADLINE,
+        customers::retrieve(client, customer_id.as_str()),
+    )
+    .await
+    .map_err(|_| ThinEventError::FetchTimedOut)??;
+    // 404: Stripe has no such customer (any more): applied as deleted, as `deleted: true` is.
+    let missing = CustomerObject {
+        id: customer_id.as_str().to_owned(),
+        ..CustomerObject::default()
+    };
+    let (customer, deleted) = match &retrieved {
+        Retrieved::Found(found) => (&found.customer, found.deleted),
+        Retrieved::Missing => (&missing, true),
+    };
+    let fetched = FetchedCustomer {
+        customer,
+        deleted,
+        requested_at,
+    };
+    Ok(thin::apply_fetched(pool, settings, event, &customer_id, fetched).await?)
+}

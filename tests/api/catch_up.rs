@@ -1,0 +1,628 @@
+//! `catch-up`: the customer events Stripe (the double's `GET /v1/events`) still holds that the
+//! ledger lacks, applied through the webhook's apply loop; resumable, one run at a time.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::backfill::{count, workdir};
+use crate::events::CustomerEvent;
+use crate::helpers::stripe_double::{BINARY, Fault, StripeDouble, TEST_API_KEY, Target, output};
+use crate::helpers::{TEST_SECRET, TestApp, create_auth_user_with_id, event_id_of, now, spawn_app};
+
+/// The answer of one `catch-up --json` run.
+struct Run {
+    code: Option<i32>,
+    summary: Value,
+    stderr: String,
+}
+
+async fn catch_up(double: &StripeDouble, database_url: &str, dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["catch-up", "--json"];
+    args.extend_from_slice(extra);
+    let out = output(double.command(database_url, dir, &args)).await;
+    Run {
+        code: out.status.code(),
+        summary: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// 300 customer events of 100 customers, three each, and which 200 the service got by webhook.
+struct Scenario {
+    /// Every event, in the order Stripe created them.
+    in_order: Vec<String>,
+    /// The webhook deliveries: 200 distinct events, some out of order, some twice.
+    delivered: Vec<String>,
+    /// The 100 that never arrived.
+    missed: Vec<String>,
+    /// Users that customers link to (they must exist in every database the events go to).
+    users: Vec<Uuid>,
+}
+
+fn customer(i: usize) -> String {
+    format!("cus_Cu{i:04}")
+}
+
+/// Customer `i`: created at `t`, updated 10 s later, then updated again (or, every fourth,
+/// deleted) 10 s after that. The service missed: for customers 0–39 their last event (the
+/// table must change), for 40–69 the middle one, for 70–99 the first (both stale by then).
+fn scenario() -> Scenario {
+    let base = now() - 3 * 86_400;
+    let mut in_order = Vec::new();
+    let mut delivered = Vec::new();
+    let mut missed = Vec::new();
+    let mut users = Vec::new();
+    for i in 0..100 {
+        let id = customer(i);
+        let t = base + i as i64 * 60;
+        let user = (i % 5 == 0).then(|| Uuid::from_u128(0x00C0_FFEE_0000 + i as u128));
+        users.extend(user);
+        let link = |event: CustomerEvent| match user {
+            Some(user) => event.for_user(user),
+            None => event,
+        };
+        let first = link(CustomerEvent::created(&id, t).name("first"));
+        let second = link(
+            CustomerEvent::updated(&id, t + 10)
+                .name("second")
+                .payment_method("pm_2"),
+        );
+        let third = if i % 4 == 3 {
+            link(
+                CustomerEvent::deleted(&id, t + 20)
+                    .name("second")
+                    .payment_method("pm_2"),
+            )
+        } else {
+            let email = format!("third-{i}@example.com");
+            link(
+                CustomerEvent::updated(&id, t + 20)
+                    .name("third")
+                    .email(Some(&email))
+                    .payment_method("pm_3"),
+            )
+        };
+        let events = [first.json(), second.json(), third.json()];
+        let missing = match i {
+            0..40 => 2,
+            40..70 => 1,
+            _ => 0,
+        };
+        let mut got: Vec<String> = events
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| *n != missing)
+            .map(|(_, e)| e.clone())
+            .collect();
+        if i % 2 == 0 {
+            got.reverse(); // out of order
+        }
+        if i % 10 == 0 {
+            got.push(got[0].clone()); // twice
+        }
+        delivered.extend(got);
+        missed.push(events[missing].clone());
+        in_order.extend(events);
+    }
+    delivered.reverse(); // the customers out of order too
+    Scenario {
+        in_order,
+        delivered,
+        missed,
+        users,
+    }
+}
+
+async fn create_users(pool: &PgPool, users: &[Uuid]) {
+    for user in users {
+        create_auth_user_with_id(pool, *user).await;
+    }
+}
+
+async fn deliver_all(app: &TestApp, events: &[String]) {
+    for event in events {
+        let (status, body) = app.deliver_json(event).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// Every row as the rules wrote it (the time of the write left out), by customer id.
+async fn table(pool: &PgPool) -> Vec<Value> {
+    sqlx::query_scalar(
+        "select jsonb_build_object(
+                'id', stripe_customer_id, 'user_id', user_id, 'email', customer_email,
+                'name', customer_name, 'payment_method', default_payment_method,
+                'metadata', customer_metadata #- '{sync,synced_at}')
+           from public.stripe_customers order by stripe_customer_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Every row, whole (`updated_at` included), by customer id.
+async fn whole_rows(pool: &PgPool) -> HashMap<String, Value> {
+    let rows: Vec<(String, Value)> =
+        sqlx::query_as("select stripe_customer_id, to_jsonb(c) from public.stripe_customers c")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    rows.into_iter().collect()
+}
+
+/// The table that delivering all 300 events in order, once each, gives.
+async fn in_order_table(scenario: &Scenario) -> Vec<Value> {
+    let reference = spawn_app().await;
+    create_users(&reference.db.pool, &scenario.users).await;
+    deliver_all(&reference, &scenario.in_order).await;
+    table(&reference.db.pool).await
+}
+
+/// An app that got the scenario's 200 deliveries, and a double that lists all 300 events.
+async fn missed_100() -> (Scenario, StripeDouble, TestApp) {
+    let scenario = scenario();
+    let double = StripeDouble::start().await;
+    double.add_events(scenario.in_order.iter().map(String::as_str));
+    let app = spawn_app().await;
+    create_users(&app.db.pool, &scenario.users).await;
+    deliver_all(&app, &scenario.delivered).await;
+    assert_eq!(app.ledger_count().await, 200);
+    (scenario, double, app)
+}
+
+#[tokio::test]
+async fn catch_up_applies_the_missed_events_and_nothing_else() {
+    let (scenario, double, app) = missed_100().await;
+    let pool = &app.db.pool;
+    let dir = workdir();
+    let before = whole_rows(pool).await;
+    let audit_before = app.audit_count().await;
+
+    // A dry run says what it would apply and writes nothing.
+    let dry = catch_up(&double, &app.db.url, dir.path(), &["--dry-run"]).await;
+    assert_eq!(dry.code, Some(0), "{}", dry.stderr);
+    assert_eq!(dry.summary["seen"], 300);
+    assert_eq!(dry.summary["already_recorded"], 200);
+    let would: u64 = dry.summary["missing"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(would, 100);
+    assert_eq!(app.ledger_count().await, 200);
+    assert_eq!(count(pool, "public.stripe_catch_up_runs").await, 0);
+
+    let run = catch_up(&double, &app.db.url, dir.path(), &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let s = &run.summary;
+    assert_eq!(s["window_start"], "first_run", "no run yet: all 30 days");
+    assert_eq!(
+        (&s["seen"], &s["already_recorded"]),
+        (&300.into(), &200.into())
+    );
+    assert_eq!(
+        s["applied"],
+        serde_json::json!({"processed": 40, "skipped": 60})
+    );
+    assert_eq!(s["skipped"], serde_json::json!({"stale_event": 60}));
+    assert_eq!(s["pages"], 3);
+
+    // Each missed event is in the ledger as Stripe listed it; nothing else was added.
+    assert_eq!(app.ledger_count().await, 300);
+    for missed in &scenario.missed {
+        let row = app.ledger_row(&event_id_of(missed)).await.unwrap();
+        assert_eq!(
+            row["payload"],
+            serde_json::from_str::<Value>(missed).unwrap()
+        );
+    }
+    // Only the 40 customers whose last event was missed changed, once each.
+    assert_eq!(app.audit_count().await, audit_before + 40);
+    let after = whole_rows(pool).await;
+    for i in 40..100 {
+        assert_eq!(after[&customer(i)], before[&customer(i)], "{}", customer(i));
+    }
+    for i in 0..40 {
+        assert_ne!(after[&customer(i)], before[&customer(i)], "{}", customer(i));
+    }
+    // The table is what in-order delivery of all 300 gives.
+    assert_eq!(table(pool).await, in_order_table(&scenario).await);
+
+    // What it asked Stripe: customer events of the window, 100 at a time, with the key.
+    let lists = double.event_list_requests();
+    let first = &lists.last().unwrap().query_pairs;
+    let types: Vec<&str> = first
+        .iter()
+        .filter(|(k, _)| k == "types[]")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        ["customer.created", "customer.updated", "customer.deleted"]
+    );
+    assert!(first.iter().any(|(k, _)| k == "created[gte]"));
+    assert!(first.contains(&("limit".into(), "100".into())));
+    assert!(lists.iter().all(|r| r.authorized));
+
+    // A second run starts shortly before the first one did, and applies nothing.
+    let table_before = table(pool).await;
+    let again = catch_up(&double, &app.db.url, dir.path(), &[]).await;
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(again.summary["window_start"], "last_run");
+    assert_eq!(again.summary["applied"], serde_json::json!({}));
+    // And so does one that looks back over everything.
+    let all = catch_up(&double, &app.db.url, dir.path(), &["--since", "30d"]).await;
+    assert_eq!(all.code, Some(0), "{}", all.stderr);
+    assert_eq!(all.summary["window_start"], "since");
+    assert_eq!(all.summary["already_recorded"], 300);
+    assert_eq!(all.summary["applied"], serde_json::json!({}));
+    assert_eq!(table(pool).await, table_before);
+    assert_eq!(app.ledger_count().await, 300);
+    assert_eq!(count(pool, "public.stripe_catch_up_runs").await, 3);
+    assert!(
+        !run.stderr.contains(TEST_API_KEY),
+        "the key is never logged"
+    );
+    assert!(!run.stderr.contains("@example.com"), "no email in the log");
+}
+
+#[tokio::test]
+async fn catch_up_interrupted_by_stripe_finishes_on_a_rerun_with_the_same_end_state() {
+    let (scenario, double, app) = missed_100().await;
+    let dir = workdir();
+    // Page 2 is never answered: the run is killed while it waits.
+    double.fail(Target::EventsPagesFrom(2), Fault::Hang, usize::MAX);
+    let mut child = double
+        .command(&app.db.url, dir.path(), &["catch-up", "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !double
+        .event_list_requests()
+        .iter()
+        .any(|r| r.page == Some(2))
+    {
+        assert!(Instant::now() < deadline, "page 2 was never asked for");
+        assert!(child.try_wait().unwrap().is_none(), "catch-up ended early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        count(&app.db.pool, "public.stripe_catch_up_runs").await,
+        0,
+        "an interrupted run is not a completed one"
+    );
+
+    // The rerun meets a rate limit and a server error, waits them out, and finishes.
+    double.release_hangs();
+    double.clear_requests();
+    double.fail(
+        Target::EventsPage(1),
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    double.fail(Target::EventsPage(3), Fault::ServerError, 1);
+    let rerun = catch_up(&double, &app.db.url, dir.path(), &[]).await;
+    assert_eq!(rerun.code, Some(0), "{}", rerun.stderr);
+    assert_eq!(
+        rerun.summary["window_start"], "first_run",
+        "the interrupted run's window is listed again"
+    );
+    assert_eq!(rerun.summary["applied"]["processed"], 40);
+    assert_eq!(app.ledger_count().await, 300);
+    assert_eq!(table(&app.db.pool).await, in_order_table(&scenario).await);
+
+    let lists = double.event_list_requests();
+    let page_1: Vec<_> = lists.iter().filter(|r| r.page == Some(1)).collect();
+    assert_eq!(page_1.len(), 2, "one 429, one retry");
+    assert!(
+        page_1[1].at - page_1[0].at >= Duration::from_secs(1),
+        "Retry-After waited for"
+    );
+    assert_eq!(
+        lists.iter().filter(|r| r.page == Some(3)).count(),
+        2,
+        "one 500, one retry"
+    );
+}
+
+/// A `serve` process of the test, against a given database and the double; killed on drop.
+struct Replica {
+    child: Option<Child>,
+    base_url: String,
+}
+
+impl Replica {
+    fn start(database_url: &str, double: &StripeDouble, dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(BINARY)
+            .arg("serve")
+            .current_dir(dir)
+            .env("DATABASE_URL", database_url)
+            .env("STRIPE_WEBHOOK_SECRET", TEST_SECRET)
+            .env("STRIPE_API_KEY", TEST_API_KEY)
+            .env("STRIPE_API_BASE", &double.base_url)
+            .env("CATCH_UP_INTERVAL", "1s")
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("LOG_FORMAT", "json")
+            .env_remove("RUST_LOG")
+            .env_remove("USER_ID_METADATA_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start serve");
+        Self {
+            child: Some(child),
+            base_url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = reqwest::get(format!("{}/readyz", self.base_url)).await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "serve was not ready within 60 s");
+            let child = self.child.as_mut().unwrap();
+            assert!(child.try_wait().unwrap().is_none(), "serve exited");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The value of one sample of `GET /metrics` (0 when absent).
+    async fn metric(&self, sample: &str) -> u64 {
+        let text = reqwest::get(format!("{}/metrics", self.base_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    }
+
+    /// SIGTERM; whether it exited 0.
+    async fn terminate(mut self) -> bool {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        tokio::task::spawn_blocking(move || child.wait().unwrap().success())
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_serve_replicas_catch_up_one_at_a_time_and_apply_each_event_once() {
+    const N: usize = 150;
+    let app = spawn_app().await; // only for its database and helpers
+    let double = StripeDouble::start().await;
+    // Created a minute ago: every run's window holds them all, so every run lists 2 pages.
+    let events: Vec<String> = (0..N)
+        .map(|i| CustomerEvent::created(&customer(i), now() - 60).json())
+        .collect();
+    double.add_events(events.iter().map(String::as_str));
+    // A slow Stripe: a run takes over a second, longer than the interval between runs.
+    double.set_latency(Duration::from_millis(500));
+    let dir = workdir();
+
+    let mut a = Replica::start(&app.db.url, &double, dir.path());
+    let mut b = Replica::start(&app.db.url, &double, dir.path());
+    a.wait_until_ready().await;
+    b.wait_until_ready().await;
+
+    const LOCKED: &str = r#"stripe_catch_up_runs_total{result="locked"}"#;
+    const COMPLETED: &str = r#"stripe_catch_up_runs_total{result="completed"}"#;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let locked = a.metric(LOCKED).await + b.metric(LOCKED).await;
+        let completed = a.metric(COMPLETED).await + b.metric(COMPLETED).await;
+        if app.ledger_count().await == N as i64 && locked >= 1 && completed >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ledger {}, locked {locked}, completed {completed}",
+            app.ledger_count().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Each event applied once: one ledger row and one audit row (one insert) per event, and the
+    // replicas' counts add up to exactly that, with no duplicate from overlapping runs.
+    const PROCESSED: &str = r#"stripe_catch_up_events_total{outcome="processed"}"#;
+    const DUPLICATE: &str = r#"stripe_catch_up_events_total{outcome="duplicate"}"#;
+    assert_eq!(
+        a.metric(PROCESSED).await + b.metric(PROCESSED).await,
+        N as u64
+    );
+    assert_eq!(a.metric(DUPLICATE).await + b.metric(DUPLICATE).await, 0);
+    assert_eq!(app.ledger_count().await, N as i64);
+    assert_eq!(app.audit_count().await, N as i64);
+    // The lock shows: some turns were skipped, and the completed runs never overlapped.
+    let runs: Vec<(
+        chrono::DateTime<chrono::Utc>,
+        chrono::DateTime<chrono::Utc>,
+        String,
+    )> = sqlx::query_as(
+        "select listing_started_at, finished_at, started_by from public.stripe_catch_up_runs
+              order by listing_started_at",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(runs.len() >= 3);
+    assert!(runs.iter().all(|(_, _, by)| by == "serve"));
+    for pair in runs.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1 - chrono::Duration::seconds(1),
+            "runs overlapped: {pair:?}"
+        );
+    }
+    assert!(
+        a.metric("stripe_catch_up_last_completed_timestamp_seconds")
+            .await
+            > 0
+            || b.metric("stripe_catch_up_last_completed_timestamp_seconds")
+                .await
+                > 0
+    );
+
+    assert!(
+        a.terminate().await,
+        "serve exits 0 on SIGTERM, catch-up and all"
+    );
+    assert!(b.terminate().await);
+}
+
+#[tokio::test]
+async fn catch_up_runs_are_private_to_the_backend() {
+    let db = crate::helpers::migrated_database().await;
+    let rls: bool = sqlx::query_scalar(
+        "select relrowsecurity from pg_class where oid = 'public.stripe_catch_up_runs'::regclass",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(rls, "row level security is enabled");
+    let privileges: Vec<String> = sqlx::query_scalar(
+        "select format('%s %s', r.rolname, p.privilege)
+           from pg_roles r,
+                unnest(array['select', 'insert', 'update', 'delete', 'truncate']) as p(privilege)
+          where r.rolname in ('anon', 'authenticated', 'service_role')
+            and has_table_privilege(r.oid, 'public.stripe_catch_up_runs', p.privilege)
+         union all
+         select format('%s sequence %s', r.rolname, p.privilege)
+           from pg_roles r, unnest(array['usage', 'select', 'update']) as p(privilege)
+          where r.rolname in ('anon', 'authenticated', 'service_role')
+            and has_sequence_privilege(r.oid, 'public.stripe_catch_up_runs_id_seq', p.privilege)
+          order by 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        privileges,
+        [
+            "service_role delete",
+            "service_role insert",
+            "service_role select",
+        ]
+    );
+}
+
+#[test]
+fn bad_catch_up_interval_stops_serve_with_one_line_naming_it() {
+    let output = Command::new(BINARY)
+        .arg("serve")
+        .current_dir(std::env::temp_dir()) // away from any developer .env
+        .env("STRIPE_WEBHOOK_SECRET", TEST_SECRET)
+        .env("STRIPE_API_KEY", TEST_API_KEY)
+        .env("STRIPE_API_BASE", "http://127.0.0.1:9")
+        .env("CATCH_UP_INTERVAL", "every hour")
+        .env("LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("CATCH_UP_INTERVAL"), "{stderr}");
+    assert!(!stderr.contains(TEST_API_KEY), "{stderr}");
+}
+
+#[tokio::test]
+async fn catch_up_while_another_run_holds_the_lock_does_nothing_and_says_so() {
+    let app = spawn_app().await;
+    let double = StripeDouble::start().await;
+    double.add_events([CustomerEvent::created(&customer(1), now() - 60)
+        .json()
+        .as_str()]);
+    let dir = workdir();
+    // Another run: the lock held in an open transaction, as a run holds it.
+    let mut other = app.db.pool.begin().await.unwrap();
+    let held: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+        .bind(stripe_customer_sync::store::catch_up::LOCK_KEY)
+        .fetch_one(&mut *other)
+        .await
+        .unwrap();
+    assert!(held);
+
+    let locked = catch_up(&double, &app.db.url, dir.path(), &[]).await;
+    assert_eq!(locked.code, Some(1), "{}", locked.stderr);
+    assert!(
+        locked.stderr.contains("another catch-up is running"),
+        "{}",
+        locked.stderr
+    );
+    assert!(double.event_list_requests().is_empty(), "nothing listed");
+    // A dry run writes nothing and needs no lock.
+    let dry = catch_up(&double, &app.db.url, dir.path(), &["--dry-run"]).await;
+    assert_eq!(dry.code, Some(0), "{}", dry.stderr);
+
+    other.rollback().await.unwrap();
+    let run = catch_up(&double, &app.db.url, dir.path(), &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.summary["applied"]["processed"], 1);
+}
+
+#[tokio::test]
+async fn snapshot_event_whose_thin_twin_was_applied_counts_as_recorded() {
+    use crate::thin_events::{FIXTURE_CUSTOMER, spawn_app_with_stripe};
+    let double = StripeDouble::start().await;
+    let app = spawn_app_with_stripe(&double).await;
+    double.add([crate::helpers::stripe_double::Customer::new(
+        FIXTURE_CUSTOMER,
+    )]);
+    let thin = crate::events::fixture("thin/01_v1.customer.created.json");
+    app.deliver_expecting(&thin, "processed").await;
+    let twin_id: String = serde_json::from_str::<Value>(&thin).unwrap()["snapshot_event"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Stripe lists the snapshot event the thin one stands for, and one that nothing brought.
+    let mut twin = CustomerEvent::created(FIXTURE_CUSTOMER, now() - 60);
+    twin.event_id = twin_id.clone();
+    let lost = CustomerEvent::created(&customer(7), now() - 30);
+    double.add_events([twin.json().as_str(), lost.json().as_str()]);
+
+    let dir = workdir();
+    let run = catch_up(&double, &app.db.url, dir.path(), &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.summary["seen"], 2);
+    assert_eq!(run.summary["already_recorded"], 1);
+    assert_eq!(run.summary["applied"], serde_json::json!({"processed": 1}));
+    assert!(
+        app.ledger_row(&twin_id).await.is_none(),
+        "the twin is not applied again"
+    );
+    assert!(app.customer(&customer(7)).await.is_some());
+}
