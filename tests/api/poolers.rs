@@ -356,7 +356,15 @@ async fn database_outage_answers_503_within_5_s_then_recovers_without_restart(up
         "{body}"
     );
     assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    // Readiness too answers promptly, though a transaction pooler queues the query rather
+    // than fail it while the database is gone.
+    let started = Instant::now();
     assert_eq!(app.readyz_status().await, 503);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "/readyz answered after {waited:?}"
+    );
 
     // The same app and the same PgBouncer: both reconnect on their own. PgBouncer waits
     // `server_login_retry` (15 s by default) after a failed server login before trying again,
