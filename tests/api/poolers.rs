@@ -19,10 +19,12 @@ use stripe_customer_sync::store::pool::{self, PoolMode};
 
 use crate::events::{CustomerEvent, T0, new_customer_id};
 use crate::helpers::pgbouncer::{Route, Upstream};
+use crate::helpers::stripe_double::{Customer, StripeDouble, TEST_API_KEY};
 use crate::helpers::{
-    DedicatedCluster, TEST_SECRET, TestApp, TestDatabase, migrated_database, now, spawn_app_with,
-    stripe_signature,
+    DedicatedCluster, TEST_SECRET, TestApp, TestDatabase, event_id_of, migrated_database, now,
+    spawn_app_with, stripe_signature,
 };
+use crate::thin_events::thin_event;
 
 macro_rules! through_each_upstream {
     ($($rule:ident),* $(,)?) => {$(
@@ -54,6 +56,7 @@ through_each_upstream!(
     duplicates_across_two_serve_processes_are_applied_exactly_once_and_in_order,
     database_outage_answers_503_within_5_s_then_recovers_without_restart,
     statement_held_past_the_timeout_is_cancelled_by_the_server_and_answered_503,
+    thin_events_and_the_background_catch_up_apply_what_stripe_holds,
 );
 
 /// The in-process app on `db`, reaching it through `upstream`; `None` when that needs a
@@ -455,6 +458,87 @@ async fn statement_held_past_the_timeout_is_cancelled_by_the_server_and_answered
     );
 }
 
+/// The paths that talk to Stripe, through each upstream: a thin event (the ledger read, the
+/// fetch, then the apply, no transaction held across the fetch) and serve's background
+/// catch-up (its run holds a transaction-scoped lock; in transaction mode it runs on the
+/// session connection, MIGRATION_DATABASE_URL).
+async fn thin_events_and_the_background_catch_up_apply_what_stripe_holds(upstream: Upstream) {
+    let db = migrated_database().await;
+    let Some(route) = Route::open(upstream, &db.url, &db.name) else {
+        return;
+    };
+    let double = StripeDouble::start().await;
+    // Named, so that its connections can be told from the pooler's in pg_stat_activity.
+    let session_url = format!("{}&application_name=scs-session-connection", db.url);
+    let missed: Vec<String> = (0..5)
+        .map(|_| CustomerEvent::created(&new_customer_id(), now() - 60).json())
+        .collect();
+    double.add_events(missed.iter().map(String::as_str));
+    let fetched = new_customer_id();
+    double.add([Customer::new(&fetched)]);
+    let serve = ServeProcess::start_with(
+        &route,
+        &session_url,
+        &[
+            ("STRIPE_API_KEY", TEST_API_KEY),
+            ("STRIPE_API_BASE", &double.base_url),
+            ("CATCH_UP_INTERVAL", "1s"),
+        ],
+    )
+    .ready()
+    .await;
+
+    let thin = thin_event("v1.customer.updated", &fetched);
+    let (status, body) = serve.deliver(&thin).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("processed")),
+        "{body}\n{}",
+        route.log()
+    );
+    let (status, body) = serve.deliver(&thin).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("duplicate")),
+        "{body}"
+    );
+
+    let missed_ids: Vec<String> = missed.iter().map(|event| event_id_of(event)).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let caught_up: i64 = sqlx::query_scalar(
+            "select count(*) from public.stripe_webhook_events where id = any($1)",
+        )
+        .bind(&missed_ids)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        if caught_up == missed_ids.len() as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the background catch-up applied {caught_up} of {} events in 30 s",
+            missed_ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if upstream.pool_mode() == PoolMode::Transaction {
+        let on_the_session_connection: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+              where datname = current_database() and application_name = 'scs-session-connection'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        assert!(
+            on_the_session_connection > 0,
+            "behind a transaction pooler the catch-up runs on MIGRATION_DATABASE_URL"
+        );
+    }
+    assert!(serve.terminate().await, "serve exits 0 on SIGTERM");
+}
+
 impl TestApp {
     async fn deliver_json_owned(&self, payload: String) -> (u16, Value) {
         self.deliver_json(&payload).await
@@ -488,10 +572,15 @@ struct ReadyServe {
 
 impl ServeProcess {
     fn start(route: &Route, migration_url: &str) -> Self {
+        Self::start_with(route, migration_url, &[])
+    }
+
+    fn start_with(route: &Route, migration_url: &str, env: &[(&str, &str)]) -> Self {
         // Our HTTP client needs it, also when this test runs alone.
         stripe_customer_sync::tls::install_crypto_provider();
         let mut child = Command::new(BINARY)
             .arg("serve")
+            .envs(env.iter().copied())
             .current_dir(std::env::temp_dir()) // away from any developer .env
             .env("DATABASE_URL", route.url())
             .env("DATABASE_POOL_MODE", route.pool_mode().as_str())
