@@ -2,6 +2,7 @@
 //! honours Stripe's rate limits, the two customer endpoints and the events list.
 
 pub mod client;
+pub mod customer_creation;
 pub mod customers;
 pub mod events;
 
