@@ -4,6 +4,7 @@
 pub mod backfill;
 pub mod backup;
 pub mod catch_up;
+pub mod created_customers;
 pub mod customers;
 pub mod error;
 pub mod ledger;
