@@ -4,6 +4,7 @@
 //! `http` (request in) → `stripe::signature` (verified) → `stripe::event` (decoded)
 //! → `sync` (rule applied) → `store` (rows written) → `http` (response out).
 
+pub mod auth;
 pub mod backfill;
 pub mod backup;
 pub mod catch_up;
