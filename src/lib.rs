@@ -11,6 +11,7 @@ pub mod catch_up;
 pub mod cli;
 pub mod configuration;
 pub mod domain;
+pub mod ensure_customer;
 pub mod http;
 pub mod local_db;
 pub mod metrics;

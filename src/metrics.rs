@@ -1,5 +1,7 @@
 //! What `GET /metrics` exposes, in Prometheus' text format.
 
+pub mod customers;
+
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -79,6 +81,8 @@ pub struct Metrics {
     /// 0 until it knows one.
     newest_recorded: AtomicI64,
     newest_recorded_lag: Gauge,
+    /// `POST /customers` and `ensure-customer`.
+    pub customers: customers::CustomerMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -146,7 +150,9 @@ impl Default for Metrics {
             "Age of the newest event known to be in the ledger (now minus its Stripe `created`), from webhooks and catch-up; absent until one is known",
             newest_recorded_lag.clone(),
         );
+        let customers = customers::CustomerMetrics::register(&mut registry);
         Self {
+            customers,
             registry,
             events,
             signature_failures,
