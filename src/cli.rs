@@ -11,6 +11,7 @@ use crate::backfill::{self, BackfillArgs, BackfillOptions};
 use crate::catch_up::{self, CatchUpArgs, CatchUpOptions};
 use crate::configuration::{self, DatabaseArgs, LogArgs, ServeArgs, Settings, StripeApiSettings};
 use crate::domain::StripeMode;
+use crate::ensure_customer::command::{self as ensure_customer_command, EnsureCustomerArgs};
 use crate::local_db::{self, LocalCluster};
 use crate::reapply::{self, ReapplyArgs};
 use crate::replay::{self, ReplayArgs};
@@ -45,6 +46,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Apply the customer events Stripe still holds (30 days) that the ledger lacks.
     CatchUp(CatchUpArgs),
+    /// Get or create a user's Stripe customer, exactly as POST /customers does.
+    EnsureCustomer(EnsureCustomerArgs),
     /// Sign event files with the current time, exactly as Stripe does, and POST them.
     Replay(ReplayArgs),
     /// Apply again the events the ledger holds as failed, once their cause is fixed.
@@ -121,6 +124,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
         Command::Backfill(args) => run_backfill(args).await,
         Command::Verify(args) => run_verify(args).await,
         Command::CatchUp(args) => run_catch_up(args).await,
+        Command::EnsureCustomer(args) => run_ensure_customer(args).await,
         Command::Replay(args) => replay::run(args)
             .await
             .map_err(|e| CliError::failed("replay", e)),
@@ -158,6 +162,15 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         stripe_mode = %settings.sync.mode,
         "listening for Stripe webhooks on POST /webhooks/stripe"
     );
+    match settings.customers_endpoint_off() {
+        None => tracing::info!(
+            hs256 = settings.customers.jwt_secret.is_some(),
+            jwks = settings.customers.jwks_url.is_some(),
+            allowed_origins = settings.customers.allowed_origins.len(),
+            "POST /customers is on"
+        ),
+        Some(why) => tracing::info!("POST /customers is off (404): {why}"),
+    }
     match (&settings.stripe_api, settings.catch_up_interval) {
         (None, _) => tracing::warn!(
             "STRIPE_API_KEY is not set: thin events are answered 503 not_configured and the \
@@ -331,6 +344,36 @@ async fn run_catch_up(args: CatchUpArgs) -> Result<ExitCode, CliError> {
     context.close().await;
     let summary = result.map_err(|e| CliError::failed("catch-up", e))?;
     Ok(catch_up::print(&summary, args.json))
+}
+
+async fn run_ensure_customer(args: EnsureCustomerArgs) -> Result<ExitCode, CliError> {
+    let user_id =
+        uuid::Uuid::try_parse(args.user_id.trim()).map_err(|_| configuration::ConfigError {
+            variable: "--user-id",
+            problem: "must be a UUID (auth.users.id)".into(),
+        })?;
+    let profile_name_column = args.profile.column()?;
+    let context = FetchContext::open(&args.database, &args.stripe, &args.sync, 2).await?;
+    let result = async {
+        let client = StripeClient::new(&context.api, crate::ensure_customer::retry_policy())
+            .map_err(|e| CliError::failed("Stripe client", e))?;
+        let creator = crate::ensure_customer::CustomerCreator::new(
+            context.pool.clone(),
+            client,
+            context.sync.clone(),
+            context.api.mode == StripeMode::Live,
+            profile_name_column,
+            std::sync::Arc::default(),
+        );
+        creator
+            .ensure(user_id)
+            .await
+            .map_err(|e| CliError::failed("ensure-customer", e))
+    }
+    .await;
+    context.close().await;
+    ensure_customer_command::print(&result?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Applies the Supabase shim (plain PostgreSQL only, when asked) and pending migrations.

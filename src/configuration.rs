@@ -11,6 +11,10 @@ use reqwest::Url;
 use secrecy::SecretString;
 use sqlx::postgres::PgConnectOptions;
 
+pub mod customers;
+
+pub use customers::{CustomerSettings, CustomersArgs, ProfileArgs};
+
 use crate::domain::{SignatureTolerance, StripeMode, WebhookSecrets};
 use crate::store::pool;
 use crate::sync::SyncSettings;
@@ -25,7 +29,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &'static str, problem: impl fmt::Display) -> Self {
+    pub(crate) fn new(variable: &'static str, problem: impl fmt::Display) -> Self {
         Self {
             variable,
             problem: problem.to_string(),
@@ -119,6 +123,10 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub catch_up_interval: String,
+
+    /// `POST /customers`: token verification, CORS, the profile name column.
+    #[command(flatten)]
+    pub customers: CustomersArgs,
 }
 
 /// Well inside Stripe's retry window (3 days live, hours in test mode), so a delivery that
@@ -380,6 +388,22 @@ pub struct Settings {
     pub stripe_api: Option<StripeApiSettings>,
     /// How often the background catch-up runs; `None`: never (`0`, or no API key).
     pub catch_up_interval: Option<std::time::Duration>,
+    /// `POST /customers`; on when `stripe_api` is set and tokens can be verified.
+    pub customers: CustomerSettings,
+}
+
+impl Settings {
+    /// Why `POST /customers` is off, or `None` when it is on.
+    pub fn customers_endpoint_off(&self) -> Option<&'static str> {
+        match (self.stripe_api.is_some(), self.customers.verifies_tokens()) {
+            (true, true) => None,
+            (false, false) => {
+                Some("STRIPE_API_KEY and SUPABASE_JWT_SECRET/SUPABASE_JWKS_URL are not set")
+            }
+            (false, true) => Some("STRIPE_API_KEY is not set"),
+            (true, false) => Some("neither SUPABASE_JWT_SECRET nor SUPABASE_JWKS_URL is set"),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -471,6 +495,7 @@ impl Settings {
             catch_up_interval: (stripe_api.is_some() && !catch_up_interval.is_zero())
                 .then_some(catch_up_interval),
             stripe_api,
+            customers: CustomerSettings::from_args(&args.customers)?,
         })
     }
 }
