@@ -4,6 +4,8 @@
 mod backfill;
 mod backup;
 mod catch_up;
+mod customer_tokens;
+mod customers_endpoint;
 mod database_outage;
 mod events;
 mod fixtures_replay;
