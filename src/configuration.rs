@@ -567,7 +567,10 @@ mod tests {
         let keyless = parse(&[SECRET]).unwrap();
         assert_eq!(keyless.sync.mode, StripeMode::Both);
         let live_key = "--stripe-api-key=sk_live_abc";
-        assert_eq!(parse(&[SECRET, live_key]).unwrap().sync.mode, StripeMode::Live);
+        assert_eq!(
+            parse(&[SECRET, live_key]).unwrap().sync.mode,
+            StripeMode::Live
+        );
         let told = parse(&[SECRET, "--stripe-mode=test"]).unwrap();
         assert_eq!(told.sync.mode, StripeMode::Test);
         let mismatch = parse(&[SECRET, live_key, "--stripe-mode=test"]).unwrap_err();

@@ -82,12 +82,13 @@ pub async fn apply_event_on(
 ) -> Result<Outcome, SyncError> {
     let entry = ledger_entry(event);
     if !settings.mode.keeps(event.livemode) {
-        return record_only(
-            conn,
-            &entry,
-            Outcome::Ignored(Some(IgnoreReason::OtherMode)),
-        )
-        .await;
+        // Not a deletion this deployment keeps either.
+        let entry = LedgerEntry {
+            deleted_customer_id: None,
+            ..entry
+        };
+        let other_mode = Outcome::Ignored(Some(IgnoreReason::OtherMode));
+        return record_only(conn, &entry, other_mode).await;
     }
     let kind = CustomerEventKind::from_event_type(event.event_type);
     match (&event.object, kind) {
@@ -168,9 +169,7 @@ pub(crate) async fn apply_customer_state(
         );
         let written = match &decision {
             Decision::Insert(row) => {
-                customers::insert(&mut *conn, entry, customer_id.as_str(), row)
-                    .await
-                    .map(|()| true)
+                customers::insert(&mut *conn, entry, customer_id.as_str(), row).await
             }
             Decision::Update { version, row } => {
                 customers::update(&mut *conn, entry, customer_id.as_str(), version, row).await

@@ -6,6 +6,7 @@
 
 mod cluster;
 mod dedicated_cluster;
+pub mod serve_process;
 pub mod stripe_double;
 
 use sqlx::PgPool;

@@ -4,6 +4,7 @@
 mod backfill;
 mod backup;
 mod catch_up;
+mod concurrency_guards;
 mod database_outage;
 mod database_roles;
 mod events;
