@@ -4,4 +4,5 @@
 set local lock_timeout = '5s';
 set local statement_timeout = '60s';
 
+drop policy _sqlx_migrations_service_role_select on _sqlx_migrations;
 alter table _sqlx_migrations disable row level security;

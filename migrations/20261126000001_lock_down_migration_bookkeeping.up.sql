@@ -4,8 +4,8 @@
 -- public, and RLS is off on it, so anyone holding the public anon key could, through the REST
 -- API, mark a migration failed (every replica's /readyz turns 503) or delete a row (the next
 -- start fails on "relation already exists"). Only the migrating role, which owns the table,
--- needs it; the least-privilege login of README ("Database roles") is granted select for
--- /readyz explicitly.
+-- writes it; the backend (service_role, and the least-privilege login of README, a member of
+-- it) reads it for /readyz.
 --
 -- The name is left unqualified on purpose: it resolves exactly as it did when sqlx created it.
 
@@ -15,6 +15,11 @@ set local statement_timeout = '60s';
 alter table _sqlx_migrations enable row level security;
 
 revoke all on table _sqlx_migrations from anon, authenticated, service_role;
+grant select on table _sqlx_migrations to service_role;
 
--- No policy: the owner is not subject to RLS, and nobody else may read the table
--- (the linter's rls_enabled_no_policy is INFO, and true: that is the intent).
+-- For members of service_role that do not bypass RLS themselves; the owner is not subject to it.
+create policy _sqlx_migrations_service_role_select
+    on _sqlx_migrations
+    for select
+    to service_role
+    using (true);

@@ -162,6 +162,13 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         stripe_mode = %settings.sync.mode,
         "listening for Stripe webhooks on POST /webhooks/stripe"
     );
+    if args.stripe_mode.is_none() && settings.stripe_api.is_none() {
+        tracing::warn!(
+            "STRIPE_MODE is not set and there is no STRIPE_API_KEY to take it from: keeping \
+             test-mode and live-mode events alike; set STRIPE_MODE=live in production so that a \
+             test-mode customer can never take a real user's link"
+        );
+    }
     match settings.customers_endpoint_off() {
         None => tracing::info!(
             hs256 = settings.customers.jwt_secret.is_some(),

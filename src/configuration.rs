@@ -92,7 +92,7 @@ pub struct ServeArgs {
     pub user_id_metadata_key: String,
 
     /// Which Stripe mode(s) to keep: live, test or both; events of another mode are ignored
-    /// [default: live with DATABASE_URL, test with the local database]
+    /// [default: the mode of STRIPE_API_KEY, else both]
     #[arg(long, env = "STRIPE_MODE", value_name = "MODE")]
     pub stripe_mode: Option<String>,
 
@@ -231,8 +231,10 @@ impl SyncArgs {
     }
 }
 
-/// The user-id key and the mode; `STRIPE_MODE` defaults to the API key's mode, else live:
-/// a deployment that says nothing keeps real customers only.
+/// The user-id key and the mode. `STRIPE_MODE` defaults to the API key's mode: a deployment
+/// that reads Stripe with a live key keeps live data only. Without a key nothing says which
+/// mode the endpoint receives (Stripe's dashboard endpoint, `stripe listen`, replayed fixtures),
+/// so both are kept, as before modes existed, and `serve` warns that production should say.
 fn sync_settings(
     user_id_metadata_key: &str,
     stripe_mode: Option<&str>,
@@ -246,7 +248,7 @@ fn sync_settings(
         ));
     }
     let mode = match stripe_mode.map(str::trim) {
-        None | Some("") => api_key_mode.unwrap_or(StripeMode::Live),
+        None | Some("") => api_key_mode.unwrap_or(StripeMode::Both),
         Some(raw) => StripeMode::parse(raw).map_err(|e| ConfigError::new("STRIPE_MODE", e))?,
     };
     Ok(SyncSettings {
@@ -463,16 +465,10 @@ impl Settings {
         })?;
         let database = DatabaseSettings::from_args(&args.database, &args.database_max_connections)?;
         let stripe_api = StripeApiSettings::optional(&args.stripe)?;
-        // Without STRIPE_MODE: the API key's mode; without a key, a `serve` on its own local
-        // database is a developer's (fed by `stripe listen` or fixtures), so test mode; else live.
-        let default_mode = stripe_api.as_ref().map(|api| api.mode).or(database
-            .connect_options
-            .is_none()
-            .then_some(StripeMode::Test));
         let sync = sync_settings(
             &args.user_id_metadata_key,
             args.stripe_mode.as_deref(),
-            default_mode,
+            stripe_api.as_ref().map(|api| api.mode),
         )?;
         if let Some(api) = &stripe_api
             && !sync.mode.keeps(api.mode == StripeMode::Live)
@@ -592,13 +588,18 @@ mod tests {
     }
 
     #[test]
-    fn a_deployment_keeps_live_data_only_unless_told_and_a_local_database_keeps_test_data() {
-        let local = parse(&[SECRET]).unwrap();
-        assert_eq!(local.sync.mode, StripeMode::Test);
-        let url = "--database-url=postgres://u@localhost/db";
-        assert_eq!(parse(&[SECRET, url]).unwrap().sync.mode, StripeMode::Live);
-        let both = parse(&[SECRET, url, "--stripe-mode=both"]).unwrap();
-        assert_eq!(both.sync.mode, StripeMode::Both);
+    fn a_deployment_keeps_its_api_keys_mode_unless_told_and_both_without_a_key() {
+        let keyless = parse(&[SECRET]).unwrap();
+        assert_eq!(keyless.sync.mode, StripeMode::Both);
+        let live_key = "--stripe-api-key=sk_live_abc";
+        assert_eq!(
+            parse(&[SECRET, live_key]).unwrap().sync.mode,
+            StripeMode::Live
+        );
+        let told = parse(&[SECRET, "--stripe-mode=test"]).unwrap();
+        assert_eq!(told.sync.mode, StripeMode::Test);
+        let mismatch = parse(&[SECRET, live_key, "--stripe-mode=test"]).unwrap_err();
+        assert_eq!(mismatch.variable, "STRIPE_MODE");
         let error = parse(&[SECRET, "--stripe-mode=production"]).unwrap_err();
         assert_eq!(error.variable, "STRIPE_MODE");
     }

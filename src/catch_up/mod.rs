@@ -251,8 +251,8 @@ async fn run_locked(
     let completed = CompletedRun {
         listed_from,
         listing_started_at: DateTime::from_timestamp(listing.started_at, 0).unwrap_or(now),
-        events_listed: i32::try_from(summary.seen).unwrap_or(i32::MAX),
-        events_applied: i32::try_from(listing.missing.len()).unwrap_or(i32::MAX),
+        events_listed: i64::try_from(summary.seen).unwrap_or(i64::MAX),
+        events_applied: i64::try_from(listing.missing.len()).unwrap_or(i64::MAX),
         started_by: options.started_by,
     };
     Ok((summary, completed))

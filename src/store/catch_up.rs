@@ -35,8 +35,8 @@ impl StartedBy {
 pub struct CompletedRun {
     pub listed_from: DateTime<Utc>,
     pub listing_started_at: DateTime<Utc>,
-    pub events_listed: i32,
-    pub events_applied: i32,
+    pub events_listed: i64,
+    pub events_applied: i64,
     pub started_by: StartedBy,
 }
 

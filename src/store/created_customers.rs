@@ -15,7 +15,9 @@ const INSERT_SQL: &str = "with audit_context as (
          )
          insert into public.stripe_customers (stripe_customer_id, user_id, customer_email,
              customer_name, default_payment_method, customer_metadata)
-         select $2, $3, $4, $5, $6, $7 from audit_context";
+         select $2, $3, $4, $5, $6, $7 from audit_context
+          -- deleted is terminal, as for an event's insert (customers::INSERT_SQL)
+          where public.stripe_customers_may_insert($2)";
 
 const UPDATE_SQL: &str = "with audit_context as (
              select set_config('stripe_customer_sync.event_id', $1, true)
@@ -30,14 +32,15 @@ const UPDATE_SQL: &str = "with audit_context as (
            from audit_context
           where c.stripe_customer_id = $2 and c.xmin::text = $8";
 
-/// Inserts the row.
+/// Inserts the row. `Ok(false)`: a delete of the customer was recorded since the snapshot;
+/// nothing was written.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     source_id: &str,
     stripe_customer_id: &str,
     row: &RowWrite,
-) -> Result<(), StoreError> {
-    sqlx::query(INSERT_SQL)
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(INSERT_SQL)
         .bind(source_id)
         .bind(stripe_customer_id)
         .bind(row.user_id)
@@ -47,7 +50,7 @@ pub async fn insert(
         .bind(Json(&row.customer_metadata))
         .execute(db)
         .await?;
-    Ok(())
+    Ok(result.rows_affected() == 1)
 }
 
 /// Updates the row if it is still at `version`; `Ok(false)`: it changed since it was read.

@@ -83,12 +83,13 @@ pub async fn apply_event_on(
 ) -> Result<Outcome, SyncError> {
     let entry = ledger_entry(event);
     if !settings.mode.keeps(event.livemode) {
-        return record_only(
-            conn,
-            &entry,
-            Outcome::Ignored(Some(IgnoreReason::OtherMode)),
-        )
-        .await;
+        // Not a deletion this deployment keeps either.
+        let entry = LedgerEntry {
+            deleted_customer_id: None,
+            ..entry
+        };
+        let other_mode = Outcome::Ignored(Some(IgnoreReason::OtherMode));
+        return record_only(conn, &entry, other_mode).await;
     }
     let kind = CustomerEventKind::from_event_type(event.event_type);
     match (&event.object, kind) {
@@ -197,14 +198,10 @@ async fn apply_loop(
         );
         let written = match (&decision, recording) {
             (Decision::Insert(row), Recording::Ledger(entry)) => {
-                customers::insert(&mut *conn, entry, customer_id.as_str(), row)
-                    .await
-                    .map(|()| true)
+                customers::insert(&mut *conn, entry, customer_id.as_str(), row).await
             }
             (Decision::Insert(row), Recording::Nothing { source_id }) => {
-                created_customers::insert(&mut *conn, source_id, customer_id.as_str(), row)
-                    .await
-                    .map(|()| true)
+                created_customers::insert(&mut *conn, source_id, customer_id.as_str(), row).await
             }
             (Decision::Update { version, row }, Recording::Ledger(entry)) => {
                 customers::update(&mut *conn, entry, customer_id.as_str(), version, row).await

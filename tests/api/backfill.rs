@@ -544,3 +544,23 @@ fn children_cpu() -> f64 {
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
+
+#[tokio::test]
+async fn a_change_stripe_stamps_after_the_read_wins_even_when_our_clock_runs_ahead() {
+    let app = spawn_app().await;
+    let double = StripeDouble::start().await;
+    // Our clock 30 s ahead of Stripe's.
+    double.set_clock_offset(-30);
+    double.add([Customer::new("cus_Skew1").name(Some("as read"))]);
+    let dir = workdir();
+    let run = backfill(&double, &app.db.url, dir.path(), &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+
+    // Stripe changes the customer 5 s after the read, by Stripe's clock.
+    let change = CustomerEvent::updated("cus_Skew1", now() - 30 + 5).name("changed after the read");
+    app.deliver_expecting(&change.json(), "processed").await;
+    assert_eq!(
+        app.customer("cus_Skew1").await.unwrap()["customer_name"],
+        "changed after the read"
+    );
+}

@@ -9,12 +9,26 @@ use uuid::Uuid;
 
 use crate::events::CustomerEvent;
 use crate::helpers::serve_process::ServeProcess;
-use crate::helpers::stripe_double::{Fault, StripeDouble, Target};
-use crate::helpers::tokens::{service_role_token, user_token};
+use crate::helpers::stripe_double::{Fault, StripeDouble, TEST_API_KEY, Target};
+use crate::helpers::tokens::{JWT_SECRET, service_role_token, user_token};
 use crate::helpers::{
     LinkState, TestApp, create_auth_user, json_reply, now, post_customers, spawn_app,
     spawn_app_with_customers,
 };
+
+/// A `serve` process with `POST /customers` on, against the double.
+async fn serve_with_customers(database_url: &str, double: &StripeDouble) -> ServeProcess {
+    ServeProcess::start(
+        database_url,
+        &[
+            ("STRIPE_API_KEY", TEST_API_KEY),
+            ("STRIPE_API_BASE", &double.base_url),
+            ("CATCH_UP_INTERVAL", "0"),
+            ("SUPABASE_JWT_SECRET", JWT_SECRET),
+        ],
+    )
+    .await
+}
 
 async fn app_and_double() -> (TestApp, StripeDouble) {
     let double = StripeDouble::start().await;
@@ -108,19 +122,16 @@ async fn twenty_concurrent_calls_on_two_replicas_create_one_customer_and_all_get
     // Stripe takes a while, so that the calls overlap the creation.
     double.set_latency(Duration::from_millis(300));
     let user = create_auth_user(&spawned.db.pool).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut a = ServeProcess::start(&spawned.db.url, &double, dir.path());
-    let mut b = ServeProcess::start(&spawned.db.url, &double, dir.path());
-    a.wait_until_ready().await;
-    b.wait_until_ready().await;
+    let a = serve_with_customers(&spawned.db.url, &double).await;
+    let b = serve_with_customers(&spawned.db.url, &double).await;
 
     let client = reqwest::Client::new();
     let token = user_token(user);
     let calls = (0..20).map(|i| {
         let url = if i % 2 == 0 {
-            a.customers_url()
+            format!("{}/customers", a.base_url)
         } else {
-            b.customers_url()
+            format!("{}/customers", b.base_url)
         };
         let (client, token) = (client.clone(), token.clone());
         async move { json_reply(post_customers(&client, &url, Some(&token), None).await).await }
@@ -146,8 +157,16 @@ async fn twenty_concurrent_calls_on_two_replicas_create_one_customer_and_all_get
 
     // Later: the row answers, Stripe is not asked.
     double.clear_requests();
-    let (status, body) =
-        json_reply(post_customers(&client, &b.customers_url(), Some(&token), None).await).await;
+    let (status, body) = json_reply(
+        post_customers(
+            &client,
+            &format!("{}/customers", b.base_url),
+            Some(&token),
+            None,
+        )
+        .await,
+    )
+    .await;
     assert_eq!(
         (status, customer_id(&body)),
         (200, ids.into_iter().next().unwrap())
@@ -547,15 +566,34 @@ async fn serve_says_at_start_up_whether_post_customers_is_on() {
         ),
     ] {
         let log = dir.path().join("serve.log");
-        let mut command = ServeProcess::command(&spawned.db.url, &double, dir.path());
+        let mut command =
+            double.command(&spawned.db.url, dir.path(), &["serve", "--skip-migrations"]);
+        command
+            .env("STRIPE_WEBHOOK_SECRET", crate::helpers::TEST_SECRET)
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("CATCH_UP_INTERVAL", "0")
+            .env_remove("SUPABASE_JWT_SECRET")
+            .env_remove("SUPABASE_JWKS_URL")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
         if let Some(secret) = secret {
             command.env("SUPABASE_JWT_SECRET", secret);
         }
-        command.stderr(std::fs::File::create(&log).unwrap());
-        let mut serve = ServeProcess::spawn(command);
-        serve.wait_until_ready().await;
-        drop(serve);
-        let text = std::fs::read_to_string(&log).unwrap();
+        let mut serve = command.spawn().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let text = loop {
+            let text = std::fs::read_to_string(&log).unwrap();
+            if text.contains("POST /customers is") {
+                break text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no word within 60 s: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        serve.kill().unwrap();
+        serve.wait().unwrap();
         assert!(text.contains(expected), "{expected}\n{text}");
         assert!(
             !text.contains(crate::helpers::tokens::JWT_SECRET),

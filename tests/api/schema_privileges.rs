@@ -127,3 +127,18 @@ async fn migrations_applied_before_they_set_timeouts_are_accepted_on_upgrade() {
         .expect("the service adopts them and migrates");
     assert!(schema::is_current(&db.pool).await.unwrap());
 }
+
+#[tokio::test]
+async fn every_table_in_public_has_row_level_security_bookkeeping_included() {
+    let db = migrated_database().await;
+    let without_rls: Vec<String> = sqlx::query_scalar(
+        "select relname::text from pg_catalog.pg_class
+          where relnamespace = 'public'::regnamespace and relkind in ('r', 'p')
+            and not relrowsecurity
+          order by 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(without_rls, Vec::<String>::new());
+}

@@ -1,93 +1,96 @@
-//! A real `serve` process of the test, against a given database and the Stripe double, with
-//! `POST /customers` on; killed on drop.
+//! The real `serve` binary as a process of its own, for tests that need several replicas on
+//! one database. It binds port 0 and the test reads the port `serve` logs, so no port is ever
+//! released and raced for between choosing it and binding it.
 
-use std::path::Path;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Duration;
 
-use super::TEST_SECRET;
-use super::stripe_double::{BINARY, StripeDouble, TEST_API_KEY};
-use super::tokens::JWT_SECRET;
+use super::{TEST_SECRET, now, stripe_signature};
 
+const BINARY: &str = env!("CARGO_BIN_EXE_stripe-customer-sync");
+
+/// A running `serve`; killed when dropped (a test that fails half-way leaves nothing behind).
 pub struct ServeProcess {
-    child: Option<Child>,
+    child: Child,
     pub base_url: String,
+    client: reqwest::Client,
 }
 
 impl ServeProcess {
-    /// `serve` with STRIPE_API_KEY and SUPABASE_JWT_SECRET: `POST /customers` is on.
-    pub fn start(database_url: &str, double: &StripeDouble, dir: &Path) -> Self {
-        let mut command = Self::command(database_url, double, dir);
-        command.env("SUPABASE_JWT_SECRET", JWT_SECRET);
-        Self::spawn(command)
-    }
-
-    /// The command, without a token setting; stdout and stderr discarded.
-    pub fn command(database_url: &str, double: &StripeDouble, dir: &Path) -> Command {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+    /// Starts `serve` on `database_url` (test-mode events, no background work) with `env` on
+    /// top, and waits until it listens.
+    pub async fn start(database_url: &str, env: &[(&str, &str)]) -> Self {
+        stripe_customer_sync::tls::install_crypto_provider();
         let mut command = Command::new(BINARY);
         command
             .arg("serve")
-            .current_dir(dir)
+            .arg("--skip-migrations")
+            .current_dir(std::env::temp_dir()) // away from any developer .env
             .env("DATABASE_URL", database_url)
             .env("STRIPE_WEBHOOK_SECRET", TEST_SECRET)
-            .env("STRIPE_API_KEY", TEST_API_KEY)
-            .env("STRIPE_API_BASE", &double.base_url)
-            .env("CATCH_UP_INTERVAL", "0")
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("STRIPE_MODE", "test")
+            .env("LISTEN_ADDR", "127.0.0.1:0")
             .env("LOG_FORMAT", "json")
-            .env_remove("RUST_LOG")
-            .env_remove("USER_ID_METADATA_KEY")
-            .env_remove("SUPABASE_JWT_SECRET")
-            .env_remove("SUPABASE_JWKS_URL")
-            .env_remove("ALLOWED_ORIGINS")
-            .env_remove("PROFILE_NAME_COLUMN")
+            .env("RUST_LOG", "info")
+            .env_remove("STRIPE_API_KEY")
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        command
-    }
-
-    pub fn spawn(mut command: Command) -> Self {
-        let port = command
-            .get_envs()
-            .find(|(k, _)| *k == "LISTEN_ADDR")
-            .and_then(|(_, v)| v?.to_str()?.rsplit(':').next()?.parse::<u16>().ok())
-            .expect("LISTEN_ADDR set");
-        let child = command.spawn().expect("start serve");
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start serve");
+        let port = listening_port(&mut child).await;
         Self {
-            child: Some(child),
+            child,
             base_url: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
         }
     }
 
-    pub async fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = reqwest::get(format!("{}/readyz", self.base_url)).await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "serve was not ready within 60 s");
-            let child = self.child.as_mut().unwrap();
-            assert!(child.try_wait().unwrap().is_none(), "serve exited");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    pub fn customers_url(&self) -> String {
-        format!("{}/customers", self.base_url)
+    /// POSTs `payload` signed now, as Stripe delivers it: (HTTP status, JSON body).
+    pub async fn deliver(&self, payload: &str) -> (u16, serde_json::Value) {
+        let header = stripe_signature(payload, TEST_SECRET, now());
+        let response = self
+            .client
+            .post(format!("{}/webhooks/stripe", self.base_url))
+            .header("Stripe-Signature", header)
+            .body(payload.to_owned())
+            .send()
+            .await
+            .expect("send webhook");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
     }
 }
 
 impl Drop for ServeProcess {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+/// Reads `serve`'s log until it says which port it listens on; keeps draining the log after,
+/// so that the process never blocks on a full pipe.
+async fn listening_port(child: &mut Child) -> u16 {
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (found, port) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut found = Some(found);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(sender) = found.as_ref()
+                && let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(port) = entry["port"].as_u64()
+            {
+                let _ = sender.send(port as u16);
+                found = None;
+            }
+        }
+    });
+    tokio::task::spawn_blocking(move || port.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("serve logged the port it listens on within 60 s")
 }

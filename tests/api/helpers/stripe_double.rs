@@ -28,6 +28,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use actix_web::dev::Service;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
@@ -195,6 +196,8 @@ struct State {
     hang_generation: u64,
     /// Added to every answer, as a network and Stripe's own time would.
     latency: Duration,
+    /// Seconds Stripe's clock (the `Date` of every answer) runs ahead of ours; negative: behind.
+    clock_offset: i64,
     in_flight: usize,
     max_in_flight: usize,
     /// Idempotency key → the form it was first used with, and the first answer's body.
@@ -258,7 +261,24 @@ impl StripeDouble {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the double");
         let port = listener.local_addr().unwrap().port();
         let server = HttpServer::new(move || {
+            let clock = data.clone();
             App::new()
+                .wrap_fn(move |request, service| {
+                    let offset = clock.lock().unwrap().clock_offset;
+                    let answer = service.call(request);
+                    async move {
+                        let mut response = answer.await?;
+                        if offset != 0 {
+                            let stripe_now = chrono::Utc::now() + chrono::Duration::seconds(offset);
+                            let date = stripe_now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+                            response.headers_mut().insert(
+                                actix_web::http::header::DATE,
+                                date.parse().expect("an HTTP date"),
+                            );
+                        }
+                        Ok(response)
+                    }
+                })
                 .app_data(data.clone())
                 .route("/v1/customers", web::get().to(list))
                 .route("/v1/customers", web::post().to(create))
@@ -340,6 +360,11 @@ impl StripeDouble {
     /// Delays every answer by `latency`.
     pub fn set_latency(&self, latency: Duration) {
         self.state.lock().unwrap().latency = latency;
+    }
+
+    /// Makes Stripe's clock (the `Date` of its answers) run `seconds` ahead of ours.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.state.lock().unwrap().clock_offset = seconds;
     }
 
     /// The most requests that were ever being answered at once.
