@@ -14,7 +14,7 @@ use super::ConfigError;
 #[derive(Args, Debug, Clone)]
 pub struct ProfileArgs {
     /// Column of public.profiles (keyed by the user id) that holds the user's name; ignored
-    /// where the table or column does not exist.
+    /// where the table or column does not exist or this login may not read it.
     #[arg(
         long,
         env = "PROFILE_NAME_COLUMN",

@@ -7,7 +7,7 @@
 //! included, bounded by the timeouts set with it.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -67,9 +67,10 @@ pub struct UserRecord {
     pub name: Option<String>,
 }
 
-/// The user's email (`auth.users`, not soft-deleted) and name (`public.profiles`, keyed by the
-/// user id, where the table exists); `None`: no such user. The name column is read as a key
-/// of the row's JSON, so no identifier is ever spliced into SQL.
+/// The user's email (`auth.users`) and name (`public.profiles.<name_column>`, keyed by the
+/// user id, where that table and column exist and this login may read them: a least-privilege
+/// login without the grant creates customers without a name rather than failing); `None`: no
+/// such user.
 pub async fn user_record(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -79,35 +80,46 @@ pub async fn user_record(
         "select u.email,
                 exists (select 1 from pg_catalog.pg_attribute a
                          where a.attrelid = pg_catalog.to_regclass('public.profiles')
-                           and a.attname = $2 and a.attnum > 0 and not a.attisdropped)
-                    as has_name
+                           and a.attname = $2 and a.attnum > 0 and not a.attisdropped
+                           and pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT')
+                           and pg_catalog.has_column_privilege(a.attrelid, 'id', 'SELECT'))
+                    as name_readable
            from auth.users u
-          where u.id = $1 and u.deleted_at is null",
+          where u.id = $1",
     )
     .bind(user_id)
     .bind(name_column)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((email, has_name)) = user else {
+    let Some((email, name_readable)) = user else {
         return Ok(None);
     };
-    let name = if has_name {
-        sqlx::query_scalar::<_, Option<String>>(
-            "select to_jsonb(p) ->> $2 from public.profiles p where p.id = $1",
-        )
-        .bind(user_id)
-        .bind(name_column)
-        .fetch_optional(&mut *conn)
-        .await?
-        .flatten()
-    } else {
-        None
+    let name = match name_select(name_column) {
+        Some(sql) if name_readable => sqlx::query_scalar::<_, Option<String>>(AssertSqlSafe(sql))
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .flatten(),
+        _ => None,
     };
     let clean = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
     Ok(Some(UserRecord {
         email: clean(email),
         name: clean(name),
     }))
+}
+
+/// `select "<column>"::text from public.profiles …` for a plain identifier only (the
+/// configuration accepts nothing else; checked again here, where it becomes SQL). One column,
+/// so that a column-level grant is enough.
+fn name_select(column: &str) -> Option<String> {
+    let mut chars = column.chars();
+    let plain = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && column.len() <= 63;
+    plain.then(|| format!("select p.\"{column}\"::text from public.profiles p where p.id = $1"))
 }
 
 /// The user's last creation attempt.
@@ -186,4 +198,26 @@ pub async fn finish_attempt(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_plain_identifier_becomes_the_name_column() {
+        assert_eq!(
+            name_select("full_name").as_deref(),
+            Some("select p.\"full_name\"::text from public.profiles p where p.id = $1")
+        );
+        for bad in [
+            "",
+            "1st",
+            "name\"; drop table x; --",
+            "a b",
+            &"x".repeat(64),
+        ] {
+            assert_eq!(name_select(bad), None, "{bad}");
+        }
+    }
 }

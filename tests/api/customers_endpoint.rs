@@ -463,6 +463,72 @@ async fn the_name_comes_from_profiles_where_that_table_exists() {
 }
 
 #[tokio::test]
+async fn the_documented_least_privilege_login_creates_customers_and_reads_names_once_a_policy_lets_it()
+ {
+    let db = crate::helpers::migrated_database().await;
+    let role = format!("scs_{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let password = "a-long-random-test-password";
+    let sql = crate::database_roles::readme_login_sql()
+        .replace("stripe_customer_sync", &role)
+        .replace("choose-a-long-random-password", password);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&db.pool)
+        .await
+        .expect("README's SQL runs as written");
+    // As Supabase apps have it: RLS on, each user reads their own profile. Supabase's default
+    // privileges grant service_role (of which the login is a member) the table itself.
+    sqlx::raw_sql(
+        "create table public.profiles (id uuid primary key references auth.users (id),
+                                       full_name text);
+         alter table public.profiles enable row level security;
+         create policy profiles_own on public.profiles for select to authenticated
+             using ((select auth.uid()) = id);",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let login = crate::helpers::TestDatabase {
+        pool: db.pool.clone(),
+        url: crate::database_roles::as_user(&db.url, &role, password),
+        name: db.name.clone(),
+    };
+    let double = StripeDouble::start().await;
+    let app = crate::helpers::spawn_app_with_customers_on(login, &double, |_| {}).await;
+    let named = |user: Uuid| {
+        sqlx::query("insert into public.profiles (id, full_name) values ($1, 'Grace Hopper')")
+            .bind(user)
+            .execute(&app.db.pool)
+    };
+
+    // The login does not bypass RLS, and no policy lets it read profiles: the customer is
+    // created all the same, without a name.
+    let first = create_auth_user(&app.db.pool).await;
+    named(first).await.unwrap();
+    let (status, body) = ensure(&app, first).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        app.link_state(&customer_id(&body)).await,
+        LinkState::linked(first)
+    );
+    assert_eq!(double.customers()[0].name, None);
+
+    // README's policy for it: the name comes along.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "create policy profiles_read_by_sync on public.profiles for select to {role}
+             using (true)"
+    )))
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let second = create_auth_user(&app.db.pool).await;
+    named(second).await.unwrap();
+    let (status, body) = ensure(&app, second).await;
+    assert_eq!(status, 201, "{body}");
+    let row = app.customer(&customer_id(&body)).await.unwrap();
+    assert_eq!(row["customer_name"], "Grace Hopper");
+}
+
+#[tokio::test]
 async fn a_service_role_token_names_the_user_and_a_users_token_only_itself() {
     let (app, double) = app_and_double().await;
     let user = create_auth_user(&app.db.pool).await;

@@ -129,8 +129,17 @@ pub async fn spawn_app_with_customers(
     double: &stripe_double::StripeDouble,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    spawn_app_with_customers_on(migrated_database().await, double, configure).await
+}
+
+/// [`spawn_app_with_customers`] on a given database.
+pub async fn spawn_app_with_customers_on(
+    db: TestDatabase,
+    double: &stripe_double::StripeDouble,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let base = format!("{}/", double.base_url);
-    spawn_app_with(migrated_database().await, |settings| {
+    spawn_app_with(db, |settings| {
         settings.stripe_api = Some(stripe_customer_sync::configuration::StripeApiSettings {
             key: stripe_double::TEST_API_KEY.to_owned().into(),
             mode: StripeMode::Test,
