@@ -247,14 +247,15 @@ impl CustomerCreator {
                 replayed = created.replayed,
                 "Stripe customer created"
             );
+            // A replay is the customer as it was when the attempt first reached Stripe, not as
+            // it is now: ordered at the attempt's start, so a change since (its webhook applied
+            // meanwhile) is never overwritten by it.
+            let state_at = match (&last, created.replayed) {
+                (Some(last), true) => created.requested_at.min(last.started_at.timestamp()),
+                _ => created.requested_at,
+            };
             return self
-                .link(
-                    tx,
-                    user_id,
-                    attempt,
-                    &created.customer.customer,
-                    created.requested_at,
-                )
+                .link(tx, user_id, attempt, &created.customer.customer, state_at)
                 .await;
         }
         Err(EnsureError::Busy)
