@@ -16,6 +16,10 @@ create table public.stripe_customer_creations (
     attempt bigint not null,
     -- When this attempt's key was first sent (or about to be): Stripe keeps a key >= 24 h.
     started_at timestamptz not null default now(),
+    -- What the attempt sends. A key sent again must carry the same parameters (Stripe refuses
+    -- it otherwise), even if the user's email or name changed since the first try.
+    email text not null,
+    name text,
     -- Set, with the customer's id, in the transaction that wrote the linked customer row.
     finished_at timestamptz,
     stripe_customer_id text,
@@ -37,6 +41,8 @@ comment on column public.stripe_customer_creations.attempt is
     'The Stripe idempotency key of the creation is <user_id>:<attempt>.';
 comment on column public.stripe_customer_creations.started_at is
     'When the attempt started; its key is replayed by Stripe for at least 24 hours after.';
+comment on column public.stripe_customer_creations.email is
+    'The email (and name) this attempt sends to Stripe, the same on every retry of its key.';
 comment on column public.stripe_customer_creations.finished_at is
     'Null while the attempt is in flight, or was interrupted (a crash between Stripe and the row).';
 

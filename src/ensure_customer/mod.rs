@@ -193,23 +193,20 @@ impl CustomerCreator {
                 .await?
                 .ok_or(EnsureError::UnknownUser)?;
             let email = user.email.as_deref().ok_or(EnsureError::MissingEmail)?;
-            let new_customer = NewCustomer {
-                email,
-                name: user.name.as_deref(),
-                user_id_key: &self.sync.user_id_metadata_key,
-                user_id,
-            };
+            let name = user.name.as_deref();
             let last = store::last_attempt(&mut tx, user_id).await?;
-            let (attempt, after_search) = match plan::next_step(last.as_ref(), mine.as_ref()) {
+            let (started, after_search) = match plan::next_step(last.as_ref(), mine.as_ref()) {
                 Step::Start(attempt) => {
                     // Committed before Stripe hears of it: a crash from here on leaves a trace.
-                    mine = Some(store::start_attempt(&mut tx, user_id, attempt).await?);
+                    let started = store::start_attempt(&mut tx, user_id, attempt, email, name);
+                    mine = Some(started.await?);
                     tx.commit().await?;
                     continue;
                 }
-                Step::Create(attempt) => (attempt, None),
+                Step::Create(started) => (started, None),
                 Step::SearchThen { attempt, then } => (attempt, Some(then)),
             };
+            let attempt = started.attempt;
             if let Some(then) = after_search {
                 tracing::warn!(
                     attempt,
@@ -222,11 +219,20 @@ impl CustomerCreator {
                         .await;
                 }
                 if then == AfterSearch::Start {
-                    mine = Some(store::start_attempt(&mut tx, user_id, attempt + 1).await?);
+                    let started = store::start_attempt(&mut tx, user_id, attempt + 1, email, name);
+                    mine = Some(started.await?);
                     tx.commit().await?;
                     continue;
                 }
             }
+            // The attempt's own parameters, whatever the user's are now: the key is sent again
+            // with exactly what it was first sent with, or Stripe would refuse it.
+            let new_customer = NewCustomer {
+                email: &started.email,
+                name: started.name.as_deref(),
+                user_id_key: &self.sync.user_id_metadata_key,
+                user_id,
+            };
             let key = format!("{user_id}:{attempt}");
             let created = tokio::time::timeout(
                 STRIPE_DEADLINE,
@@ -250,9 +256,10 @@ impl CustomerCreator {
             // A replay is the customer as it was when the attempt first reached Stripe, not as
             // it is now: ordered at the attempt's start, so a change since (its webhook applied
             // meanwhile) is never overwritten by it.
-            let state_at = match (&last, created.replayed) {
-                (Some(last), true) => created.requested_at.min(last.started_at.timestamp()),
-                _ => created.requested_at,
+            let state_at = if created.replayed {
+                created.requested_at.min(started.started_at.timestamp())
+            } else {
+                created.requested_at
             };
             return self
                 .link(tx, user_id, attempt, &created.customer.customer, state_at)

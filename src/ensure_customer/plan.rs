@@ -13,14 +13,18 @@ pub const IN_FLIGHT_AT_MOST: Duration = Duration::from_secs(30);
 pub const KEY_WINDOW: Duration = Duration::from_secs(23 * 3600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub enum Step<'a> {
     /// Record attempt N as started (committed before Stripe is called), then go on.
     Start(i64),
-    /// Create with attempt N's key (a key Stripe saw replays its first answer).
-    Create(i64),
-    /// Attempt N was interrupted: look the customer up in Stripe first; link it if found,
+    /// Create with this attempt's key and parameters (a key Stripe saw replays its first
+    /// answer).
+    Create(&'a Attempt),
+    /// This attempt was interrupted: look the customer up in Stripe first; link it if found,
     /// else `then`.
-    SearchThen { attempt: i64, then: AfterSearch },
+    SearchThen {
+        attempt: &'a Attempt,
+        then: AfterSearch,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +36,7 @@ pub enum AfterSearch {
 }
 
 /// `last`: the user's last attempt as stored; `mine`: the attempt this request started.
-pub fn next_step(last: Option<&Attempt>, mine: Option<&Attempt>) -> Step {
+pub fn next_step<'a>(last: Option<&'a Attempt>, mine: Option<&Attempt>) -> Step<'a> {
     let Some(last) = last else {
         return Step::Start(1);
     };
@@ -43,7 +47,7 @@ pub fn next_step(last: Option<&Attempt>, mine: Option<&Attempt>) -> Step {
     let started_here =
         mine.is_some_and(|mine| mine.attempt == last.attempt && mine.started_at == last.started_at);
     if started_here || last.age < IN_FLIGHT_AT_MOST {
-        return Step::Create(last.attempt);
+        return Step::Create(last);
     }
     let then = if last.age < KEY_WINDOW {
         AfterSearch::Create
@@ -51,7 +55,7 @@ pub fn next_step(last: Option<&Attempt>, mine: Option<&Attempt>) -> Step {
         AfterSearch::Start
     };
     Step::SearchThen {
-        attempt: last.attempt,
+        attempt: last,
         then,
     }
 }
@@ -67,6 +71,8 @@ mod tests {
             started_at: Utc::now() - chrono::Duration::seconds(age_secs as i64),
             age: Duration::from_secs(age_secs),
             finished,
+            email: "a@example.com".into(),
+            name: None,
         }
     }
 
@@ -74,7 +80,7 @@ mod tests {
     fn a_first_creation_starts_attempt_1_then_creates_with_its_key() {
         assert_eq!(next_step(None, None), Step::Start(1));
         let mine = attempt(1, 0, false);
-        assert_eq!(next_step(Some(&mine), Some(&mine)), Step::Create(1));
+        assert_eq!(next_step(Some(&mine), Some(&mine)), Step::Create(&mine));
     }
 
     #[test]
@@ -87,18 +93,17 @@ mod tests {
 
     #[test]
     fn an_attempt_in_flight_elsewhere_is_joined_with_the_same_key() {
-        assert_eq!(
-            next_step(Some(&attempt(2, 1, false)), None),
-            Step::Create(2)
-        );
+        let elsewhere = attempt(2, 1, false);
+        assert_eq!(next_step(Some(&elsewhere), None), Step::Create(&elsewhere));
     }
 
     #[test]
     fn an_interrupted_attempt_is_looked_up_then_retried_with_its_key_within_the_window() {
+        let interrupted = attempt(1, 120, false);
         assert_eq!(
-            next_step(Some(&attempt(1, 120, false)), None),
+            next_step(Some(&interrupted), None),
             Step::SearchThen {
-                attempt: 1,
+                attempt: &interrupted,
                 then: AfterSearch::Create
             }
         );
@@ -106,10 +111,11 @@ mod tests {
 
     #[test]
     fn an_interrupted_attempt_whose_key_expired_is_looked_up_then_replaced() {
+        let expired = attempt(1, 25 * 3600, false);
         assert_eq!(
-            next_step(Some(&attempt(1, 25 * 3600, false)), None),
+            next_step(Some(&expired), None),
             Step::SearchThen {
-                attempt: 1,
+                attempt: &expired,
                 then: AfterSearch::Start
             }
         );
@@ -122,7 +128,7 @@ mod tests {
             started_at: mine.started_at - chrono::Duration::seconds(1),
             ..mine.clone()
         };
-        assert_eq!(next_step(Some(&mine), Some(&mine)), Step::Create(1));
+        assert_eq!(next_step(Some(&mine), Some(&mine)), Step::Create(&mine));
         assert!(matches!(
             next_step(Some(&other), Some(&mine)),
             Step::SearchThen { .. }

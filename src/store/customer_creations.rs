@@ -131,45 +131,60 @@ pub struct Attempt {
     pub age: std::time::Duration,
     /// The attempt linked its customer (`finished_at` is set).
     pub finished: bool,
+    /// What the attempt sends to Stripe: every retry of its key sends the same.
+    pub email: String,
+    pub name: Option<String>,
 }
 
 pub async fn last_attempt(
     conn: &mut PgConnection,
     user_id: Uuid,
 ) -> Result<Option<Attempt>, StoreError> {
-    let row: Option<(i64, DateTime<Utc>, f64, bool)> = sqlx::query_as(
+    type Row = (i64, DateTime<Utc>, f64, bool, String, Option<String>);
+    let row: Option<Row> = sqlx::query_as(
         "select attempt, started_at,
                 greatest(extract(epoch from clock_timestamp() - started_at), 0)::float8,
-                finished_at is not null
+                finished_at is not null, email, name
            from public.stripe_customer_creations where user_id = $1",
     )
     .bind(user_id)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(|(attempt, started_at, age, finished)| Attempt {
-        attempt,
-        started_at,
-        age: std::time::Duration::from_secs_f64(age),
-        finished,
-    }))
+    Ok(row.map(
+        |(attempt, started_at, age, finished, email, name)| Attempt {
+            attempt,
+            started_at,
+            age: std::time::Duration::from_secs_f64(age),
+            finished,
+            email,
+            name,
+        },
+    ))
 }
 
-/// Records that `attempt` starts now (not finished); returns it as stored.
+/// Records that `attempt` starts now (not finished), sending `email` and `name`; returns it
+/// as stored.
 pub async fn start_attempt(
     conn: &mut PgConnection,
     user_id: Uuid,
     attempt: i64,
+    email: &str,
+    name: Option<&str>,
 ) -> Result<Attempt, StoreError> {
     let started_at: DateTime<Utc> = sqlx::query_scalar(
-        "insert into public.stripe_customer_creations as c (user_id, attempt, started_at)
-         values ($1, $2, clock_timestamp())
+        "insert into public.stripe_customer_creations as c
+             (user_id, attempt, started_at, email, name)
+         values ($1, $2, clock_timestamp(), $3, $4)
          on conflict (user_id) do update
             set attempt = excluded.attempt, started_at = excluded.started_at,
+                email = excluded.email, name = excluded.name,
                 finished_at = null, stripe_customer_id = null
          returning started_at",
     )
     .bind(user_id)
     .bind(attempt)
+    .bind(email)
+    .bind(name)
     .fetch_one(&mut *conn)
     .await?;
     Ok(Attempt {
@@ -177,6 +192,8 @@ pub async fn start_attempt(
         started_at,
         age: std::time::Duration::ZERO,
         finished: false,
+        email: email.to_owned(),
+        name: name.map(str::to_owned),
     })
 }
 

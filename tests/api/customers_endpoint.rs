@@ -264,9 +264,15 @@ async fn a_crash_then_a_retry_the_search_cannot_see_yet_sends_the_same_key_and_s
     crash_after_stripe_created(&app, &double, user).await;
     let made = double.customers()[0].id.clone();
 
-    // Minutes later, but Stripe's search has not caught up with the customer yet.
+    // Minutes later, but Stripe's search has not caught up with the customer yet; and the user
+    // changed their email meanwhile (the key must still be sent with what it was sent with).
     backdate_attempt(&app, user, "2 minutes").await;
     double.set_search_lag(Duration::from_secs(3600));
+    sqlx::query("update auth.users set email = 'new@example.com' where id = $1")
+        .bind(user)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
     let (status, body) = ensure(&app, user).await;
 
     assert_eq!((status, customer_id(&body)), (201, made.clone()), "{body}");
@@ -280,6 +286,7 @@ async fn a_crash_then_a_retry_the_search_cannot_see_yet_sends_the_same_key_and_s
             .all(|r| r.idempotency_key == Some(format!("{user}:1"))),
         "the same key"
     );
+    assert_eq!(creates[1].form, creates[0].form, "the same parameters");
     assert!(creates[1].replayed, "Stripe replayed the first answer");
     assert_eq!(app.link_state(&made).await, LinkState::linked(user));
 }
