@@ -356,10 +356,10 @@ async fn prepare_schema(options: &PgConnectOptions, with_shim: bool) -> Result<(
                 .into(),
         ));
     }
-    schema::migrate(&pool)
+    let profiles_watched = schema::migrate(&pool)
         .await
         .map_err(|e| CliError::failed("migration failed", e))?;
-    tracing::info!("migrations are current");
+    tracing::info!(profiles_watched, "migrations are current");
     pool.close().await;
     Ok(())
 }

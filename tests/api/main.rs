@@ -14,6 +14,7 @@ mod operability;
 mod poison_events;
 mod schema_constraints;
 mod schema_migrations;
+mod schema_outbox;
 mod schema_privileges;
 mod schema_rls;
 mod serve_binary;
