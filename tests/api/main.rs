@@ -12,6 +12,7 @@ mod migrate_command;
 mod modes;
 mod operability;
 mod poison_events;
+mod profile_push;
 mod schema_constraints;
 mod schema_migrations;
 mod schema_outbox;
