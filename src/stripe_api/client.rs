@@ -73,7 +73,8 @@ impl RetryPolicy {
 pub enum ApiError {
     #[error(
         "Stripe refused STRIPE_API_KEY ({status}): is it a key of the right account and mode \
-         (test/live), and may it (a restricted key) read customers?"
+         (test/live), and may it (a restricted key) read customers (and write them, for the \
+         profile push)?"
     )]
     Unauthorized { status: u16 },
     #[error("Stripe answered {status} to GET {url}: {message}")]
