@@ -25,16 +25,20 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(db: &TestDatabase, double: &StripeDouble, dir: &Path) -> Self {
+    /// `serve` with the tests' settings, then `extra` environment variables.
+    fn start(db: &TestDatabase, double: &StripeDouble, dir: &Path, extra: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let log = if std::env::var_os("TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
+        // `TEST_LOG=1 cargo test` shows the replicas' logs.
+        let log = || {
+            if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            }
         };
         let child = Command::new(BINARY)
             .arg("serve")
@@ -53,12 +57,9 @@ impl Replica {
             .env_remove("RUST_LOG")
             .env_remove("USER_ID_METADATA_KEY")
             .env_remove("PROFILE_NAME_COLUMN")
-            .stdout(log)
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .envs(extra.iter().copied())
+            .stdout(log())
+            .stderr(log())
             .spawn()
             .expect("start serve");
         Self {
@@ -154,13 +155,21 @@ struct Setup {
 }
 
 async fn setup(replicas: usize, before_start: impl AsyncFnOnce(&PgPool)) -> Setup {
+    setup_with(replicas, &[], before_start).await
+}
+
+async fn setup_with(
+    replicas: usize,
+    extra: &[(&str, &str)],
+    before_start: impl AsyncFnOnce(&PgPool),
+) -> Setup {
     stripe_customer_sync::tls::install_crypto_provider(); // for the test's own HTTP client
     let db = migrated_database().await;
     before_start(&db.pool).await;
     let double = StripeDouble::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut started: Vec<Replica> = (0..replicas)
-        .map(|_| Replica::start(&db, &double, dir.path()))
+        .map(|_| Replica::start(&db, &double, dir.path(), extra))
         .collect();
     for replica in &mut started {
         replica.wait_until_ready().await;
@@ -469,7 +478,9 @@ async fn while_stripe_is_down_changes_wait_visibly_and_are_pushed_when_it_return
 
 #[tokio::test]
 async fn a_replica_killed_mid_push_leaves_the_change_to_the_other_under_the_same_key() {
-    let mut s = setup(2, async |_| {}).await;
+    // A push timeout long enough that the holder is killed well before its own request gives
+    // up (which would count a failed attempt and move on to a fresh key).
+    let mut s = setup_with(2, &[("PROFILE_PUSH_TIMEOUT", "5s")], async |_| {}).await;
     s.double
         .fail(Target::Update(s.customer.clone()), Fault::Hang, 1);
     s.set_email("after-crash@example.com").await;
@@ -495,11 +506,11 @@ async fn a_replica_killed_mid_push_leaves_the_change_to_the_other_under_the_same
     let killed_at = Instant::now();
     killed.kill_9();
 
-    // The survivor takes the row once the lease (2 s push timeout + 10 s) runs out.
-    s.wait_for_applied("email", "after-crash@example.com", Duration::from_secs(20))
+    // The survivor takes the row once the lease (5 s push timeout + 10 s) runs out.
+    s.wait_for_applied("email", "after-crash@example.com", Duration::from_secs(25))
         .await;
     s.wait_until_done(Duration::from_secs(2)).await;
-    assert!(killed_at.elapsed() < Duration::from_secs(20));
+    assert!(killed_at.elapsed() < Duration::from_secs(25));
     let updates = s.double.update_requests(&s.customer);
     assert_eq!(updates.len(), 2, "{updates:#?}");
     assert_eq!(
