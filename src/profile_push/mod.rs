@@ -54,7 +54,8 @@ pub enum Outcome {
     Retrying,
     /// Stripe refused the update (another 4xx, or the key): kept with its error.
     Rejected,
-    /// The lease ran out before the push finished: another worker has the row.
+    /// The row was not this worker's any more when the push finished: the lease ran out
+    /// (another worker has it) or the user was deleted.
     LeaseLost,
 }
 
@@ -122,7 +123,11 @@ impl Pusher {
             if finished {
                 outcome
             } else {
-                tracing::warn!(user_id = %claimed.user_id, "profile push outlived its lease");
+                tracing::warn!(
+                    user_id = %claimed.user_id,
+                    "the outbox row was not ours any more when the push finished (lease run \
+                     out, or the user deleted)"
+                );
                 Outcome::LeaseLost
             }
         };

@@ -94,6 +94,7 @@ impl Worker {
 }
 
 async fn run(pusher: Pusher, mut stopped: watch::Receiver<bool>) {
+    check_name_column(&pusher).await;
     let sweep = if pusher.settings.listen {
         SWEEP_WITH_LISTEN
     } else {
@@ -147,6 +148,25 @@ async fn run(pusher: Pusher, mut stopped: watch::Receiver<bool>) {
             },
             _ = stopped.changed() => return,
         }
+    }
+}
+
+/// Says at start-up what names will be pushed, and warns of a PROFILE_NAME_COLUMN that
+/// public.profiles does not have.
+async fn check_name_column(pusher: &Pusher) {
+    let column = &pusher.settings.name_column;
+    match outbox::profiles_have_column(&pusher.pool, column).await {
+        Ok((true, true)) => {}
+        Ok((true, false)) => tracing::warn!(
+            column = %column,
+            "public.profiles has no column PROFILE_NAME_COLUMN names: names are not pushed \
+             to Stripe, emails are"
+        ),
+        Ok((false, _)) => {
+            tracing::info!("no public.profiles: only emails are pushed to Stripe")
+        }
+        // The database is not there yet: the drain says so, and pushes names once it is.
+        Err(_) => {}
     }
 }
 

@@ -269,6 +269,23 @@ pub async fn delete_done(
     Ok(result.rows_affected())
 }
 
+/// Whether `public.profiles` exists, and whether it has `column`: a name column that is not
+/// there (a typo in PROFILE_NAME_COLUMN) would otherwise silently push no names.
+pub async fn profiles_have_column(
+    db: impl PgExecutor<'_>,
+    column: &ColumnName,
+) -> Result<(bool, bool), StoreError> {
+    Ok(sqlx::query_as(
+        "select to_regclass('public.profiles') is not null,
+                exists (select 1 from pg_catalog.pg_attribute a
+                         where a.attrelid = to_regclass('public.profiles')
+                           and a.attname = $1 and a.attnum > 0 and not a.attisdropped)",
+    )
+    .bind(column.as_str())
+    .fetch_one(db)
+    .await?)
+}
+
 /// Attaches the profiles trigger if `public.profiles` exists (see the migration); whether it
 /// is attached.
 pub async fn watch_profiles(db: impl PgExecutor<'_>) -> Result<bool, StoreError> {

@@ -22,6 +22,8 @@ use crate::schema_outbox::{create_profiles, outbox_row};
 struct Replica {
     child: Option<Child>,
     base_url: String,
+    /// Its log (JSON lines on stderr), unless TEST_LOG shows it on the terminal.
+    log_path: std::path::PathBuf,
 }
 
 impl Replica {
@@ -32,13 +34,13 @@ impl Replica {
             .local_addr()
             .unwrap()
             .port();
-        // `TEST_LOG=1 cargo test` shows the replicas' logs.
-        let log = || {
-            if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            }
+        // Logged to a file of the test's directory; `TEST_LOG=1 cargo test` shows them instead.
+        let log_path = dir.join(format!("serve-{port}.log"));
+        let show = std::env::var_os("TEST_LOG").is_some();
+        let stderr = if show {
+            Stdio::inherit()
+        } else {
+            Stdio::from(std::fs::File::create(&log_path).unwrap())
         };
         let child = Command::new(BINARY)
             .arg("serve")
@@ -58,14 +60,20 @@ impl Replica {
             .env_remove("USER_ID_METADATA_KEY")
             .env_remove("PROFILE_NAME_COLUMN")
             .envs(extra.iter().copied())
-            .stdout(log())
-            .stderr(log())
+            .stdout(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start serve");
         Self {
             child: Some(child),
             base_url: format!("http://127.0.0.1:{port}"),
+            log_path,
         }
+    }
+
+    /// What it has logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     fn pid(&self) -> u32 {
@@ -303,6 +311,17 @@ async fn an_email_change_reaches_stripe_once_within_2_s_whichever_replica_takes_
         s.double.customer(&s.customer).unwrap().email.as_deref(),
         Some("ada.new@example.com")
     );
+    assert!(
+        s.replicas
+            .iter()
+            .any(|r| r.log().contains("pushed the profile change to Stripe")),
+        "the push is logged"
+    );
+    for replica in &s.replicas {
+        let log = replica.log();
+        assert!(!log.contains("example.com"), "no email in the log: {log}");
+        assert!(!log.contains(TEST_API_KEY), "no key in the log");
+    }
 }
 
 #[tokio::test]
@@ -672,4 +691,23 @@ async fn a_change_stripe_refuses_stays_visible_and_never_holds_up_the_others() {
             .metric(r#"stripe_profile_pushes_total{outcome="rejected"}"#)
             .await;
     assert_eq!(rejected, 1.0);
+}
+
+#[tokio::test]
+async fn a_name_column_that_profiles_does_not_have_is_named_in_a_warning() {
+    let s = setup_with(
+        1,
+        &[("PROFILE_NAME_COLUMN", "display_name")],
+        async |pool| create_profiles(pool).await,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !s.replicas[0]
+        .log()
+        .contains("public.profiles has no column")
+    {
+        assert!(Instant::now() < deadline, "{}", s.replicas[0].log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(s.replicas[0].log().contains("display_name"));
 }
