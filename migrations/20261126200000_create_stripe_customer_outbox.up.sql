@@ -123,6 +123,12 @@ as $$
 begin
     perform public.stripe_customer_outbox_enqueue(new.id);
     return null; -- AFTER trigger: the result is ignored
+exception when others then
+    -- Never fail the user's change for the sake of the push (a sign-in or an email
+    -- confirmation matters more); say so in the server log. `others` does not catch a
+    -- cancelled statement, which still ends the transaction as it should.
+    raise warning 'stripe_customer_outbox: user % not queued: % (%)', new.id, sqlerrm, sqlstate;
+    return null;
 end;
 $$;
 
@@ -138,6 +144,9 @@ create function public.stripe_customer_outbox_profile_changed()
 as $$
 begin
     perform public.stripe_customer_outbox_enqueue(new.id);
+    return null;
+exception when others then
+    raise warning 'stripe_customer_outbox: user % not queued: % (%)', new.id, sqlerrm, sqlstate;
     return null;
 end;
 $$;

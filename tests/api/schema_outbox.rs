@@ -295,3 +295,28 @@ async fn a_profiles_table_without_a_uuid_id_is_left_alone() {
         "a trigger reading new.id would break every profile update"
     );
 }
+
+#[tokio::test]
+async fn a_failure_to_queue_never_fails_the_users_own_change() {
+    let db = migrated_database().await;
+    let user = create_auth_user(&db.pool).await;
+    link(&db.pool, user).await;
+    // Whatever goes wrong in the outbox (here: it refuses every row)…
+    sqlx::raw_sql(
+        "alter table public.stripe_customer_outbox
+             add constraint refuse_everything check (false) not valid",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    // …the sign-in's or the confirmation's update of auth.users goes through.
+    set_email(&db.pool, user, "still-works@example.com").await;
+    let email: String = sqlx::query_scalar("select email from auth.users where id = $1")
+        .bind(user)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(email, "still-works@example.com");
+    assert_eq!(outbox_row(&db.pool, user).await, None);
+}
