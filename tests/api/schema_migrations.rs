@@ -139,8 +139,9 @@ async fn each_down_migration_reverts_exactly_its_up() {
     let db = shim_only_database().await;
     let customers = version("create stripe customers");
     let ledger = version("create stripe webhook events");
+    let catch_up = version("create stripe catch up runs");
     let mut after = vec![(0, snapshot(&db.pool).await)];
-    for target in [customers, ledger] {
+    for target in [customers, ledger, catch_up] {
         MIGRATOR.run_to(target, &db.pool).await.expect("up");
         after.push((target, snapshot(&db.pool).await));
     }
