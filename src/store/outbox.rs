@@ -6,6 +6,10 @@
 //! wait for Stripe: the triggers upsert this very row, so a user's sign-in or profile save would
 //! hang as long as Stripe does. Every finishing statement applies only while this worker still
 //! holds the lease, and a change queued meanwhile (a newer `version`) makes the row due again.
+//!
+//! Each statement stands alone (autocommit) and is unnamed (`persistent(false)`): the worker
+//! runs a handful per change, so parsing each costs nothing that matters, and nothing here
+//! needs a session, which keeps it working through a transaction-mode pooler as it is.
 
 use std::time::Duration;
 
@@ -46,6 +50,7 @@ pub async fn claim(
                    for update skip locked)
          returning o.user_id, o.version, o.attempts",
     )
+    .persistent(false)
     .bind(worker)
     .bind(lease.as_secs_f64())
     .fetch_optional(db)
@@ -96,6 +101,7 @@ pub async fn push_state(
            left join public.stripe_customers c on c.user_id = o.user_id
           where o.user_id = $1",
     )
+    .persistent(false)
     .bind(user_id)
     .bind(echo_window.as_secs_f64())
     .fetch_optional(db)
@@ -122,6 +128,7 @@ pub async fn profile_name(
                          where a.attrelid = to_regclass('public.profiles')
                            and a.attname = $1 and a.attnum > 0 and not a.attisdropped)",
     )
+    .persistent(false)
     .bind(column.as_str())
     .fetch_one(&mut *db)
     .await?;
@@ -133,6 +140,7 @@ pub async fn profile_name(
         "select {}::text from public.profiles where id = $1",
         column.quoted()
     )))
+    .persistent(false)
     .bind(user_id)
     .fetch_optional(&mut *db)
     .await?;
@@ -156,6 +164,7 @@ pub async fn finish_pushed(
                 attempts = 0, last_error = null, claimed_by = null, claimed_until = null
           where user_id = $1 and claimed_by = $2",
     )
+    .persistent(false)
     .bind(claimed.user_id)
     .bind(worker)
     .bind(claimed.version)
@@ -179,6 +188,7 @@ pub async fn finish_unchanged(
                 attempts = 0, last_error = null, claimed_by = null, claimed_until = null
           where user_id = $1 and claimed_by = $2",
     )
+    .persistent(false)
     .bind(claimed.user_id)
     .bind(worker)
     .bind(claimed.version)
@@ -202,6 +212,7 @@ pub async fn finish_failed(
                 claimed_by = null, claimed_until = null
           where user_id = $1 and claimed_by = $2",
     )
+    .persistent(false)
     .bind(claimed.user_id)
     .bind(worker)
     .bind(error)
@@ -219,6 +230,7 @@ pub async fn release(db: impl PgExecutor<'_>, worker: &str) -> Result<u64, Store
             set claimed_by = null, claimed_until = null
           where claimed_by = $1",
     )
+    .persistent(false)
     .bind(worker)
     .execute(db)
     .await?;
@@ -244,6 +256,7 @@ pub async fn stats(db: impl PgExecutor<'_>) -> Result<QueueStats, StoreError> {
            from public.stripe_customer_outbox
           where next_attempt_at is not null",
     )
+    .persistent(false)
     .fetch_one(db)
     .await?;
     Ok(QueueStats {
@@ -263,6 +276,7 @@ pub async fn delete_done(
           where next_attempt_at is null
             and (pushed_at is null or pushed_at < now() - make_interval(secs => $1))",
     )
+    .persistent(false)
     .bind(echo_window.as_secs_f64())
     .execute(db)
     .await?;
@@ -281,6 +295,7 @@ pub async fn profiles_have_column(
                          where a.attrelid = to_regclass('public.profiles')
                            and a.attname = $1 and a.attnum > 0 and not a.attisdropped)",
     )
+    .persistent(false)
     .bind(column.as_str())
     .fetch_one(db)
     .await?)
@@ -291,6 +306,7 @@ pub async fn profiles_have_column(
 pub async fn watch_profiles(db: impl PgExecutor<'_>) -> Result<bool, StoreError> {
     Ok(
         sqlx::query_scalar("select public.stripe_customer_outbox_watch_profiles()")
+            .persistent(false)
             .fetch_one(db)
             .await?,
     )
