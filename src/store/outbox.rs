@@ -300,14 +300,3 @@ pub async fn profiles_have_column(
     .fetch_one(db)
     .await?)
 }
-
-/// Attaches the profiles trigger if `public.profiles` exists (see the migration); whether it
-/// is attached.
-pub async fn watch_profiles(db: impl PgExecutor<'_>) -> Result<bool, StoreError> {
-    Ok(
-        sqlx::query_scalar("select public.stripe_customer_outbox_watch_profiles()")
-            .persistent(false)
-            .fetch_one(db)
-            .await?,
-    )
-}
