@@ -167,8 +167,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     }
     match (&settings.stripe_api, settings.catch_up_interval) {
         (None, _) => tracing::warn!(
-            "STRIPE_API_KEY is not set: thin events are answered 503 not_configured and the \
-             background catch-up is off"
+            "STRIPE_API_KEY is not set: thin events are answered 503 not_configured, and the \
+             background catch-up and the profile push are off (profile changes stay queued)"
         ),
         (Some(_), None) => {
             tracing::info!("CATCH_UP_INTERVAL is 0: the background catch-up is off")
@@ -363,10 +363,10 @@ async fn prepare_schema(options: &PgConnectOptions, with_shim: bool) -> Result<(
                 .into(),
         ));
     }
-    schema::migrate(&pool)
+    let profiles_watched = schema::migrate(&pool)
         .await
         .map_err(|e| CliError::failed("migration failed", e))?;
-    tracing::info!("migrations are current");
+    tracing::info!(profiles_watched, "migrations are current");
     pool.close().await;
     Ok(())
 }

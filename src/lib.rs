@@ -13,6 +13,7 @@ pub mod domain;
 pub mod http;
 pub mod local_db;
 pub mod metrics;
+pub mod profile_push;
 pub mod progress;
 pub mod reapply;
 pub mod replay;

@@ -7,6 +7,7 @@ pub mod catch_up;
 pub mod customers;
 pub mod error;
 pub mod ledger;
+pub mod outbox;
 pub mod pool;
 pub mod recorded;
 pub mod schema;

@@ -107,6 +107,7 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         },
         stripe_api: None,
         catch_up_interval: None,
+        profile_push: Default::default(),
     };
     configure(&mut settings);
     let options = pool::connect_options(&db.url).unwrap();
