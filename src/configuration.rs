@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Args;
 use reqwest::Url;
@@ -15,7 +16,7 @@ pub mod customers;
 
 pub use customers::{CustomerSettings, CustomersArgs, ProfileArgs};
 
-use crate::domain::{SignatureTolerance, StripeMode, WebhookSecrets};
+use crate::domain::{ColumnName, SignatureTolerance, StripeMode, WebhookSecrets};
 use crate::store::pool;
 use crate::sync::SyncSettings;
 use crate::telemetry::LogFormat;
@@ -124,7 +125,36 @@ pub struct ServeArgs {
     )]
     pub catch_up_interval: String,
 
-    /// `POST /customers`: token verification, CORS, the profile name column.
+    /// Column of public.profiles whose value is pushed to Stripe as the customer's name.
+    #[arg(
+        long,
+        env = "PROFILE_NAME_COLUMN",
+        default_value = "full_name",
+        value_name = "COLUMN"
+    )]
+    pub profile_name_column: String,
+
+    /// How long one profile push to Stripe may take before it counts as failed (and is retried
+    /// with back-off): 10s, 30s, …
+    #[arg(
+        long,
+        env = "PROFILE_PUSH_TIMEOUT",
+        default_value = "10s",
+        value_name = "DURATION"
+    )]
+    pub profile_push_timeout: String,
+
+    /// The longest wait between two attempts at a profile push that Stripe rate-limited or
+    /// failed: the back-off doubles from 1 s up to this.
+    #[arg(
+        long,
+        env = "PROFILE_PUSH_MAX_BACKOFF",
+        default_value = "10m",
+        value_name = "DURATION"
+    )]
+    pub profile_push_max_backoff: String,
+
+    /// `POST /customers`: token verification and CORS.
     #[command(flatten)]
     pub customers: CustomersArgs,
 }
@@ -390,8 +420,35 @@ pub struct Settings {
     pub stripe_api: Option<StripeApiSettings>,
     /// How often the background catch-up runs; `None`: never (`0`, or no API key).
     pub catch_up_interval: Option<std::time::Duration>,
+    /// The profile push (runs only with `stripe_api`).
+    pub profile_push: ProfilePushSettings,
     /// `POST /customers`; on when `stripe_api` is set and tokens can be verified.
     pub customers: CustomerSettings,
+}
+
+/// How `serve` pushes profile changes to Stripe (DESIGN.md "Profile changes reach Stripe").
+#[derive(Debug, Clone)]
+pub struct ProfilePushSettings {
+    /// `PROFILE_NAME_COLUMN`: the column of `public.profiles` pushed as the customer's name.
+    pub name_column: ColumnName,
+    /// One push's time limit (`PROFILE_PUSH_TIMEOUT`).
+    pub timeout: Duration,
+    /// The back-off's cap (`PROFILE_PUSH_MAX_BACKOFF`).
+    pub max_backoff: Duration,
+    /// Wake on the triggers' NOTIFY (a LISTEN session). Off where the connection cannot keep a
+    /// session (a transaction-mode pooler): then the sweep runs every second instead.
+    pub listen: bool,
+}
+
+impl Default for ProfilePushSettings {
+    fn default() -> Self {
+        Self {
+            name_column: ColumnName::parse("full_name").expect("a valid column name"),
+            timeout: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(600),
+            listen: true,
+        }
+    }
 }
 
 impl Settings {
@@ -483,6 +540,7 @@ impl Settings {
         }
         let catch_up_interval = crate::domain::parse_duration(&args.catch_up_interval)
             .map_err(|e| ConfigError::new("CATCH_UP_INTERVAL", e))?;
+        let profile_push = ProfilePushSettings::from_args(args)?;
         Ok(Self {
             database,
             webhook: WebhookSettings { secrets, tolerance },
@@ -492,6 +550,26 @@ impl Settings {
                 .then_some(catch_up_interval),
             stripe_api,
             customers: CustomerSettings::from_args(&args.customers)?,
+            profile_push,
+        })
+    }
+}
+
+impl ProfilePushSettings {
+    fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let name_column = ColumnName::parse(&args.profile_name_column)
+            .map_err(|e| ConfigError::new("PROFILE_NAME_COLUMN", e))?;
+        let positive = |variable: &'static str, raw: &str| match crate::domain::parse_duration(raw)
+        {
+            Ok(duration) if !duration.is_zero() => Ok(duration),
+            Ok(_) => Err(ConfigError::new(variable, "must be above 0")),
+            Err(e) => Err(ConfigError::new(variable, e)),
+        };
+        Ok(Self {
+            name_column,
+            timeout: positive("PROFILE_PUSH_TIMEOUT", &args.profile_push_timeout)?,
+            max_backoff: positive("PROFILE_PUSH_MAX_BACKOFF", &args.profile_push_max_backoff)?,
+            listen: true,
         })
     }
 }
@@ -566,6 +644,10 @@ mod tests {
         assert!(settings.database.connect_options.is_none());
         assert!(settings.stripe_api.is_none());
         assert_eq!(settings.catch_up_interval, None, "no key, no catch-up");
+        assert_eq!(settings.profile_push.name_column.as_str(), "full_name");
+        assert_eq!(settings.profile_push.timeout.as_secs(), 10);
+        assert_eq!(settings.profile_push.max_backoff.as_secs(), 600);
+        assert!(settings.profile_push.listen);
     }
 
     #[test]
@@ -631,6 +713,22 @@ mod tests {
             (&[SECRET, "--catch-up-interval=soon"], "CATCH_UP_INTERVAL"),
             (&[SECRET, "--stripe-api-key=pk_test_x"], "STRIPE_API_KEY"),
             (&[SECRET, "--stripe-api-base=ftp://x"], "STRIPE_API_BASE"),
+            (
+                &[SECRET, "--profile-name-column=name; drop table x"],
+                "PROFILE_NAME_COLUMN",
+            ),
+            (
+                &[SECRET, "--profile-name-column=Name"],
+                "PROFILE_NAME_COLUMN",
+            ),
+            (
+                &[SECRET, "--profile-push-timeout=0"],
+                "PROFILE_PUSH_TIMEOUT",
+            ),
+            (
+                &[SECRET, "--profile-push-max-backoff=1"],
+                "PROFILE_PUSH_MAX_BACKOFF",
+            ),
         ];
         for (args, variable) in cases {
             let error = parse(args).unwrap_err();

@@ -15,6 +15,7 @@ pub mod ensure_customer;
 pub mod http;
 pub mod local_db;
 pub mod metrics;
+pub mod profile_push;
 pub mod progress;
 pub mod reapply;
 pub mod replay;

@@ -19,6 +19,7 @@ use crate::ensure_customer::{self, CustomerCreator};
 use crate::http::customers::{self, CustomersEndpoint};
 use crate::http::{health, webhook};
 use crate::metrics::Metrics;
+use crate::profile_push::{self, Pusher};
 use crate::stripe::signature::SignatureVerifier;
 use crate::stripe_api::{RetryPolicy, StripeClient};
 use crate::sync::SyncSettings;
@@ -44,11 +45,13 @@ pub struct Application {
     port: u16,
     server: Server,
     catch_up: Option<Worker>,
+    profile_push: Option<profile_push::worker::Worker>,
 }
 
 impl Application {
     /// Binds `settings.listen_addr` and builds the server; it runs once awaited. With
-    /// STRIPE_API_KEY and a catch-up interval, the background catch-up starts now.
+    /// STRIPE_API_KEY the profile push starts now, and with a catch-up interval too the
+    /// background catch-up.
     pub fn build(settings: &Settings, pool: PgPool) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.listen_addr)?;
         let port = listener.local_addr()?.port();
@@ -70,6 +73,27 @@ impl Application {
                 },
                 interval,
             )),
+            _ => None,
+        };
+        // One attempt per claim, bounded by PROFILE_PUSH_TIMEOUT: the retry schedule lives on
+        // the outbox row.
+        let push_retry = RetryPolicy {
+            attempt_timeout: settings.profile_push.timeout,
+            ..RetryPolicy::default()
+        };
+        let profile_push = match (client(push_retry)?, &settings.stripe_api) {
+            (Some(client), Some(api)) => Some(Pusher {
+                pool: profile_push::worker::Worker::pool(&pool),
+                client,
+                settings: settings.profile_push.clone(),
+                metrics: metrics.clone(),
+                key_livemode: api.mode == StripeMode::Live,
+                worker_id: format!(
+                    "serve-{}-{}",
+                    std::process::id(),
+                    &uuid::Uuid::new_v4().simple().to_string()[..8]
+                ),
+            }),
             _ => None,
         };
         let customers_endpoint = customers_endpoint(settings, &pool, &metrics)?;
@@ -109,10 +133,12 @@ impl Application {
         .run();
         // Started once nothing can fail any more: no run without a server.
         let catch_up = catch_up.map(|(context, interval)| Worker::spawn(context, interval));
+        let profile_push = profile_push.map(profile_push::worker::Worker::spawn);
         Ok(Self {
             port,
             server,
             catch_up,
+            profile_push,
         })
     }
 
@@ -120,12 +146,21 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM (or the server stops), then stops the background catch-up.
+    /// Serves until SIGTERM (or the server stops), then stops the background workers
+    /// (together: each waits for its own work in flight).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
-        if let Some(catch_up) = self.catch_up {
-            catch_up.stop().await;
-        }
+        let catch_up = async {
+            if let Some(catch_up) = self.catch_up {
+                catch_up.stop().await;
+            }
+        };
+        let profile_push = async {
+            if let Some(profile_push) = self.profile_push {
+                profile_push.stop().await;
+            }
+        };
+        tokio::join!(catch_up, profile_push);
         served
     }
 }
@@ -154,7 +189,7 @@ fn customers_endpoint(
         client,
         settings.sync.clone(),
         api.mode == StripeMode::Live,
-        settings.customers.profile_name_column.clone(),
+        settings.profile_push.name_column.clone(),
         metrics.clone(),
     );
     Ok(Some(CustomersEndpoint { verifier, creator }))

@@ -1,5 +1,6 @@
 //! The settings of `POST /customers` and `ensure-customer`: how tokens are verified, which
-//! browser origins may call, where a user's name is read.
+//! browser origins may call. (`PROFILE_NAME_COLUMN`, where a user's name is read, is the
+//! profile push's setting in `serve`; `ensure-customer` takes it as [`ProfileArgs`].)
 
 use std::fmt;
 use std::time::Duration;
@@ -9,8 +10,10 @@ use reqwest::Url;
 use secrecy::SecretString;
 
 use super::ConfigError;
+use crate::domain::ColumnName;
 
-/// Where a new customer's name comes from (also read by `ensure-customer`).
+/// Where a new customer's name comes from, for `ensure-customer` (`serve` reads the same
+/// variable for its profile push and `POST /customers`).
 #[derive(Args, Debug, Clone)]
 pub struct ProfileArgs {
     /// Column of public.profiles (keyed by the user id) that holds the user's name; ignored
@@ -25,21 +28,9 @@ pub struct ProfileArgs {
 }
 
 impl ProfileArgs {
-    pub fn column(&self) -> Result<String, ConfigError> {
-        let column = self.profile_name_column.trim();
-        let mut chars = column.chars();
-        let valid = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && column.len() <= 63;
-        if !valid {
-            return Err(ConfigError::new(
-                "PROFILE_NAME_COLUMN",
-                "must be a column name such as full_name (letters, digits, _)",
-            ));
-        }
-        Ok(column.to_owned())
+    pub fn column(&self) -> Result<ColumnName, ConfigError> {
+        ColumnName::parse(&self.profile_name_column)
+            .map_err(|e| ConfigError::new("PROFILE_NAME_COLUMN", e))
     }
 }
 
@@ -64,9 +55,6 @@ pub struct CustomersArgs {
     /// https://app.example.com,http://localhost:3000.
     #[arg(long, env = "ALLOWED_ORIGINS", value_name = "ORIGINS")]
     pub allowed_origins: Option<String>,
-
-    #[command(flatten)]
-    pub profile: ProfileArgs,
 }
 
 impl fmt::Debug for CustomersArgs {
@@ -78,7 +66,6 @@ impl fmt::Debug for CustomersArgs {
             )
             .field("supabase_jwks_url", &self.supabase_jwks_url)
             .field("allowed_origins", &self.allowed_origins)
-            .field("profile", &self.profile)
             .finish()
     }
 }
@@ -90,7 +77,6 @@ pub struct CustomerSettings {
     pub jwks_url: Option<Url>,
     /// Origins as browsers send them (`https://app.example.com`).
     pub allowed_origins: Vec<String>,
-    pub profile_name_column: String,
     /// The least time between two JWKS fetches caused by unknown key ids.
     pub jwks_min_refetch: Duration,
 }
@@ -104,7 +90,6 @@ impl fmt::Debug for CustomerSettings {
             )
             .field("jwks_url", &self.jwks_url.as_ref().map(Url::as_str))
             .field("allowed_origins", &self.allowed_origins)
-            .field("profile_name_column", &self.profile_name_column)
             .finish()
     }
 }
@@ -116,7 +101,6 @@ impl Default for CustomerSettings {
             jwt_secret: None,
             jwks_url: None,
             allowed_origins: Vec::new(),
-            profile_name_column: "full_name".into(),
             jwks_min_refetch: crate::auth::jwks::MIN_REFETCH,
         }
     }
@@ -150,7 +134,6 @@ impl CustomerSettings {
             jwt_secret,
             jwks_url,
             allowed_origins,
-            profile_name_column: args.profile.column()?,
             jwks_min_refetch: crate::auth::jwks::MIN_REFETCH,
         })
     }
@@ -245,7 +228,6 @@ mod tests {
     fn off_without_a_token_setting() {
         let settings = parse(&[]).unwrap();
         assert!(!settings.verifies_tokens());
-        assert_eq!(settings.profile_name_column, "full_name");
         assert!(settings.allowed_origins.is_empty());
     }
 
@@ -285,10 +267,6 @@ mod tests {
                 "ALLOWED_ORIGINS",
             ),
             (&["--allowed-origins=app.example.com"], "ALLOWED_ORIGINS"),
-            (
-                &["--profile-name-column=full_name; drop table x"],
-                "PROFILE_NAME_COLUMN",
-            ),
         ];
         for (args, variable) in cases {
             let error = parse(args).unwrap_err();

@@ -29,7 +29,7 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::domain::StripeCustomerId;
+use crate::domain::{ColumnName, StripeCustomerId};
 use crate::metrics::customers::CustomerMetrics;
 use crate::store::StoreError;
 use crate::store::customer_creations::{self as store, Attempt};
@@ -118,7 +118,7 @@ pub struct CustomerCreator {
     sync: SyncSettings,
     /// The API key's mode: what the created customers are.
     livemode: bool,
-    profile_name_column: String,
+    profile_name_column: ColumnName,
     queue: UserLocks,
     metrics: Arc<crate::metrics::Metrics>,
 }
@@ -138,7 +138,7 @@ impl CustomerCreator {
         client: StripeClient,
         sync: SyncSettings,
         livemode: bool,
-        profile_name_column: String,
+        profile_name_column: ColumnName,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         Self {

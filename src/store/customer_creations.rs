@@ -11,6 +11,7 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::domain::ColumnName;
 
 /// The advisory lock class of customer creations ("SCUS"); the user id's hash is the object.
 /// The two-int key space never meets the one-bigint keys (catch-up's run lock).
@@ -74,7 +75,7 @@ pub struct UserRecord {
 pub async fn user_record(
     conn: &mut PgConnection,
     user_id: Uuid,
-    name_column: &str,
+    name_column: &ColumnName,
 ) -> Result<Option<UserRecord>, StoreError> {
     let user: Option<(Option<String>, bool)> = sqlx::query_as(
         "select u.email,
@@ -88,38 +89,31 @@ pub async fn user_record(
           where u.id = $1",
     )
     .bind(user_id)
-    .bind(name_column)
+    .bind(name_column.as_str())
     .fetch_optional(&mut *conn)
     .await?;
     let Some((email, name_readable)) = user else {
         return Ok(None);
     };
-    let name = match name_select(name_column) {
-        Some(sql) if name_readable => sqlx::query_scalar::<_, Option<String>>(AssertSqlSafe(sql))
+    let name = if name_readable {
+        // One column, so that a column-level grant is enough; ColumnName quotes exactly.
+        let sql = format!(
+            "select p.{}::text from public.profiles p where p.id = $1",
+            name_column.quoted()
+        );
+        sqlx::query_scalar::<_, Option<String>>(AssertSqlSafe(sql))
             .bind(user_id)
             .fetch_optional(&mut *conn)
             .await?
-            .flatten(),
-        _ => None,
+            .flatten()
+    } else {
+        None
     };
     let clean = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
     Ok(Some(UserRecord {
         email: clean(email),
         name: clean(name),
     }))
-}
-
-/// `select "<column>"::text from public.profiles …` for a plain identifier only (the
-/// configuration accepts nothing else; checked again here, where it becomes SQL). One column,
-/// so that a column-level grant is enough.
-fn name_select(column: &str) -> Option<String> {
-    let mut chars = column.chars();
-    let plain = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && column.len() <= 63;
-    plain.then(|| format!("select p.\"{column}\"::text from public.profiles p where p.id = $1"))
 }
 
 /// The user's last creation attempt.
@@ -215,26 +209,4 @@ pub async fn finish_attempt(
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_plain_identifier_becomes_the_name_column() {
-        assert_eq!(
-            name_select("full_name").as_deref(),
-            Some("select p.\"full_name\"::text from public.profiles p where p.id = $1")
-        );
-        for bad in [
-            "",
-            "1st",
-            "name\"; drop table x; --",
-            "a b",
-            &"x".repeat(64),
-        ] {
-            assert_eq!(name_select(bad), None, "{bad}");
-        }
-    }
 }

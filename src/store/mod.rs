@@ -9,6 +9,7 @@ pub mod customer_creations;
 pub mod customers;
 pub mod error;
 pub mod ledger;
+pub mod outbox;
 pub mod pool;
 pub mod recorded;
 pub mod schema;

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::ExposeSecret;
 
@@ -73,7 +73,8 @@ impl RetryPolicy {
 pub enum ApiError {
     #[error(
         "Stripe refused STRIPE_API_KEY ({status}): is it a key of the right account and mode \
-         (test/live), and may it (a restricted key) read customers?"
+         (test/live), and may it (a restricted key) read customers (and write them, for the \
+         profile push)?"
     )]
     Unauthorized { status: u16 },
     #[error("Stripe answered {status} to {url}: {message}")]
@@ -108,6 +109,20 @@ pub struct Answer {
     /// `Idempotent-Replayed: true`: Stripe answered a POST whose key it had seen with the
     /// first answer, and did nothing again.
     pub replayed: bool,
+}
+
+/// The answer to one write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    /// 2xx: applied (or replayed: Stripe answers a known idempotency key with its first answer).
+    Done(Vec<u8>),
+    /// 429, 5xx, or no answer: try again later (`Retry-After` when Stripe said).
+    Retry {
+        problem: String,
+        retry_after: Option<Duration>,
+    },
+    /// Any other 4xx: the same request fails again; Stripe's message says why.
+    Rejected { status: u16, message: String },
 }
 
 #[derive(Clone)]
@@ -273,6 +288,75 @@ impl StripeClient {
             );
             tokio::time::sleep(wait).await;
             retries += 1;
+        }
+    }
+
+    /// POSTs `form` (form-encoded, as Stripe's API takes writes) to `url` ONCE, with an
+    /// `Idempotency-Key`: the caller keeps its own retry schedule (the profile push stores it on
+    /// the row, so a retry survives a restart and never blocks other work).
+    pub async fn post_form_once(
+        &self,
+        url: Url,
+        form: &[(&str, &str)],
+        idempotency_key: &str,
+    ) -> Result<Posted, ApiError> {
+        // Url's query serializer is exactly application/x-www-form-urlencoded.
+        let mut encoder = Url::parse("form:").map_err(|e| ApiError::Request(e.to_string()))?;
+        encoder.query_pairs_mut().extend_pairs(form);
+        let body = encoder.query().unwrap_or_default().to_owned();
+        let sent = self
+            .http
+            .post(url.clone())
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header("Idempotency-Key", idempotency_key)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) if error.is_builder() => return Err(ApiError::Request(error.to_string())),
+            Err(error) => {
+                return Ok(Posted::Retry {
+                    problem: without_url(&error),
+                    retry_after: None,
+                });
+            }
+        };
+        let status = response.status();
+        let verdict = match classify(status, response.headers()) {
+            // A write to something Stripe does not have is no answer to wait for.
+            Verdict::Answer if status == StatusCode::NOT_FOUND => Verdict::Fail,
+            verdict => verdict,
+        };
+        let retry_after = retry_after(response.headers());
+        match verdict {
+            Verdict::Answer => match response.bytes().await {
+                Ok(body) => Ok(Posted::Done(body.into())),
+                // Cut off: Stripe may or may not have applied it; the idempotency key makes the
+                // retry safe either way.
+                Err(error) => Ok(Posted::Retry {
+                    problem: format!("reading the answer: {error}"),
+                    retry_after: None,
+                }),
+            },
+            Verdict::Unauthorized => Err(ApiError::Unauthorized {
+                status: status.as_u16(),
+            }),
+            Verdict::Fail => {
+                let body = response.bytes().await.unwrap_or_default();
+                Ok(Posted::Rejected {
+                    status: status.as_u16(),
+                    message: error_message(&body),
+                })
+            }
+            Verdict::Retry => {
+                let body = response.bytes().await.unwrap_or_default();
+                Ok(Posted::Retry {
+                    problem: format!("{status}: {}", error_message(&body)),
+                    retry_after,
+                })
+            }
         }
     }
 

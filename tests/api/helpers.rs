@@ -109,6 +109,7 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         stripe_api: None,
         catch_up_interval: None,
         customers: Default::default(),
+        profile_push: Default::default(),
     };
     configure(&mut settings);
     let options = pool::connect_options(&db.url).unwrap();

@@ -9,6 +9,10 @@
 //!   deleted one, a 404 `resource_missing` for one it never had;
 //! - `GET /v1/events?types[]=&created[gte]=&limit=&starting_after=`: the events it was given,
 //!   newest first (by `created`, then the later added first), filtered by type and time;
+//! - `POST /v1/customers/{id}` (form-encoded `email`, `name`): applies them to the customer
+//!   and answers it; a repeated `Idempotency-Key` replays the first answer without applying
+//!   again (`Idempotent-Replayed: true`), and one with other parameters is refused (400), as
+//!   Stripe does;
 //! - `POST /v1/customers` (form-encoded `email`, `name`, `metadata[k]`): creates a customer;
 //!   honours `Idempotency-Key` as Stripe does (a replay answers the first answer with
 //!   `Idempotent-Replayed: true`; other parameters under the same key: 400 `idempotency_error`);
@@ -127,6 +131,8 @@ pub enum Fault {
     ServerError,
     /// No answer until [`StripeDouble::release_hangs`] (or the client gives up).
     Hang,
+    /// 503, as while Stripe is down.
+    Unavailable,
     /// (Creates only) the customer is created and its key stored, then no answer until
     /// released (then a 500): Stripe did the work, the caller never heard.
     HangAfterCreating,
@@ -145,6 +151,8 @@ pub enum Target {
     EventsPage(usize),
     /// The events list requests for page N and every later one.
     EventsPagesFrom(usize),
+    /// Updating this customer.
+    Update(String),
     /// `POST /v1/customers`.
     Create,
 }
@@ -169,12 +177,13 @@ pub struct Request {
     pub page: Option<usize>,
     /// The query's pairs in order, repeated keys (`types[]`) included.
     pub query_pairs: Vec<(String, String)>,
+    /// The answer's status; 0 while (or if never) answered, for updates.
     pub status: u16,
     pub method: String,
-    pub idempotency_key: Option<String>,
-    /// A POST's form fields, in order.
+    /// A POST's form-encoded body, decoded, in order.
     pub form: Vec<(String, String)>,
-    /// Answered with the first answer to its idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Answered from an earlier request with the same idempotency key: nothing applied.
     pub replayed: bool,
 }
 
@@ -200,7 +209,9 @@ struct State {
     clock_offset: i64,
     in_flight: usize,
     max_in_flight: usize,
-    /// Idempotency key → the form it was first used with, and the first answer's body.
+    /// Answers by idempotency key: the parameters, and the customer as answered.
+    idempotent: HashMap<String, (Vec<(String, String)>, Value)>,
+    /// Creations by idempotency key: the form first used, and the first answer's body.
     idempotency: HashMap<String, (Vec<(String, String)>, String)>,
     created: u64,
     /// When each customer was created here, for the search lag.
@@ -224,6 +235,7 @@ enum Asked<'a> {
     CustomersPage(usize),
     Customer(&'a str),
     EventsPage(usize),
+    Update(&'a str),
     Create,
 }
 
@@ -237,6 +249,7 @@ impl State {
                     (Target::Retrieve(id), Asked::Customer(asked)) => id == asked,
                     (Target::EventsPage(n), Asked::EventsPage(p)) => n == p,
                     (Target::EventsPagesFrom(n), Asked::EventsPage(p)) => p >= n,
+                    (Target::Update(id), Asked::Update(asked)) => id == asked,
                     (Target::Create, Asked::Create) => true,
                     _ => false,
                 }
@@ -284,6 +297,7 @@ impl StripeDouble {
                 .route("/v1/customers", web::post().to(create))
                 .route("/v1/customers/search", web::get().to(search))
                 .route("/v1/customers/{id}", web::get().to(retrieve))
+                .route("/v1/customers/{id}", web::post().to(update))
                 .route("/jwks.json", web::get().to(jwks))
                 .route("/v1/events", web::get().to(list_events))
         })
@@ -475,7 +489,7 @@ impl StripeDouble {
         let path = format!("/v1/customers/{id}");
         self.requests()
             .into_iter()
-            .filter(|r| r.path == path)
+            .filter(|r| r.method == "GET" && r.path == path)
             .collect()
     }
 
@@ -533,6 +547,9 @@ fn fault_response(fault: Fault) -> HttpResponse {
             None,
             "An unknown error occurred while processing your request.",
         ),
+        Fault::Unavailable => {
+            stripe_error(503, "api_error", None, "Stripe is temporarily unavailable.")
+        }
     }
 }
 
@@ -559,12 +576,12 @@ fn refused(state: &Shared, request: &HttpRequest, page: Option<usize>) -> Option
         page,
         status: if authorized { 200 } else { 401 },
         method: request.method().to_string(),
+        form: Vec::new(),
         idempotency_key: request
             .headers()
             .get("Idempotency-Key")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        form: Vec::new(),
         replayed: false,
     });
     (!authorized).then(|| {
@@ -828,6 +845,120 @@ async fn retrieve(
         Some("resource_missing"),
         &format!("No such customer: '{id}'"),
     )
+}
+
+/// `POST /v1/customers/{id}`: Stripe's update, with its idempotency.
+async fn update(
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<Shared>,
+) -> HttpResponse {
+    let id = path.into_inner();
+    let _in_flight = InFlight::enter(&state).await;
+    if let Some(response) = refused(&state, &request, None) {
+        return response;
+    }
+    let form = query_pairs(std::str::from_utf8(&body).unwrap_or_default());
+    let index = {
+        let mut state = state.lock().unwrap();
+        let index = state.requests.len() - 1;
+        let logged = &mut state.requests[index];
+        logged.form = form.clone();
+        logged.status = 0;
+        index
+    };
+    let answer = |status: u16, replayed: bool, response: HttpResponse| {
+        let mut state = state.lock().unwrap();
+        state.requests[index].status = status;
+        state.requests[index].replayed = replayed;
+        response
+    };
+    let fault = state.lock().unwrap().fault_for(Asked::Update(&id));
+    match fault {
+        Some(Fault::Hang) => {
+            let response = hang(&state).await;
+            return answer(500, false, response);
+        }
+        Some(fault) => {
+            let response = fault_response(fault);
+            let status = response.status().as_u16();
+            return answer(status, false, response);
+        }
+        None => {}
+    }
+    let key = request
+        .headers()
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut guard = state.lock().unwrap();
+    if let Some((params, customer)) = key.as_ref().and_then(|k| guard.idempotent.get(k)) {
+        let response = if *params == form {
+            HttpResponse::Ok()
+                .insert_header(("Idempotent-Replayed", "true"))
+                .json(customer)
+        } else {
+            stripe_error(
+                400,
+                "idempotency_error",
+                None,
+                "Keys for idempotent requests can only be used with the same parameters they \
+                 were first used with.",
+            )
+        };
+        let status = response.status().as_u16();
+        drop(guard);
+        return answer(status, status == 200, response);
+    }
+    let Some(customer) = guard.customers.get_mut(&id) else {
+        drop(guard);
+        let response = stripe_error(
+            404,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!("No such customer: '{id}'"),
+        );
+        return answer(404, false, response);
+    };
+    for (field, value) in &form {
+        match field.as_str() {
+            "email" => customer.email = Some(value.clone()),
+            "name" => customer.name = Some(value.clone()),
+            _ => {}
+        }
+    }
+    let rendered = customer.render();
+    guard.rendered.remove(&id);
+    if let Some(key) = key {
+        guard.idempotent.insert(key, (form, rendered.clone()));
+    }
+    drop(guard);
+    answer(200, false, HttpResponse::Ok().json(rendered))
+}
+
+impl StripeDouble {
+    /// The update requests received for one customer, in order (answered or not).
+    pub fn update_requests(&self, id: &str) -> Vec<Request> {
+        let path = format!("/v1/customers/{id}");
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path == path)
+            .collect()
+    }
+
+    /// The updates of one customer that were applied: answered 200, not replayed.
+    pub fn applied_updates(&self, id: &str) -> Vec<Request> {
+        self.update_requests(id)
+            .into_iter()
+            .filter(|r| r.status == 200 && !r.replayed)
+            .collect()
+    }
+
+    /// The customer as the double holds it now.
+    pub fn customer(&self, id: &str) -> Option<Customer> {
+        self.state.lock().unwrap().customers.get(id).cloned()
+    }
 }
 
 async fn jwks(request: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
