@@ -2,7 +2,8 @@
 //! event's row (`customers::INSERT_SQL` / `UPDATE_SQL`: one statement, compare-and-set on the
 //! row's version) but with no ledger row: there is no event. The creation's id
 //! (`ensure-customer:<user_id>:<attempt>`) goes to the audit trail, as a backfill run's does.
-//! The `customer.created` Stripe sends afterwards is recorded in the ledger as usual.
+//! The `customer.created` Stripe sends afterwards is recorded in the ledger as usual. Unnamed
+//! statements (`persistent(false)`), as the rest of a creation's.
 
 use sqlx::PgExecutor;
 use sqlx::types::Json;
@@ -41,6 +42,7 @@ pub async fn insert(
     row: &RowWrite,
 ) -> Result<bool, StoreError> {
     let result = sqlx::query(INSERT_SQL)
+        .persistent(false)
         .bind(source_id)
         .bind(stripe_customer_id)
         .bind(row.user_id)
@@ -62,6 +64,7 @@ pub async fn update(
     row: &RowWrite,
 ) -> Result<bool, StoreError> {
     let result = sqlx::query(UPDATE_SQL)
+        .persistent(false)
         .bind(source_id)
         .bind(stripe_customer_id)
         .bind(row.user_id)

@@ -1,6 +1,9 @@
 //! What creating a user's customer reads and records (`public.stripe_customer_creations`), and
 //! the per-user lock that makes one creation at a time per user, on any number of replicas.
 //!
+//! Every statement is unnamed (`persistent(false)`): a creation runs a handful, and nothing
+//! here then needs a session, so it works through a transaction-mode pooler as it is.
+//!
 //! The lock is a TRANSACTION-scoped advisory lock (a session lock would outlive the transaction
 //! behind a pooler in transaction mode and land on someone else's connection): the caller holds
 //! it in an explicit transaction for the length of one step of the creation, Stripe call
@@ -34,11 +37,13 @@ pub async fn lock_user(
                 set_config('lock_timeout', $1, true),
                 set_config('idle_in_transaction_session_timeout', $2, true)",
     )
+    .persistent(false)
     .bind(&wait_ms)
     .bind(&idle_ms)
     .execute(&mut *conn)
     .await?;
     sqlx::query("select pg_advisory_xact_lock($1, hashtext($2::text))")
+        .persistent(false)
         .bind(LOCK_CLASS)
         .bind(user_id)
         .execute(&mut *conn)
@@ -55,6 +60,7 @@ pub async fn linked_customer(
         "select stripe_customer_id from public.stripe_customers
           where user_id = $1 and customer_metadata #>> '{sync,status}' is distinct from 'deleted'",
     )
+    .persistent(false)
     .bind(user_id)
     .fetch_optional(&mut *conn)
     .await?)
@@ -88,6 +94,7 @@ pub async fn user_record(
            from auth.users u
           where u.id = $1",
     )
+    .persistent(false)
     .bind(user_id)
     .bind(name_column.as_str())
     .fetch_optional(&mut *conn)
@@ -102,6 +109,7 @@ pub async fn user_record(
             name_column.quoted()
         );
         sqlx::query_scalar::<_, Option<String>>(AssertSqlSafe(sql))
+            .persistent(false)
             .bind(user_id)
             .fetch_optional(&mut *conn)
             .await?
@@ -141,6 +149,7 @@ pub async fn last_attempt(
                 finished_at is not null, email, name
            from public.stripe_customer_creations where user_id = $1",
     )
+    .persistent(false)
     .bind(user_id)
     .fetch_optional(&mut *conn)
     .await?;
@@ -175,6 +184,7 @@ pub async fn start_attempt(
                 finished_at = null, stripe_customer_id = null
          returning started_at",
     )
+    .persistent(false)
     .bind(user_id)
     .bind(attempt)
     .bind(email)
@@ -203,6 +213,7 @@ pub async fn finish_attempt(
             set finished_at = clock_timestamp(), stripe_customer_id = $3
           where user_id = $1 and attempt = $2",
     )
+    .persistent(false)
     .bind(user_id)
     .bind(attempt)
     .bind(stripe_customer_id)
