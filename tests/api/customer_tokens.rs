@@ -199,3 +199,51 @@ async fn a_user_token_for_a_user_that_does_not_exist_is_404() {
         (404, Some("unknown_user"))
     );
 }
+
+#[tokio::test]
+async fn a_stream_of_unknown_kids_does_not_refetch_the_jwks_more_than_the_rate_limit_allows() {
+    let double = StripeDouble::start().await;
+    let key = SigningKey::generate("key-1");
+    double.set_jwks(jwks(&[&key]));
+    let url = double.jwks_url();
+    let app = spawn_app_with_customers(&double, |settings| {
+        settings.customers.jwt_secret = None;
+        settings.customers.jwks_url = Some(url.parse().unwrap());
+        settings.customers.jwks_min_refetch = Duration::from_secs(3600);
+    })
+    .await;
+    let user = create_auth_user(&app.db.pool).await;
+    assert_eq!(answer(&app, &key.sign(&user_claims(user))).await.0, 201);
+
+    for i in 0..5 {
+        let stranger = SigningKey::generate(&format!("made-up-{i}"));
+        let (status, _) = answer(&app, &stranger.sign(&user_claims(user))).await;
+        assert_eq!(status, 401);
+    }
+
+    assert_eq!(jwks_fetches(&double), 1, "the first fetch only");
+}
+
+#[tokio::test]
+async fn a_jwks_that_cannot_be_fetched_is_503_with_retry_after_not_401() {
+    let double = StripeDouble::start().await;
+    // Nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/jwks.json", closed.local_addr().unwrap());
+    drop(closed);
+    let app = spawn_app_with_customers(&double, |settings| {
+        settings.customers.jwt_secret = None;
+        settings.customers.jwks_url = Some(url.parse().unwrap());
+    })
+    .await;
+    let user = create_auth_user(&app.db.pool).await;
+    let key = SigningKey::generate("key-1");
+
+    let response = app
+        .post_customers(Some(&key.sign(&user_claims(user))), None)
+        .await;
+
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(double.api_requests().is_empty());
+}
