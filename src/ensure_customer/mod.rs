@@ -268,7 +268,7 @@ impl CustomerCreator {
         Err(EnsureError::Busy)
     }
 
-    /// The oldest live customer Stripe holds for the user, if its search finds one.
+    /// A live customer Stripe holds for the user, if its search finds one.
     async fn search(&self, user_id: Uuid) -> Result<Option<(ApiCustomer, i64)>, EnsureError> {
         let searched = tokio::time::timeout(
             STRIPE_DEADLINE,
@@ -287,7 +287,15 @@ impl CustomerCreator {
                 "found"
             },
         );
-        // Stripe lists search results newest first; the oldest is the one made first.
+        // This service makes one per attempt key, so there is one; several would have been made
+        // outside it, and any of them is the user's (the double lists newest first, so the
+        // last is the oldest there).
+        if customers.len() > 1 {
+            tracing::warn!(
+                found = customers.len(),
+                "Stripe holds several customers for this user; linking one"
+            );
+        }
         Ok(customers.pop().map(|customer| (customer, requested_at)))
     }
 
