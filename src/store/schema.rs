@@ -28,7 +28,7 @@ pub async fn apply_supabase_shim_if_missing(pool: &PgPool) -> Result<bool, sqlx:
 /// lines. A database that applied the old text records the old checksum, which sqlx would
 /// refuse as "previously applied but modified"; [`adopt_legacy_checksums`] replaces exactly
 /// these known values by the current ones.
-const LEGACY_CHECKSUMS: [(i64, &str); 3] = [
+pub const LEGACY_CHECKSUMS: [(i64, &str); 3] = [
     (
         20261125000001,
         "af3c236c0a8bbf6e150b229996ee03b567dbd29f3955197204fd2ce4651d71bb3923e7b2c793f1a021a05f70260dee77",
