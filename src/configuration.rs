@@ -12,6 +12,10 @@ use reqwest::Url;
 use secrecy::SecretString;
 use sqlx::postgres::PgConnectOptions;
 
+pub mod customers;
+
+pub use customers::{CustomerSettings, CustomersArgs, ProfileArgs};
+
 use crate::domain::{ColumnName, SignatureTolerance, StripeMode, WebhookSecrets};
 use crate::store::pool;
 use crate::sync::SyncSettings;
@@ -26,7 +30,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &'static str, problem: impl fmt::Display) -> Self {
+    pub(crate) fn new(variable: &'static str, problem: impl fmt::Display) -> Self {
         Self {
             variable,
             problem: problem.to_string(),
@@ -149,6 +153,10 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub profile_push_max_backoff: String,
+
+    /// `POST /customers`: token verification and CORS.
+    #[command(flatten)]
+    pub customers: CustomersArgs,
 }
 
 /// Well inside Stripe's retry window (3 days live, hours in test mode), so a delivery that
@@ -414,6 +422,8 @@ pub struct Settings {
     pub catch_up_interval: Option<std::time::Duration>,
     /// The profile push (runs only with `stripe_api`).
     pub profile_push: ProfilePushSettings,
+    /// `POST /customers`; on when `stripe_api` is set and tokens can be verified.
+    pub customers: CustomerSettings,
 }
 
 /// How `serve` pushes profile changes to Stripe (DESIGN.md "Profile changes reach Stripe").
@@ -437,6 +447,20 @@ impl Default for ProfilePushSettings {
             timeout: Duration::from_secs(10),
             max_backoff: Duration::from_secs(600),
             listen: true,
+        }
+    }
+}
+
+impl Settings {
+    /// Why `POST /customers` is off, or `None` when it is on.
+    pub fn customers_endpoint_off(&self) -> Option<&'static str> {
+        match (self.stripe_api.is_some(), self.customers.verifies_tokens()) {
+            (true, true) => None,
+            (false, false) => {
+                Some("STRIPE_API_KEY and SUPABASE_JWT_SECRET/SUPABASE_JWKS_URL are not set")
+            }
+            (false, true) => Some("STRIPE_API_KEY is not set"),
+            (true, false) => Some("neither SUPABASE_JWT_SECRET nor SUPABASE_JWKS_URL is set"),
         }
     }
 }
@@ -525,6 +549,7 @@ impl Settings {
             catch_up_interval: (stripe_api.is_some() && !catch_up_interval.is_zero())
                 .then_some(catch_up_interval),
             stripe_api,
+            customers: CustomerSettings::from_args(&args.customers)?,
             profile_push,
         })
     }

@@ -1,5 +1,7 @@
 //! What `GET /metrics` exposes, in Prometheus' text format.
 
+pub mod customers;
+
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -87,6 +89,8 @@ pub struct Metrics {
     profile_pushes: Family<PushLabels, Counter>,
     profile_push_queue_depth: Gauge,
     profile_push_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// `POST /customers` and `ensure-customer`.
+    pub customers: customers::CustomerMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -172,7 +176,9 @@ impl Default for Metrics {
             "How long the oldest change not yet pushed to Stripe has waited (as of this process's last look); 0 when none waits",
             profile_push_oldest_age.clone(),
         );
+        let customers = customers::CustomerMetrics::register(&mut registry);
         Self {
+            customers,
             registry,
             events,
             signature_failures,

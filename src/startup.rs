@@ -11,9 +11,12 @@ use sqlx::PgPool;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder, TracingLogger};
 
+use crate::auth::{JwksCache, TokenVerifier};
 use crate::catch_up::worker::{self, Worker};
 use crate::configuration::Settings;
 use crate::domain::StripeMode;
+use crate::ensure_customer::{self, CustomerCreator};
+use crate::http::customers::{self, CustomersEndpoint};
 use crate::http::{health, webhook};
 use crate::metrics::Metrics;
 use crate::profile_push::{self, Pusher};
@@ -31,6 +34,8 @@ pub struct AppState {
     /// Stripe's API for thin events (retries bounded by the webhook's deadline); `None`
     /// without STRIPE_API_KEY.
     pub stripe_api: Option<StripeClient>,
+    /// `POST /customers`; `None` when it is off (no STRIPE_API_KEY or no token setting).
+    pub customers: Option<CustomersEndpoint>,
 }
 
 /// In-flight events get this long to finish after SIGTERM; Stripe retries anything cut off.
@@ -91,13 +96,17 @@ impl Application {
             }),
             _ => None,
         };
+        let customers_endpoint = customers_endpoint(settings, &pool, &metrics)?;
+        let allowed_origins = settings.customers.allowed_origins.clone();
         let state = web::Data::new(AppState {
             verifier: SignatureVerifier::new(&settings.webhook.secrets, settings.webhook.tolerance),
             pool,
             sync: settings.sync.clone(),
             metrics,
             stripe_api: client(RetryPolicy::within_a_webhook())?,
+            customers: customers_endpoint,
         });
+        let customers_on = state.customers.is_some();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<RequestSpan>::new())
@@ -106,6 +115,16 @@ impl Application {
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
                 .route("/metrics", web::get().to(health::metrics))
+                .configure(|config| {
+                    if customers_on {
+                        config.service(
+                            web::resource("/customers")
+                                .app_data(web::PayloadConfig::new(customers::MAX_BODY_BYTES))
+                                .wrap(cors(&allowed_origins))
+                                .route(web::post().to(customers::ensure)),
+                        );
+                    }
+                })
                 .default_service(web::to(not_found))
         })
         // SIGTERM: stop accepting, let in-flight events finish (bounded), then return.
@@ -144,6 +163,49 @@ impl Application {
         tokio::join!(catch_up, profile_push);
         served
     }
+}
+
+/// `POST /customers`, when STRIPE_API_KEY and a token setting are configured.
+fn customers_endpoint(
+    settings: &Settings,
+    pool: &PgPool,
+    metrics: &Arc<Metrics>,
+) -> std::io::Result<Option<CustomersEndpoint>> {
+    let (Some(api), None) = (&settings.stripe_api, settings.customers_endpoint_off()) else {
+        return Ok(None);
+    };
+    let client =
+        StripeClient::new(api, ensure_customer::retry_policy()).map_err(std::io::Error::other)?;
+    let jwks = settings
+        .customers
+        .jwks_url
+        .clone()
+        .map(|url| JwksCache::new(url, settings.customers.jwks_min_refetch))
+        .transpose()
+        .map_err(std::io::Error::other)?;
+    let verifier = TokenVerifier::new(settings.customers.jwt_secret.as_ref(), jwks);
+    let creator = CustomerCreator::new(
+        pool.clone(),
+        client,
+        settings.sync.clone(),
+        api.mode == StripeMode::Live,
+        settings.profile_push.name_column.clone(),
+        metrics.clone(),
+    );
+    Ok(Some(CustomersEndpoint { verifier, creator }))
+}
+
+/// Browsers of `ALLOWED_ORIGINS` may POST with a bearer token; any other origin's preflight is
+/// refused. Calls without an `Origin` (servers, scripts) are not CORS's business.
+fn cors(allowed_origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
+    allowed_origins.iter().fold(
+        actix_cors::Cors::default()
+            .allowed_methods(["POST"])
+            .allowed_headers([AUTHORIZATION, CONTENT_TYPE])
+            .max_age(600),
+        |cors, origin| cors.allowed_origin(origin),
+    )
 }
 
 /// tracing-actix-web's request span (method, route, host, client address, user agent, request

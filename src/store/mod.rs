@@ -4,6 +4,8 @@
 pub mod backfill;
 pub mod backup;
 pub mod catch_up;
+pub mod created_customers;
+pub mod customer_creations;
 pub mod customers;
 pub mod error;
 pub mod ledger;

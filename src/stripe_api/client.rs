@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
-use reqwest::{StatusCode, Url};
+use reqwest::{Method, StatusCode, Url};
 use secrecy::ExposeSecret;
 
 use crate::configuration::StripeApiSettings;
@@ -77,19 +77,19 @@ pub enum ApiError {
          profile push)?"
     )]
     Unauthorized { status: u16 },
-    #[error("Stripe answered {status} to GET {url}: {message}")]
+    #[error("Stripe answered {status} to {url}: {message}")]
     Rejected {
         status: u16,
         url: String,
         message: String,
     },
-    #[error("GET {url} failed {attempts} times, giving up; the last time: {last}")]
+    #[error("{url} failed {attempts} times, giving up; the last time: {last}")]
     Exhausted {
         url: String,
         attempts: u32,
         last: String,
     },
-    #[error("Stripe's answer to GET {url} is not what its API documents: {detail}")]
+    #[error("Stripe's answer to {url} is not what its API documents: {detail}")]
     Malformed { url: String, detail: String },
     #[error("cannot build a request: {0}")]
     Request(String),
@@ -104,7 +104,11 @@ pub struct Answer {
     /// where it says (see [`read_no_later_than`]): the answer reflects every change Stripe
     /// stamped before it (the order a fetched customer is applied with).
     pub requested_at: i64,
+    /// The request line (`GET https://…`), for errors.
     pub url: String,
+    /// `Idempotent-Replayed: true`: Stripe answered a POST whose key it had seen with the
+    /// first answer, and did nothing again.
+    pub replayed: bool,
 }
 
 /// The answer to one write.
@@ -179,28 +183,60 @@ impl StripeClient {
     /// GETs `url`, retrying rate limits (429), server errors (5xx) and failed connections with
     /// back-off, `Retry-After` first. 2xx and 404 are answers; 401/403 and other 4xx are errors.
     pub async fn get(&self, url: Url) -> Result<Answer, ApiError> {
+        self.send(Method::GET, url, None).await
+    }
+
+    /// POSTs `form` (form-encoded, as Stripe's API takes it) with an `Idempotency-Key`, retried
+    /// as [`Self::get`] is: every retry sends the same key, so Stripe does the work at most once
+    /// and answers a replay with its first answer.
+    pub async fn post_form(
+        &self,
+        url: Url,
+        form: &[(String, String)],
+        idempotency_key: &str,
+    ) -> Result<Answer, ApiError> {
+        let key = HeaderValue::try_from(idempotency_key)
+            .map_err(|_| ApiError::Request("the idempotency key is not a valid header".into()))?;
+        self.send(Method::POST, url, Some((form, key))).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        form: Option<(&[(String, String)], HeaderValue)>,
+    ) -> Result<Answer, ApiError> {
+        // What errors name: the request line, never the key.
+        let request_line = format!("{method} {url}");
         let mut retries = 0;
         loop {
             let requested_at = Utc::now().timestamp();
-            let sent = self
+            let mut request = self
                 .http
-                .get(url.clone())
-                .header(AUTHORIZATION, self.authorization.clone())
-                .send()
-                .await;
+                .request(method.clone(), url.clone())
+                .header(AUTHORIZATION, self.authorization.clone());
+            if let Some((form, key)) = &form {
+                request = request.header("Idempotency-Key", key.clone()).form(form);
+            }
+            let sent = request.send().await;
             let (problem, retry_after) = match sent {
                 Ok(response) => {
                     let status = response.status();
                     match classify(status, response.headers()) {
                         Verdict::Answer => {
                             let stripe_date = response_date(response.headers());
+                            let replayed = response
+                                .headers()
+                                .get("Idempotent-Replayed")
+                                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
                             match response.bytes().await {
                                 Ok(body) => {
                                     return Ok(Answer {
                                         body: (status != StatusCode::NOT_FOUND)
                                             .then(|| body.into()),
                                         requested_at: read_no_later_than(requested_at, stripe_date),
-                                        url: url.to_string(),
+                                        url: request_line,
+                                        replayed,
                                     });
                                 }
                                 // The body was cut off: as good as no answer.
@@ -216,7 +252,7 @@ impl StripeClient {
                             let body = response.bytes().await.unwrap_or_default();
                             return Err(ApiError::Rejected {
                                 status: status.as_u16(),
-                                url: url.to_string(),
+                                url: request_line,
                                 message: error_message(&body),
                             });
                         }
@@ -234,7 +270,7 @@ impl StripeClient {
             };
             if retries >= self.retry.max_retries {
                 return Err(ApiError::Exhausted {
-                    url: url.to_string(),
+                    url: request_line,
                     attempts: retries + 1,
                     last: problem,
                 });
@@ -244,7 +280,7 @@ impl StripeClient {
                 _ => self.backoff(retries),
             };
             tracing::warn!(
-                url = %url,
+                request = %request_line,
                 problem = %problem,
                 retry_in_ms = wait.as_millis() as u64,
                 retry = retries + 1,

@@ -3,6 +3,7 @@
 //! profile push).
 
 pub mod client;
+pub mod customer_creation;
 pub mod customers;
 pub mod events;
 

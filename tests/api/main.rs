@@ -5,6 +5,8 @@ mod backfill;
 mod backup;
 mod catch_up;
 mod concurrency_guards;
+mod customer_tokens;
+mod customers_endpoint;
 mod database_outage;
 mod database_roles;
 mod events;
