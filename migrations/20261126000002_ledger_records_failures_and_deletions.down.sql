@@ -5,6 +5,8 @@
 set local lock_timeout = '5s';
 set local statement_timeout = '60s';
 
+drop function public.stripe_customers_may_record_deletion(text);
+drop function public.stripe_customers_may_insert(text);
 drop index public.stripe_webhook_events_failed_idx;
 drop index public.stripe_webhook_events_deleted_customer_id_idx;
 

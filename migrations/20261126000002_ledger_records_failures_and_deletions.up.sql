@@ -57,3 +57,45 @@ create index stripe_webhook_events_deleted_customer_id_idx
 create index stripe_webhook_events_failed_idx
     on public.stripe_webhook_events (received_at)
     where outcome = 'failed';
+
+-- A delete that could write no tombstone (no row yet, no email) and the customer's first insert
+-- can run at the same moment on two replicas: each statement's snapshot predates the other's
+-- commit, so each would find nothing in the way, and a deleted customer would keep a live row.
+-- Both now pass through one of these functions first: they take the same per-customer
+-- transaction-level advisory lock (held to the end of the writing statement) and then look
+-- again with a fresh snapshot, which a VOLATILE plpgsql function takes for each query; so the
+-- second writer always sees the first one's commit. (Key class 0x7363_7364, "scsd".)
+create function public.stripe_customers_may_insert(customer_id text)
+    returns boolean
+    language plpgsql
+    volatile
+    set search_path = ''
+as $$
+begin
+    perform pg_catalog.pg_advisory_xact_lock(1935897444, pg_catalog.hashtext(customer_id));
+    return not exists (select 1 from public.stripe_webhook_events d
+                        where d.deleted_customer_id = customer_id);
+end;
+$$;
+
+create function public.stripe_customers_may_record_deletion(customer_id text)
+    returns boolean
+    language plpgsql
+    volatile
+    set search_path = ''
+as $$
+begin
+    perform pg_catalog.pg_advisory_xact_lock(1935897444, pg_catalog.hashtext(customer_id));
+    return not exists (select 1 from public.stripe_customers c
+                        where c.stripe_customer_id = customer_id);
+end;
+$$;
+
+-- The backend calls them (as itself: SECURITY INVOKER, it reads what it may read anyway);
+-- the API roles have no use for them (Supabase's default privileges granted them EXECUTE).
+revoke execute on function public.stripe_customers_may_insert(text),
+    public.stripe_customers_may_record_deletion(text)
+    from public, anon, authenticated;
+grant execute on function public.stripe_customers_may_insert(text),
+    public.stripe_customers_may_record_deletion(text)
+    to service_role;

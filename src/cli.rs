@@ -11,6 +11,7 @@ use crate::backfill::{self, BackfillArgs, BackfillOptions};
 use crate::catch_up::{self, CatchUpArgs, CatchUpOptions};
 use crate::configuration::{self, DatabaseArgs, LogArgs, ServeArgs, Settings, StripeApiSettings};
 use crate::domain::StripeMode;
+use crate::ensure_customer::command::{self as ensure_customer_command, EnsureCustomerArgs};
 use crate::local_db::{self, LocalCluster};
 use crate::reapply::{self, ReapplyArgs};
 use crate::replay::{self, ReplayArgs};
@@ -36,7 +37,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the webhook consumer on POST /webhooks/stripe.
-    Serve(ServeArgs),
+    // Boxed: the largest of the commands' arguments by far (clippy::large_enum_variant).
+    Serve(Box<ServeArgs>),
     /// Apply pending migrations (or revert the last one).
     Migrate(MigrateArgs),
     /// Bring every existing Stripe customer in through the sync rules (resumable).
@@ -45,6 +47,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Apply the customer events Stripe still holds (30 days) that the ledger lacks.
     CatchUp(CatchUpArgs),
+    /// Get or create a user's Stripe customer, exactly as POST /customers does.
+    EnsureCustomer(EnsureCustomerArgs),
     /// Sign event files with the current time, exactly as Stripe does, and POST them.
     Replay(ReplayArgs),
     /// Apply again the events the ledger holds as failed, once their cause is fixed.
@@ -116,11 +120,12 @@ pub fn run() -> ExitCode {
 
 async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
     match command {
-        Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve(*args).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate(args) => migrate(args).await.map(|()| ExitCode::SUCCESS),
         Command::Backfill(args) => run_backfill(args).await,
         Command::Verify(args) => run_verify(args).await,
         Command::CatchUp(args) => run_catch_up(args).await,
+        Command::EnsureCustomer(args) => run_ensure_customer(args).await,
         Command::Replay(args) => replay::run(args)
             .await
             .map_err(|e| CliError::failed("replay", e)),
@@ -175,10 +180,19 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
              test-mode customer can never take a real user's link"
         );
     }
+    match settings.customers_endpoint_off() {
+        None => tracing::info!(
+            hs256 = settings.customers.jwt_secret.is_some(),
+            jwks = settings.customers.jwks_url.is_some(),
+            allowed_origins = settings.customers.allowed_origins.len(),
+            "POST /customers is on"
+        ),
+        Some(why) => tracing::info!("POST /customers is off (404): {why}"),
+    }
     match (&settings.stripe_api, settings.catch_up_interval) {
         (None, _) => tracing::warn!(
-            "STRIPE_API_KEY is not set: thin events are answered 503 not_configured and the \
-             background catch-up is off"
+            "STRIPE_API_KEY is not set: thin events are answered 503 not_configured, and the \
+             background catch-up and the profile push are off (profile changes stay queued)"
         ),
         (Some(_), None) => {
             tracing::info!("CATCH_UP_INTERVAL is 0: the background catch-up is off")
@@ -364,6 +378,36 @@ async fn run_catch_up(args: CatchUpArgs) -> Result<ExitCode, CliError> {
     Ok(catch_up::print(&summary, args.json))
 }
 
+async fn run_ensure_customer(args: EnsureCustomerArgs) -> Result<ExitCode, CliError> {
+    let user_id =
+        uuid::Uuid::try_parse(args.user_id.trim()).map_err(|_| configuration::ConfigError {
+            variable: "--user-id",
+            problem: "must be a UUID (auth.users.id)".into(),
+        })?;
+    let profile_name_column = args.profile.column()?;
+    let context = FetchContext::open(&args.database, &args.stripe, &args.sync, 2).await?;
+    let result = async {
+        let client = StripeClient::new(&context.api, crate::ensure_customer::retry_policy())
+            .map_err(|e| CliError::failed("Stripe client", e))?;
+        let creator = crate::ensure_customer::CustomerCreator::new(
+            context.pool.clone(),
+            client,
+            context.sync.clone(),
+            context.api.mode == StripeMode::Live,
+            profile_name_column,
+            std::sync::Arc::default(),
+        );
+        creator
+            .ensure(user_id)
+            .await
+            .map_err(|e| CliError::failed("ensure-customer", e))
+    }
+    .await;
+    context.close().await;
+    ensure_customer_command::print(&result?);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Applies the Supabase shim (plain PostgreSQL only, when asked) and pending migrations.
 async fn prepare_schema(options: &PgConnectOptions, with_shim: bool) -> Result<(), CliError> {
     let pool = pool::admin_pool(options.clone())
@@ -387,10 +431,10 @@ async fn prepare_schema(options: &PgConnectOptions, with_shim: bool) -> Result<(
                 .into(),
         ));
     }
-    schema::migrate(&pool)
+    let profiles_watched = schema::migrate(&pool)
         .await
         .map_err(|e| CliError::failed("migration failed", e))?;
-    tracing::info!("migrations are current");
+    tracing::info!(profiles_watched, "migrations are current");
     pool.close().await;
     Ok(())
 }

@@ -5,13 +5,18 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Args;
 use reqwest::Url;
 use secrecy::SecretString;
 use sqlx::postgres::PgConnectOptions;
 
-use crate::domain::{SignatureTolerance, StripeMode, WebhookSecrets};
+pub mod customers;
+
+pub use customers::{CustomerSettings, CustomersArgs, ProfileArgs};
+
+use crate::domain::{ColumnName, SignatureTolerance, StripeMode, WebhookSecrets};
 use crate::store::pool::{self, ConnectionPolicy, PoolMode};
 use crate::sync::SyncSettings;
 use crate::telemetry::LogFormat;
@@ -25,7 +30,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &'static str, problem: impl fmt::Display) -> Self {
+    pub(crate) fn new(variable: &'static str, problem: impl fmt::Display) -> Self {
         Self {
             variable,
             problem: problem.to_string(),
@@ -206,6 +211,39 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub catch_up_interval: String,
+
+    /// Column of public.profiles whose value is pushed to Stripe as the customer's name.
+    #[arg(
+        long,
+        env = "PROFILE_NAME_COLUMN",
+        default_value = "full_name",
+        value_name = "COLUMN"
+    )]
+    pub profile_name_column: String,
+
+    /// How long one profile push to Stripe may take before it counts as failed (and is retried
+    /// with back-off): 10s, 30s, …
+    #[arg(
+        long,
+        env = "PROFILE_PUSH_TIMEOUT",
+        default_value = "10s",
+        value_name = "DURATION"
+    )]
+    pub profile_push_timeout: String,
+
+    /// The longest wait between two attempts at a profile push that Stripe rate-limited or
+    /// failed: the back-off doubles from 1 s up to this.
+    #[arg(
+        long,
+        env = "PROFILE_PUSH_MAX_BACKOFF",
+        default_value = "10m",
+        value_name = "DURATION"
+    )]
+    pub profile_push_max_backoff: String,
+
+    /// `POST /customers`: token verification and CORS.
+    #[command(flatten)]
+    pub customers: CustomersArgs,
 }
 
 /// Well inside Stripe's retry window (3 days live, hours in test mode), so a delivery that
@@ -471,6 +509,49 @@ pub struct Settings {
     pub stripe_api: Option<StripeApiSettings>,
     /// How often the background catch-up runs; `None`: never (`0`, or no API key).
     pub catch_up_interval: Option<std::time::Duration>,
+    /// The profile push (runs only with `stripe_api`).
+    pub profile_push: ProfilePushSettings,
+    /// `POST /customers`; on when `stripe_api` is set and tokens can be verified.
+    pub customers: CustomerSettings,
+}
+
+/// How `serve` pushes profile changes to Stripe (DESIGN.md "Profile changes reach Stripe").
+#[derive(Debug, Clone)]
+pub struct ProfilePushSettings {
+    /// `PROFILE_NAME_COLUMN`: the column of `public.profiles` pushed as the customer's name.
+    pub name_column: ColumnName,
+    /// One push's time limit (`PROFILE_PUSH_TIMEOUT`).
+    pub timeout: Duration,
+    /// The back-off's cap (`PROFILE_PUSH_MAX_BACKOFF`).
+    pub max_backoff: Duration,
+    /// Wake on the triggers' NOTIFY (a LISTEN session). Off where the connection cannot keep a
+    /// session (a transaction-mode pooler): then the sweep runs every second instead.
+    pub listen: bool,
+}
+
+impl Default for ProfilePushSettings {
+    fn default() -> Self {
+        Self {
+            name_column: ColumnName::parse("full_name").expect("a valid column name"),
+            timeout: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(600),
+            listen: true,
+        }
+    }
+}
+
+impl Settings {
+    /// Why `POST /customers` is off, or `None` when it is on.
+    pub fn customers_endpoint_off(&self) -> Option<&'static str> {
+        match (self.stripe_api.is_some(), self.customers.verifies_tokens()) {
+            (true, true) => None,
+            (false, false) => {
+                Some("STRIPE_API_KEY and SUPABASE_JWT_SECRET/SUPABASE_JWKS_URL are not set")
+            }
+            (false, true) => Some("STRIPE_API_KEY is not set"),
+            (true, false) => Some("neither SUPABASE_JWT_SECRET nor SUPABASE_JWKS_URL is set"),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -566,6 +647,7 @@ impl Settings {
         }
         let catch_up_interval = crate::domain::parse_duration(&args.catch_up_interval)
             .map_err(|e| ConfigError::new("CATCH_UP_INTERVAL", e))?;
+        let profile_push = ProfilePushSettings::from_args(args)?;
         Ok(Self {
             database,
             webhook: WebhookSettings { secrets, tolerance },
@@ -574,6 +656,27 @@ impl Settings {
             catch_up_interval: (stripe_api.is_some() && !catch_up_interval.is_zero())
                 .then_some(catch_up_interval),
             stripe_api,
+            customers: CustomerSettings::from_args(&args.customers)?,
+            profile_push,
+        })
+    }
+}
+
+impl ProfilePushSettings {
+    fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let name_column = ColumnName::parse(&args.profile_name_column)
+            .map_err(|e| ConfigError::new("PROFILE_NAME_COLUMN", e))?;
+        let positive = |variable: &'static str, raw: &str| match crate::domain::parse_duration(raw)
+        {
+            Ok(duration) if !duration.is_zero() => Ok(duration),
+            Ok(_) => Err(ConfigError::new(variable, "must be above 0")),
+            Err(e) => Err(ConfigError::new(variable, e)),
+        };
+        Ok(Self {
+            name_column,
+            timeout: positive("PROFILE_PUSH_TIMEOUT", &args.profile_push_timeout)?,
+            max_backoff: positive("PROFILE_PUSH_MAX_BACKOFF", &args.profile_push_max_backoff)?,
+            listen: true,
         })
     }
 }
@@ -665,6 +768,10 @@ mod tests {
         assert_eq!(settings.database.connection.mode, PoolMode::Session);
         assert!(settings.stripe_api.is_none());
         assert_eq!(settings.catch_up_interval, None, "no key, no catch-up");
+        assert_eq!(settings.profile_push.name_column.as_str(), "full_name");
+        assert_eq!(settings.profile_push.timeout.as_secs(), 10);
+        assert_eq!(settings.profile_push.max_backoff.as_secs(), 600);
+        assert!(settings.profile_push.listen);
     }
 
     #[test]
@@ -814,6 +921,22 @@ mod tests {
             (&[SECRET, "--catch-up-interval=soon"], "CATCH_UP_INTERVAL"),
             (&[SECRET, "--stripe-api-key=pk_test_x"], "STRIPE_API_KEY"),
             (&[SECRET, "--stripe-api-base=ftp://x"], "STRIPE_API_BASE"),
+            (
+                &[SECRET, "--profile-name-column=name; drop table x"],
+                "PROFILE_NAME_COLUMN",
+            ),
+            (
+                &[SECRET, "--profile-name-column=Name"],
+                "PROFILE_NAME_COLUMN",
+            ),
+            (
+                &[SECRET, "--profile-push-timeout=0"],
+                "PROFILE_PUSH_TIMEOUT",
+            ),
+            (
+                &[SECRET, "--profile-push-max-backoff=1"],
+                "PROFILE_PUSH_MAX_BACKOFF",
+            ),
         ];
         for (args, variable) in cases {
             let error = parse(args).unwrap_err();

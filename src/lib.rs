@@ -4,15 +4,18 @@
 //! `http` (request in) → `stripe::signature` (verified) → `stripe::event` (decoded)
 //! → `sync` (rule applied) → `store` (rows written) → `http` (response out).
 
+pub mod auth;
 pub mod backfill;
 pub mod backup;
 pub mod catch_up;
 pub mod cli;
 pub mod configuration;
 pub mod domain;
+pub mod ensure_customer;
 pub mod http;
 pub mod local_db;
 pub mod metrics;
+pub mod profile_push;
 pub mod progress;
 pub mod reapply;
 pub mod replay;

@@ -1,5 +1,7 @@
 //! What `GET /metrics` exposes, in Prometheus' text format.
 
+pub mod customers;
+
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -37,6 +39,11 @@ struct PoolLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PushLabels {
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -79,6 +86,11 @@ pub struct Metrics {
     /// 0 until it knows one.
     newest_recorded: AtomicI64,
     newest_recorded_lag: Gauge,
+    profile_pushes: Family<PushLabels, Counter>,
+    profile_push_queue_depth: Gauge,
+    profile_push_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// `POST /customers` and `ensure-customer`.
+    pub customers: customers::CustomerMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -146,7 +158,27 @@ impl Default for Metrics {
             "Age of the newest event known to be in the ledger (now minus its Stripe `created`), from webhooks and catch-up; absent until one is known",
             newest_recorded_lag.clone(),
         );
+        let profile_pushes = Family::<PushLabels, Counter>::default();
+        registry.register(
+            "stripe_profile_pushes",
+            "Profile changes taken from public.stripe_customer_outbox, by outcome (pushed, unchanged: Stripe had the values, not_linked, other_mode, retrying: 429/5xx/no answer, rejected: another 4xx)",
+            profile_pushes.clone(),
+        );
+        let profile_push_queue_depth = Gauge::default();
+        registry.register(
+            "stripe_profile_push_queue_depth",
+            "Users in public.stripe_customer_outbox with a change not yet pushed to Stripe (as of this process's last look: every sweep and after each batch)",
+            profile_push_queue_depth.clone(),
+        );
+        let profile_push_oldest_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "stripe_profile_push_oldest_age_seconds",
+            "How long the oldest change not yet pushed to Stripe has waited (as of this process's last look); 0 when none waits",
+            profile_push_oldest_age.clone(),
+        );
+        let customers = customers::CustomerMetrics::register(&mut registry);
         Self {
+            customers,
             registry,
             events,
             signature_failures,
@@ -158,6 +190,9 @@ impl Default for Metrics {
             catch_up_last_completed,
             newest_recorded: AtomicI64::new(0),
             newest_recorded_lag,
+            profile_pushes,
+            profile_push_queue_depth,
+            profile_push_oldest_age,
         }
     }
 }
@@ -203,6 +238,19 @@ impl Metrics {
         if result == CatchUpResult::Completed {
             self.catch_up_last_completed.set(now);
         }
+    }
+
+    /// One change taken from the outbox ended with `outcome` (see `profile_push::Outcome`).
+    pub fn profile_push_finished(&self, outcome: &'static str) {
+        self.profile_pushes
+            .get_or_create(&PushLabels { outcome })
+            .inc();
+    }
+
+    /// What the outbox holds now.
+    pub fn profile_push_queue(&self, depth: i64, oldest_age_secs: f64) {
+        self.profile_push_queue_depth.set(depth);
+        self.profile_push_oldest_age.set(oldest_age_secs);
     }
 
     pub fn signature_rejected(&self, reason: &'static str) {
@@ -302,6 +350,24 @@ mod tests {
             .parse()
             .unwrap();
         assert!((60..65).contains(&lag), "{lag}");
+    }
+
+    #[tokio::test]
+    async fn profile_pushes_are_counted_by_outcome_and_the_queue_shows() {
+        let metrics = Metrics::default();
+        metrics.profile_push_finished("pushed");
+        metrics.profile_push_finished("retrying");
+        metrics.profile_push_finished("retrying");
+        metrics.profile_push_queue(3, 12.5);
+        let text = render(&metrics);
+        for line in [
+            r#"stripe_profile_pushes_total{outcome="pushed"} 1"#,
+            r#"stripe_profile_pushes_total{outcome="retrying"} 2"#,
+            "stripe_profile_push_queue_depth 3",
+            "stripe_profile_push_oldest_age_seconds 12.5",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
     }
 
     #[tokio::test]

@@ -11,10 +11,15 @@ use sqlx::PgPool;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder, TracingLogger};
 
+use crate::auth::{JwksCache, TokenVerifier};
 use crate::catch_up::worker::{self, Worker};
-use crate::configuration::Settings;
+use crate::configuration::{ProfilePushSettings, Settings};
+use crate::domain::StripeMode;
+use crate::ensure_customer::{self, CustomerCreator};
+use crate::http::customers::{self, CustomersEndpoint};
 use crate::http::{health, webhook};
 use crate::metrics::Metrics;
+use crate::profile_push::{self, Pusher};
 use crate::store::pool::{self, ConnectionPolicy, PoolMode};
 use crate::stripe::signature::SignatureVerifier;
 use crate::stripe_api::{RetryPolicy, StripeClient};
@@ -30,6 +35,8 @@ pub struct AppState {
     /// Stripe's API for thin events (retries bounded by the webhook's deadline); `None`
     /// without STRIPE_API_KEY.
     pub stripe_api: Option<StripeClient>,
+    /// `POST /customers`; `None` when it is off (no STRIPE_API_KEY or no token setting).
+    pub customers: Option<CustomersEndpoint>,
 }
 
 /// In-flight events get this long to finish after SIGTERM; Stripe retries anything cut off.
@@ -39,11 +46,13 @@ pub struct Application {
     port: u16,
     server: Server,
     catch_up: Option<Worker>,
+    profile_push: Option<profile_push::worker::Worker>,
 }
 
 impl Application {
     /// Binds `settings.listen_addr` and builds the server; it runs once awaited. With
-    /// STRIPE_API_KEY and a catch-up interval, the background catch-up starts now.
+    /// STRIPE_API_KEY the profile push starts now, and with a catch-up interval too the
+    /// background catch-up.
     pub fn build(settings: &Settings, pool: PgPool) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.listen_addr)?;
         let port = listener.local_addr()?.port();
@@ -69,13 +78,38 @@ impl Application {
             }
             _ => None,
         };
+        // One attempt per claim, bounded by PROFILE_PUSH_TIMEOUT: the retry schedule lives on
+        // the outbox row.
+        let push_retry = RetryPolicy {
+            attempt_timeout: settings.profile_push.timeout,
+            ..RetryPolicy::default()
+        };
+        let profile_push = match (client(push_retry)?, &settings.stripe_api) {
+            (Some(client), Some(api)) => Some(Pusher {
+                pool: profile_push_pool(settings, &pool),
+                client,
+                settings: profile_push_settings(settings),
+                metrics: metrics.clone(),
+                key_livemode: api.mode == StripeMode::Live,
+                worker_id: format!(
+                    "serve-{}-{}",
+                    std::process::id(),
+                    &uuid::Uuid::new_v4().simple().to_string()[..8]
+                ),
+            }),
+            _ => None,
+        };
+        let customers_endpoint = customers_endpoint(settings, &pool, &metrics)?;
+        let allowed_origins = settings.customers.allowed_origins.clone();
         let state = web::Data::new(AppState {
             verifier: SignatureVerifier::new(&settings.webhook.secrets, settings.webhook.tolerance),
             pool,
             sync: settings.sync.clone(),
             metrics,
             stripe_api: client(RetryPolicy::within_a_webhook())?,
+            customers: customers_endpoint,
         });
+        let customers_on = state.customers.is_some();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<RequestSpan>::new())
@@ -84,6 +118,16 @@ impl Application {
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
                 .route("/metrics", web::get().to(health::metrics))
+                .configure(|config| {
+                    if customers_on {
+                        config.service(
+                            web::resource("/customers")
+                                .app_data(web::PayloadConfig::new(customers::MAX_BODY_BYTES))
+                                .wrap(cors(&allowed_origins))
+                                .route(web::post().to(customers::ensure)),
+                        );
+                    }
+                })
                 .default_service(web::to(not_found))
         })
         // SIGTERM: stop accepting, let in-flight events finish (bounded), then return.
@@ -92,10 +136,12 @@ impl Application {
         .run();
         // Started once nothing can fail any more: no run without a server.
         let catch_up = catch_up.map(|(context, interval)| Worker::spawn(context, interval));
+        let profile_push = profile_push.map(profile_push::worker::Worker::spawn);
         Ok(Self {
             port,
             server,
             catch_up,
+            profile_push,
         })
     }
 
@@ -103,13 +149,99 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM (or the server stops), then stops the background catch-up.
+    /// Serves until SIGTERM (or the server stops), then stops the background workers
+    /// (together: each waits for its own work in flight).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
-        if let Some(catch_up) = self.catch_up {
-            catch_up.stop().await;
-        }
+        let catch_up = async {
+            if let Some(catch_up) = self.catch_up {
+                catch_up.stop().await;
+            }
+        };
+        let profile_push = async {
+            if let Some(profile_push) = self.profile_push {
+                profile_push.stop().await;
+            }
+        };
+        tokio::join!(catch_up, profile_push);
         served
+    }
+}
+
+/// `POST /customers`, when STRIPE_API_KEY and a token setting are configured.
+fn customers_endpoint(
+    settings: &Settings,
+    pool: &PgPool,
+    metrics: &Arc<Metrics>,
+) -> std::io::Result<Option<CustomersEndpoint>> {
+    let (Some(api), None) = (&settings.stripe_api, settings.customers_endpoint_off()) else {
+        return Ok(None);
+    };
+    let client =
+        StripeClient::new(api, ensure_customer::retry_policy()).map_err(std::io::Error::other)?;
+    let jwks = settings
+        .customers
+        .jwks_url
+        .clone()
+        .map(|url| JwksCache::new(url, settings.customers.jwks_min_refetch))
+        .transpose()
+        .map_err(std::io::Error::other)?;
+    let verifier = TokenVerifier::new(settings.customers.jwt_secret.as_ref(), jwks);
+    let creator = CustomerCreator::new(
+        pool.clone(),
+        client,
+        settings.sync.clone(),
+        api.mode == StripeMode::Live,
+        settings.profile_push.name_column.clone(),
+        metrics.clone(),
+    );
+    Ok(Some(CustomersEndpoint { verifier, creator }))
+}
+
+/// Browsers of `ALLOWED_ORIGINS` may POST with a bearer token; any other origin's preflight is
+/// refused. Calls without an `Origin` (servers, scripts) are not CORS's business.
+fn cors(allowed_origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
+    allowed_origins.iter().fold(
+        actix_cors::Cors::default()
+            .allowed_methods(["POST"])
+            .allowed_headers([AUTHORIZATION, CONTENT_TYPE])
+            .max_age(600),
+        |cors, origin| cors.allowed_origin(origin),
+    )
+}
+
+/// The profile push's own pool (one connection listens, one claims and finishes). Its LISTEN
+/// needs a session: behind a transaction pooler it connects to `MIGRATION_DATABASE_URL`, the
+/// session connection, when there is one, and otherwise goes through the pooler and sweeps
+/// (see [`profile_push_settings`]). The statement timeout as the serving pool's.
+fn profile_push_pool(settings: &Settings, pool: &PgPool) -> PgPool {
+    const PUSH_CONNECTIONS: u32 = 2;
+    let serving = settings.database.connection;
+    match (
+        serving.mode,
+        settings.database.migration_connect_options.clone(),
+    ) {
+        (PoolMode::Transaction, Some(session)) => {
+            let policy = ConnectionPolicy {
+                mode: PoolMode::Session,
+                ..serving
+            };
+            pool::serving_pool(session, PUSH_CONNECTIONS, policy)
+        }
+        _ => pool::serving_pool((*pool.connect_options()).clone(), PUSH_CONNECTIONS, serving),
+    }
+}
+
+/// The push LISTENs where its connection keeps a session (the direct connection, a session
+/// pooler, or `MIGRATION_DATABASE_URL` behind a transaction pooler); otherwise it relies on its
+/// sweep alone, as a notification reaches only the server connection that listened.
+fn profile_push_settings(settings: &Settings) -> ProfilePushSettings {
+    let session = settings.database.connection.mode.keeps_sessions()
+        || settings.database.migration_connect_options.is_some();
+    ProfilePushSettings {
+        listen: settings.profile_push.listen && session,
+        ..settings.profile_push.clone()
     }
 }
 

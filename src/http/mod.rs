@@ -1,5 +1,7 @@
 //! Thin HTTP handlers: read the request, call into `stripe` and `sync`, shape the response.
 
+pub mod customer_errors;
+pub mod customers;
 pub mod error;
 pub mod health;
 pub mod webhook;

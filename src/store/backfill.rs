@@ -181,6 +181,8 @@ pub async fn write(
                     i.metadata::jsonb
                from input i, audit_context
               where i.version is null
+                -- deleted is terminal, even for a delete committing at this very moment
+                and public.stripe_customers_may_insert(i.stripe_customer_id)
              on conflict do nothing
              returning stripe_customer_id
          ), updated as (

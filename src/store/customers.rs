@@ -42,6 +42,9 @@ pub const INSERT_SQL: &str = "with audit_context as (
              insert into public.stripe_customers (stripe_customer_id, user_id, customer_email,
                  customer_name, default_payment_method, customer_metadata)
              select $9, $10, $11, $12, $13, $14 from audit_context
+              -- deleted is terminal: a delete recorded since the snapshot was read, even one
+              -- committing at this moment on another replica, wins (see the function)
+              where public.stripe_customers_may_insert($9)
              returning 1
          )
          insert into public.stripe_webhook_events
@@ -142,18 +145,19 @@ pub(super) fn stored_customer(
     }
 }
 
-/// Inserts the row and records the event as `processed`, in one statement.
+/// Inserts the row and records the event as `processed`, in one statement. `Ok(false)`: a
+/// delete of the customer was recorded since the snapshot; nothing was written.
 pub async fn insert(
     db: impl PgExecutor<'_>,
     entry: &LedgerEntry<'_>,
     stripe_customer_id: &str,
     row: &RowWrite,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let query = sqlx::query(INSERT_SQL);
-    bind_row(entry.bind_to(query), stripe_customer_id, row)
+    let result = bind_row(entry.bind_to(query), stripe_customer_id, row)
         .execute(db)
         .await?;
-    Ok(())
+    Ok(result.rows_affected() == 1)
 }
 
 /// Updates the row if it is still at `version` and records the event as `processed`, in one

@@ -77,9 +77,12 @@ pub async fn record(
              (id, type, livemode, api_version, stripe_created, payload, payload_sanitized,
               deleted_customer_id, outcome, reason, error)
          select $1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11
-         where $12::text is null
-            or (select c.xmin::text from public.stripe_customers c
-                 where c.stripe_customer_id = $12) is not distinct from $13",
+         where ($12::text is null
+                or (select c.xmin::text from public.stripe_customers c
+                     where c.stripe_customer_id = $12) is not distinct from $13)
+           -- a delete recorded against no row must see a row inserted at this very moment
+           and ($8::text is null or $12::text is null or $13::text is not null
+                or public.stripe_customers_may_record_deletion($8))",
     );
     let result = entry
         .bind_to(query)

@@ -4,9 +4,12 @@
 pub mod backfill;
 pub mod backup;
 pub mod catch_up;
+pub mod created_customers;
+pub mod customer_creations;
 pub mod customers;
 pub mod error;
 pub mod ledger;
+pub mod outbox;
 pub mod pool;
 pub mod recorded;
 pub mod schema;

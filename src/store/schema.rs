@@ -28,7 +28,7 @@ pub async fn apply_supabase_shim_if_missing(pool: &PgPool) -> Result<bool, sqlx:
 /// lines. A database that applied the old text records the old checksum, which sqlx would
 /// refuse as "previously applied but modified"; [`adopt_legacy_checksums`] replaces exactly
 /// these known values by the current ones.
-const LEGACY_CHECKSUMS: [(i64, &str); 3] = [
+pub const LEGACY_CHECKSUMS: [(i64, &str); 3] = [
     (
         20261125000001,
         "af3c236c0a8bbf6e150b229996ee03b567dbd29f3955197204fd2ce4651d71bb3923e7b2c793f1a021a05f70260dee77",
@@ -73,10 +73,28 @@ async fn adopt_legacy_checksums(pool: &PgPool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Applies every pending migration.
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+/// Applies every pending migration, then has the profile push watch `public.profiles` if it
+/// exists (it may have been created after the outbox migration ran: every `migrate`, and
+/// `serve`'s start-up, picks it up). Returns whether `public.profiles` is watched.
+pub async fn migrate(pool: &PgPool) -> Result<bool, sqlx::migrate::MigrateError> {
     adopt_legacy_checksums(pool).await?;
-    MIGRATOR.run(pool).await
+    MIGRATOR.run(pool).await?;
+    Ok(watch_profiles(pool).await?)
+}
+
+/// Attaches the outbox's trigger to `public.profiles` when both exist; whether it is attached.
+pub async fn watch_profiles(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let has_outbox: bool = sqlx::query_scalar(
+        "select to_regprocedure('public.stripe_customer_outbox_watch_profiles()') is not null",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !has_outbox {
+        return Ok(false);
+    }
+    sqlx::query_scalar("select public.stripe_customer_outbox_watch_profiles()")
+        .fetch_one(pool)
+        .await
 }
 
 /// Undoes the most recently applied migration; `None` when nothing is applied.

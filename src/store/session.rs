@@ -46,9 +46,12 @@ enum Open<'c> {
     Session(PoolConnection<Postgres>),
     /// Transaction pooler: an explicit transaction; unnamed statements only.
     Transaction(sqlx::Transaction<'static, Postgres>),
-    /// The caller's own connection (a command's, maybe inside its transaction): statements
-    /// run on it as they would directly.
-    Borrowed(&'c mut PgConnection),
+    /// The caller's own connection, maybe inside the caller's transaction; `unnamed` when that
+    /// connection goes through a transaction pooler.
+    Borrowed {
+        connection: &'c mut PgConnection,
+        unnamed: bool,
+    },
 }
 
 impl fmt::Debug for EventScope<'_> {
@@ -75,10 +78,20 @@ impl<'c> EventScope<'c> {
     /// A scope on the caller's connection, which keeps its session (a batch command's): no
     /// transaction of ours, statements as on the connection itself.
     pub fn on(connection: &'c mut PgConnection) -> Self {
+        Self::within(connection, ConnectionPolicy::default())
+    }
+
+    /// A scope inside the caller's own transaction on a connection of `policy`'s pool: no
+    /// transaction of ours (the caller commits), and unnamed statements behind a transaction
+    /// pooler, where a named one would stay on the server connection after the commit.
+    pub fn within(connection: &'c mut PgConnection, policy: ConnectionPolicy) -> Self {
         Self {
             pool: None,
-            policy: ConnectionPolicy::default(),
-            open: Open::Borrowed(connection),
+            policy,
+            open: Open::Borrowed {
+                connection,
+                unnamed: !policy.mode.keeps_sessions(),
+            },
         }
     }
 
@@ -86,7 +99,7 @@ impl<'c> EventScope<'c> {
     /// already committed and this only returns the connection.
     pub async fn commit(self) -> Result<(), StoreError> {
         match self.open {
-            Open::Session(_) | Open::Borrowed(_) => Ok(()),
+            Open::Session(_) | Open::Borrowed { .. } => Ok(()),
             Open::Transaction(transaction) => Ok(transaction.commit().await?),
         }
     }
@@ -107,7 +120,10 @@ impl<'c> EventScope<'c> {
     fn connection(&mut self) -> (&mut PgConnection, bool) {
         match &mut self.open {
             Open::Session(connection) => (&mut **connection, true),
-            Open::Borrowed(connection) => (&mut **connection, true),
+            Open::Borrowed {
+                connection,
+                unnamed,
+            } => (&mut **connection, !*unnamed),
             Open::Transaction(transaction) => (&mut **transaction, false),
         }
     }

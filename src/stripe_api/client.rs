@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
-use reqwest::{StatusCode, Url};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode, Url};
 use secrecy::ExposeSecret;
 
 use crate::configuration::StripeApiSettings;
@@ -73,22 +73,23 @@ impl RetryPolicy {
 pub enum ApiError {
     #[error(
         "Stripe refused STRIPE_API_KEY ({status}): is it a key of the right account and mode \
-         (test/live), and may it (a restricted key) read customers?"
+         (test/live), and may it (a restricted key) read customers (and write them, for the \
+         profile push)?"
     )]
     Unauthorized { status: u16 },
-    #[error("Stripe answered {status} to GET {url}: {message}")]
+    #[error("Stripe answered {status} to {url}: {message}")]
     Rejected {
         status: u16,
         url: String,
         message: String,
     },
-    #[error("GET {url} failed {attempts} times, giving up; the last time: {last}")]
+    #[error("{url} failed {attempts} times, giving up; the last time: {last}")]
     Exhausted {
         url: String,
         attempts: u32,
         last: String,
     },
-    #[error("Stripe's answer to GET {url} is not what its API documents: {detail}")]
+    #[error("Stripe's answer to {url} is not what its API documents: {detail}")]
     Malformed { url: String, detail: String },
     #[error("cannot build a request: {0}")]
     Request(String),
@@ -103,7 +104,25 @@ pub struct Answer {
     /// where it says (see [`read_no_later_than`]): the answer reflects every change Stripe
     /// stamped before it (the order a fetched customer is applied with).
     pub requested_at: i64,
+    /// The request line (`GET https://…`), for errors.
     pub url: String,
+    /// `Idempotent-Replayed: true`: Stripe answered a POST whose key it had seen with the
+    /// first answer, and did nothing again.
+    pub replayed: bool,
+}
+
+/// The answer to one write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    /// 2xx: applied (or replayed: Stripe answers a known idempotency key with its first answer).
+    Done(Vec<u8>),
+    /// 429, 5xx, or no answer: try again later (`Retry-After` when Stripe said).
+    Retry {
+        problem: String,
+        retry_after: Option<Duration>,
+    },
+    /// Any other 4xx: the same request fails again; Stripe's message says why.
+    Rejected { status: u16, message: String },
 }
 
 #[derive(Clone)]
@@ -164,28 +183,60 @@ impl StripeClient {
     /// GETs `url`, retrying rate limits (429), server errors (5xx) and failed connections with
     /// back-off, `Retry-After` first. 2xx and 404 are answers; 401/403 and other 4xx are errors.
     pub async fn get(&self, url: Url) -> Result<Answer, ApiError> {
+        self.send(Method::GET, url, None).await
+    }
+
+    /// POSTs `form` (form-encoded, as Stripe's API takes it) with an `Idempotency-Key`, retried
+    /// as [`Self::get`] is: every retry sends the same key, so Stripe does the work at most once
+    /// and answers a replay with its first answer.
+    pub async fn post_form(
+        &self,
+        url: Url,
+        form: &[(String, String)],
+        idempotency_key: &str,
+    ) -> Result<Answer, ApiError> {
+        let key = HeaderValue::try_from(idempotency_key)
+            .map_err(|_| ApiError::Request("the idempotency key is not a valid header".into()))?;
+        self.send(Method::POST, url, Some((form, key))).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        form: Option<(&[(String, String)], HeaderValue)>,
+    ) -> Result<Answer, ApiError> {
+        // What errors name: the request line, never the key.
+        let request_line = format!("{method} {url}");
         let mut retries = 0;
         loop {
             let requested_at = Utc::now().timestamp();
-            let sent = self
+            let mut request = self
                 .http
-                .get(url.clone())
-                .header(AUTHORIZATION, self.authorization.clone())
-                .send()
-                .await;
+                .request(method.clone(), url.clone())
+                .header(AUTHORIZATION, self.authorization.clone());
+            if let Some((form, key)) = &form {
+                request = request.header("Idempotency-Key", key.clone()).form(form);
+            }
+            let sent = request.send().await;
             let (problem, retry_after) = match sent {
                 Ok(response) => {
                     let status = response.status();
                     match classify(status, response.headers()) {
                         Verdict::Answer => {
                             let stripe_date = response_date(response.headers());
+                            let replayed = response
+                                .headers()
+                                .get("Idempotent-Replayed")
+                                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
                             match response.bytes().await {
                                 Ok(body) => {
                                     return Ok(Answer {
                                         body: (status != StatusCode::NOT_FOUND)
                                             .then(|| body.into()),
                                         requested_at: read_no_later_than(requested_at, stripe_date),
-                                        url: url.to_string(),
+                                        url: request_line,
+                                        replayed,
                                     });
                                 }
                                 // The body was cut off: as good as no answer.
@@ -201,7 +252,7 @@ impl StripeClient {
                             let body = response.bytes().await.unwrap_or_default();
                             return Err(ApiError::Rejected {
                                 status: status.as_u16(),
-                                url: url.to_string(),
+                                url: request_line,
                                 message: error_message(&body),
                             });
                         }
@@ -219,7 +270,7 @@ impl StripeClient {
             };
             if retries >= self.retry.max_retries {
                 return Err(ApiError::Exhausted {
-                    url: url.to_string(),
+                    url: request_line,
                     attempts: retries + 1,
                     last: problem,
                 });
@@ -229,7 +280,7 @@ impl StripeClient {
                 _ => self.backoff(retries),
             };
             tracing::warn!(
-                url = %url,
+                request = %request_line,
                 problem = %problem,
                 retry_in_ms = wait.as_millis() as u64,
                 retry = retries + 1,
@@ -237,6 +288,75 @@ impl StripeClient {
             );
             tokio::time::sleep(wait).await;
             retries += 1;
+        }
+    }
+
+    /// POSTs `form` (form-encoded, as Stripe's API takes writes) to `url` ONCE, with an
+    /// `Idempotency-Key`: the caller keeps its own retry schedule (the profile push stores it on
+    /// the row, so a retry survives a restart and never blocks other work).
+    pub async fn post_form_once(
+        &self,
+        url: Url,
+        form: &[(&str, &str)],
+        idempotency_key: &str,
+    ) -> Result<Posted, ApiError> {
+        // Url's query serializer is exactly application/x-www-form-urlencoded.
+        let mut encoder = Url::parse("form:").map_err(|e| ApiError::Request(e.to_string()))?;
+        encoder.query_pairs_mut().extend_pairs(form);
+        let body = encoder.query().unwrap_or_default().to_owned();
+        let sent = self
+            .http
+            .post(url.clone())
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header("Idempotency-Key", idempotency_key)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) if error.is_builder() => return Err(ApiError::Request(error.to_string())),
+            Err(error) => {
+                return Ok(Posted::Retry {
+                    problem: without_url(&error),
+                    retry_after: None,
+                });
+            }
+        };
+        let status = response.status();
+        let verdict = match classify(status, response.headers()) {
+            // A write to something Stripe does not have is no answer to wait for.
+            Verdict::Answer if status == StatusCode::NOT_FOUND => Verdict::Fail,
+            verdict => verdict,
+        };
+        let retry_after = retry_after(response.headers());
+        match verdict {
+            Verdict::Answer => match response.bytes().await {
+                Ok(body) => Ok(Posted::Done(body.into())),
+                // Cut off: Stripe may or may not have applied it; the idempotency key makes the
+                // retry safe either way.
+                Err(error) => Ok(Posted::Retry {
+                    problem: format!("reading the answer: {error}"),
+                    retry_after: None,
+                }),
+            },
+            Verdict::Unauthorized => Err(ApiError::Unauthorized {
+                status: status.as_u16(),
+            }),
+            Verdict::Fail => {
+                let body = response.bytes().await.unwrap_or_default();
+                Ok(Posted::Rejected {
+                    status: status.as_u16(),
+                    message: error_message(&body),
+                })
+            }
+            Verdict::Retry => {
+                let body = response.bytes().await.unwrap_or_default();
+                Ok(Posted::Retry {
+                    problem: format!("{status}: {}", error_message(&body)),
+                    retry_after,
+                })
+            }
         }
     }
 

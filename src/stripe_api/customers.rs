@@ -1,10 +1,11 @@
 //! `GET /v1/customers` (a page) and `GET /v1/customers/{id}`, decoded into the same
-//! [`CustomerObject`] a webhook's `data.object` becomes.
+//! [`CustomerObject`] a webhook's `data.object` becomes; `POST /v1/customers/{id}` (the
+//! profile push).
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::client::{ApiError, StripeClient};
+use super::client::{ApiError, Posted, StripeClient};
 use crate::stripe::event::{CustomerObject, decode_customer_object};
 
 /// Stripe's largest page.
@@ -111,6 +112,45 @@ pub async fn retrieve(client: &StripeClient, id: &str) -> Result<(Retrieved, i64
         detail,
     })?;
     Ok((Retrieved::Found(customer), answer.requested_at))
+}
+
+/// The fields a profile push sets; `None` leaves a field as Stripe has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CustomerUpdate<'a> {
+    pub email: Option<&'a str>,
+    pub name: Option<&'a str>,
+}
+
+impl CustomerUpdate<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none() && self.name.is_none()
+    }
+
+    fn form(&self) -> Vec<(&str, &str)> {
+        let mut form = Vec::new();
+        if let Some(email) = self.email {
+            form.push(("email", email));
+        }
+        if let Some(name) = self.name {
+            form.push(("name", name));
+        }
+        form
+    }
+}
+
+/// `POST /v1/customers/{id}` with `update`, once, under `idempotency_key`. Stripe's answer
+/// (the updated customer) is not read: the `customer.updated` event that follows brings it
+/// into the table through the sync rules.
+pub async fn update(
+    client: &StripeClient,
+    id: &str,
+    update: &CustomerUpdate<'_>,
+    idempotency_key: &str,
+) -> Result<Posted, ApiError> {
+    let url = client.url(&["v1", "customers", id], &[])?;
+    client
+        .post_form_once(url, &update.form(), idempotency_key)
+        .await
 }
 
 fn decode(object_json: &str) -> Result<ApiCustomer, String> {

@@ -1,8 +1,10 @@
-//! Reading Stripe's REST API (`backfill`, `verify`, `catch-up`, thin events): a client that
-//! honours Stripe's rate limits, the two customer endpoints and the events list.
+//! Stripe's REST API: reading customers and events (`backfill`, `verify`, `catch-up`, thin
+//! events) with a client that honours Stripe's rate limits, and updating a customer (the
+//! profile push).
 
 pub mod client;
+pub mod customer_creation;
 pub mod customers;
 pub mod events;
 
-pub use client::{ApiError, RetryPolicy, StripeClient};
+pub use client::{ApiError, Posted, RetryPolicy, StripeClient};

@@ -3,6 +3,7 @@
 //! `rules` decides, `store` reads and writes. This module runs the read → decide → write
 //! loop, deciding again when a concurrent writer changed the row in between.
 
+pub mod created;
 pub mod fetched;
 pub mod outcome;
 pub mod rules;
@@ -17,7 +18,7 @@ use crate::domain::{StripeCustomerId, StripeMode};
 use crate::store::ledger::{self, LedgerEntry, Recorded, RowGuard};
 use crate::store::pool::ConnectionPolicy;
 use crate::store::session::EventScope;
-use crate::store::{StoreError, customers};
+use crate::store::{StoreError, created_customers, customers};
 use crate::stripe::event::{EventObject, StripeEvent};
 use rules::{CustomerEventKind, Decision, IncomingCustomer, LinkCandidate, Origin};
 
@@ -98,12 +99,13 @@ async fn apply_event_in(
 ) -> Result<Outcome, SyncError> {
     let entry = ledger_entry(event);
     if !settings.mode.keeps(event.livemode) {
-        return record_only(
-            conn,
-            &entry,
-            Outcome::Ignored(Some(IgnoreReason::OtherMode)),
-        )
-        .await;
+        // Not a deletion this deployment keeps either.
+        let entry = LedgerEntry {
+            deleted_customer_id: None,
+            ..entry
+        };
+        let other_mode = Outcome::Ignored(Some(IgnoreReason::OtherMode));
+        return record_only(conn, &entry, other_mode).await;
     }
     let kind = CustomerEventKind::from_event_type(event.event_type);
     match (&event.object, kind) {
@@ -163,11 +165,39 @@ pub(crate) async fn apply_customer_state(
     entry: &LedgerEntry<'_>,
     incoming: &IncomingCustomer<'_>,
 ) -> Result<Outcome, SyncError> {
+    apply_loop(conn, Recording::Ledger(entry), incoming).await
+}
+
+/// What the apply loop records beside the row.
+#[derive(Debug, Clone, Copy)]
+enum Recording<'a> {
+    /// The event's ledger row, in the same statement as the row (or alone, for a skip).
+    Ledger(&'a LedgerEntry<'a>),
+    /// Nothing: a customer created for a user has no event. `source_id` names the creation
+    /// in the audit trail; a skip writes nothing at all.
+    Nothing { source_id: &'a str },
+}
+
+impl Recording<'_> {
+    /// The id the snapshot looks up in the ledger and the audit trail records.
+    fn source_id(&self) -> &str {
+        match self {
+            Self::Ledger(entry) => entry.event_id,
+            Self::Nothing { source_id } => source_id,
+        }
+    }
+}
+
+async fn apply_loop(
+    conn: &mut EventScope<'_>,
+    recording: Recording<'_>,
+    incoming: &IncomingCustomer<'_>,
+) -> Result<Outcome, SyncError> {
     let customer_id = incoming.customer_id;
     for _ in 0..MAX_ATTEMPTS {
         let snapshot = customers::snapshot(
             &mut *conn,
-            entry.event_id,
+            recording.source_id(),
             customer_id.as_str(),
             incoming.link.user(),
         )
@@ -182,16 +212,21 @@ pub(crate) async fn apply_customer_state(
             snapshot.deletion_recorded,
             Utc::now(),
         );
-        let written = match &decision {
-            Decision::Insert(row) => {
-                customers::insert(&mut *conn, entry, customer_id.as_str(), row)
-                    .await
-                    .map(|()| true)
+        let written = match (&decision, recording) {
+            (Decision::Insert(row), Recording::Ledger(entry)) => {
+                customers::insert(&mut *conn, entry, customer_id.as_str(), row).await
             }
-            Decision::Update { version, row } => {
+            (Decision::Insert(row), Recording::Nothing { source_id }) => {
+                created_customers::insert(&mut *conn, source_id, customer_id.as_str(), row).await
+            }
+            (Decision::Update { version, row }, Recording::Ledger(entry)) => {
                 customers::update(&mut *conn, entry, customer_id.as_str(), version, row).await
             }
-            Decision::Skip { reason, version } => {
+            (Decision::Update { version, row }, Recording::Nothing { source_id }) => {
+                created_customers::update(&mut *conn, source_id, customer_id.as_str(), version, row)
+                    .await
+            }
+            (Decision::Skip { reason, version }, Recording::Ledger(entry)) => {
                 let guard = RowGuard {
                     stripe_customer_id: customer_id.as_str(),
                     version: version.as_deref(),
@@ -203,6 +238,9 @@ pub(crate) async fn apply_customer_state(
                 };
                 ledger::record(&mut *conn, entry, recorded, Some(guard)).await
             }
+            // Nothing to record, and nothing written: the state the decision rested on need
+            // not still hold.
+            (Decision::Skip { .. }, Recording::Nothing { .. }) => Ok(true),
         };
         match written {
             Ok(true) => return Ok(outcome_of(&decision)),

@@ -90,7 +90,17 @@ pub enum Origin<'a> {
         id: &'a EventId,
         event_type: &'a str,
     },
+    /// A customer the service just created for a user (`POST /customers`, `ensure-customer`),
+    /// as Stripe's create (or search) answered it. Ordered as a fetched state (`created` is the
+    /// request's start), so the `customer.created` Stripe sends for it applies on top in either
+    /// delivery order; recorded as [`CREATED_FOR_USER`] under `id`
+    /// (`ensure-customer:<user_id>:<attempt>`), in no ledger (there is no event).
+    Created { id: &'a str },
 }
+
+/// `sync.last_event_type` of a row written from a customer the service created for a user;
+/// reads back as a fetched state.
+pub const CREATED_FOR_USER: &str = "ensure-customer";
 
 /// The types a thin customer event is recorded under: a row that records one of them was
 /// written from a fetched state.
@@ -137,6 +147,7 @@ impl EventOrder {
     pub fn from_recorded(created: i64, event_type: &str) -> Self {
         if FetchCommand::from_recorded(event_type).is_some()
             || THIN_EVENT_TYPES.contains(&event_type)
+            || event_type == CREATED_FOR_USER
         {
             return Self::fetched(created);
         }
@@ -205,7 +216,9 @@ impl IncomingCustomer<'_> {
     pub fn order(&self) -> EventOrder {
         match self.origin {
             Origin::Event(_) => EventOrder::new(self.created, self.kind),
-            Origin::Fetched { .. } | Origin::ThinEvent { .. } => EventOrder::fetched(self.created),
+            Origin::Fetched { .. } | Origin::ThinEvent { .. } | Origin::Created { .. } => {
+                EventOrder::fetched(self.created)
+            }
         }
     }
 
@@ -215,6 +228,7 @@ impl IncomingCustomer<'_> {
             Origin::Event(id) => id.as_str(),
             Origin::Fetched { run_id, .. } => run_id,
             Origin::ThinEvent { id, .. } => id.as_str(),
+            Origin::Created { id } => id,
         }
     }
 
@@ -224,6 +238,7 @@ impl IncomingCustomer<'_> {
             Origin::Event(_) => self.kind.as_event_type(),
             Origin::Fetched { command, .. } => command.as_str(),
             Origin::ThinEvent { event_type, .. } => event_type,
+            Origin::Created { .. } => CREATED_FOR_USER,
         }
     }
 }
@@ -856,6 +871,56 @@ mod tests {
         );
         assert!(matches!(
             older,
+            Decision::Skip {
+                reason: SkipReason::StaleEvent,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn customer_created_for_a_user_ranks_below_its_own_customer_created_event() {
+        let f = Fixture::new();
+        let created = IncomingCustomer {
+            origin: Origin::Created {
+                id: "ensure-customer:u:1",
+            },
+            ..f.event(CustomerEventKind::Updated, T)
+        };
+        assert_eq!(created.order(), EventOrder::fetched(T));
+        let decision = decide(&created, None, known_free_user(), Utc::now());
+        assert!(matches!(decision, Decision::Insert(_)));
+        assert_eq!(
+            sync_field(&decision, "last_event_id"),
+            "ensure-customer:u:1"
+        );
+        assert_eq!(sync_field(&decision, "last_event_type"), CREATED_FOR_USER);
+        assert_eq!(
+            EventOrder::from_recorded(T, CREATED_FOR_USER),
+            EventOrder::fetched(T)
+        );
+        // Its `customer.created` (stamped in the creation's second) applies after it, and the
+        // creation written after that event is stale: one row either way.
+        let after_creation = stored(SyncStatus::Synced, EventOrder::fetched(T));
+        let webhook = decide(
+            &f.event(CustomerEventKind::Created, T),
+            Some(&after_creation),
+            known_free_user(),
+            Utc::now(),
+        );
+        assert!(matches!(webhook, Decision::Update { .. }));
+        let after_webhook = stored(
+            SyncStatus::Synced,
+            EventOrder::new(T, CustomerEventKind::Created),
+        );
+        let late_creation = decide(
+            &created,
+            Some(&after_webhook),
+            known_free_user(),
+            Utc::now(),
+        );
+        assert!(matches!(
+            late_creation,
             Decision::Skip {
                 reason: SkipReason::StaleEvent,
                 ..

@@ -10,7 +10,7 @@ use crate::helpers::{
 };
 
 /// The SQL block of README that follows the `least-privilege-login` marker.
-fn readme_login_sql() -> String {
+pub fn readme_login_sql() -> String {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
         .expect("read README.md");
     let after_marker = readme
@@ -26,7 +26,7 @@ fn readme_login_sql() -> String {
 }
 
 /// `url` with another user and password (`scheme://user[:pw]@host…`).
-fn as_user(url: &str, user: &str, password: &str) -> String {
+pub fn as_user(url: &str, user: &str, password: &str) -> String {
     let scheme_end = url.find("://").expect("a URL") + 3;
     let at = scheme_end + url[scheme_end..].find('@').expect("a user in the URL");
     format!("{}{user}:{password}{}", &url[..scheme_end], &url[at..])

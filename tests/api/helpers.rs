@@ -7,7 +7,9 @@
 mod cluster;
 mod dedicated_cluster;
 pub mod pgbouncer;
+pub mod serve_process;
 pub mod stripe_double;
+pub mod tokens;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -112,6 +114,8 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         },
         stripe_api: None,
         catch_up_interval: None,
+        customers: Default::default(),
+        profile_push: Default::default(),
     };
     configure(&mut settings);
     // Under TEST_UPSTREAM, through a pooler, unless the test chose its own way to the database.
@@ -145,6 +149,78 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         client: reqwest::Client::new(),
         route,
     }
+}
+
+/// The app with `POST /customers` on: Stripe's API at the double, tokens verified with
+/// [`tokens::JWT_SECRET`], `https://app.example.com` allowed; then `configure`.
+pub async fn spawn_app_with_customers(
+    double: &stripe_double::StripeDouble,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    spawn_app_with_customers_on(migrated_database().await, double, configure).await
+}
+
+/// [`spawn_app_with_customers`] on a given database.
+pub async fn spawn_app_with_customers_on(
+    db: TestDatabase,
+    double: &stripe_double::StripeDouble,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let base = format!("{}/", double.base_url);
+    spawn_app_with(db, |settings| {
+        settings.stripe_api = Some(stripe_customer_sync::configuration::StripeApiSettings {
+            key: stripe_double::TEST_API_KEY.to_owned().into(),
+            mode: StripeMode::Test,
+            base: base.parse().unwrap(),
+        });
+        settings.customers.jwt_secret = Some(tokens::JWT_SECRET.to_owned().into());
+        settings.customers.allowed_origins = vec!["https://app.example.com".into()];
+        configure(settings);
+    })
+    .await
+}
+
+impl TestApp {
+    /// `POST /customers` with `Authorization: Bearer <token>` and `body` (JSON) if any.
+    pub async fn post_customers(
+        &self,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        post_customers(
+            &self.client,
+            &format!("{}/customers", self.address),
+            token,
+            body,
+        )
+        .await
+    }
+
+    /// The user's row in `public.stripe_customers`, as JSON, if any.
+    pub async fn customer_of_user(&self, user_id: Uuid) -> Option<serde_json::Value> {
+        sqlx::query_scalar("select to_jsonb(c) from public.stripe_customers c where user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.db.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// `POST <url>` with the token and JSON body, as an app's backend or browser sends it.
+pub async fn post_customers(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> reqwest::Response {
+    let mut request = client.post(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("POST /customers")
 }
 
 fn init_logs() {

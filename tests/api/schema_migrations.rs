@@ -115,6 +115,10 @@ async fn up_down_up_leaves_the_same_schema() {
         "select to_regclass('public.stripe_customers_audit') is not null",
         "select to_regprocedure('public.stripe_customers_set_updated_at()') is not null",
         "select to_regprocedure('public.stripe_customers_audit_row()') is not null",
+        "select to_regclass('public.stripe_customer_outbox') is not null",
+        "select to_regprocedure('public.stripe_customer_outbox_enqueue(uuid)') is not null",
+        "select exists (select 1 from pg_trigger
+                         where tgrelid = 'auth.users'::regclass and not tgisinternal)",
     ] {
         assert!(
             !exists(&db.pool, gone).await,
@@ -135,8 +139,9 @@ async fn each_down_migration_reverts_exactly_its_up() {
     let db = shim_only_database().await;
     let customers = version("create stripe customers");
     let ledger = version("create stripe webhook events");
+    let catch_up = version("create stripe catch up runs");
     let mut after = vec![(0, snapshot(&db.pool).await)];
-    for target in [customers, ledger] {
+    for target in [customers, ledger, catch_up] {
         MIGRATOR.run_to(target, &db.pool).await.expect("up");
         after.push((target, snapshot(&db.pool).await));
     }
@@ -212,6 +217,10 @@ async fn every_function_we_create_pins_its_search_path() {
     for ours in [
         "stripe_customers_set_updated_at()",
         "stripe_customers_audit_row()",
+        "stripe_customer_outbox_enqueue(uuid)",
+        "stripe_customer_outbox_user_changed()",
+        "stripe_customer_outbox_profile_changed()",
+        "stripe_customer_outbox_watch_profiles()",
         "auth.uid()",
     ] {
         assert!(names.contains(&ours), "{ours} not found in {names:?}");

@@ -86,27 +86,11 @@ async fn a_database_migrated_by_an_earlier_release_loses_the_api_roles_grants_on
     assert_eq!(api_role_privileges(&db.pool).await, DESIGN_GRANTS);
 }
 
-/// The checksums sqlx recorded for the first three migrations before they gained their
-/// timeouts (`sha384sum` of the files as the earlier release shipped them).
-const EARLIER_CHECKSUMS: [(i64, &str); 3] = [
-    (
-        20261125000001,
-        "af3c236c0a8bbf6e150b229996ee03b567dbd29f3955197204fd2ce4651d71bb3923e7b2c793f1a021a05f70260dee77",
-    ),
-    (
-        20261125000002,
-        "3ffef46634b99782efdd3c08f7256317ca1c0d00e8139812c8a41122f3f30aa22fcb644296b0f43010878e9509c88726",
-    ),
-    (
-        20261125000003,
-        "6e5fdb78e41d33f5032caae0b40a9a14d41caf69dc29df572762d18ebc0690fe80c0e36c6f1525a6032e330d1f25ec6d",
-    ),
-];
-
 #[tokio::test]
 async fn migrations_applied_before_they_set_timeouts_are_accepted_on_upgrade() {
     let db = migrated_database().await;
-    for (version, checksum) in EARLIER_CHECKSUMS {
+    // As a database migrated by the earlier release recorded them.
+    for (version, checksum) in schema::LEGACY_CHECKSUMS {
         sqlx::query("update _sqlx_migrations set checksum = decode($1, 'hex') where version = $2")
             .bind(checksum)
             .bind(version)

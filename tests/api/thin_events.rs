@@ -245,3 +245,18 @@ async fn thin_events_of_other_types_are_ignored_and_bad_customer_ids_skipped_wit
     assert!(double.requests().is_empty(), "nothing fetched");
     assert_eq!(app.ledger_count().await, 2);
 }
+
+#[tokio::test]
+async fn thin_event_of_a_mode_the_deployment_does_not_keep_is_ignored_without_a_fetch() {
+    let double = StripeDouble::start().await;
+    let app = spawn_app_with_stripe(&double).await;
+    let id = new_customer_id();
+    double.add([Customer::new(&id)]);
+    let mut live: Value = serde_json::from_str(&thin_event("v1.customer.created", &id)).unwrap();
+    live["livemode"] = json!(true);
+    let payload = live.to_string();
+
+    app.deliver_expecting(&payload, "ignored other_mode").await;
+    assert_eq!(double.retrieve_requests(&id).len(), 0, "nothing fetched");
+    assert_eq!(app.customer(&id).await, None);
+}

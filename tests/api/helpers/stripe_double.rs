@@ -9,6 +9,17 @@
 //!   deleted one, a 404 `resource_missing` for one it never had;
 //! - `GET /v1/events?types[]=&created[gte]=&limit=&starting_after=`: the events it was given,
 //!   newest first (by `created`, then the later added first), filtered by type and time;
+//! - `POST /v1/customers/{id}` (form-encoded `email`, `name`): applies them to the customer
+//!   and answers it; a repeated `Idempotency-Key` replays the first answer without applying
+//!   again (`Idempotent-Replayed: true`), and one with other parameters is refused (400), as
+//!   Stripe does;
+//! - `POST /v1/customers` (form-encoded `email`, `name`, `metadata[k]`): creates a customer;
+//!   honours `Idempotency-Key` as Stripe does (a replay answers the first answer with
+//!   `Idempotent-Replayed: true`; other parameters under the same key: 400 `idempotency_error`);
+//! - `GET /v1/customers/search?query=metadata['k']:'v'`: the live customers whose metadata
+//!   matches, newest first, leaving out those created within the search lag (Stripe's search is
+//!   eventually consistent);
+//! - `GET /jwks.json`: a JWKS the test sets (Supabase's signing keys), no key needed;
 //! - 401 without the right `Authorization: Bearer` key;
 //! - scripted faults: a 429 with `Retry-After`, a 500, or no answer at all (a hang) for a
 //!   chosen page or customer;
@@ -120,6 +131,11 @@ pub enum Fault {
     ServerError,
     /// No answer until [`StripeDouble::release_hangs`] (or the client gives up).
     Hang,
+    /// 503, as while Stripe is down.
+    Unavailable,
+    /// (Creates only) the customer is created and its key stored, then no answer until
+    /// released (then a 500): Stripe did the work, the caller never heard.
+    HangAfterCreating,
 }
 
 /// Which requests a fault applies to.
@@ -135,6 +151,10 @@ pub enum Target {
     EventsPage(usize),
     /// The events list requests for page N and every later one.
     EventsPagesFrom(usize),
+    /// Updating this customer.
+    Update(String),
+    /// `POST /v1/customers`.
+    Create,
 }
 
 #[derive(Debug, Clone)]
@@ -157,7 +177,14 @@ pub struct Request {
     pub page: Option<usize>,
     /// The query's pairs in order, repeated keys (`types[]`) included.
     pub query_pairs: Vec<(String, String)>,
+    /// The answer's status; 0 while (or if never) answered, for updates.
     pub status: u16,
+    pub method: String,
+    /// A POST's form-encoded body, decoded, in order.
+    pub form: Vec<(String, String)>,
+    pub idempotency_key: Option<String>,
+    /// Answered from an earlier request with the same idempotency key: nothing applied.
+    pub replayed: bool,
 }
 
 #[derive(Default)]
@@ -182,6 +209,15 @@ struct State {
     clock_offset: i64,
     in_flight: usize,
     max_in_flight: usize,
+    /// Answers by idempotency key: the parameters, and the customer as answered.
+    idempotent: HashMap<String, (Vec<(String, String)>, Value)>,
+    /// Creations by idempotency key: the form first used, and the first answer's body.
+    idempotency: HashMap<String, (Vec<(String, String)>, String)>,
+    created: u64,
+    /// When each customer was created here, for the search lag.
+    created_at: HashMap<String, Instant>,
+    search_lag: Duration,
+    jwks: Value,
 }
 
 /// One event the double lists.
@@ -199,6 +235,8 @@ enum Asked<'a> {
     CustomersPage(usize),
     Customer(&'a str),
     EventsPage(usize),
+    Update(&'a str),
+    Create,
 }
 
 impl State {
@@ -211,6 +249,8 @@ impl State {
                     (Target::Retrieve(id), Asked::Customer(asked)) => id == asked,
                     (Target::EventsPage(n), Asked::EventsPage(p)) => n == p,
                     (Target::EventsPagesFrom(n), Asked::EventsPage(p)) => p >= n,
+                    (Target::Update(id), Asked::Update(asked)) => id == asked,
+                    (Target::Create, Asked::Create) => true,
                     _ => false,
                 }
         })?;
@@ -254,7 +294,11 @@ impl StripeDouble {
                 })
                 .app_data(data.clone())
                 .route("/v1/customers", web::get().to(list))
+                .route("/v1/customers", web::post().to(create))
+                .route("/v1/customers/search", web::get().to(search))
                 .route("/v1/customers/{id}", web::get().to(retrieve))
+                .route("/v1/customers/{id}", web::post().to(update))
+                .route("/jwks.json", web::get().to(jwks))
                 .route("/v1/events", web::get().to(list_events))
         })
         .workers(2)
@@ -350,6 +394,68 @@ impl StripeDouble {
         self.state.lock().unwrap().requests.clear();
     }
 
+    /// The customers the double holds now (not deleted).
+    pub fn customers(&self) -> Vec<Customer> {
+        let state = self.state.lock().unwrap();
+        state
+            .order
+            .iter()
+            .map(|id| state.customers[id].clone())
+            .collect()
+    }
+
+    /// Customers created through `POST /v1/customers` are found by search only this long after.
+    pub fn set_search_lag(&self, lag: Duration) {
+        self.state.lock().unwrap().search_lag = lag;
+    }
+
+    /// Forgets every idempotency key, as Stripe does after 24 hours or more.
+    pub fn expire_idempotency_keys(&self) {
+        self.state.lock().unwrap().idempotency.clear();
+    }
+
+    /// The JWKS `GET /jwks.json` answers.
+    pub fn set_jwks(&self, jwks: Value) {
+        self.state.lock().unwrap().jwks = jwks;
+    }
+
+    pub fn jwks_url(&self) -> String {
+        format!("{}/jwks.json", self.base_url)
+    }
+
+    /// The `POST /v1/customers` requests received, in order.
+    pub fn create_requests(&self) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path == "/v1/customers")
+            .collect()
+    }
+
+    /// The search requests received, in order.
+    pub fn search_requests(&self) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == "/v1/customers/search")
+            .collect()
+    }
+
+    /// Every request to Stripe's API (the JWKS aside).
+    pub fn api_requests(&self) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/v1/"))
+            .collect()
+    }
+
+    /// Waits until `done` holds of the double (10 s at most).
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done(self) {
+            assert!(Instant::now() < deadline, "waited 10 s for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Adds events (their JSON, as Stripe would list them) to the events list.
     pub fn add_events<'a>(&self, events: impl IntoIterator<Item = &'a str>) {
         let mut state = self.state.lock().unwrap();
@@ -383,7 +489,7 @@ impl StripeDouble {
         let path = format!("/v1/customers/{id}");
         self.requests()
             .into_iter()
-            .filter(|r| r.path == path)
+            .filter(|r| r.method == "GET" && r.path == path)
             .collect()
     }
 
@@ -435,12 +541,15 @@ fn fault_response(fault: Fault) -> HttpResponse {
             );
             response
         }
-        Fault::ServerError | Fault::Hang => stripe_error(
+        Fault::ServerError | Fault::Hang | Fault::HangAfterCreating => stripe_error(
             500,
             "api_error",
             None,
             "An unknown error occurred while processing your request.",
         ),
+        Fault::Unavailable => {
+            stripe_error(503, "api_error", None, "Stripe is temporarily unavailable.")
+        }
     }
 }
 
@@ -466,6 +575,14 @@ fn refused(state: &Shared, request: &HttpRequest, page: Option<usize>) -> Option
         at: Instant::now(),
         page,
         status: if authorized { 200 } else { 401 },
+        method: request.method().to_string(),
+        form: Vec::new(),
+        idempotency_key: request
+            .headers()
+            .get("Idempotency-Key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        replayed: false,
     });
     (!authorized).then(|| {
         stripe_error(
@@ -728,6 +845,285 @@ async fn retrieve(
         Some("resource_missing"),
         &format!("No such customer: '{id}'"),
     )
+}
+
+/// `POST /v1/customers/{id}`: Stripe's update, with its idempotency.
+async fn update(
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<Shared>,
+) -> HttpResponse {
+    let id = path.into_inner();
+    let _in_flight = InFlight::enter(&state).await;
+    if let Some(response) = refused(&state, &request, None) {
+        return response;
+    }
+    let form = query_pairs(std::str::from_utf8(&body).unwrap_or_default());
+    let index = {
+        let mut state = state.lock().unwrap();
+        let index = state.requests.len() - 1;
+        let logged = &mut state.requests[index];
+        logged.form = form.clone();
+        logged.status = 0;
+        index
+    };
+    let answer = |status: u16, replayed: bool, response: HttpResponse| {
+        let mut state = state.lock().unwrap();
+        state.requests[index].status = status;
+        state.requests[index].replayed = replayed;
+        response
+    };
+    let fault = state.lock().unwrap().fault_for(Asked::Update(&id));
+    match fault {
+        Some(Fault::Hang) => {
+            let response = hang(&state).await;
+            return answer(500, false, response);
+        }
+        Some(fault) => {
+            let response = fault_response(fault);
+            let status = response.status().as_u16();
+            return answer(status, false, response);
+        }
+        None => {}
+    }
+    let key = request
+        .headers()
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut guard = state.lock().unwrap();
+    if let Some((params, customer)) = key.as_ref().and_then(|k| guard.idempotent.get(k)) {
+        let response = if *params == form {
+            HttpResponse::Ok()
+                .insert_header(("Idempotent-Replayed", "true"))
+                .json(customer)
+        } else {
+            stripe_error(
+                400,
+                "idempotency_error",
+                None,
+                "Keys for idempotent requests can only be used with the same parameters they \
+                 were first used with.",
+            )
+        };
+        let status = response.status().as_u16();
+        drop(guard);
+        return answer(status, status == 200, response);
+    }
+    let Some(customer) = guard.customers.get_mut(&id) else {
+        drop(guard);
+        let response = stripe_error(
+            404,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!("No such customer: '{id}'"),
+        );
+        return answer(404, false, response);
+    };
+    for (field, value) in &form {
+        match field.as_str() {
+            "email" => customer.email = Some(value.clone()),
+            "name" => customer.name = Some(value.clone()),
+            _ => {}
+        }
+    }
+    let rendered = customer.render();
+    guard.rendered.remove(&id);
+    if let Some(key) = key {
+        guard.idempotent.insert(key, (form, rendered.clone()));
+    }
+    drop(guard);
+    answer(200, false, HttpResponse::Ok().json(rendered))
+}
+
+impl StripeDouble {
+    /// The update requests received for one customer, in order (answered or not).
+    pub fn update_requests(&self, id: &str) -> Vec<Request> {
+        let path = format!("/v1/customers/{id}");
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path == path)
+            .collect()
+    }
+
+    /// The updates of one customer that were applied: answered 200, not replayed.
+    pub fn applied_updates(&self, id: &str) -> Vec<Request> {
+        self.update_requests(id)
+            .into_iter()
+            .filter(|r| r.status == 200 && !r.replayed)
+            .collect()
+    }
+
+    /// The customer as the double holds it now.
+    pub fn customer(&self, id: &str) -> Option<Customer> {
+        self.state.lock().unwrap().customers.get(id).cloned()
+    }
+}
+
+async fn jwks(request: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
+    let _ = refused(&state, &request, None);
+    set_last_status(&state, 200);
+    let jwks = state.lock().unwrap().jwks.clone();
+    HttpResponse::Ok().json(if jwks.is_null() {
+        json!({ "keys": [] })
+    } else {
+        jwks
+    })
+}
+
+async fn create(request: HttpRequest, body: web::Bytes, state: web::Data<Shared>) -> HttpResponse {
+    let _in_flight = InFlight::enter(&state).await;
+    if let Some(response) = refused(&state, &request, None) {
+        return response;
+    }
+    let form = query_pairs(std::str::from_utf8(&body).unwrap_or_default());
+    let key = request
+        .headers()
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let replay = {
+        let mut guard = state.lock().unwrap();
+        if let Some(last) = guard.requests.last_mut() {
+            last.form = form.clone();
+        }
+        key.as_ref()
+            .and_then(|key| guard.idempotency.get(key))
+            .cloned()
+    };
+    if let Some((first_form, first_body)) = replay {
+        if first_form != form {
+            set_last_status(&state, 400);
+            return stripe_error(
+                400,
+                "idempotency_error",
+                None,
+                "Keys for idempotent requests can only be used with the same parameters they \
+                 were first used with.",
+            );
+        }
+        if let Some(last) = state.lock().unwrap().requests.last_mut() {
+            last.replayed = true;
+        }
+        return HttpResponse::Ok()
+            .insert_header(("Idempotent-Replayed", "true"))
+            .insert_header(("Request-Id", "req_double"))
+            .content_type("application/json")
+            .body(first_body);
+    }
+    let fault = state.lock().unwrap().fault_for(Asked::Create);
+    match fault {
+        Some(Fault::Hang) => return hang(&state).await,
+        Some(Fault::HangAfterCreating) | None => {}
+        Some(fault) => {
+            let response = fault_response(fault);
+            set_last_status(&state, response.status().as_u16());
+            return response;
+        }
+    }
+    let body = {
+        let mut guard = state.lock().unwrap();
+        guard.created += 1;
+        let id = format!(
+            "cus_Dbl{:04}{}",
+            guard.created,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let mut customer = Customer::new(&id).email(None).name(None);
+        for (field, value) in &form {
+            match field.as_str() {
+                "email" => customer.email = Some(value.clone()),
+                "name" => customer.name = Some(value.clone()),
+                other => {
+                    if let Some(key) = other
+                        .strip_prefix("metadata[")
+                        .and_then(|k| k.strip_suffix(']'))
+                    {
+                        customer.metadata[key] = json!(value);
+                    }
+                }
+            }
+        }
+        let body = customer.render().to_string();
+        if let Some(key) = &key {
+            guard.idempotency.insert(key.clone(), (form, body.clone()));
+        }
+        guard.created_at.insert(id.clone(), Instant::now());
+        drop(guard);
+        self_add(&state, customer);
+        body
+    };
+    if fault == Some(Fault::HangAfterCreating) {
+        return hang(&state).await;
+    }
+    HttpResponse::Ok()
+        .insert_header(("Request-Id", "req_double"))
+        .content_type("application/json")
+        .body(body)
+}
+
+/// Adds a customer as the newest (the front of the list).
+fn self_add(state: &Shared, customer: Customer) {
+    let mut state = state.lock().unwrap();
+    state.order.insert(0, customer.id.clone());
+    state.customers.insert(customer.id.clone(), customer);
+    let order = state.order.clone();
+    state.position = order.into_iter().enumerate().map(|(i, c)| (c, i)).collect();
+}
+
+/// Reads `metadata['key']:'value'`, the one query form the service sends.
+fn metadata_query(query: &str) -> Option<(String, String)> {
+    let rest = query.trim().strip_prefix("metadata['")?;
+    let (key, rest) = rest.split_once("']:'")?;
+    let value = rest.strip_suffix('\'')?;
+    Some((key.replace("\\'", "'"), value.to_owned()))
+}
+
+async fn search(request: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
+    let _in_flight = InFlight::enter(&state).await;
+    if let Some(response) = refused(&state, &request, None) {
+        return response;
+    }
+    let pairs = query_pairs(request.query_string());
+    let Some((key, value)) = pairs
+        .iter()
+        .find(|(k, _)| k == "query")
+        .and_then(|(_, q)| metadata_query(q))
+    else {
+        set_last_status(&state, 400);
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            None,
+            "Search query is malformed.",
+        );
+    };
+    let data: Vec<Value> = {
+        let state = state.lock().unwrap();
+        state
+            .order
+            .iter()
+            .map(|id| &state.customers[id])
+            .filter(|c| c.metadata[&key] == json!(value))
+            .filter(|c| {
+                state
+                    .created_at
+                    .get(&c.id)
+                    .is_none_or(|at| at.elapsed() >= state.search_lag)
+            })
+            .map(Customer::render)
+            .collect()
+    };
+    HttpResponse::Ok()
+        .insert_header(("Request-Id", "req_double"))
+        .json(json!({
+            "object": "search_result",
+            "data": data,
+            "has_more": false,
+            "next_page": null,
+            "url": "/v1/customers/search"
+        }))
 }
 
 /// The built binary, as an operator runs it against a database and Stripe (the double).

@@ -1,0 +1,277 @@
+//! The settings of `POST /customers` and `ensure-customer`: how tokens are verified, which
+//! browser origins may call. (`PROFILE_NAME_COLUMN`, where a user's name is read, is the
+//! profile push's setting in `serve`; `ensure-customer` takes it as [`ProfileArgs`].)
+
+use std::fmt;
+use std::time::Duration;
+
+use clap::Args;
+use reqwest::Url;
+use secrecy::SecretString;
+
+use super::ConfigError;
+use crate::domain::ColumnName;
+
+/// Where a new customer's name comes from, for `ensure-customer` (`serve` reads the same
+/// variable for its profile push and `POST /customers`).
+#[derive(Args, Debug, Clone)]
+pub struct ProfileArgs {
+    /// Column of public.profiles (keyed by the user id) that holds the user's name; ignored
+    /// where the table or column does not exist or this login may not read it.
+    #[arg(
+        long,
+        env = "PROFILE_NAME_COLUMN",
+        default_value = "full_name",
+        value_name = "COLUMN"
+    )]
+    pub profile_name_column: String,
+}
+
+impl ProfileArgs {
+    pub fn column(&self) -> Result<ColumnName, ConfigError> {
+        ColumnName::parse(&self.profile_name_column)
+            .map_err(|e| ConfigError::new("PROFILE_NAME_COLUMN", e))
+    }
+}
+
+/// `POST /customers`: on when STRIPE_API_KEY and a token setting are configured.
+#[derive(Args, Clone)]
+pub struct CustomersArgs {
+    /// The project's legacy JWT secret: verifies HS256 access tokens on POST /customers.
+    #[arg(
+        long,
+        env = "SUPABASE_JWT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub supabase_jwt_secret: Option<String>,
+
+    /// The project's JWKS (https://<ref>.supabase.co/auth/v1/.well-known/jwks.json): verifies
+    /// RS256/ES256 access tokens on POST /customers; cached, refetched on an unknown key id.
+    #[arg(long, env = "SUPABASE_JWKS_URL", value_name = "URL")]
+    pub supabase_jwks_url: Option<String>,
+
+    /// Browser origins allowed to call POST /customers (CORS), comma-separated, e.g.
+    /// https://app.example.com,http://localhost:3000.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_name = "ORIGINS")]
+    pub allowed_origins: Option<String>,
+}
+
+impl fmt::Debug for CustomersArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CustomersArgs")
+            .field(
+                "supabase_jwt_secret",
+                &self.supabase_jwt_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("supabase_jwks_url", &self.supabase_jwks_url)
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}
+
+/// Validated settings of `POST /customers`.
+#[derive(Clone)]
+pub struct CustomerSettings {
+    pub jwt_secret: Option<SecretString>,
+    pub jwks_url: Option<Url>,
+    /// Origins as browsers send them (`https://app.example.com`).
+    pub allowed_origins: Vec<String>,
+    /// The least time between two JWKS fetches caused by unknown key ids.
+    pub jwks_min_refetch: Duration,
+}
+
+impl fmt::Debug for CustomerSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CustomerSettings")
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("jwks_url", &self.jwks_url.as_ref().map(Url::as_str))
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}
+
+impl Default for CustomerSettings {
+    /// Off: no token setting.
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwks_url: None,
+            allowed_origins: Vec::new(),
+            jwks_min_refetch: crate::auth::jwks::MIN_REFETCH,
+        }
+    }
+}
+
+/// Supabase's JWT secrets are 32 characters or more (its dashboard refuses shorter ones).
+const MIN_SECRET_LEN: usize = 32;
+
+impl CustomerSettings {
+    pub fn from_args(args: &CustomersArgs) -> Result<Self, ConfigError> {
+        let jwt_secret = match args.supabase_jwt_secret.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(secret) if secret.len() < MIN_SECRET_LEN => {
+                return Err(ConfigError::new(
+                    "SUPABASE_JWT_SECRET",
+                    "is shorter than a Supabase JWT secret (32 characters or more; Project \
+                     Settings → API → JWT secret)",
+                ));
+            }
+            Some(secret) => Some(SecretString::from(secret.to_owned())),
+        };
+        let jwks_url = match args.supabase_jwks_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(jwks_url(raw)?),
+        };
+        let allowed_origins = match args.allowed_origins.as_deref() {
+            None => Vec::new(),
+            Some(raw) => origins(raw)?,
+        };
+        Ok(Self {
+            jwt_secret,
+            jwks_url,
+            allowed_origins,
+            jwks_min_refetch: crate::auth::jwks::MIN_REFETCH,
+        })
+    }
+
+    /// A way to verify tokens is configured.
+    pub fn verifies_tokens(&self) -> bool {
+        self.jwt_secret.is_some() || self.jwks_url.is_some()
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// https, or plain http to this machine only (a local Supabase, a test double).
+fn jwks_url(raw: &str) -> Result<Url, ConfigError> {
+    const VARIABLE: &str = "SUPABASE_JWKS_URL";
+    let url = Url::parse(raw).map_err(|_| {
+        ConfigError::new(
+            VARIABLE,
+            "must be an absolute URL such as https://<ref>.supabase.co/auth/v1/.well-known/jwks.json",
+        )
+    })?;
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err(ConfigError::new(
+            VARIABLE,
+            "must use https (plain http only to localhost): keys fetched in clear can be forged",
+        )),
+        _ => Err(ConfigError::new(VARIABLE, "must be an https URL")),
+    }
+}
+
+/// Comma-separated origins, each `scheme://host[:port]` as a browser sends it in `Origin`.
+fn origins(raw: &str) -> Result<Vec<String>, ConfigError> {
+    const VARIABLE: &str = "ALLOWED_ORIGINS";
+    raw.split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            if origin == "*" {
+                return Err(ConfigError::new(
+                    VARIABLE,
+                    "must list the app's origins; * would let any site call with a user's token",
+                ));
+            }
+            let url = Url::parse(origin)
+                .ok()
+                .filter(|url| matches!(url.scheme(), "http" | "https"))
+                .filter(|url| url.host().is_some() && url.username().is_empty())
+                .filter(|url| url.path() == "/" && url.query().is_none())
+                .filter(|url| url.fragment().is_none() && !origin.ends_with('/'))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        VARIABLE,
+                        format!(
+                            "{origin:?} is not an origin such as https://app.example.com \
+                             (scheme, host and port only)"
+                        ),
+                    )
+                })?;
+            Ok(url.origin().ascii_serialization())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        customers: CustomersArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<CustomerSettings, ConfigError> {
+        let cli = Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .expect("clap parses");
+        CustomerSettings::from_args(&cli.customers)
+    }
+
+    #[test]
+    fn off_without_a_token_setting() {
+        let settings = parse(&[]).unwrap();
+        assert!(!settings.verifies_tokens());
+        assert!(settings.allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn origins_are_kept_as_browsers_send_them() {
+        let settings = parse(&[
+            "--allowed-origins=https://app.example.com, http://localhost:3000,https://x.io:443",
+            "--supabase-jwks-url=https://abc.supabase.co/auth/v1/.well-known/jwks.json",
+        ])
+        .unwrap();
+        assert!(settings.verifies_tokens());
+        assert_eq!(
+            settings.allowed_origins,
+            [
+                "https://app.example.com",
+                "http://localhost:3000",
+                "https://x.io"
+            ]
+        );
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable_and_never_echoes_the_secret() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--supabase-jwt-secret=Short-Secret"],
+                "SUPABASE_JWT_SECRET",
+            ),
+            (&["--supabase-jwks-url=jwks.json"], "SUPABASE_JWKS_URL"),
+            (
+                &["--supabase-jwks-url=http://abc.supabase.co/jwks.json"],
+                "SUPABASE_JWKS_URL",
+            ),
+            (&["--allowed-origins=*"], "ALLOWED_ORIGINS"),
+            (
+                &["--allowed-origins=https://app.example.com/path"],
+                "ALLOWED_ORIGINS",
+            ),
+            (&["--allowed-origins=app.example.com"], "ALLOWED_ORIGINS"),
+        ];
+        for (args, variable) in cases {
+            let error = parse(args).unwrap_err();
+            assert_eq!(error.variable, *variable, "{args:?}");
+            assert!(!error.to_string().contains("Short-Secret"), "{error}");
+        }
+    }
+}

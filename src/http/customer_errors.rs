@@ -1,0 +1,98 @@
+//! What `POST /customers` answers when it does not answer a customer: a status and
+//! `{"error":{"code","message"}}`, as DESIGN.md lists them.
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use serde_json::json;
+
+use crate::auth::TokenError;
+use crate::ensure_customer::EnsureError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CustomersError {
+    /// 401: missing, malformed, expired, badly signed, another audience, an unknown key.
+    #[error("invalid token")]
+    InvalidToken(&'static str),
+    /// 403: a valid token whose role may not call (`anon`).
+    #[error("this token may not create customers")]
+    Forbidden,
+    /// 403: a user's token naming another user.
+    #[error("a user's token may only ask for that user's own customer")]
+    OtherUser,
+    /// 400: the body is not `{"user_id": "…"}`.
+    #[error("{0}")]
+    BadRequest(&'static str),
+    #[error(transparent)]
+    Ensure(#[from] EnsureError),
+    /// The JWKS could not be fetched: 503.
+    #[error("the signing keys cannot be fetched right now")]
+    KeysUnavailable,
+}
+
+impl From<TokenError> for CustomersError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Invalid(reason) => Self::InvalidToken(reason),
+            TokenError::Forbidden => Self::Forbidden,
+            TokenError::KeysUnavailable(error) => {
+                tracing::error!(error = %error, "cannot verify an asymmetric token");
+                Self::KeysUnavailable
+            }
+        }
+    }
+}
+
+impl CustomersError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            Self::Forbidden | Self::OtherUser => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::Ensure(EnsureError::UnknownUser) => (StatusCode::NOT_FOUND, "unknown_user"),
+            Self::Ensure(EnsureError::MissingEmail) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "missing_email")
+            }
+            Self::Ensure(_) | Self::KeysUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+        }
+    }
+
+    /// The metrics' outcome of a refusal before the use case ran (it counts its own).
+    pub fn request_outcome(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidToken(_) => Some("invalid_token"),
+            Self::Forbidden | Self::OtherUser => Some("forbidden"),
+            Self::BadRequest(_) => Some("bad_request"),
+            Self::KeysUnavailable => Some("unavailable"),
+            Self::Ensure(_) => None,
+        }
+    }
+
+    pub fn response(&self) -> HttpResponse {
+        let (status, code) = self.status_and_code();
+        let message = match self {
+            Self::Ensure(error) if status == StatusCode::SERVICE_UNAVAILABLE => {
+                // The cause is the operator's to read, not the caller's.
+                tracing::error!(error = %error, "POST /customers: answering 503");
+                "temporarily unavailable, retry later".to_owned()
+            }
+            Self::InvalidToken(reason) => {
+                tracing::info!(reason, "POST /customers: token refused");
+                "missing, malformed, expired or not signed by this project".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = HttpResponse::build(status);
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header(("Retry-After", "5"));
+            }
+            StatusCode::UNAUTHORIZED => {
+                response.insert_header(("WWW-Authenticate", "Bearer error=\"invalid_token\""));
+            }
+            _ => {}
+        }
+        response.json(json!({ "error": { "code": code, "message": message } }))
+    }
+}

@@ -1,0 +1,106 @@
+//! `POST /customers`: bearer token verified → the user it may act for → get or create that
+//! user's Stripe customer → JSON out. The work is `ensure_customer`'s; this reads and answers.
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::customer_errors::CustomersError;
+use crate::auth::{Caller, TokenVerifier};
+use crate::ensure_customer::CustomerCreator;
+use crate::startup::AppState;
+
+/// A body names at most a user id.
+pub const MAX_BODY_BYTES: usize = 4096;
+
+/// What `POST /customers` needs; present only when the endpoint is on.
+#[derive(Debug)]
+pub struct CustomersEndpoint {
+    pub verifier: TokenVerifier,
+    pub creator: CustomerCreator,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Body {
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+#[tracing::instrument(name = "ensure_customer", skip_all, fields(user_id = tracing::field::Empty))]
+pub async fn ensure(
+    request: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let Some(endpoint) = state.customers.as_ref() else {
+        return HttpResponse::NotFound()
+            .json(json!({ "error": { "code": "not_found", "message": "no such route" } }));
+    };
+    match handle(&request, &body, endpoint).await {
+        Ok(response) => response,
+        Err(error) => {
+            if let Some(outcome) = error.request_outcome() {
+                // Refusals before the use case; it counts its own outcomes.
+                endpoint.creator.count_refusal(outcome);
+            }
+            error.response()
+        }
+    }
+}
+
+async fn handle(
+    request: &HttpRequest,
+    body: &[u8],
+    endpoint: &CustomersEndpoint,
+) -> Result<HttpResponse, CustomersError> {
+    let token = bearer_token(request).ok_or(CustomersError::InvalidToken("no bearer token"))?;
+    let caller = endpoint.verifier.verify(token).await?;
+    let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
+        Body::default()
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|_| CustomersError::BadRequest("the body must be {\"user_id\": \"…\"}"))?
+    };
+    let named = body
+        .user_id
+        .as_deref()
+        .map(|id| {
+            Uuid::try_parse(id.trim())
+                .map_err(|_| CustomersError::BadRequest("user_id must be a UUID"))
+        })
+        .transpose()?;
+    let user_id = match (caller, named) {
+        (Caller::User(user), None) => user,
+        (Caller::User(user), Some(named)) if named == user => user,
+        (Caller::User(_), Some(_)) => return Err(CustomersError::OtherUser),
+        (Caller::ServiceRole, Some(named)) => named,
+        (Caller::ServiceRole, None) => {
+            return Err(CustomersError::BadRequest(
+                "a service_role token must name the user: {\"user_id\": \"…\"}",
+            ));
+        }
+    };
+    tracing::Span::current().record("user_id", tracing::field::display(user_id));
+    let ensured = endpoint.creator.ensure(user_id).await?;
+    tracing::info!(created = ensured.created, "customer ensured");
+    let body = json!({
+        "stripe_customer_id": ensured.stripe_customer_id,
+        "user_id": ensured.user_id,
+        "created": ensured.created,
+    });
+    Ok(if ensured.created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
+
+/// The token of `Authorization: Bearer <token>` (the scheme in any case).
+fn bearer_token(request: &HttpRequest) -> Option<&str> {
+    let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}

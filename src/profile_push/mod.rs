@@ -1,0 +1,433 @@
+//! Profile changes reach Stripe (DESIGN.md "Profile changes reach Stripe"): one queued user
+//! at a time, taken from `public.stripe_customer_outbox`, decided and pushed.
+//!
+//! The values pushed are read at push time (so any number of quick edits give one push of the
+//! latest), and compared with what Stripe holds: the table's `customer_email`/`customer_name`,
+//! or, for a few minutes after a push, what that push set (the table hears back only with the
+//! `customer.updated` that follows, and an edit in between must be compared with Stripe's
+//! present values, not the table's older ones). Only differing fields are sent. Stripe's answer
+//! is not written to the table: the `customer.updated` it sends back is applied by the ordinary
+//! rules, and queues nothing (it writes `stripe_customers`, which no trigger watches).
+
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use crate::configuration::ProfilePushSettings;
+use crate::metrics::Metrics;
+use crate::store::StoreError;
+use crate::store::outbox::{self, Claimed, ProfileName, PushState};
+use crate::stripe_api::customers::{self, CustomerUpdate};
+use crate::stripe_api::{ApiError, Posted, StripeClient};
+
+/// For this long after a push, the row remembers what it set in Stripe and later edits are
+/// compared with that: far longer than Stripe takes to send `customer.updated` back.
+pub const ECHO_WINDOW: Duration = Duration::from_secs(300);
+/// A request Stripe refuses (a 4xx other than 429: an email it finds invalid, a customer it
+/// does not have) fails the same way until something changes: the row keeps its error, visible,
+/// and is tried again this much later (or at once after the user's next edit).
+const REJECTED_RETRY: Duration = Duration::from_secs(3600);
+/// The first back-off after a 429/5xx; it doubles per failed attempt up to the configured cap.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Beyond the push's own time limit, the lease covers the state read before it and the finish
+/// after it (each bounded by the pool's statement timeout), so a lease runs out only when its
+/// holder is gone.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
+
+/// How one change taken from the outbox ended (the `outcome` label of
+/// `stripe_profile_pushes_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stripe accepted the update.
+    Pushed,
+    /// Stripe already holds the latest email and name.
+    Unchanged,
+    /// The user has no live linked customer (any more), or no longer exists.
+    NotLinked,
+    /// The linked customer is of the mode the API key cannot write (test vs live).
+    OtherMode,
+    /// 429, 5xx or no answer: tried again after the back-off.
+    Retrying,
+    /// Stripe refused the update (another 4xx, or the key): kept with its error.
+    Rejected,
+    /// The row was not this worker's any more when the push finished: the lease ran out
+    /// (another worker has it) or the user was deleted.
+    LeaseLost,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pushed => "pushed",
+            Self::Unchanged => "unchanged",
+            Self::NotLinked => "not_linked",
+            Self::OtherMode => "other_mode",
+            Self::Retrying => "retrying",
+            Self::Rejected => "rejected",
+            Self::LeaseLost => "lease_lost",
+        }
+    }
+}
+
+/// Pushes queued changes, one at a time.
+pub struct Pusher {
+    pub pool: PgPool,
+    pub client: StripeClient,
+    pub settings: ProfilePushSettings,
+    pub metrics: Arc<Metrics>,
+    /// The API key's mode: it can only write customers of that mode.
+    pub key_livemode: bool,
+    /// This process's lease holder id.
+    pub worker_id: String,
+}
+
+impl Pusher {
+    /// How long a claim keeps other workers off a row.
+    pub fn lease(&self) -> Duration {
+        self.settings.timeout + LEASE_MARGIN
+    }
+
+    /// Claims the longest-waiting due row and pushes it; `None` when no row is due.
+    pub async fn push_next(&self) -> Result<Option<Outcome>, StoreError> {
+        let Some(claimed) = outbox::claim(&self.pool, &self.worker_id, self.lease()).await? else {
+            return Ok(None);
+        };
+        let outcome = self.push(claimed).await?;
+        self.metrics.profile_push_finished(outcome.as_str());
+        Ok(Some(outcome))
+    }
+
+    async fn push(&self, claimed: Claimed) -> Result<Outcome, StoreError> {
+        // The connection goes back before Stripe is called: no connection waits on Stripe.
+        let (state, name) = {
+            let mut conn = self.pool.acquire().await?;
+            let Some(state) = outbox::push_state(&mut *conn, claimed.user_id, ECHO_WINDOW).await?
+            else {
+                return Ok(Outcome::NotLinked); // the user was deleted: the row went with them
+            };
+            let name = outbox::profile_name(&mut conn, claimed.user_id, &self.settings.name_column)
+                .await?;
+            (state, name)
+        };
+        // The values read are those of the newest change queued so far.
+        let claimed = Claimed {
+            version: state.version,
+            attempts: state.attempts,
+            ..claimed
+        };
+        let finished = |finished: bool, outcome: Outcome| {
+            if finished {
+                outcome
+            } else {
+                tracing::warn!(
+                    user_id = %claimed.user_id,
+                    "the outbox row was not ours any more when the push finished (lease run \
+                     out, or the user deleted)"
+                );
+                Outcome::LeaseLost
+            }
+        };
+        let Some(customer_id) = state.stripe_customer_id.as_deref() else {
+            let done = outbox::finish_unchanged(&self.pool, &self.worker_id, &claimed).await?;
+            return Ok(finished(done, Outcome::NotLinked));
+        };
+        if state.livemode.is_some_and(|live| live != self.key_livemode) {
+            tracing::warn!(
+                user_id = %claimed.user_id,
+                stripe_customer_id = customer_id,
+                "profile change not pushed: the linked customer is of the other Stripe mode than \
+                 STRIPE_API_KEY"
+            );
+            let done = outbox::finish_unchanged(&self.pool, &self.worker_id, &claimed).await?;
+            return Ok(finished(done, Outcome::OtherMode));
+        }
+        let latest = Latest::of(&state, &name);
+        let update = latest.update_for(&state);
+        if update.is_empty() {
+            let done = outbox::finish_unchanged(&self.pool, &self.worker_id, &claimed).await?;
+            return Ok(finished(done, Outcome::Unchanged));
+        }
+        let key = idempotency_key(&claimed, &update);
+        let fields = update.fields();
+        match customers::update(&self.client, customer_id, &update, &key).await {
+            Ok(Posted::Done(_)) => {
+                tracing::info!(
+                    user_id = %claimed.user_id,
+                    stripe_customer_id = customer_id,
+                    fields = %fields,
+                    "pushed the profile change to Stripe"
+                );
+                let done = outbox::finish_pushed(
+                    &self.pool,
+                    &self.worker_id,
+                    &claimed,
+                    latest.email.as_deref(),
+                    latest.name.as_deref(),
+                )
+                .await?;
+                Ok(finished(done, Outcome::Pushed))
+            }
+            Ok(Posted::Retry {
+                problem,
+                retry_after,
+            }) => {
+                let wait = retry_after.unwrap_or_else(|| backoff(claimed.attempts, &self.settings));
+                tracing::warn!(
+                    user_id = %claimed.user_id,
+                    stripe_customer_id = customer_id,
+                    problem = %problem,
+                    attempt = claimed.attempts + 1,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "profile push failed; retrying later"
+                );
+                let done =
+                    outbox::finish_failed(&self.pool, &self.worker_id, &claimed, &problem, wait)
+                        .await?;
+                Ok(finished(done, Outcome::Retrying))
+            }
+            Ok(Posted::Rejected { status, message }) => {
+                // Stripe's message may quote the email: it goes to the row, not the log.
+                tracing::error!(
+                    user_id = %claimed.user_id,
+                    stripe_customer_id = customer_id,
+                    status,
+                    "Stripe refused the profile push; see last_error in \
+                     public.stripe_customer_outbox"
+                );
+                let error = format!("{status}: {message}");
+                let wait = REJECTED_RETRY.max(self.settings.max_backoff);
+                let done =
+                    outbox::finish_failed(&self.pool, &self.worker_id, &claimed, &error, wait)
+                        .await?;
+                Ok(finished(done, Outcome::Rejected))
+            }
+            Err(error) => {
+                // The key (401/403) or a request that cannot be built: nothing a retry soon
+                // fixes, and it is the operator's to fix.
+                tracing::error!(error = %error, "profile push failed");
+                let wait = REJECTED_RETRY.max(self.settings.max_backoff);
+                let message = error.to_string();
+                let done =
+                    outbox::finish_failed(&self.pool, &self.worker_id, &claimed, &message, wait)
+                        .await?;
+                let outcome = match error {
+                    ApiError::Unauthorized { .. } | ApiError::Request(_) => Outcome::Rejected,
+                    _ => Outcome::Retrying,
+                };
+                Ok(finished(done, outcome))
+            }
+        }
+    }
+}
+
+/// The user's present values, as far as they are pushed: an email (auth.users) and a name
+/// (public.profiles, when kept). Empty values are never pushed: a push never blanks a field
+/// in Stripe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Latest {
+    email: Option<String>,
+    name: Option<String>,
+}
+
+impl Latest {
+    fn of(state: &PushState, name: &ProfileName) -> Self {
+        let present = |value: Option<&str>| {
+            value
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        Self {
+            email: present(state.user_email.as_deref()),
+            name: match name {
+                ProfileName::NotKept => None,
+                ProfileName::Value(value) => present(value.as_deref()),
+            },
+        }
+    }
+
+    /// The fields whose latest value differs from what Stripe holds.
+    fn update_for<'a>(&'a self, state: &PushState) -> CustomerUpdate<'a> {
+        let (stripe_email, stripe_name) = if state.pushed_recently {
+            (&state.pushed_email, &state.pushed_name)
+        } else {
+            (&state.customer_email, &state.customer_name)
+        };
+        let differs = |latest: &'a Option<String>, stripe: &Option<String>| {
+            latest.as_deref().filter(|v| Some(*v) != stripe.as_deref())
+        };
+        CustomerUpdate {
+            email: differs(&self.email, stripe_email),
+            name: differs(&self.name, stripe_name),
+        }
+    }
+}
+
+/// The same change with the same values, tried again after a crash or a lost answer, carries
+/// the same key, so Stripe replays its first answer rather than applying it twice. A change's
+/// version is never reused; the attempt count moves on after a recorded failure, so a retry
+/// after a 5xx (which Stripe may have stored under the key) is a fresh request; the hash keeps
+/// one key from ever carrying two different sets of values (Stripe refuses that).
+fn idempotency_key(claimed: &Claimed, update: &CustomerUpdate<'_>) -> String {
+    let mut hash = Sha256::new();
+    hash.update(update.email.unwrap_or_default().as_bytes());
+    hash.update([0]);
+    hash.update(update.name.unwrap_or_default().as_bytes());
+    hash.update([
+        u8::from(update.email.is_some()),
+        u8::from(update.name.is_some()),
+    ]);
+    let digest = hash.finalize();
+    format!(
+        "profile-push:{}:{}:{}:{}",
+        claimed.user_id,
+        claimed.version,
+        claimed.attempts,
+        hex::encode(&digest[..8])
+    )
+}
+
+/// Exponential back-off with equal jitter, after `attempts` earlier failures.
+fn backoff(attempts: i64, settings: &ProfilePushSettings) -> Duration {
+    let exponent = attempts.clamp(0, 20) as u32;
+    let full = FIRST_BACKOFF
+        .saturating_mul(1 << exponent)
+        .min(settings.max_backoff);
+    // uuid's v4 generator is the one random source already in the crate.
+    let random = (uuid::Uuid::new_v4().as_u128() % 1_000) as f64 / 1_000.0;
+    full.mul_f64(0.5 + random / 2.0)
+}
+
+impl CustomerUpdate<'_> {
+    /// The names of the fields set, for logs (never their values).
+    fn fields(&self) -> String {
+        match (self.email.is_some(), self.name.is_some()) {
+            (true, true) => "email,name",
+            (true, false) => "email",
+            (false, true) => "name",
+            (false, false) => "",
+        }
+        .to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn state() -> PushState {
+        PushState {
+            version: 7,
+            attempts: 0,
+            user_email: Some("new@example.com".into()),
+            stripe_customer_id: Some("cus_A".into()),
+            customer_email: Some("old@example.com".into()),
+            customer_name: Some("Ada".into()),
+            livemode: Some(false),
+            pushed_recently: false,
+            pushed_email: None,
+            pushed_name: None,
+        }
+    }
+
+    #[test]
+    fn only_the_fields_that_differ_from_stripe_are_pushed() {
+        let state = state();
+        let latest = Latest::of(&state, &ProfileName::Value(Some("Ada".into())));
+        assert_eq!(
+            latest.update_for(&state),
+            CustomerUpdate {
+                email: Some("new@example.com"),
+                name: None
+            }
+        );
+        let latest = Latest::of(&state, &ProfileName::Value(Some("Ada L".into())));
+        assert_eq!(latest.update_for(&state).name, Some("Ada L"));
+    }
+
+    #[test]
+    fn names_are_not_pushed_without_profiles_and_nothing_is_ever_blanked() {
+        let mut state = state();
+        state.user_email = Some("  ".into());
+        let latest = Latest::of(&state, &ProfileName::NotKept);
+        assert!(latest.update_for(&state).is_empty());
+        let latest = Latest::of(&state, &ProfileName::Value(None));
+        assert!(latest.update_for(&state).is_empty());
+    }
+
+    #[test]
+    fn after_a_push_the_pushed_values_stand_for_stripe_until_the_echo_window_ends() {
+        // Pushed "new", then the user went back to "old" before Stripe's customer.updated came
+        // back: the table still says "old", yet Stripe holds "new", so "old" must be pushed.
+        let mut state = state();
+        state.user_email = Some("old@example.com".into());
+        state.pushed_recently = true;
+        state.pushed_email = Some("new@example.com".into());
+        state.pushed_name = Some("Ada".into());
+        let latest = Latest::of(&state, &ProfileName::Value(Some("Ada".into())));
+        assert_eq!(latest.update_for(&state).email, Some("old@example.com"));
+        state.pushed_recently = false;
+        assert!(latest.update_for(&state).is_empty());
+    }
+
+    #[test]
+    fn the_idempotency_key_changes_with_the_change_the_attempt_and_the_values() {
+        let claimed = Claimed {
+            user_id: Uuid::nil(),
+            version: 7,
+            attempts: 0,
+        };
+        let update = CustomerUpdate {
+            email: Some("a@example.com"),
+            name: None,
+        };
+        let key = idempotency_key(&claimed, &update);
+        assert_eq!(key, idempotency_key(&claimed, &update), "stable");
+        assert!(key.starts_with("profile-push:00000000-0000-0000-0000-000000000000:7:0:"));
+        assert!(key.len() <= 255, "Stripe's limit");
+        assert!(!key.contains("example.com"), "no email in a header");
+        for other in [
+            idempotency_key(
+                &Claimed {
+                    version: 8,
+                    ..claimed
+                },
+                &update,
+            ),
+            idempotency_key(
+                &Claimed {
+                    attempts: 1,
+                    ..claimed
+                },
+                &update,
+            ),
+            idempotency_key(
+                &claimed,
+                &CustomerUpdate {
+                    email: None,
+                    name: Some("a@example.com"),
+                },
+            ),
+        ] {
+            assert_ne!(key, other);
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_within_jitter_up_to_the_cap() {
+        let settings = ProfilePushSettings {
+            max_backoff: Duration::from_secs(30),
+            ..ProfilePushSettings::default()
+        };
+        for attempts in 0..10 {
+            let wait = backoff(attempts, &settings);
+            let full = Duration::from_secs(1 << attempts).min(Duration::from_secs(30));
+            assert!(wait >= full / 2 && wait <= full, "{attempts}: {wait:?}");
+        }
+    }
+}

@@ -1,0 +1,713 @@
+//! Profile changes reach Stripe: two real `serve` processes on one database push a linked
+//! user's new email or name to the Stripe double (`POST /v1/customers/{id}`), once, whichever
+//! process takes it, through rate limits, outages and a process killed mid-push.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::events::CustomerEvent;
+use crate::helpers::stripe_double::{
+    BINARY, Customer, Fault, Request, StripeDouble, TEST_API_KEY, Target,
+};
+use crate::helpers::{
+    TEST_SECRET, TestDatabase, create_auth_user, migrated_database, now, stripe_signature,
+};
+use crate::schema_outbox::{create_profiles, outbox_row};
+
+/// A `serve` process of the test; killed on drop.
+struct Replica {
+    child: Option<Child>,
+    base_url: String,
+    /// Its log (JSON lines on stderr), unless TEST_LOG shows it on the terminal.
+    log_path: std::path::PathBuf,
+}
+
+impl Replica {
+    /// `serve` with the tests' settings, then `extra` environment variables.
+    fn start(db: &TestDatabase, double: &StripeDouble, dir: &Path, extra: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Logged to a file of the test's directory; `TEST_LOG=1 cargo test` shows them instead.
+        let log_path = dir.join(format!("serve-{port}.log"));
+        let show = std::env::var_os("TEST_LOG").is_some();
+        let stderr = if show {
+            Stdio::inherit()
+        } else {
+            Stdio::from(std::fs::File::create(&log_path).unwrap())
+        };
+        let child = Command::new(BINARY)
+            .arg("serve")
+            .current_dir(dir)
+            .env("DATABASE_URL", &db.url)
+            .env("STRIPE_WEBHOOK_SECRET", TEST_SECRET)
+            .env("STRIPE_API_KEY", TEST_API_KEY)
+            .env("STRIPE_API_BASE", &double.base_url)
+            .env("STRIPE_MODE", "test")
+            .env("CATCH_UP_INTERVAL", "0")
+            // Short, so that the tests of failures take seconds rather than minutes.
+            .env("PROFILE_PUSH_TIMEOUT", "2s")
+            .env("PROFILE_PUSH_MAX_BACKOFF", "2s")
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("LOG_FORMAT", "json")
+            .env_remove("RUST_LOG")
+            .env_remove("USER_ID_METADATA_KEY")
+            .env_remove("PROFILE_NAME_COLUMN")
+            .envs(extra.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start serve");
+        Self {
+            child: Some(child),
+            base_url: format!("http://127.0.0.1:{port}"),
+            log_path,
+        }
+    }
+
+    /// What it has logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    async fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = reqwest::get(format!("{}/readyz", self.base_url)).await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "serve was not ready within 60 s");
+            let child = self.child.as_mut().unwrap();
+            assert!(child.try_wait().unwrap().is_none(), "serve exited");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Delivers a signed event, as Stripe does; the HTTP status.
+    async fn deliver(&self, payload: &str) -> u16 {
+        reqwest::Client::new()
+            .post(format!("{}/webhooks/stripe", self.base_url))
+            .header("Content-Type", "application/json")
+            .header(
+                "Stripe-Signature",
+                stripe_signature(payload, TEST_SECRET, now()),
+            )
+            .body(payload.to_owned())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// The value of one sample of `GET /metrics` (0 when absent).
+    async fn metric(&self, sample: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.base_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+
+    /// SIGKILL: no chance to clean up.
+    fn kill_9(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// SIGTERM; whether it exited 0.
+    async fn terminate(mut self) -> bool {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        tokio::task::spawn_blocking(move || child.wait().unwrap().success())
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The database, the double, a linked user (through a `customer.created` webhook, as Stripe
+/// would deliver it) and `replicas` ready `serve` processes.
+struct Setup {
+    db: TestDatabase,
+    double: StripeDouble,
+    user: Uuid,
+    customer: String,
+    replicas: Vec<Replica>,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(replicas: usize, before_start: impl AsyncFnOnce(&PgPool)) -> Setup {
+    setup_with(replicas, &[], before_start).await
+}
+
+async fn setup_with(
+    replicas: usize,
+    extra: &[(&str, &str)],
+    before_start: impl AsyncFnOnce(&PgPool),
+) -> Setup {
+    stripe_customer_sync::tls::install_crypto_provider(); // for the test's own HTTP client
+    let db = migrated_database().await;
+    before_start(&db.pool).await;
+    let double = StripeDouble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut started: Vec<Replica> = (0..replicas)
+        .map(|_| Replica::start(&db, &double, dir.path(), extra))
+        .collect();
+    for replica in &mut started {
+        replica.wait_until_ready().await;
+    }
+    let user = create_auth_user(&db.pool).await;
+    let customer = crate::events::new_customer_id();
+    let email = format!("{user}@example.com");
+    double.add([Customer::new(&customer)
+        .for_user(user)
+        .email(Some(&email))
+        .name(Some("Ada Lovelace"))]);
+    let created = CustomerEvent::created(&customer, now() - 5)
+        .for_user(user)
+        .email(Some(&email))
+        .json();
+    assert_eq!(started[0].deliver(&created).await, 200);
+    Setup {
+        db,
+        double,
+        user,
+        customer,
+        replicas: started,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    async fn set_email(&self, email: &str) {
+        sqlx::query("update auth.users set email = $2 where id = $1")
+            .bind(self.user)
+            .bind(email)
+            .execute(&self.db.pool)
+            .await
+            .unwrap();
+    }
+
+    /// Waits (up to `within`) until the double applied an update whose form has `field` =
+    /// `value`; returns when that happened.
+    async fn wait_for_applied(&self, field: &str, value: &str, within: Duration) -> Instant {
+        let deadline = Instant::now() + within;
+        loop {
+            if self
+                .double
+                .applied_updates(&self.customer)
+                .iter()
+                .any(|r| has(r, field, value))
+            {
+                return Instant::now();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no update with {field}={value} within {within:?}: {:#?}",
+                self.double.update_requests(&self.customer)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the user's change is done (pushed or found unchanged).
+    async fn wait_until_done(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let row = outbox_row(&self.db.pool, self.user).await;
+            if row
+                .as_ref()
+                .is_none_or(|row| row["next_attempt_at"].is_null())
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "still queued: {row:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn pushed_total(&self) -> f64 {
+        let mut total = 0.0;
+        for replica in &self.replicas {
+            total += replica
+                .metric(r#"stripe_profile_pushes_total{outcome="pushed"}"#)
+                .await;
+        }
+        total
+    }
+}
+
+fn has(request: &Request, field: &str, value: &str) -> bool {
+    request.form.iter().any(|(k, v)| k == field && v == value)
+}
+
+#[tokio::test]
+async fn an_email_change_reaches_stripe_once_within_2_s_whichever_replica_takes_it() {
+    let s = setup(2, async |_| {}).await;
+    let no_profiles: bool = sqlx::query_scalar("select to_regclass('public.profiles') is null")
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap();
+    assert!(no_profiles, "this database has no profiles table");
+
+    let changed = Instant::now();
+    s.set_email("ada.new@example.com").await;
+    let pushed = s
+        .wait_for_applied("email", "ada.new@example.com", Duration::from_secs(2))
+        .await;
+    assert!(pushed - changed < Duration::from_secs(2));
+    s.wait_until_done(Duration::from_secs(2)).await;
+    // Time for a second replica to push it again, were it to.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let updates = s.double.update_requests(&s.customer);
+    assert_eq!(updates.len(), 1, "{updates:#?}");
+    let update = &updates[0];
+    assert_eq!(
+        update.form,
+        [("email".into(), "ada.new@example.com".into())]
+    );
+    assert!(update.authorized, "with the API key");
+    assert_eq!(update.stripe_version.as_deref(), Some("2026-09-30.endive"));
+    let key = update
+        .idempotency_key
+        .as_deref()
+        .expect("an idempotency key");
+    assert!(
+        key.starts_with(&format!("profile-push:{}:", s.user)),
+        "{key}"
+    );
+    assert_eq!(s.pushed_total().await, 1.0);
+    let row = outbox_row(&s.db.pool, s.user).await.unwrap();
+    assert_eq!(row["pushed_email"], "ada.new@example.com");
+    assert_eq!(row["attempts"], 0);
+    assert_eq!(
+        s.double.customer(&s.customer).unwrap().email.as_deref(),
+        Some("ada.new@example.com")
+    );
+    assert!(
+        s.replicas
+            .iter()
+            .any(|r| r.log().contains("pushed the profile change to Stripe")),
+        "the push is logged"
+    );
+    for replica in &s.replicas {
+        let log = replica.log();
+        assert!(!log.contains("example.com"), "no email in the log: {log}");
+        assert!(!log.contains(TEST_API_KEY), "no key in the log");
+    }
+}
+
+#[tokio::test]
+async fn five_quick_edits_give_one_or_two_pushes_and_the_last_carries_the_final_values() {
+    let s = setup(2, async |_| {}).await;
+    for n in 1..=5 {
+        s.set_email(&format!("edit-{n}@example.com")).await;
+    }
+    s.wait_for_applied("email", "edit-5@example.com", Duration::from_secs(3))
+        .await;
+    s.wait_until_done(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    let updates = s.double.update_requests(&s.customer);
+    assert!((1..=2).contains(&updates.len()), "{updates:#?}");
+    assert!(has(updates.last().unwrap(), "email", "edit-5@example.com"));
+    assert_eq!(
+        s.double.customer(&s.customer).unwrap().email.as_deref(),
+        Some("edit-5@example.com")
+    );
+}
+
+#[tokio::test]
+async fn a_profile_name_change_is_pushed_as_the_customers_name() {
+    // The profiles table exists before `serve` starts: its start-up migration watches it.
+    let s = setup(2, async |pool| create_profiles(pool).await).await;
+    sqlx::query("insert into public.profiles (id, full_name) values ($1, 'Ada Lovelace')")
+        .bind(s.user)
+        .execute(&s.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("update public.profiles set full_name = 'Ada King' where id = $1")
+        .bind(s.user)
+        .execute(&s.db.pool)
+        .await
+        .unwrap();
+    s.wait_for_applied("name", "Ada King", Duration::from_secs(2))
+        .await;
+    s.wait_until_done(Duration::from_secs(2)).await;
+
+    // An update that changes neither the name nor the email pushes nothing.
+    sqlx::query("update public.profiles set avatar_url = 'ada.png' where id = $1")
+        .bind(s.user)
+        .execute(&s.db.pool)
+        .await
+        .unwrap();
+    s.wait_until_done(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let updates = s.double.update_requests(&s.customer);
+    assert_eq!(updates.len(), 1, "{updates:#?}");
+    assert_eq!(updates[0].form, [("name".into(), "Ada King".into())]);
+}
+
+#[tokio::test]
+async fn a_rate_limited_push_is_sent_again_after_retry_after_and_applied_once() {
+    let s = setup(2, async |_| {}).await;
+    s.double.fail(
+        Target::Update(s.customer.clone()),
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    s.set_email("limited@example.com").await;
+    s.wait_for_applied("email", "limited@example.com", Duration::from_secs(5))
+        .await;
+    s.wait_until_done(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let updates = s.double.update_requests(&s.customer);
+    assert_eq!(
+        updates.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [429, 200]
+    );
+    assert!(
+        updates[1].at - updates[0].at >= Duration::from_secs(1),
+        "Retry-After waited for"
+    );
+    assert_eq!(s.double.applied_updates(&s.customer).len(), 1);
+    let retried: f64 = [
+        s.replicas[0]
+            .metric(r#"stripe_profile_pushes_total{outcome="retrying"}"#)
+            .await,
+        s.replicas[1]
+            .metric(r#"stripe_profile_pushes_total{outcome="retrying"}"#)
+            .await,
+    ]
+    .iter()
+    .sum();
+    assert_eq!(retried, 1.0);
+}
+
+#[tokio::test]
+async fn while_stripe_is_down_changes_wait_visibly_and_are_pushed_when_it_returns() {
+    let s = setup(2, async |_| {}).await;
+    // A second linked user, so that "nothing lost" covers more than one change.
+    let other = create_auth_user(&s.db.pool).await;
+    let other_customer = crate::events::new_customer_id();
+    s.double
+        .add([Customer::new(&other_customer).for_user(other)]);
+    let created = CustomerEvent::created(&other_customer, now() - 5)
+        .for_user(other)
+        .email(Some(&format!("{other}@example.com")))
+        .json();
+    assert_eq!(s.replicas[1].deliver(&created).await, 200);
+    for customer in [&s.customer, &other_customer] {
+        s.double.fail(
+            Target::Update(customer.clone()),
+            Fault::Unavailable,
+            usize::MAX,
+        );
+    }
+
+    s.set_email("during-outage@example.com").await;
+    sqlx::query("update auth.users set email = 'other-new@example.com' where id = $1")
+        .bind(other)
+        .execute(&s.db.pool)
+        .await
+        .unwrap();
+    // Stripe stays down for 20 s: attempts pile up, the queue shows it.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let failed = s.double.update_requests(&s.customer);
+    assert!(failed.len() >= 4, "retried with back-off: {failed:#?}");
+    assert!(failed.iter().all(|r| r.status == 503));
+    let row = outbox_row(&s.db.pool, s.user).await.unwrap();
+    assert!(row["attempts"].as_i64().unwrap() >= 3, "{row}");
+    assert!(
+        row["last_error"].as_str().unwrap().starts_with("503"),
+        "{row}"
+    );
+    assert!(row["next_attempt_at"].is_string());
+    let depth = s.replicas[0]
+        .metric("stripe_profile_push_queue_depth")
+        .await
+        .max(
+            s.replicas[1]
+                .metric("stripe_profile_push_queue_depth")
+                .await,
+        );
+    assert_eq!(depth, 2.0);
+    let oldest = s.replicas[0]
+        .metric("stripe_profile_push_oldest_age_seconds")
+        .await
+        .max(
+            s.replicas[1]
+                .metric("stripe_profile_push_oldest_age_seconds")
+                .await,
+        );
+    assert!(oldest >= 15.0, "{oldest}");
+
+    s.double.release_hangs(); // clears the faults: Stripe is back
+    s.wait_for_applied("email", "during-outage@example.com", Duration::from_secs(5))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !s
+        .double
+        .applied_updates(&other_customer)
+        .iter()
+        .any(|r| has(r, "email", "other-new@example.com"))
+    {
+        assert!(Instant::now() < deadline, "the other change was lost");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.wait_until_done(Duration::from_secs(2)).await;
+    assert_eq!(s.double.applied_updates(&s.customer).len(), 1);
+    assert_eq!(s.double.applied_updates(&other_customer).len(), 1);
+    let row = outbox_row(&s.db.pool, s.user).await.unwrap();
+    assert_eq!(
+        (&row["attempts"], &row["last_error"]),
+        (&0.into(), &serde_json::Value::Null)
+    );
+}
+
+#[tokio::test]
+async fn a_replica_killed_mid_push_leaves_the_change_to_the_other_under_the_same_key() {
+    // A push timeout long enough that the holder is killed well before its own request gives
+    // up (which would count a failed attempt and move on to a fresh key).
+    let mut s = setup_with(2, &[("PROFILE_PUSH_TIMEOUT", "5s")], async |_| {}).await;
+    s.double
+        .fail(Target::Update(s.customer.clone()), Fault::Hang, 1);
+    s.set_email("after-crash@example.com").await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while s.double.update_requests(&s.customer).is_empty() {
+        assert!(Instant::now() < deadline, "no push began");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The replica holding the lease is the one mid-push.
+    let holder: String = sqlx::query_scalar(
+        "select claimed_by from public.stripe_customer_outbox where user_id = $1",
+    )
+    .bind(s.user)
+    .fetch_one(&s.db.pool)
+    .await
+    .unwrap();
+    let index = s
+        .replicas
+        .iter()
+        .position(|r| holder.starts_with(&format!("serve-{}-", r.pid())))
+        .expect("a replica holds the lease");
+    let killed = s.replicas.remove(index);
+    let killed_at = Instant::now();
+    killed.kill_9();
+
+    // The survivor takes the row once the lease (5 s push timeout + 10 s) runs out.
+    s.wait_for_applied("email", "after-crash@example.com", Duration::from_secs(25))
+        .await;
+    s.wait_until_done(Duration::from_secs(2)).await;
+    assert!(killed_at.elapsed() < Duration::from_secs(25));
+    let updates = s.double.update_requests(&s.customer);
+    assert_eq!(updates.len(), 2, "{updates:#?}");
+    assert_eq!(
+        updates[0].idempotency_key, updates[1].idempotency_key,
+        "the retry of the same change replays rather than applies twice"
+    );
+    assert_eq!(s.double.applied_updates(&s.customer).len(), 1);
+    s.double.release_hangs();
+}
+
+#[tokio::test]
+async fn stripes_echoing_customer_updated_updates_the_row_and_queues_nothing() {
+    let s = setup(2, async |_| {}).await;
+    s.set_email("echo@example.com").await;
+    s.wait_for_applied("email", "echo@example.com", Duration::from_secs(2))
+        .await;
+    s.wait_until_done(Duration::from_secs(2)).await;
+    let before = outbox_row(&s.db.pool, s.user).await.unwrap();
+
+    // What Stripe sends after the update.
+    let echo = CustomerEvent::updated(&s.customer, now())
+        .for_user(s.user)
+        .email(Some("echo@example.com"))
+        .json();
+    assert_eq!(s.replicas[1].deliver(&echo).await, 200);
+    let email: String = sqlx::query_scalar(
+        "select customer_email from public.stripe_customers where stripe_customer_id = $1",
+    )
+    .bind(&s.customer)
+    .fetch_one(&s.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(email, "echo@example.com", "the row follows Stripe");
+    let after = outbox_row(&s.db.pool, s.user).await.unwrap();
+    assert_eq!(after["version"], before["version"], "nothing queued");
+    assert!(after["next_attempt_at"].is_null());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        s.double.update_requests(&s.customer).len(),
+        1,
+        "no second push"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_push_in_flight_finish_before_the_process_exits() {
+    let mut s = setup(1, async |_| {}).await;
+    s.double.set_latency(Duration::from_millis(1500));
+    s.set_email("graceful@example.com").await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while s.double.update_requests(&s.customer).is_empty() {
+        assert!(Instant::now() < deadline, "no push began");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let replica = s.replicas.pop().unwrap();
+    assert!(replica.terminate().await, "exits 0");
+
+    assert_eq!(s.double.applied_updates(&s.customer).len(), 1);
+    let row = outbox_row(&s.db.pool, s.user).await.unwrap();
+    assert!(
+        row["next_attempt_at"].is_null(),
+        "finished and recorded: {row}"
+    );
+    assert!(row["claimed_by"].is_null());
+}
+
+#[tokio::test]
+async fn without_listen_the_sweep_alone_pushes_a_change_within_seconds() {
+    // As behind a transaction-mode pooler, where a LISTEN session cannot be kept.
+    let double = StripeDouble::start().await;
+    let base = format!("{}/", double.base_url);
+    let app = crate::helpers::spawn_app_with(migrated_database().await, |settings| {
+        settings.stripe_api = Some(stripe_customer_sync::configuration::StripeApiSettings {
+            key: TEST_API_KEY.to_owned().into(),
+            mode: stripe_customer_sync::domain::StripeMode::Test,
+            base: base.parse().unwrap(),
+        });
+        settings.profile_push.listen = false;
+    })
+    .await;
+    let user = create_auth_user(&app.db.pool).await;
+    let customer = crate::events::new_customer_id();
+    double.add([Customer::new(&customer).for_user(user)]);
+    let created = CustomerEvent::created(&customer, now() - 5)
+        .for_user(user)
+        .email(Some(&format!("{user}@example.com")))
+        .json();
+    app.deliver_expecting(&created, "processed").await;
+
+    sqlx::query("update auth.users set email = 'swept@example.com' where id = $1")
+        .bind(user)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while double.applied_updates(&customer).is_empty() {
+        assert!(Instant::now() < deadline, "not pushed by the sweep");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(has(
+        &double.applied_updates(&customer)[0],
+        "email",
+        "swept@example.com"
+    ));
+}
+
+#[tokio::test]
+async fn a_change_stripe_refuses_stays_visible_and_never_holds_up_the_others() {
+    let s = setup(2, async |_| {}).await;
+    // A second linked user whose customer Stripe does not have (deleted there, say, before
+    // its customer.deleted arrived): every push of theirs is refused with a 404.
+    let stuck = create_auth_user(&s.db.pool).await;
+    let missing = crate::events::new_customer_id();
+    let created = CustomerEvent::created(&missing, now() - 5)
+        .for_user(stuck)
+        .email(Some(&format!("{stuck}@example.com")))
+        .json();
+    assert_eq!(s.replicas[0].deliver(&created).await, 200);
+
+    sqlx::query("update auth.users set email = 'refused@example.com' where id = $1")
+        .bind(stuck)
+        .execute(&s.db.pool)
+        .await
+        .unwrap();
+    s.set_email("flows@example.com").await;
+    s.wait_for_applied("email", "flows@example.com", Duration::from_secs(2))
+        .await;
+
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let row = loop {
+        let row = outbox_row(&s.db.pool, stuck).await.unwrap();
+        if row["attempts"] == 1 {
+            break row;
+        }
+        assert!(Instant::now() < deadline, "{row}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        row["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("404: No such customer"),
+        "{row}"
+    );
+    let retry_in: f64 = sqlx::query_scalar(
+        "select extract(epoch from next_attempt_at - now())::float8
+           from public.stripe_customer_outbox where user_id = $1",
+    )
+    .bind(stuck)
+    .fetch_one(&s.db.pool)
+    .await
+    .unwrap();
+    assert!(retry_in > 3000.0, "backs off long: {retry_in}");
+    assert_eq!(s.double.update_requests(&missing).len(), 1);
+    let rejected = s.replicas[0]
+        .metric(r#"stripe_profile_pushes_total{outcome="rejected"}"#)
+        .await
+        + s.replicas[1]
+            .metric(r#"stripe_profile_pushes_total{outcome="rejected"}"#)
+            .await;
+    assert_eq!(rejected, 1.0);
+}
+
+#[tokio::test]
+async fn a_name_column_that_profiles_does_not_have_is_named_in_a_warning() {
+    let s = setup_with(
+        1,
+        &[("PROFILE_NAME_COLUMN", "display_name")],
+        async |pool| create_profiles(pool).await,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !s.replicas[0]
+        .log()
+        .contains("public.profiles has no column")
+    {
+        assert!(Instant::now() < deadline, "{}", s.replicas[0].log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(s.replicas[0].log().contains("display_name"));
+}
