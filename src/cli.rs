@@ -151,9 +151,18 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let settings = Settings::from_args(&args)?;
     let database = Database::open(settings.database.connect_options.clone()).await?;
     if !args.skip_migrations {
-        prepare_schema(&database.options, database.local.is_some()).await?;
+        // Over MIGRATION_DATABASE_URL when set: the migrator needs a session.
+        let options = (settings.database.migration_connect_options.clone())
+            .unwrap_or_else(|| database.options.clone());
+        prepare_schema(&options, database.local.is_some()).await?;
     }
-    let pool = pool::serving_pool(database.options.clone(), settings.database.max_connections);
+    let connection = settings.database.connection;
+    warn_of_a_likely_pool_mode_mismatch(&database.options, connection.mode);
+    let pool = pool::serving_pool(
+        database.options.clone(),
+        settings.database.max_connections,
+        connection,
+    );
     let application = Application::build(&settings, pool.clone())
         .map_err(|e| CliError::failed(&format!("cannot listen on {}", settings.listen_addr), e))?;
     tracing::info!(
@@ -161,6 +170,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         port = application.port(),
         secrets = settings.webhook.secrets.len(),
         stripe_mode = %settings.sync.mode,
+        database_pool_mode = %connection.mode,
         "listening for Stripe webhooks on POST /webhooks/stripe"
     );
     if args.stripe_mode.is_none() && settings.stripe_api.is_none() {
@@ -194,6 +204,20 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     database.close();
     served.map_err(|e| CliError::failed("server", e))
 }
+
+/// Supabase's transaction pooler listens on 6543: in session mode the service would keep
+/// prepared statements there and fail at random once the pooler reshuffles connections.
+fn warn_of_a_likely_pool_mode_mismatch(options: &PgConnectOptions, mode: pool::PoolMode) {
+    if options.get_port() == SUPAVISOR_TRANSACTION_PORT && mode == pool::PoolMode::Session {
+        tracing::warn!(
+            "DATABASE_URL uses port 6543, Supabase's transaction pooler, but DATABASE_POOL_MODE \
+             is session: unless that pooler was switched to session mode, set \
+             DATABASE_POOL_MODE=transaction (and MIGRATION_DATABASE_URL)"
+        );
+    }
+}
+
+const SUPAVISOR_TRANSACTION_PORT: u16 = 6543;
 
 async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
     let database = Database::from_args(&args.database).await?;
@@ -428,16 +452,12 @@ const LOCAL_DATA_DIR: &str = ".stripe-customer-sync/pgdata";
 const LOCAL_DATABASE: &str = "stripe_customer_sync";
 
 impl Database {
-    /// The database of a command's `DatabaseArgs`.
+    /// The database of a command's `DatabaseArgs`, over a connection with a session of its
+    /// own (`MIGRATION_DATABASE_URL` when set): migrations and the batch commands need one.
     async fn from_args(args: &DatabaseArgs) -> Result<Self, CliError> {
-        let mut database = Self::open(configuration::database_url(args)?).await?;
+        let mut database = Self::open(args.session_database_url()?).await?;
         if database.local.is_none() {
-            database.url = args
-                .database_url
-                .as_deref()
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
+            database.url = args.session_database_url_text().to_owned();
         }
         Ok(database)
     }

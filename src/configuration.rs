@@ -17,7 +17,7 @@ pub mod customers;
 pub use customers::{CustomerSettings, CustomersArgs, ProfileArgs};
 
 use crate::domain::{ColumnName, SignatureTolerance, StripeMode, WebhookSecrets};
-use crate::store::pool;
+use crate::store::pool::{self, ConnectionPolicy, PoolMode};
 use crate::sync::SyncSettings;
 use crate::telemetry::LogFormat;
 
@@ -39,7 +39,7 @@ impl ConfigError {
 }
 
 /// Where the database is.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone)]
 pub struct DatabaseArgs {
     /// PostgreSQL connection string. Without it, `serve` runs a local database of its own.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
@@ -48,6 +48,93 @@ pub struct DatabaseArgs {
     /// Never fall back to the local database: a missing DATABASE_URL is an error (containers).
     #[arg(long, env = "REQUIRE_DATABASE_URL")]
     pub require_database_url: bool,
+
+    /// How DATABASE_URL's server connections are shared: `session` (direct connection, session
+    /// pooler) or `transaction` (Supavisor on port 6543, PgBouncer pool_mode = transaction).
+    #[arg(
+        long,
+        env = "DATABASE_POOL_MODE",
+        default_value = "session",
+        value_name = "MODE"
+    )]
+    pub database_pool_mode: String,
+
+    /// A direct or session-pooler connection string for the work that needs a session:
+    /// migrations (`serve`, `migrate`) and the batch commands. Default: DATABASE_URL, which
+    /// must then be one (DATABASE_POOL_MODE=session).
+    #[arg(
+        long,
+        env = "MIGRATION_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub migration_database_url: Option<String>,
+}
+
+impl Default for DatabaseArgs {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            require_database_url: false,
+            database_pool_mode: PoolMode::default().to_string(),
+            migration_database_url: None,
+        }
+    }
+}
+
+impl DatabaseArgs {
+    /// `DATABASE_POOL_MODE`.
+    pub fn pool_mode(&self) -> Result<PoolMode, ConfigError> {
+        self.database_pool_mode
+            .parse()
+            .map_err(|e| ConfigError::new("DATABASE_POOL_MODE", e))
+    }
+
+    /// The connection for work that needs a session of its own (sqlx's migrator holds a session
+    /// advisory lock; the batch commands keep prepared statements): `MIGRATION_DATABASE_URL`
+    /// when set, else `DATABASE_URL` unless that goes through a transaction pooler. `None`:
+    /// the local database.
+    pub fn session_database_url(&self) -> Result<Option<PgConnectOptions>, ConfigError> {
+        const VARIABLE: &str = "MIGRATION_DATABASE_URL";
+        let database = database_url(self)?;
+        match self.migration_database_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => {
+                if database.is_none() {
+                    return Err(ConfigError::new(
+                        VARIABLE,
+                        "is set but DATABASE_URL is not; set both, or neither for the local database",
+                    ));
+                }
+                pool::connect_options(url)
+                    .map(Some)
+                    .map_err(|e| ConfigError::new(VARIABLE, format!("not a PostgreSQL URL ({e})")))
+            }
+            _ if database.is_some() && self.pool_mode()? == PoolMode::Transaction => {
+                Err(ConfigError::new(
+                    VARIABLE,
+                    "required with DATABASE_POOL_MODE=transaction: migrations and batch commands \
+                     need a direct or session-pooler connection (or run `migrate` against one \
+                     and start `serve --skip-migrations`)",
+                ))
+            }
+            _ => Ok(database),
+        }
+    }
+
+    fn has_migration_database_url(&self) -> bool {
+        self.migration_database_url
+            .as_deref()
+            .is_some_and(|url| !url.trim().is_empty())
+    }
+
+    /// The raw text of the URL [`Self::session_database_url`] chose (for tools that take a
+    /// URL, e.g. pg_dump). May hold a password: never log it.
+    pub fn session_database_url_text(&self) -> &str {
+        match self.migration_database_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => url,
+            _ => self.database_url.as_deref().unwrap_or_default().trim(),
+        }
+    }
 }
 
 /// The settings of `serve`.
@@ -106,8 +193,8 @@ pub struct ServeArgs {
     )]
     pub database_max_connections: String,
 
-    /// Do not apply pending migrations at start-up.
-    #[arg(long)]
+    /// Do not apply pending migrations at start-up (they run as a release step: `migrate`).
+    #[arg(long, env = "SKIP_MIGRATIONS")]
     pub skip_migrations: bool,
 
     /// Stripe's API: thin events and the background catch-up need it; without a key both are
@@ -284,6 +371,8 @@ fn sync_settings(
     Ok(SyncSettings {
         user_id_metadata_key: key.to_owned(),
         mode,
+        // The batch commands that apply the rules work on a session connection.
+        connection: ConnectionPolicy::default(),
     })
 }
 
@@ -470,6 +559,11 @@ pub struct DatabaseSettings {
     /// `None`: run the local database.
     pub connect_options: Option<PgConnectOptions>,
     pub max_connections: u32,
+    /// Where migrations run: `MIGRATION_DATABASE_URL` (or `DATABASE_URL` in session mode);
+    /// `None` for the local database, or when this command does not migrate.
+    pub migration_connect_options: Option<PgConnectOptions>,
+    /// `DATABASE_POOL_MODE` and the statement timeout of the serving path.
+    pub connection: ConnectionPolicy,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -478,6 +572,14 @@ impl fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("url", &self.connect_options.as_ref().map(|_| "[redacted]"))
             .field("max_connections", &self.max_connections)
+            .field(
+                "migration_url",
+                &self
+                    .migration_connect_options
+                    .as_ref()
+                    .map(|_| "[redacted]"),
+            )
+            .field("connection", &self.connection)
             .finish()
     }
 }
@@ -520,13 +622,18 @@ impl Settings {
                 "must be an address and port such as 127.0.0.1:8080",
             )
         })?;
-        let database = DatabaseSettings::from_args(&args.database, &args.database_max_connections)?;
+        let database = DatabaseSettings::from_args(
+            &args.database,
+            &args.database_max_connections,
+            !args.skip_migrations,
+        )?;
         let stripe_api = StripeApiSettings::optional(&args.stripe)?;
-        let sync = sync_settings(
+        let mut sync = sync_settings(
             &args.user_id_metadata_key,
             args.stripe_mode.as_deref(),
             stripe_api.as_ref().map(|api| api.mode),
         )?;
+        sync.connection = database.connection;
         if let Some(api) = &stripe_api
             && !sync.mode.keeps(api.mode == StripeMode::Live)
         {
@@ -575,7 +682,12 @@ impl ProfilePushSettings {
 }
 
 impl DatabaseSettings {
-    pub fn from_args(args: &DatabaseArgs, max_connections: &str) -> Result<Self, ConfigError> {
+    /// `migrate`: whether the command applies migrations (and so needs a session connection).
+    pub fn from_args(
+        args: &DatabaseArgs,
+        max_connections: &str,
+        migrate: bool,
+    ) -> Result<Self, ConfigError> {
         let max_connections = match max_connections.trim().parse::<u32>() {
             Ok(n) if n > 0 => n,
             _ => {
@@ -588,6 +700,16 @@ impl DatabaseSettings {
         Ok(Self {
             connect_options: database_url(args)?,
             max_connections,
+            migration_connect_options: if migrate || args.has_migration_database_url() {
+                args.session_database_url()?
+            } else {
+                // Migrations run elsewhere (a release step): a transaction pooler alone will do.
+                None
+            },
+            connection: ConnectionPolicy {
+                mode: args.pool_mode()?,
+                ..ConnectionPolicy::default()
+            },
         })
     }
 }
@@ -642,12 +764,62 @@ mod tests {
         assert_eq!(settings.sync.user_id_metadata_key, "user_id");
         assert_eq!(settings.database.max_connections, 10);
         assert!(settings.database.connect_options.is_none());
+        assert_eq!(settings.database.connection, ConnectionPolicy::default());
+        assert_eq!(settings.database.connection.mode, PoolMode::Session);
         assert!(settings.stripe_api.is_none());
         assert_eq!(settings.catch_up_interval, None, "no key, no catch-up");
         assert_eq!(settings.profile_push.name_column.as_str(), "full_name");
         assert_eq!(settings.profile_push.timeout.as_secs(), 10);
         assert_eq!(settings.profile_push.max_backoff.as_secs(), 600);
         assert!(settings.profile_push.listen);
+    }
+
+    #[test]
+    fn transaction_mode_migrates_over_the_migration_url_and_serves_in_transaction_mode() {
+        let settings = parse(&[
+            SECRET,
+            "--database-url=postgres://u:pw@pooler.example:6543/postgres",
+            "--database-pool-mode=transaction",
+            "--migration-database-url=postgres://u:pw@pooler.example:5432/postgres",
+        ])
+        .unwrap();
+        assert_eq!(settings.database.connection.mode, PoolMode::Transaction);
+        assert_eq!(settings.sync.connection, settings.database.connection);
+        let migration = settings
+            .database
+            .migration_connect_options
+            .as_ref()
+            .unwrap();
+        assert_eq!(migration.get_port(), 5432);
+        assert!(!format!("{settings:?}").contains("pw"), "{settings:?}");
+    }
+
+    #[test]
+    fn transaction_mode_without_migrations_needs_no_migration_url() {
+        let settings = parse(&[
+            SECRET,
+            "--skip-migrations",
+            "--database-url=postgres://u@pooler.example:6543/postgres",
+            "--database-pool-mode=transaction",
+        ])
+        .unwrap();
+        assert_eq!(settings.database.connection.mode, PoolMode::Transaction);
+        assert!(settings.database.migration_connect_options.is_none());
+    }
+
+    #[test]
+    fn session_mode_migrates_over_the_database_url() {
+        let settings = parse(&[
+            SECRET,
+            "--database-url=postgres://u@db.example:5432/postgres",
+        ])
+        .unwrap();
+        let migration = settings
+            .database
+            .migration_connect_options
+            .as_ref()
+            .unwrap();
+        assert_eq!(migration.get_host(), "db.example");
     }
 
     #[test]
@@ -709,6 +881,42 @@ mod tests {
             ),
             (&[SECRET, "--database-url=mysql://nope"], "DATABASE_URL"),
             (&[SECRET, "--require-database-url"], "DATABASE_URL"),
+            (
+                &[SECRET, "--database-pool-mode=statement"],
+                "DATABASE_POOL_MODE",
+            ),
+            (
+                &[
+                    SECRET,
+                    "--skip-migrations",
+                    "--database-url=postgres://u@db/postgres",
+                    "--migration-database-url=postgres://u:pw@[bad",
+                ],
+                "MIGRATION_DATABASE_URL",
+            ),
+            (
+                &[
+                    SECRET,
+                    "--database-url=postgres://u@pooler:6543/postgres",
+                    "--database-pool-mode=transaction",
+                ],
+                "MIGRATION_DATABASE_URL",
+            ),
+            (
+                &[
+                    SECRET,
+                    "--migration-database-url=postgres://u@db:5432/postgres",
+                ],
+                "MIGRATION_DATABASE_URL",
+            ),
+            (
+                &[
+                    SECRET,
+                    "--database-url=postgres://u@db/postgres",
+                    "--migration-database-url=mysql://x",
+                ],
+                "MIGRATION_DATABASE_URL",
+            ),
             (&[SECRET, "--catch-up-interval=15"], "CATCH_UP_INTERVAL"),
             (&[SECRET, "--catch-up-interval=soon"], "CATCH_UP_INTERVAL"),
             (&[SECRET, "--stripe-api-key=pk_test_x"], "STRIPE_API_KEY"),
@@ -806,6 +1014,13 @@ mod tests {
         let error = parse(&["--stripe-webhook-secret=whsec_ok,whsec_has space"]).unwrap_err();
         assert!(!error.to_string().contains("has space"), "{error}");
         let error = parse(&[SECRET, "--database-url=postgres://u:hunter2@[bad/db"]).unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        let error = parse(&[
+            SECRET,
+            "--database-url=postgres://u@db/postgres",
+            "--migration-database-url=postgres://u:hunter2@[bad/db",
+        ])
+        .unwrap_err();
         assert!(!error.to_string().contains("hunter2"), "{error}");
     }
 }

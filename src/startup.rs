@@ -13,13 +13,14 @@ use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder, TracingLogger};
 
 use crate::auth::{JwksCache, TokenVerifier};
 use crate::catch_up::worker::{self, Worker};
-use crate::configuration::Settings;
+use crate::configuration::{ProfilePushSettings, Settings};
 use crate::domain::StripeMode;
 use crate::ensure_customer::{self, CustomerCreator};
 use crate::http::customers::{self, CustomersEndpoint};
 use crate::http::{health, webhook};
 use crate::metrics::Metrics;
 use crate::profile_push::{self, Pusher};
+use crate::store::pool::{self, ConnectionPolicy, PoolMode};
 use crate::stripe::signature::SignatureVerifier;
 use crate::stripe_api::{RetryPolicy, StripeClient};
 use crate::sync::SyncSettings;
@@ -64,15 +65,17 @@ impl Application {
         };
         let metrics = Arc::new(Metrics::default());
         let catch_up = match (client(RetryPolicy::default())?, settings.catch_up_interval) {
-            (Some(client), Some(interval)) => Some((
-                worker::Context {
-                    pool: pool.clone(),
-                    client,
-                    settings: settings.sync.clone(),
-                    metrics: metrics.clone(),
-                },
-                interval,
-            )),
+            (Some(client), Some(interval)) => {
+                catch_up_database(settings, &pool).map(|(pool, sync)| {
+                    let context = worker::Context {
+                        pool,
+                        client,
+                        settings: sync,
+                        metrics: metrics.clone(),
+                    };
+                    (context, interval)
+                })
+            }
             _ => None,
         };
         // One attempt per claim, bounded by PROFILE_PUSH_TIMEOUT: the retry schedule lives on
@@ -83,9 +86,9 @@ impl Application {
         };
         let profile_push = match (client(push_retry)?, &settings.stripe_api) {
             (Some(client), Some(api)) => Some(Pusher {
-                pool: profile_push::worker::Worker::pool(&pool),
+                pool: profile_push_pool(settings, &pool),
                 client,
-                settings: settings.profile_push.clone(),
+                settings: profile_push_settings(settings),
                 metrics: metrics.clone(),
                 key_livemode: api.mode == StripeMode::Live,
                 worker_id: format!(
@@ -206,6 +209,73 @@ fn cors(allowed_origins: &[String]) -> actix_cors::Cors {
             .max_age(600),
         |cors, origin| cors.allowed_origin(origin),
     )
+}
+
+/// The profile push's own pool (one connection listens, one claims and finishes). Its LISTEN
+/// needs a session: behind a transaction pooler it connects to `MIGRATION_DATABASE_URL`, the
+/// session connection, when there is one, and otherwise goes through the pooler and sweeps
+/// (see [`profile_push_settings`]). The statement timeout as the serving pool's.
+fn profile_push_pool(settings: &Settings, pool: &PgPool) -> PgPool {
+    const PUSH_CONNECTIONS: u32 = 2;
+    let serving = settings.database.connection;
+    match (
+        serving.mode,
+        settings.database.migration_connect_options.clone(),
+    ) {
+        (PoolMode::Transaction, Some(session)) => {
+            let policy = ConnectionPolicy {
+                mode: PoolMode::Session,
+                ..serving
+            };
+            pool::serving_pool(session, PUSH_CONNECTIONS, policy)
+        }
+        _ => pool::serving_pool((*pool.connect_options()).clone(), PUSH_CONNECTIONS, serving),
+    }
+}
+
+/// The push LISTENs where its connection keeps a session (the direct connection, a session
+/// pooler, or `MIGRATION_DATABASE_URL` behind a transaction pooler); otherwise it relies on its
+/// sweep alone, as a notification reaches only the server connection that listened.
+fn profile_push_settings(settings: &Settings) -> ProfilePushSettings {
+    let session = settings.database.connection.mode.keeps_sessions()
+        || settings.database.migration_connect_options.is_some();
+    ProfilePushSettings {
+        listen: settings.profile_push.listen && session,
+        ..settings.profile_push.clone()
+    }
+}
+
+/// A catch-up run holds one transaction open for its whole run (its lock) and reads and
+/// writes with prepared statements: it needs connections that keep their session. Behind a
+/// transaction pooler it gets a small pool of its own on `MIGRATION_DATABASE_URL`, the session
+/// connection; without one, it is off (and says so).
+fn catch_up_database(settings: &Settings, pool: &PgPool) -> Option<(PgPool, SyncSettings)> {
+    /// The lock's connection and one that applies events.
+    const CATCH_UP_CONNECTIONS: u32 = 2;
+    let serving = settings.database.connection;
+    if serving.mode.keeps_sessions() {
+        return Some((pool.clone(), settings.sync.clone()));
+    }
+    let Some(options) = settings.database.migration_connect_options.clone() else {
+        tracing::warn!(
+            "DATABASE_POOL_MODE=transaction and no MIGRATION_DATABASE_URL: the background \
+             catch-up is off, as it needs a session connection; set MIGRATION_DATABASE_URL to the \
+             direct or session-pooler string"
+        );
+        return None;
+    };
+    let session = ConnectionPolicy {
+        mode: PoolMode::Session,
+        ..serving
+    };
+    let sync = SyncSettings {
+        connection: session,
+        ..settings.sync.clone()
+    };
+    Some((
+        pool::serving_pool(options, CATCH_UP_CONNECTIONS, session),
+        sync,
+    ))
 }
 
 /// tracing-actix-web's request span (method, route, host, client address, user agent, request

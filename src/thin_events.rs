@@ -13,6 +13,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use crate::domain::StripeCustomerId;
+use crate::store::session::EventScope;
 use crate::store::{StoreError, recorded};
 use crate::stripe::event::CustomerObject;
 use crate::stripe::thin_event::ThinEvent;
@@ -53,17 +54,22 @@ pub async fn handle(
 ) -> Result<Outcome, ThinEventError> {
     if !settings.mode.keeps(event.livemode) {
         let other_mode = Outcome::Ignored(Some(IgnoreReason::OtherMode));
-        return Ok(thin::record(pool, event, other_mode).await?);
+        return Ok(thin::record(pool, settings.connection, event, other_mode).await?);
     }
     let Some(raw_customer_id) = event.customer_id.as_deref() else {
-        return Ok(thin::record(pool, event, Outcome::Ignored(None)).await?);
+        return Ok(thin::record(pool, settings.connection, event, Outcome::Ignored(None)).await?);
     };
-    if recorded::is_recorded(pool, event.id.as_str()).await? {
+    // A scope of its own, ended before the fetch: no transaction is held open while Stripe
+    // answers (behind a transaction pooler it would pin a server connection).
+    let mut scope = EventScope::begin(pool, settings.connection).await?;
+    let already_recorded = recorded::is_recorded(&mut scope, event.id.as_str()).await?;
+    scope.commit().await?;
+    if already_recorded {
         return Ok(Outcome::Duplicate);
     }
     let Ok(customer_id) = StripeCustomerId::parse(raw_customer_id) else {
         let skipped = Outcome::Skipped(SkipReason::InvalidCustomerId);
-        return Ok(thin::record(pool, event, skipped).await?);
+        return Ok(thin::record(pool, settings.connection, event, skipped).await?);
     };
     let client = client.ok_or(ThinEventError::NotConfigured)?;
     let (retrieved, requested_at) = tokio::time::timeout(

@@ -1,5 +1,7 @@
 //! Liveness, readiness and metrics: what an operator's tooling polls.
 
+use std::time::Duration;
+
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
@@ -18,9 +20,17 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(state.metrics.render(&state.pool))
 }
 
+/// How long readiness waits for the database. A transaction pooler whose database is gone
+/// queues the query instead of failing it (PgBouncer's `query_wait_timeout`: 120 s), and a
+/// probe that hangs tells an orchestrator less than a prompt 503.
+const READINESS_DEADLINE: Duration = Duration::from_secs(2);
+
 /// Ready to take webhooks: the database answers and every migration is applied.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match schema::is_current(&state.pool).await {
+    let checked = tokio::time::timeout(READINESS_DEADLINE, schema::is_current(&state.pool))
+        .await
+        .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut));
+    match checked {
         Ok(true) => HttpResponse::Ok().json(json!({ "status": "ready" })),
         Ok(false) => HttpResponse::ServiceUnavailable()
             .json(json!({ "status": "not_ready", "reason": "migrations_pending" })),

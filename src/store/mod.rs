@@ -13,5 +13,6 @@ pub mod outbox;
 pub mod pool;
 pub mod recorded;
 pub mod schema;
+pub mod session;
 
 pub use error::StoreError;

@@ -118,11 +118,16 @@ pub async fn revert_last(pool: &PgPool) -> Result<Option<i64>, sqlx::migrate::Mi
 }
 
 /// True when every embedded migration is applied (readiness).
+///
+/// A simple query (one protocol message, no prepared statement): it works unchanged through a
+/// transaction pooler, which may hand each message of an extended-protocol query to a
+/// different server connection.
 pub async fn is_current(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    use sqlx::Row;
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let applied: Option<i64> =
-        sqlx::query_scalar("select max(version) from _sqlx_migrations where success")
-            .fetch_one(pool)
-            .await?;
+    let row = sqlx::raw_sql("select max(version) from _sqlx_migrations where success")
+        .fetch_one(pool)
+        .await?;
+    let applied: Option<i64> = row.try_get(0)?;
     Ok(applied.unwrap_or(0) >= latest)
 }

@@ -14,6 +14,7 @@ use sqlx::PgConnection;
 use super::rules::{CustomerEventKind, IncomingCustomer, LinkCandidate, Origin};
 use super::{Outcome, Recording, SyncError, SyncSettings, apply_loop};
 use crate::domain::StripeCustomerId;
+use crate::store::session::EventScope;
 use crate::stripe::event::CustomerObject;
 
 /// A customer as Stripe's create or search answered it.
@@ -53,5 +54,8 @@ pub async fn apply_created(
     let recording = Recording::Nothing {
         source_id: created.source_id,
     };
-    apply_loop(conn, recording, &incoming).await
+    // Unnamed statements behind a transaction pooler: the caller's transaction ends, the
+    // server connection goes to another client.
+    let mut scope = EventScope::within(conn, settings.connection);
+    apply_loop(&mut scope, recording, &incoming).await
 }

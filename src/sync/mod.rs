@@ -16,6 +16,8 @@ pub use outcome::{FailReason, IgnoreReason, Outcome, SkipReason, UnlinkReason};
 
 use crate::domain::{StripeCustomerId, StripeMode};
 use crate::store::ledger::{self, LedgerEntry, Recorded, RowGuard};
+use crate::store::pool::ConnectionPolicy;
+use crate::store::session::EventScope;
 use crate::store::{StoreError, created_customers, customers};
 use crate::stripe::event::{EventObject, StripeEvent};
 use rules::{CustomerEventKind, Decision, IncomingCustomer, LinkCandidate, Origin};
@@ -30,6 +32,8 @@ pub struct SyncSettings {
     pub user_id_metadata_key: String,
     /// The Stripe mode(s) this deployment keeps; events of another are `ignored`.
     pub mode: StripeMode,
+    /// How the database is reached (`DATABASE_POOL_MODE`) and the statement timeout.
+    pub connection: ConnectionPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,16 +52,19 @@ pub async fn apply_event(
     event: &StripeEvent<'_>,
 ) -> Result<Outcome, SyncError> {
     // One connection for all of the event's statements: each checkout from sqlx's pool costs a
-    // round trip of its own (the ping when the connection goes back).
-    let mut conn = pool.acquire().await.map_err(StoreError::from)?;
-    let applied = apply_event_on(&mut conn, settings, event).await;
-    recording_refusal(&mut conn, &ledger_entry(event), applied).await
+    // round trip of its own (the ping when the connection goes back). Behind a transaction
+    // pooler the scope is also one transaction (see `store::session`).
+    let mut scope = EventScope::begin(pool, settings.connection).await?;
+    let applied = apply_event_in(&mut scope, settings, event).await;
+    let outcome = recording_refusal(&mut scope, &ledger_entry(event), applied).await?;
+    scope.commit().await?;
+    Ok(outcome)
 }
 
 /// Turns the database's refusal of an event's data into the event recorded as `failed`:
 /// answered 200, never a 503 that Stripe would retry for days.
 pub(crate) async fn recording_refusal(
-    conn: &mut PgConnection,
+    conn: &mut EventScope<'_>,
     entry: &LedgerEntry<'_>,
     applied: Result<Outcome, SyncError>,
 ) -> Result<Outcome, SyncError> {
@@ -68,6 +75,7 @@ pub(crate) async fn recording_refusal(
                 "the database refuses the event as sent; recording it as failed"
             );
             let error = format!("{code}: {message}");
+            conn.restart().await?;
             record_failed(conn, entry, FailReason::from_sqlstate(&code), &error).await
         }
         applied => applied,
@@ -78,6 +86,14 @@ pub(crate) async fn recording_refusal(
 /// records it in the ledger; a refusal of the database is returned, not recorded.
 pub async fn apply_event_on(
     conn: &mut PgConnection,
+    settings: &SyncSettings,
+    event: &StripeEvent<'_>,
+) -> Result<Outcome, SyncError> {
+    apply_event_in(&mut EventScope::on(conn), settings, event).await
+}
+
+async fn apply_event_in(
+    conn: &mut EventScope<'_>,
     settings: &SyncSettings,
     event: &StripeEvent<'_>,
 ) -> Result<Outcome, SyncError> {
@@ -145,7 +161,7 @@ fn ledger_entry<'e>(event: &'e StripeEvent<'_>) -> LedgerEntry<'e> {
 /// ledger entry it arrived with (a snapshot event's `data.object`, or the customer a thin
 /// event's fetch returned), deciding again when a concurrent writer changed the row in between.
 pub(crate) async fn apply_customer_state(
-    conn: &mut PgConnection,
+    conn: &mut EventScope<'_>,
     entry: &LedgerEntry<'_>,
     incoming: &IncomingCustomer<'_>,
 ) -> Result<Outcome, SyncError> {
@@ -173,7 +189,7 @@ impl Recording<'_> {
 }
 
 async fn apply_loop(
-    conn: &mut PgConnection,
+    conn: &mut EventScope<'_>,
     recording: Recording<'_>,
     incoming: &IncomingCustomer<'_>,
 ) -> Result<Outcome, SyncError> {
@@ -228,7 +244,8 @@ async fn apply_loop(
         };
         match written {
             Ok(true) => return Ok(outcome_of(&decision)),
-            Ok(false) | Err(StoreError::Conflict) => continue,
+            Ok(false) => continue,
+            Err(StoreError::Conflict) => conn.restart().await?,
             Err(StoreError::Duplicate) => return Ok(Outcome::Duplicate),
             Err(error) => return Err(error.into()),
         }
@@ -244,7 +261,7 @@ fn outcome_of(decision: &Decision) -> Outcome {
 }
 
 pub(crate) async fn record_only(
-    conn: &mut PgConnection,
+    conn: &mut EventScope<'_>,
     entry: &LedgerEntry<'_>,
     outcome: Outcome,
 ) -> Result<Outcome, SyncError> {
@@ -263,7 +280,7 @@ pub(crate) async fn record_only(
 /// Records an event the database refused. Should even its payload be refused, a stub that
 /// names the event stands in for it, so that the failure is on record all the same.
 async fn record_failed(
-    conn: &mut PgConnection,
+    conn: &mut EventScope<'_>,
     entry: &LedgerEntry<'_>,
     reason: FailReason,
     error: &str,
@@ -275,6 +292,7 @@ async fn record_failed(
     };
     let result = match ledger::record(&mut *conn, entry, recorded, None).await {
         Err(StoreError::Rejected { .. }) => {
+            conn.restart().await?;
             let stub = serde_json::json!({
                 "id": entry.event_id,
                 "object": "event",

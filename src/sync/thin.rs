@@ -16,8 +16,9 @@ use super::{
     Outcome, SyncError, SyncSettings, apply_customer_state, record_only, recording_refusal,
 };
 use crate::domain::StripeCustomerId;
-use crate::store::StoreError;
 use crate::store::ledger::LedgerEntry;
+use crate::store::pool::ConnectionPolicy;
+use crate::store::session::EventScope;
 use crate::stripe::thin_event::ThinEvent;
 
 /// The ledger row of a thin event: its type as sent (`v1.customer.updated`), its RFC 3339
@@ -71,19 +72,24 @@ pub async fn apply_fetched(
         link: LinkCandidate::from_metadata(customer.metadata.get(&settings.user_id_metadata_key)),
         livemode: event.livemode,
     };
-    let mut conn = pool.acquire().await.map_err(StoreError::from)?;
-    let applied = apply_customer_state(&mut conn, &entry, &incoming).await;
-    recording_refusal(&mut conn, &entry, applied).await
+    let mut scope = EventScope::begin(pool, settings.connection).await?;
+    let applied = apply_customer_state(&mut scope, &entry, &incoming).await;
+    let outcome = recording_refusal(&mut scope, &entry, applied).await?;
+    scope.commit().await?;
+    Ok(outcome)
 }
 
 /// Records a thin event that changes no row (`ignored`: a type the service does not apply;
 /// `skipped`: a customer id that is not one), without fetching anything.
 pub async fn record(
     pool: &PgPool,
+    connection: ConnectionPolicy,
     event: &ThinEvent<'_>,
     outcome: Outcome,
 ) -> Result<Outcome, SyncError> {
     let entry = ledger_entry(event, None);
-    let mut conn = pool.acquire().await.map_err(StoreError::from)?;
-    record_only(&mut conn, &entry, outcome).await
+    let mut scope = EventScope::begin(pool, connection).await?;
+    let outcome = record_only(&mut scope, &entry, outcome).await?;
+    scope.commit().await?;
+    Ok(outcome)
 }

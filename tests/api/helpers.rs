@@ -6,6 +6,7 @@
 
 mod cluster;
 mod dedicated_cluster;
+pub mod pgbouncer;
 pub mod serve_process;
 pub mod stripe_double;
 pub mod tokens;
@@ -15,7 +16,7 @@ use sqlx::postgres::PgPoolOptions;
 use stripe_customer_sync::configuration::{DatabaseSettings, Settings, WebhookSettings};
 use stripe_customer_sync::domain::{SignatureTolerance, StripeMode, WebhookSecrets};
 use stripe_customer_sync::startup::Application;
-use stripe_customer_sync::store::pool;
+use stripe_customer_sync::store::pool::{self, ConnectionPolicy};
 use stripe_customer_sync::sync::SyncSettings;
 use uuid::Uuid;
 
@@ -81,6 +82,8 @@ pub struct TestApp {
     pub address: String,
     pub db: TestDatabase,
     pub client: reqwest::Client,
+    /// The pooler between the app and `db` under `TEST_UPSTREAM`; kept up as long as the app.
+    pub route: Option<pgbouncer::Route>,
 }
 
 /// Spawns the app on a fresh migrated database with the default settings.
@@ -95,6 +98,8 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         database: DatabaseSettings {
             connect_options: None,
             max_connections: 10,
+            migration_connect_options: None,
+            connection: ConnectionPolicy::default(),
         },
         webhook: WebhookSettings {
             secrets: WebhookSecrets::parse(TEST_SECRET).unwrap(),
@@ -105,6 +110,7 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
             user_id_metadata_key: "user_id".into(),
             // The fixtures and builders are test-mode events, as `stripe listen` delivers.
             mode: StripeMode::Test,
+            connection: ConnectionPolicy::default(),
         },
         stripe_api: None,
         catch_up_interval: None,
@@ -112,8 +118,28 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         profile_push: Default::default(),
     };
     configure(&mut settings);
-    let options = pool::connect_options(&db.url).unwrap();
-    let serving_pool = pool::serving_pool(options, settings.database.max_connections);
+    // Under TEST_UPSTREAM, through a pooler, unless the test chose its own way to the database.
+    let route = match pgbouncer::Upstream::from_env() {
+        pgbouncer::Upstream::Direct => None,
+        _ if settings.database.connect_options.is_some() => None,
+        upstream => pgbouncer::Route::open(upstream, &db.url, &db.name),
+    };
+    if let Some(route) = &route {
+        settings.database.connect_options = Some(pool::connect_options(route.url()).unwrap());
+        settings.database.connection.mode = route.pool_mode();
+        // What needs a session (the background catch-up) goes direct, as README advises.
+        settings.database.migration_connect_options = Some(pool::connect_options(&db.url).unwrap());
+    }
+    // The serving path sees one policy, as `serve` builds it from the configuration.
+    settings.sync.connection = settings.database.connection;
+    // `db.url` unless the test points the app elsewhere (e.g. at a pooler in front of `db`).
+    let options = (settings.database.connect_options.clone())
+        .unwrap_or_else(|| pool::connect_options(&db.url).unwrap());
+    let serving_pool = pool::serving_pool(
+        options,
+        settings.database.max_connections,
+        settings.database.connection,
+    );
     let application = Application::build(&settings, serving_pool).expect("build app");
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
@@ -121,6 +147,7 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         address,
         db,
         client: reqwest::Client::new(),
+        route,
     }
 }
 

@@ -16,6 +16,7 @@ mod migrate_command;
 mod modes;
 mod operability;
 mod poison_events;
+mod poolers;
 mod profile_push;
 mod schema_constraints;
 mod schema_migrations;

@@ -26,7 +26,7 @@ pub async fn spawn_app_with_stripe(double: &StripeDouble) -> TestApp {
 }
 
 /// A thin customer event as Stripe's event destinations send it.
-fn thin_event(event_type: &str, customer_id: &str) -> String {
+pub fn thin_event(event_type: &str, customer_id: &str) -> String {
     json!({
         "id": new_event_id(),
         "object": "v2.core.event",
