@@ -1,11 +1,9 @@
 //! `POST /v1/customers` (with an idempotency key) and `GET /v1/customers/search` by the user id
 //! in the metadata: what `POST /customers` needs to create a user's customer exactly once.
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
 use super::client::{ApiError, StripeClient};
 use super::customers::ApiCustomer;
+use super::list;
 use crate::stripe::event::decode_customer_object;
 
 /// What a new customer is created with.
@@ -73,12 +71,6 @@ pub async fn create(
     })
 }
 
-#[derive(Deserialize)]
-struct SearchBody<'a> {
-    #[serde(borrow)]
-    data: Vec<&'a RawValue>,
-}
-
 /// Stripe's search query for customers whose metadata `key` holds `user_id`.
 pub fn user_query(key: &str, user_id: uuid::Uuid) -> String {
     // The query language quotes with `'`; a key with a quote or backslash is escaped.
@@ -100,30 +92,15 @@ pub async fn search_by_user(
         &[("query", query.as_str()), ("limit", "10")],
     )?;
     let answer = client.get(url).await?;
-    let malformed = |detail: String| ApiError::Malformed {
-        url: answer.url.clone(),
-        detail,
-    };
-    let body = answer
-        .body
-        .as_deref()
-        .ok_or_else(|| malformed("404: is STRIPE_API_BASE Stripe's API?".into()))?;
-    let list: SearchBody<'_> =
-        serde_json::from_slice(body).map_err(|e| malformed(format!("not a search result: {e}")))?;
-    let customers = list
-        .data
-        .iter()
-        .enumerate()
-        .map(|(i, object)| {
-            decode_customer_object(object.get())
-                .map(|customer| ApiCustomer {
-                    customer,
-                    deleted: false,
-                })
-                .map_err(|e| malformed(format!("data[{i}]: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((customers, answer.requested_at))
+    let found = list::items(&answer, |object| {
+        decode_customer_object(object)
+            .map(|customer| ApiCustomer {
+                customer,
+                deleted: false,
+            })
+            .map_err(|e| e.to_string())
+    })?;
+    Ok((found.items, answer.requested_at))
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 //! profile push).
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::client::{ApiError, Posted, StripeClient};
+use super::list;
 use crate::stripe::event::{CustomerObject, decode_customer_object};
 
 /// Stripe's largest page.
@@ -44,13 +44,6 @@ pub enum Retrieved {
 }
 
 #[derive(Deserialize)]
-struct ListBody<'a> {
-    #[serde(borrow)]
-    data: Vec<&'a RawValue>,
-    has_more: bool,
-}
-
-#[derive(Deserialize)]
 struct DeletedFlag {
     #[serde(default)]
     deleted: bool,
@@ -69,28 +62,10 @@ pub async fn list_page(
     let answer = client
         .get(client.url(&["v1", "customers"], &query)?)
         .await?;
-    let malformed = |detail: String| ApiError::Malformed {
-        url: answer.url.clone(),
-        detail,
-    };
-    let body = answer
-        .body
-        .as_deref()
-        .ok_or_else(|| malformed("404: is STRIPE_API_BASE Stripe's API?".into()))?;
-    let list: ListBody<'_> =
-        serde_json::from_slice(body).map_err(|e| malformed(format!("not a list: {e}")))?;
-    let customers = list
-        .data
-        .iter()
-        .enumerate()
-        .map(|(i, object)| decode(object.get()).map_err(|e| malformed(format!("data[{i}]: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
-    if list.has_more && customers.is_empty() {
-        return Err(malformed("an empty page that has more".into()));
-    }
+    let page = list::items(&answer, decode)?;
     Ok(CustomerPage {
-        customers,
-        has_more: list.has_more,
+        customers: page.items,
+        has_more: page.has_more,
         requested_at: answer.requested_at,
     })
 }

@@ -5,9 +5,9 @@
 //! `stripe::event::decode` and stored in the ledger as its payload, as a delivered one is.
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::client::{ApiError, StripeClient};
+use super::list;
 
 /// Stripe's largest page.
 pub const PAGE_SIZE: usize = 100;
@@ -43,13 +43,6 @@ impl EventPage {
 }
 
 #[derive(Deserialize)]
-struct ListBody<'a> {
-    #[serde(borrow)]
-    data: Vec<&'a RawValue>,
-    has_more: bool,
-}
-
-#[derive(Deserialize)]
 struct Envelope {
     id: String,
     #[serde(rename = "type")]
@@ -76,37 +69,19 @@ pub async fn list_page(
         query.push(("starting_after", cursor));
     }
     let answer = client.get(client.url(&["v1", "events"], &query)?).await?;
-    let malformed = |detail: String| ApiError::Malformed {
-        url: answer.url.clone(),
-        detail,
-    };
-    let body = answer
-        .body
-        .as_deref()
-        .ok_or_else(|| malformed("404: is STRIPE_API_BASE Stripe's API?".into()))?;
-    let list: ListBody<'_> =
-        serde_json::from_slice(body).map_err(|e| malformed(format!("not a list: {e}")))?;
-    let events = list
-        .data
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| {
-            let envelope: Envelope = serde_json::from_str(raw.get())
-                .map_err(|e| malformed(format!("data[{i}] is not an event: {e}")))?;
-            Ok(ListedEvent {
-                id: envelope.id,
-                event_type: envelope.event_type,
-                created: envelope.created,
-                json: raw.get().to_owned(),
-            })
+    let page = list::items(&answer, |raw| {
+        let envelope: Envelope =
+            serde_json::from_str(raw).map_err(|e| format!("not an event: {e}"))?;
+        Ok(ListedEvent {
+            id: envelope.id,
+            event_type: envelope.event_type,
+            created: envelope.created,
+            json: raw.to_owned(),
         })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    if list.has_more && events.is_empty() {
-        return Err(malformed("an empty page that has more".into()));
-    }
+    })?;
     Ok(EventPage {
-        events,
-        has_more: list.has_more,
+        events: page.items,
+        has_more: page.has_more,
         requested_at: answer.requested_at,
     })
 }

@@ -6,5 +6,6 @@ pub mod client;
 pub mod customer_creation;
 pub mod customers;
 pub mod events;
+mod list;
 
 pub use client::{ApiError, Posted, RetryPolicy, StripeClient};
