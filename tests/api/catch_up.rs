@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::backfill::{count, workdir};
 use crate::events::CustomerEvent;
+use crate::helpers::serve_process::ServeProcess;
 use crate::helpers::stripe_double::{BINARY, Fault, StripeDouble, TEST_API_KEY, Target, output};
 use crate::helpers::{TEST_SECRET, TestApp, create_auth_user_with_id, event_id_of, now, spawn_app};
 
@@ -338,86 +339,17 @@ async fn catch_up_interrupted_by_stripe_finishes_on_a_rerun_with_the_same_end_st
     );
 }
 
-/// A `serve` process of the test, against a given database and the double; killed on drop.
-struct Replica {
-    child: Option<Child>,
-    base_url: String,
-}
-
-impl Replica {
-    fn start(database_url: &str, double: &StripeDouble, dir: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(BINARY)
-            .arg("serve")
-            .current_dir(dir)
-            .env("DATABASE_URL", database_url)
-            .env("STRIPE_WEBHOOK_SECRET", TEST_SECRET)
-            .env("STRIPE_API_KEY", TEST_API_KEY)
-            .env("STRIPE_API_BASE", &double.base_url)
-            .env("CATCH_UP_INTERVAL", "1s")
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("LOG_FORMAT", "json")
-            .env_remove("RUST_LOG")
-            .env_remove("USER_ID_METADATA_KEY")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start serve");
-        Self {
-            child: Some(child),
-            base_url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    async fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = reqwest::get(format!("{}/readyz", self.base_url)).await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "serve was not ready within 60 s");
-            let child = self.child.as_mut().unwrap();
-            assert!(child.try_wait().unwrap().is_none(), "serve exited");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// The value of one sample of `GET /metrics` (0 when absent).
-    async fn metric(&self, sample: &str) -> u64 {
-        let text = reqwest::get(format!("{}/metrics", self.base_url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
-            .map_or(0, |v| v.trim().parse().unwrap())
-    }
-
-    /// SIGTERM; whether it exited 0.
-    async fn terminate(mut self) -> bool {
-        let mut child = self.child.take().unwrap();
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        tokio::task::spawn_blocking(move || child.wait().unwrap().success())
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// A `serve` replica with the Stripe API at the double and a catch-up every second.
+async fn replica(database_url: &str, double: &StripeDouble) -> ServeProcess {
+    ServeProcess::start(
+        database_url,
+        &[
+            ("STRIPE_API_KEY", TEST_API_KEY),
+            ("STRIPE_API_BASE", &double.base_url),
+            ("CATCH_UP_INTERVAL", "1s"),
+        ],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -432,12 +364,9 @@ async fn two_serve_replicas_catch_up_one_at_a_time_and_apply_each_event_once() {
     double.add_events(events.iter().map(String::as_str));
     // A slow Stripe: a run takes over a second, longer than the interval between runs.
     double.set_latency(Duration::from_millis(500));
-    let dir = workdir();
 
-    let mut a = Replica::start(&app.db.url, &double, dir.path());
-    let mut b = Replica::start(&app.db.url, &double, dir.path());
-    a.wait_until_ready().await;
-    b.wait_until_ready().await;
+    let a = replica(&app.db.url, &double).await;
+    let b = replica(&app.db.url, &double).await;
 
     const LOCKED: &str = r#"stripe_catch_up_runs_total{result="locked"}"#;
     const COMPLETED: &str = r#"stripe_catch_up_runs_total{result="completed"}"#;
@@ -445,7 +374,7 @@ async fn two_serve_replicas_catch_up_one_at_a_time_and_apply_each_event_once() {
     loop {
         let locked = a.metric(LOCKED).await + b.metric(LOCKED).await;
         let completed = a.metric(COMPLETED).await + b.metric(COMPLETED).await;
-        if app.ledger_count().await == N as i64 && locked >= 1 && completed >= 3 {
+        if app.ledger_count().await == N as i64 && locked >= 1.0 && completed >= 3.0 {
             break;
         }
         assert!(
@@ -462,9 +391,9 @@ async fn two_serve_replicas_catch_up_one_at_a_time_and_apply_each_event_once() {
     const DUPLICATE: &str = r#"stripe_catch_up_events_total{outcome="duplicate"}"#;
     assert_eq!(
         a.metric(PROCESSED).await + b.metric(PROCESSED).await,
-        N as u64
+        N as f64
     );
-    assert_eq!(a.metric(DUPLICATE).await + b.metric(DUPLICATE).await, 0);
+    assert_eq!(a.metric(DUPLICATE).await + b.metric(DUPLICATE).await, 0.0);
     assert_eq!(app.ledger_count().await, N as i64);
     assert_eq!(app.audit_count().await, N as i64);
     // The lock shows: some turns were skipped, and the completed runs never overlapped.
@@ -490,10 +419,10 @@ async fn two_serve_replicas_catch_up_one_at_a_time_and_apply_each_event_once() {
     assert!(
         a.metric("stripe_catch_up_last_completed_timestamp_seconds")
             .await
-            > 0
+            > 0.0
             || b.metric("stripe_catch_up_last_completed_timestamp_seconds")
                 .await
-                > 0
+                > 0.0
     );
 
     assert!(

@@ -13,7 +13,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_stripe-customer-sync");
 
 /// A running `serve`; killed when dropped (a test that fails half-way leaves nothing behind).
 pub struct ServeProcess {
-    child: Child,
+    child: Option<Child>,
     pub base_url: String,
     client: reqwest::Client,
 }
@@ -43,10 +43,36 @@ impl ServeProcess {
         let mut child = command.spawn().expect("start serve");
         let port = listening_port(&mut child).await;
         Self {
-            child,
+            child: Some(child),
             base_url: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::new(),
         }
+    }
+
+    /// The value of one sample of `GET /metrics` (0 when absent).
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base_url))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+            .map_or(0.0, |value| value.trim().parse().unwrap())
+    }
+
+    /// SIGTERM, as a container runtime sends it; whether it exited 0.
+    pub async fn terminate(mut self) -> bool {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        tokio::task::spawn_blocking(move || child.wait().unwrap().success())
+            .await
+            .unwrap()
     }
 
     /// POSTs `payload` signed now, as Stripe delivers it: (HTTP status, JSON body).
@@ -67,8 +93,10 @@ impl ServeProcess {
 
 impl Drop for ServeProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
