@@ -22,26 +22,16 @@ use crate::schema_outbox::{create_profiles, outbox_row};
 struct Replica {
     child: Option<Child>,
     base_url: String,
-    /// Its log (JSON lines on stderr), unless TEST_LOG shows it on the terminal.
+    /// Its log (JSON lines on stderr): the port it took, and what the tests read.
     log_path: std::path::PathBuf,
 }
 
 impl Replica {
     /// `serve` with the tests' settings, then `extra` environment variables.
     fn start(db: &TestDatabase, double: &StripeDouble, dir: &Path, extra: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        // Logged to a file of the test's directory; `TEST_LOG=1 cargo test` shows them instead.
-        let log_path = dir.join(format!("serve-{port}.log"));
-        let show = std::env::var_os("TEST_LOG").is_some();
-        let stderr = if show {
-            Stdio::inherit()
-        } else {
-            Stdio::from(std::fs::File::create(&log_path).unwrap())
-        };
+        // Logged to a file of the test's directory (where it also says which port it took).
+        let log_path = dir.join(format!("serve-{}.log", uuid::Uuid::new_v4().simple()));
+        let stderr = Stdio::from(std::fs::File::create(&log_path).unwrap());
         let child = Command::new(BINARY)
             .arg("serve")
             .current_dir(dir)
@@ -54,7 +44,8 @@ impl Replica {
             // Short, so that the tests of failures take seconds rather than minutes.
             .env("PROFILE_PUSH_TIMEOUT", "2s")
             .env("PROFILE_PUSH_MAX_BACKOFF", "2s")
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            // Port 0: no port is chosen here and raced for before serve binds it.
+            .env("LISTEN_ADDR", "127.0.0.1:0")
             .env("LOG_FORMAT", "json")
             .env_remove("RUST_LOG")
             .env_remove("USER_ID_METADATA_KEY")
@@ -66,9 +57,16 @@ impl Replica {
             .expect("start serve");
         Self {
             child: Some(child),
-            base_url: format!("http://127.0.0.1:{port}"),
+            base_url: String::new(),
             log_path,
         }
+    }
+
+    /// The port `serve` says it listens on, once it has said so.
+    fn logged_port(&self) -> Option<u64> {
+        self.log()
+            .lines()
+            .find_map(|line| serde_json::from_str::<serde_json::Value>(line).ok()?["port"].as_u64())
     }
 
     /// What it has logged so far.
@@ -83,6 +81,11 @@ impl Replica {
     async fn wait_until_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
+            if self.base_url.is_empty()
+                && let Some(port) = self.logged_port()
+            {
+                self.base_url = format!("http://127.0.0.1:{port}");
+            }
             let ready = reqwest::get(format!("{}/readyz", self.base_url)).await;
             if ready.is_ok_and(|r| r.status().is_success()) {
                 return;
