@@ -5,6 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::events::{CustomerEvent, T0, new_customer_id};
+use crate::helpers::serve_process::listening_port;
 use crate::helpers::{TEST_SECRET, now, stripe_signature};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_stripe-customer-sync");
@@ -16,8 +17,7 @@ struct ServeProcess {
 }
 
 impl ServeProcess {
-    fn start(workdir: &Path) -> Self {
-        let port = free_port();
+    async fn start(workdir: &Path) -> Self {
         let child = Command::new(BINARY)
             .arg("serve")
             .current_dir(workdir)
@@ -25,16 +25,20 @@ impl ServeProcess {
             // Never Stripe's real API from a test, whatever the developer's environment holds.
             .env_remove("STRIPE_API_KEY")
             .env("STRIPE_WEBHOOK_SECRET", TEST_SECRET)
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            // Port 0, read back from the log: no port is chosen here and raced for.
+            .env("LISTEN_ADDR", "127.0.0.1:0")
             .env("LOG_FORMAT", "json")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start serve");
-        Self {
+        let mut process = Self {
             child: Some(child),
-            base_url: format!("http://127.0.0.1:{port}"),
-        }
+            base_url: String::new(),
+        };
+        let port = listening_port(process.child.as_mut().expect("just spawned")).await;
+        process.base_url = format!("http://127.0.0.1:{port}");
+        process
     }
 
     async fn wait_until_ready(&mut self) {
@@ -88,14 +92,6 @@ impl Drop for ServeProcess {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A working directory the `postgres` OS user can reach (the cluster runs as it when root).
 fn workdir() -> tempfile::TempDir {
     use std::os::unix::fs::PermissionsExt;
@@ -123,7 +119,7 @@ async fn serve_without_database_url_keeps_its_rows_across_restarts_and_leaves_no
     let data_dir: PathBuf = dir.path().join(".stripe-customer-sync");
     let event = CustomerEvent::created(&new_customer_id(), T0).json();
 
-    let mut first = ServeProcess::start(dir.path());
+    let mut first = ServeProcess::start(dir.path()).await;
     first.wait_until_ready().await;
     assert_eq!(first.deliver(&event).await["status"], "processed");
     assert!(first.terminate().await, "serve must exit 0 on SIGTERM");
@@ -132,7 +128,7 @@ async fn serve_without_database_url_keeps_its_rows_across_restarts_and_leaves_no
         "the data directory stays for the next run"
     );
 
-    let mut second = ServeProcess::start(dir.path());
+    let mut second = ServeProcess::start(dir.path()).await;
     second.wait_until_ready().await;
     // The ledger survived the restart: the same event is now a duplicate.
     assert_eq!(second.deliver(&event).await["status"], "duplicate");

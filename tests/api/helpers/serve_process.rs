@@ -23,6 +23,8 @@ impl ServeProcess {
     /// top, and waits until it listens.
     pub async fn start(database_url: &str, env: &[(&str, &str)]) -> Self {
         stripe_customer_sync::tls::install_crypto_provider();
+        // Before the process exists: nothing after the spawn may panic and leave it orphaned.
+        let client = reqwest::Client::new();
         let mut command = Command::new(BINARY);
         command
             .arg("serve")
@@ -40,13 +42,14 @@ impl ServeProcess {
         for (name, value) in env {
             command.env(name, value);
         }
-        let mut child = command.spawn().expect("start serve");
-        let port = listening_port(&mut child).await;
-        Self {
-            child: Some(child),
-            base_url: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
-        }
+        let mut process = Self {
+            child: Some(command.spawn().expect("start serve")),
+            base_url: String::new(),
+            client,
+        };
+        let port = listening_port(process.child.as_mut().expect("just spawned")).await;
+        process.base_url = format!("http://127.0.0.1:{port}");
+        process
     }
 
     /// The value of one sample of `GET /metrics` (0 when absent).
@@ -100,9 +103,9 @@ impl Drop for ServeProcess {
     }
 }
 
-/// Reads `serve`'s log until it says which port it listens on; keeps draining the log after,
-/// so that the process never blocks on a full pipe.
-async fn listening_port(child: &mut Child) -> u16 {
+/// Reads `serve`'s log (its piped stderr) until it says which port it listens on; keeps
+/// draining the log after, so that the process never blocks on a full pipe.
+pub async fn listening_port(child: &mut Child) -> u16 {
     let stderr = child.stderr.take().expect("piped stderr");
     let (found, port) = mpsc::channel();
     std::thread::spawn(move || {
