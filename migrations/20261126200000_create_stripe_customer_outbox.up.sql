@@ -166,6 +166,12 @@ as $$
 declare
     profiles regclass := pg_catalog.to_regclass('public.profiles');
 begin
+    -- Replicas starting together each call this after migrating: one at a time, and each
+    -- query below then sees (VOLATILE: a fresh snapshot per query) what the one before did,
+    -- so the second finds the trigger instead of failing to create it again.
+    perform pg_catalog.pg_advisory_xact_lock(1935897444,
+        pg_catalog.hashtext('stripe_customer_outbox_watch_profiles'));
+    profiles := pg_catalog.to_regclass('public.profiles');
     if profiles is null then
         return false;
     end if;

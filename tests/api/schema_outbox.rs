@@ -328,3 +328,30 @@ async fn a_failure_to_queue_never_fails_the_users_own_change() {
     assert_eq!(email, "still-works@example.com");
     assert_eq!(outbox_row(&db.pool, user).await, None);
 }
+
+#[tokio::test]
+async fn replicas_watching_profiles_at_once_all_succeed_and_attach_one_trigger() {
+    let db = migrated_database().await;
+    create_profiles(&db.pool).await;
+    // As replicas starting together do after migrating: each on its own connection.
+    let calls = (0..8).map(|_| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("select public.stripe_customer_outbox_watch_profiles()")
+                .fetch_one(&pool)
+                .await
+        }
+    });
+    for watched in futures::future::join_all(calls).await {
+        assert!(watched.expect("watching profiles never fails"));
+    }
+    let triggers: i64 = sqlx::query_scalar(
+        "select count(*) from pg_catalog.pg_trigger
+          where tgrelid = 'public.profiles'::regclass
+            and tgname = 'stripe_customer_outbox_profile_changed'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(triggers, 1);
+}
