@@ -19,6 +19,7 @@ pub mod profile_push;
 pub mod progress;
 pub mod reapply;
 pub mod replay;
+pub mod report;
 pub mod startup;
 pub mod store;
 pub mod stripe;

@@ -453,14 +453,7 @@ fn cell(value: &Value) -> String {
 /// Prints the report; exit 0 only when there was no drift (with `--fix` too: the drift was
 /// there, the report says what was fixed, and a verify run after it exits 0).
 pub fn print(report: &Report, json: bool) -> ExitCode {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).expect("report serializes")
-        );
-    } else {
-        print!("{}", render(report));
-    }
+    crate::report::print(report, json, render);
     if report.has_drift() {
         ExitCode::FAILURE
     } else {

@@ -408,14 +408,7 @@ pub fn render(summary: &Summary) -> String {
 
 /// What the command line prints; exit 0 when the run completed.
 pub fn print(summary: &Summary, json: bool) -> ExitCode {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(summary).expect("summary serializes")
-        );
-    } else {
-        print!("{}", render(summary));
-    }
+    crate::report::print(summary, json, render);
     ExitCode::SUCCESS
 }
 
