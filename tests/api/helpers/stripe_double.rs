@@ -555,6 +555,17 @@ fn fault_response(fault: Fault) -> HttpResponse {
 
 /// Logs the request; the 401 to answer unless the key is right.
 fn refused(state: &Shared, request: &HttpRequest, page: Option<usize>) -> Option<HttpResponse> {
+    recorded_or_refused(state, request, page, Vec::new()).1
+}
+
+/// Records the request with its form body and says where: with two replicas calling at once,
+/// "the last request recorded" may already be another one.
+fn recorded_or_refused(
+    state: &Shared,
+    request: &HttpRequest,
+    page: Option<usize>,
+    form: Vec<(String, String)>,
+) -> (usize, Option<HttpResponse>) {
     let authorized = request
         .headers()
         .get("Authorization")
@@ -562,7 +573,8 @@ fn refused(state: &Shared, request: &HttpRequest, page: Option<usize>) -> Option
         == Some(&format!("Bearer {TEST_API_KEY}"));
     let query_pairs = query_pairs(request.query_string());
     let query = query_pairs.iter().cloned().collect();
-    state.lock().unwrap().requests.push(Request {
+    let mut recorded = state.lock().unwrap();
+    recorded.requests.push(Request {
         path: request.path().to_owned(),
         query,
         query_pairs,
@@ -576,7 +588,7 @@ fn refused(state: &Shared, request: &HttpRequest, page: Option<usize>) -> Option
         page,
         status: if authorized { 200 } else { 401 },
         method: request.method().to_string(),
-        form: Vec::new(),
+        form,
         idempotency_key: request
             .headers()
             .get("Idempotency-Key")
@@ -584,14 +596,17 @@ fn refused(state: &Shared, request: &HttpRequest, page: Option<usize>) -> Option
             .map(str::to_owned),
         replayed: false,
     });
-    (!authorized).then(|| {
+    let index = recorded.requests.len() - 1;
+    drop(recorded);
+    let refusal = (!authorized).then(|| {
         stripe_error(
             401,
             "invalid_request_error",
             None,
             "Invalid API Key provided: sk_test_********",
         )
-    })
+    });
+    (index, refusal)
 }
 
 fn set_last_status(state: &Shared, status: u16) {
@@ -856,18 +871,12 @@ async fn update(
 ) -> HttpResponse {
     let id = path.into_inner();
     let _in_flight = InFlight::enter(&state).await;
-    if let Some(response) = refused(&state, &request, None) {
+    let form = query_pairs(std::str::from_utf8(&body).unwrap_or_default());
+    let (index, refusal) = recorded_or_refused(&state, &request, None, form.clone());
+    if let Some(response) = refusal {
         return response;
     }
-    let form = query_pairs(std::str::from_utf8(&body).unwrap_or_default());
-    let index = {
-        let mut state = state.lock().unwrap();
-        let index = state.requests.len() - 1;
-        let logged = &mut state.requests[index];
-        logged.form = form.clone();
-        logged.status = 0;
-        index
-    };
+    state.lock().unwrap().requests[index].status = 0;
     let answer = |status: u16, replayed: bool, response: HttpResponse| {
         let mut state = state.lock().unwrap();
         state.requests[index].status = status;
@@ -974,20 +983,17 @@ async fn jwks(request: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
 
 async fn create(request: HttpRequest, body: web::Bytes, state: web::Data<Shared>) -> HttpResponse {
     let _in_flight = InFlight::enter(&state).await;
-    if let Some(response) = refused(&state, &request, None) {
+    let form = query_pairs(std::str::from_utf8(&body).unwrap_or_default());
+    if let (_, Some(response)) = recorded_or_refused(&state, &request, None, form.clone()) {
         return response;
     }
-    let form = query_pairs(std::str::from_utf8(&body).unwrap_or_default());
     let key = request
         .headers()
         .get("Idempotency-Key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let replay = {
-        let mut guard = state.lock().unwrap();
-        if let Some(last) = guard.requests.last_mut() {
-            last.form = form.clone();
-        }
+        let guard = state.lock().unwrap();
         key.as_ref()
             .and_then(|key| guard.idempotency.get(key))
             .cloned()
