@@ -1,5 +1,6 @@
 //! What `GET /metrics` exposes, in Prometheus' text format.
 
+pub mod batches;
 pub mod customers;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -91,6 +92,8 @@ pub struct Metrics {
     profile_push_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// `POST /customers` and `ensure-customer`.
     pub customers: customers::CustomerMetrics,
+    /// Group commit of webhook events.
+    pub batches: batches::BatchMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -177,8 +180,10 @@ impl Default for Metrics {
             profile_push_oldest_age.clone(),
         );
         let customers = customers::CustomerMetrics::register(&mut registry);
+        let batches = batches::BatchMetrics::register(&mut registry);
         Self {
             customers,
+            batches,
             registry,
             events,
             signature_failures,

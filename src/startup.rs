@@ -24,6 +24,7 @@ use crate::store::pool::{self, ConnectionPolicy, PoolMode};
 use crate::stripe::signature::SignatureVerifier;
 use crate::stripe_api::{RetryPolicy, StripeClient};
 use crate::sync::SyncSettings;
+use crate::sync::batch::EventWriter;
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -31,6 +32,8 @@ pub struct AppState {
     pub verifier: SignatureVerifier,
     pub pool: PgPool,
     pub sync: SyncSettings,
+    /// Applies snapshot events in batches (group commit).
+    pub events: EventWriter,
     pub metrics: Arc<Metrics>,
     /// Stripe's API for thin events (retries bounded by the webhook's deadline); `None`
     /// without STRIPE_API_KEY.
@@ -103,6 +106,7 @@ impl Application {
         let allowed_origins = settings.customers.allowed_origins.clone();
         let state = web::Data::new(AppState {
             verifier: SignatureVerifier::new(&settings.webhook.secrets, settings.webhook.tolerance),
+            events: EventWriter::start(pool.clone(), settings.sync.clone(), metrics.clone()),
             pool,
             sync: settings.sync.clone(),
             metrics,

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use crate::startup::AppState;
 use crate::stripe::sanitize;
 use crate::stripe::thin_event::{self, Delivery};
-use crate::sync::{self, Outcome};
+use crate::sync::Outcome;
 use crate::thin_events::{self, ThinEventError};
 
 /// Stripe's events are a few KB; anything this large is not one.
@@ -78,7 +78,8 @@ async fn handle(
         .record("event_id", delivery.id().as_str())
         .record("event_type", delivery.event_type());
 
-    let outcome = tokio::time::timeout(PROCESSING_DEADLINE, apply(state, &delivery))
+    let deadline = tokio::time::Instant::now() + PROCESSING_DEADLINE;
+    let outcome = tokio::time::timeout_at(deadline, apply(state, &delivery, deadline))
         .await
         .map_err(|_| {
             tracing::error!("event not applied within {PROCESSING_DEADLINE:?}; answering 503");
@@ -102,14 +103,16 @@ async fn handle(
 }
 
 /// A snapshot event carries the customer; a thin one names it, and the customer is fetched.
-async fn apply(state: &AppState, delivery: &Delivery<'_>) -> Result<Outcome, ApiError> {
+async fn apply(
+    state: &AppState,
+    delivery: &Delivery<'_>,
+    deadline: tokio::time::Instant,
+) -> Result<Outcome, ApiError> {
     match delivery {
-        Delivery::Snapshot(event) => sync::apply_event(&state.pool, &state.sync, event)
-            .await
-            .map_err(|error| {
-                tracing::error!(error = %error, "event not applied; answering 503");
-                ApiError::Unavailable
-            }),
+        Delivery::Snapshot(event) => state.events.apply(event, deadline).await.map_err(|error| {
+            tracing::error!(error = %error, "event not applied; answering 503");
+            ApiError::Unavailable
+        }),
         Delivery::Thin(event) => {
             thin_events::handle(&state.pool, &state.sync, state.stripe_api.as_ref(), event)
                 .await

@@ -3,6 +3,7 @@
 
 pub mod backfill;
 pub mod backup;
+pub mod batch;
 pub mod catch_up;
 pub mod created_customers;
 pub mod customer_creations;

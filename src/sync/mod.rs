@@ -3,6 +3,7 @@
 //! `rules` decides, `store` reads and writes. This module runs the read → decide → write
 //! loop, deciding again when a concurrent writer changed the row in between.
 
+pub mod batch;
 pub mod created;
 pub mod fetched;
 pub mod outcome;
@@ -19,7 +20,7 @@ use crate::store::ledger::{self, LedgerEntry, Recorded, RowGuard};
 use crate::store::pool::ConnectionPolicy;
 use crate::store::session::EventScope;
 use crate::store::{StoreError, created_customers, customers};
-use crate::stripe::event::{EventObject, StripeEvent};
+use crate::stripe::event::{CustomerObject, EventObject, StripeEvent};
 use rules::{CustomerEventKind, Decision, IncomingCustomer, LinkCandidate, Origin};
 
 /// Concurrent writers on one customer are rare; this many lost races in a row means
@@ -42,6 +43,16 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error("gave up after {MAX_ATTEMPTS} concurrent changes to the same customer")]
     Contention,
+    /// The batch the event was written in failed for want of the database; nothing of it
+    /// was written.
+    #[error("the event's batch was not written: {0}")]
+    BatchUnavailable(String),
+    /// The request stopped waiting before the event could be written; nothing was.
+    #[error("the event was not written before its deadline")]
+    DeadlinePassed,
+    /// The writers are gone (the service is shutting down).
+    #[error("no writer is taking events")]
+    WriterStopped,
 }
 
 /// Applies one verified event and records it in the ledger, exactly once. An event the
@@ -97,6 +108,37 @@ async fn apply_event_in(
     settings: &SyncSettings,
     event: &StripeEvent<'_>,
 ) -> Result<Outcome, SyncError> {
+    match plan(settings, event) {
+        Plan::RecordOnly { entry, outcome } => record_only(conn, &entry, outcome).await,
+        Plan::Customer {
+            entry,
+            kind,
+            customer_id,
+            customer,
+        } => {
+            let incoming = incoming_customer(settings, event, kind, &customer_id, customer);
+            apply_customer_state(conn, &entry, &incoming).await
+        }
+    }
+}
+
+/// What an event asks of the table, known before anything is read.
+pub(crate) enum Plan<'e> {
+    /// Recorded in the ledger with this outcome; no customer row is involved.
+    RecordOnly {
+        entry: LedgerEntry<'e>,
+        outcome: Outcome,
+    },
+    /// A customer event, to be decided against the customer's row.
+    Customer {
+        entry: LedgerEntry<'e>,
+        kind: CustomerEventKind,
+        customer_id: StripeCustomerId,
+        customer: &'e CustomerObject,
+    },
+}
+
+pub(crate) fn plan<'e>(settings: &SyncSettings, event: &'e StripeEvent<'_>) -> Plan<'e> {
     let entry = ledger_entry(event);
     if !settings.mode.keeps(event.livemode) {
         // Not a deletion this deployment keeps either.
@@ -104,33 +146,51 @@ async fn apply_event_in(
             deleted_customer_id: None,
             ..entry
         };
-        let other_mode = Outcome::Ignored(Some(IgnoreReason::OtherMode));
-        return record_only(conn, &entry, other_mode).await;
+        let outcome = Outcome::Ignored(Some(IgnoreReason::OtherMode));
+        return Plan::RecordOnly { entry, outcome };
     }
     let kind = CustomerEventKind::from_event_type(event.event_type);
     match (&event.object, kind) {
         (EventObject::Customer(customer), Some(kind)) => {
-            let Ok(customer_id) = StripeCustomerId::parse(&customer.id) else {
-                let invalid = Outcome::Skipped(SkipReason::InvalidCustomerId);
-                return record_only(conn, &entry, invalid).await;
-            };
-            let incoming = IncomingCustomer {
-                kind,
-                origin: Origin::Event(&event.id),
-                created: event.created,
-                customer_id: &customer_id,
-                email: customer.email.as_deref(),
-                name: customer.name.as_deref(),
-                default_payment_method: customer.default_payment_method.as_deref(),
-                stripe_metadata: &customer.metadata,
-                link: LinkCandidate::from_metadata(
-                    customer.metadata.get(&settings.user_id_metadata_key),
-                ),
-                livemode: event.livemode,
-            };
-            apply_customer_state(conn, &entry, &incoming).await
+            match StripeCustomerId::parse(&customer.id) {
+                Ok(customer_id) => Plan::Customer {
+                    entry,
+                    kind,
+                    customer_id,
+                    customer,
+                },
+                Err(_) => Plan::RecordOnly {
+                    entry,
+                    outcome: Outcome::Skipped(SkipReason::InvalidCustomerId),
+                },
+            }
         }
-        _ => record_only(conn, &entry, Outcome::Ignored(None)).await,
+        _ => Plan::RecordOnly {
+            entry,
+            outcome: Outcome::Ignored(None),
+        },
+    }
+}
+
+/// The customer state a snapshot event carries, ready for the rules.
+pub(crate) fn incoming_customer<'a>(
+    settings: &SyncSettings,
+    event: &'a StripeEvent<'_>,
+    kind: CustomerEventKind,
+    customer_id: &'a StripeCustomerId,
+    customer: &'a CustomerObject,
+) -> IncomingCustomer<'a> {
+    IncomingCustomer {
+        kind,
+        origin: Origin::Event(&event.id),
+        created: event.created,
+        customer_id,
+        email: customer.email.as_deref(),
+        name: customer.name.as_deref(),
+        default_payment_method: customer.default_payment_method.as_deref(),
+        stripe_metadata: &customer.metadata,
+        link: LinkCandidate::from_metadata(customer.metadata.get(&settings.user_id_metadata_key)),
+        livemode: event.livemode,
     }
 }
 

@@ -11,6 +11,7 @@ mod database_outage;
 mod database_roles;
 mod events;
 mod fixtures_replay;
+mod group_commit;
 mod helpers;
 mod migrate_command;
 mod modes;

@@ -1,0 +1,457 @@
+//! Group commit of webhook events.
+//!
+//! Each event costs the database a few statements whose fixed part (a round trip, parse/bind,
+//! a commit and its WAL flush) outweighs the rows they write. So a request does not apply its
+//! event itself: it hands it to a writer and waits for the outcome. A writer takes every event
+//! waiting at that moment and applies them together: one snapshot read, `decide()` for each,
+//! one write that keeps each event's guard (see `store::batch`). A batch is as large as the
+//! load makes it: one event when requests come one at a time, dozens under concurrency.
+//!
+//! Whatever the batch cannot settle is applied on its own, in arrival order, by the single
+//! event path ([`super::apply_event`]): an event whose guard no longer held at the write (a
+//! concurrent change on another replica), a second event of a customer or user already in the
+//! batch, and every event of a batch whose write the database refused for its data or for a
+//! race. A batch that failed because the database is unavailable wrote nothing (the write is
+//! one statement) and answers every one of its events with the error: 503, Stripe retries.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::Utc;
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::rules::{self, Decision};
+use super::{Outcome, Plan, SyncError, SyncSettings, incoming_customer, plan};
+use crate::domain::EventId;
+use crate::metrics::Metrics;
+use crate::store::StoreError;
+use crate::store::batch::{self as store_batch, BatchWrite, SnapshotKey};
+use crate::store::ledger::{Recorded, RowGuard};
+use crate::store::session::EventScope;
+use crate::stripe::event::{EventObject, StripeEvent};
+
+/// Writers working at once: while one waits for its write, the next reads its snapshot.
+const WRITERS: usize = 4;
+/// Events one batch takes at most; the statements' arrays stay a few hundred KB.
+const MAX_BATCH: usize = 64;
+/// Events waiting for a writer at most; a request beyond waits to enqueue (within its deadline).
+const QUEUE_CAPACITY: usize = 4096;
+
+/// Hands verified events to the writers and returns their outcomes.
+#[derive(Debug, Clone)]
+pub struct EventWriter {
+    queue: mpsc::Sender<Job>,
+}
+
+/// One event waiting for a writer, and where its outcome goes.
+struct Job {
+    text: EventText,
+    id: EventId,
+    object: EventObject,
+    created: i64,
+    livemode: bool,
+    payload_sanitized: bool,
+    /// When the request stops waiting: the event is then left unwritten, so that an event
+    /// answered 503 is never recorded behind the sender's back.
+    deadline: Instant,
+    reply: oneshot::Sender<Result<Outcome, SyncError>>,
+}
+
+/// The borrowed parts of a [`StripeEvent`], owned while the event waits.
+struct EventText {
+    event_type: String,
+    api_version: Option<String>,
+    raw: String,
+}
+
+impl EventWriter {
+    /// Starts the writers on the current runtime; they stop when the last handle is dropped.
+    pub fn start(pool: PgPool, settings: SyncSettings, metrics: Arc<Metrics>) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let writer = Arc::new(Writer {
+            pool,
+            settings,
+            metrics,
+        });
+        for _ in 0..WRITERS {
+            tokio::spawn(writer.clone().run(receiver.clone()));
+        }
+        Self { queue }
+    }
+
+    /// Applies one verified event and records it in the ledger, exactly once: the outcome
+    /// comes back once the write that recorded it has committed. Past `deadline` nothing of
+    /// the event is written any more, and the answer is [`SyncError::DeadlinePassed`].
+    pub async fn apply(
+        &self,
+        event: &StripeEvent<'_>,
+        deadline: Instant,
+    ) -> Result<Outcome, SyncError> {
+        let (reply, outcome) = oneshot::channel();
+        let job = Job {
+            text: EventText {
+                event_type: event.event_type.to_owned(),
+                api_version: event.api_version.map(str::to_owned),
+                raw: event.raw.to_owned(),
+            },
+            id: event.id.clone(),
+            object: event.object.clone(),
+            created: event.created,
+            livemode: event.livemode,
+            payload_sanitized: event.payload_sanitized,
+            deadline,
+            reply,
+        };
+        let queued = tokio::time::timeout_at(deadline, self.queue.send(job)).await;
+        match queued {
+            Err(_) => return Err(SyncError::DeadlinePassed),
+            Ok(Err(_)) => return Err(SyncError::WriterStopped),
+            Ok(Ok(())) => {}
+        }
+        outcome.await.map_err(|_| SyncError::WriterStopped)?
+    }
+}
+
+struct Writer {
+    pool: PgPool,
+    settings: SyncSettings,
+    metrics: Arc<Metrics>,
+}
+
+type Reply = oneshot::Sender<Result<Outcome, SyncError>>;
+
+impl Writer {
+    async fn run(self: Arc<Self>, receiver: Arc<Mutex<mpsc::Receiver<Job>>>) {
+        loop {
+            let mut jobs = Vec::new();
+            {
+                // One writer at a time waits at the head of the queue and takes what is there.
+                let mut receiver = receiver.lock().await;
+                let Some(first) = receiver.recv().await else {
+                    return;
+                };
+                jobs.push(first);
+                while jobs.len() < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.apply_jobs(jobs).await;
+        }
+    }
+
+    async fn apply_jobs(&self, jobs: Vec<Job>) {
+        let now = Instant::now();
+        let (jobs, late): (Vec<Job>, Vec<Job>) = jobs
+            .into_iter()
+            .partition(|job| job.deadline > now && !job.reply.is_closed());
+        for job in late {
+            let _ = job.reply.send(Err(SyncError::DeadlinePassed));
+        }
+        let Some(deadline) = jobs.iter().map(|job| job.deadline).min() else {
+            return;
+        };
+        self.metrics.batches.batch(jobs.len());
+        let (texts, heads): (Vec<_>, Vec<_>) = jobs
+            .into_iter()
+            .map(|job| {
+                let head = (
+                    job.id,
+                    job.object,
+                    job.created,
+                    job.livemode,
+                    job.payload_sanitized,
+                    job.deadline,
+                    job.reply,
+                );
+                (job.text, head)
+            })
+            .unzip();
+        let mut replies: Vec<(Reply, Instant)> = Vec::with_capacity(heads.len());
+        let events: Vec<StripeEvent<'_>> = texts
+            .iter()
+            .zip(heads)
+            .map(
+                |(text, (id, object, created, livemode, sanitized, deadline, reply))| {
+                    replies.push((reply, deadline));
+                    StripeEvent {
+                        id,
+                        event_type: &text.event_type,
+                        created,
+                        livemode,
+                        api_version: text.api_version.as_deref(),
+                        object,
+                        raw: &text.raw,
+                        payload_sanitized: sanitized,
+                    }
+                },
+            )
+            .collect();
+
+        // Dropped at the first deadline, the batch's transaction (transaction pooler) rolls
+        // back, and its one write statement either committed already or never will.
+        let together = tokio::time::timeout_at(deadline, self.apply_together(&events)).await;
+        let settled = match together.unwrap_or(Err(BatchFailed::DeadlinePassed)) {
+            Ok(settled) => settled,
+            Err(BatchFailed::DeadlinePassed) => {
+                tracing::error!(
+                    events = events.len(),
+                    "batch not written within its deadline"
+                );
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(SyncError::DeadlinePassed));
+                }
+                return;
+            }
+            Err(BatchFailed::Unavailable(error)) => {
+                tracing::error!(error = %error, events = events.len(), "batch not written");
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(SyncError::BatchUnavailable(error.to_string())));
+                }
+                return;
+            }
+            Err(BatchFailed::OneByOne(error)) => {
+                tracing::debug!(error = %error, "batch refused; applying its events one by one");
+                vec![None; events.len()]
+            }
+        };
+        for ((event, (reply, deadline)), outcome) in events.iter().zip(replies).zip(settled) {
+            let outcome = match outcome {
+                Some(outcome) => Ok(outcome),
+                None => {
+                    self.metrics.batches.applied_one_by_one();
+                    tokio::time::timeout_at(
+                        deadline,
+                        super::apply_event(&self.pool, &self.settings, event),
+                    )
+                    .await
+                    .unwrap_or(Err(SyncError::DeadlinePassed))
+                }
+            };
+            let _ = reply.send(outcome);
+        }
+    }
+
+    /// Applies what the batch can settle together; `None` for an event left to the single path.
+    async fn apply_together(
+        &self,
+        events: &[StripeEvent<'_>],
+    ) -> Result<Vec<Option<Outcome>>, BatchFailed> {
+        let plans: Vec<Plan<'_>> = events.iter().map(|e| plan(&self.settings, e)).collect();
+        let taken = one_per_event_customer_and_user(&self.settings, &plans);
+        let incoming: Vec<_> = plans
+            .iter()
+            .zip(events)
+            .map(|(plan, event)| match plan {
+                Plan::Customer {
+                    kind,
+                    customer_id,
+                    customer,
+                    ..
+                } => Some(incoming_customer(
+                    &self.settings,
+                    event,
+                    *kind,
+                    customer_id,
+                    customer,
+                )),
+                Plan::RecordOnly { .. } => None,
+            })
+            .collect();
+
+        let mut scope = EventScope::begin(&self.pool, self.settings.connection).await?;
+        let keys: Vec<SnapshotKey<'_>> = incoming
+            .iter()
+            .zip(&taken)
+            .filter_map(|(incoming, taken)| incoming.as_ref().filter(|_| *taken))
+            .map(|incoming| SnapshotKey {
+                event_id: match incoming.origin {
+                    rules::Origin::Event(id) => id.as_str(),
+                    _ => unreachable!("a webhook's customer state comes from its event"),
+                },
+                stripe_customer_id: incoming.customer_id.as_str(),
+                candidate_user: incoming.link.user(),
+            })
+            .collect();
+        let mut snapshots = if keys.is_empty() {
+            Vec::new()
+        } else {
+            store_batch::snapshots(&mut scope, &keys).await?
+        }
+        .into_iter();
+
+        // What each event comes to, before the write: decided, or settled already.
+        let now = Utc::now();
+        let mut decided: Vec<Option<Decided>> = Vec::with_capacity(events.len());
+        for ((plan, incoming), taken) in plans.iter().zip(&incoming).zip(&taken) {
+            decided.push(match (plan, incoming) {
+                _ if !taken => None,
+                (Plan::RecordOnly { outcome, .. }, _) => Some(Decided::Record(*outcome)),
+                (Plan::Customer { .. }, Some(incoming)) => {
+                    let snapshot = snapshots.next().expect("one snapshot per key");
+                    if snapshot.already_recorded {
+                        Some(Decided::Settled(Outcome::Duplicate))
+                    } else {
+                        Some(Decided::Customer(rules::decide(
+                            incoming,
+                            snapshot.stored.as_ref(),
+                            snapshot.user,
+                            snapshot.deletion_recorded,
+                            now,
+                        )))
+                    }
+                }
+                (Plan::Customer { .. }, None) => unreachable!("a customer plan has its state"),
+            });
+        }
+
+        let writes: Vec<BatchWrite<'_>> = plans
+            .iter()
+            .zip(&decided)
+            .filter_map(|(plan, decided)| batch_write(plan, decided.as_ref()?))
+            .collect();
+        let recorded = if writes.is_empty() {
+            HashSet::new()
+        } else {
+            store_batch::write(&mut scope, &writes).await?
+        };
+        scope.commit().await?;
+
+        Ok(events
+            .iter()
+            .zip(decided)
+            .map(|(event, decided)| match decided? {
+                Decided::Settled(outcome) => Some(outcome),
+                Decided::Record(outcome) => recorded.contains(event.id.as_str()).then_some(outcome),
+                Decided::Customer(decision) => recorded
+                    .contains(event.id.as_str())
+                    .then(|| outcome_of(&decision)),
+            })
+            .collect())
+    }
+}
+
+/// One event's fate in a batch before the write.
+enum Decided {
+    /// Nothing to write (a redelivery).
+    Settled(Outcome),
+    /// Recorded only, with this outcome.
+    Record(Outcome),
+    /// Decided against the row.
+    Customer(Decision),
+}
+
+fn outcome_of(decision: &Decision) -> Outcome {
+    match decision {
+        Decision::Insert(_) | Decision::Update { .. } => Outcome::Processed,
+        Decision::Skip { reason, .. } => Outcome::Skipped(*reason),
+    }
+}
+
+fn batch_write<'a>(plan: &'a Plan<'a>, decided: &'a Decided) -> Option<BatchWrite<'a>> {
+    Some(match (plan, decided) {
+        (_, Decided::Settled(_)) => return None,
+        (Plan::RecordOnly { entry, .. }, Decided::Record(outcome)) => BatchWrite::Record {
+            entry,
+            recorded: Recorded {
+                outcome: outcome.status(),
+                reason: outcome.reason(),
+                error: None,
+            },
+            guard: None,
+        },
+        (
+            Plan::Customer {
+                entry, customer_id, ..
+            },
+            Decided::Customer(decision),
+        ) => match decision {
+            Decision::Insert(row) => BatchWrite::Insert {
+                entry,
+                stripe_customer_id: customer_id.as_str(),
+                row,
+            },
+            Decision::Update { version, row } => BatchWrite::Update {
+                entry,
+                stripe_customer_id: customer_id.as_str(),
+                version,
+                row,
+            },
+            Decision::Skip { reason, version } => BatchWrite::Record {
+                entry,
+                recorded: Recorded {
+                    outcome: "skipped",
+                    reason: Some(reason.as_str()),
+                    error: None,
+                },
+                guard: Some(RowGuard {
+                    stripe_customer_id: customer_id.as_str(),
+                    version: version.as_deref(),
+                }),
+            },
+        },
+        _ => unreachable!("a plan is decided in its own way"),
+    })
+}
+
+/// Which events the batch takes: the first of each event id, and of the customer events the
+/// first of each customer and of each candidate user. A later one depends on what the earlier
+/// one writes, which the batch's one snapshot cannot show; it waits for the single path.
+fn one_per_event_customer_and_user(settings: &SyncSettings, plans: &[Plan<'_>]) -> Vec<bool> {
+    let mut events = HashSet::new();
+    let mut customers = HashSet::new();
+    let mut users = HashSet::new();
+    plans
+        .iter()
+        .map(|plan| match plan {
+            Plan::RecordOnly { entry, .. } => events.insert(entry.event_id),
+            Plan::Customer {
+                entry,
+                customer_id,
+                customer,
+                ..
+            } => {
+                let user = rules::LinkCandidate::from_metadata(
+                    customer.metadata.get(&settings.user_id_metadata_key),
+                )
+                .user();
+                // All three checked before any is inserted: a refused event claims nothing.
+                let free = !events.contains(entry.event_id)
+                    && !customers.contains(customer_id.as_str())
+                    && user.is_none_or(|user| !users.contains(&user));
+                if free {
+                    events.insert(entry.event_id);
+                    customers.insert(customer_id.as_str());
+                    users.extend(user);
+                }
+                free
+            }
+        })
+        .collect()
+}
+
+/// Why a batch settled nothing.
+enum BatchFailed {
+    /// The first of its events' deadlines passed: nothing of it is written.
+    DeadlinePassed,
+    /// The database is unavailable: every event of the batch fails (503).
+    Unavailable(StoreError),
+    /// A race or a refusal of the data: each event is applied on its own.
+    OneByOne(StoreError),
+}
+
+impl From<StoreError> for BatchFailed {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => Self::Unavailable(error),
+            StoreError::Duplicate | StoreError::Conflict | StoreError::Rejected { .. } => {
+                Self::OneByOne(error)
+            }
+        }
+    }
+}
