@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::events::CustomerEvent;
+use crate::helpers::events::CustomerEvent;
 use crate::helpers::serve_process::ServeProcess;
 use crate::helpers::stripe_double::{Fault, StripeDouble, TEST_API_KEY, Target};
 use crate::helpers::tokens::{JWT_SECRET, service_role_token, user_token};
@@ -475,7 +475,7 @@ async fn the_documented_least_privilege_login_creates_customers_and_reads_names_
     let db = crate::helpers::migrated_database().await;
     let role = format!("scs_{}", &Uuid::new_v4().simple().to_string()[..12]);
     let password = "a-long-random-test-password";
-    let sql = crate::database_roles::readme_login_sql()
+    let sql = crate::helpers::readme_login_sql()
         .replace("stripe_customer_sync", &role)
         .replace("choose-a-long-random-password", password);
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -496,7 +496,7 @@ async fn the_documented_least_privilege_login_creates_customers_and_reads_names_
     .unwrap();
     let login = crate::helpers::TestDatabase {
         pool: db.pool.clone(),
-        url: crate::database_roles::as_user(&db.url, &role, password),
+        url: crate::helpers::as_user(&db.url, &role, password),
         name: db.name.clone(),
     };
     let double = StripeDouble::start().await;

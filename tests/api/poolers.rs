@@ -17,14 +17,14 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use stripe_customer_sync::store::pool::{self, PoolMode};
 
-use crate::events::{CustomerEvent, T0, new_customer_id};
+use crate::helpers::events::thin_event;
+use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
 use crate::helpers::pgbouncer::{Route, Upstream};
 use crate::helpers::stripe_double::{Customer, StripeDouble, TEST_API_KEY};
 use crate::helpers::{
     DedicatedCluster, TEST_SECRET, TestApp, TestDatabase, event_id_of, migrated_database, now,
     spawn_app_with, stripe_signature,
 };
-use crate::thin_events::thin_event;
 
 macro_rules! through_each_upstream {
     ($($rule:ident),* $(,)?) => {$(

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::events::CustomerEvent;
+use crate::helpers::events::CustomerEvent;
+use crate::helpers::schema::{create_profiles, outbox_row};
 use crate::helpers::stripe_double::{
     BINARY, Customer, Fault, Request, StripeDouble, TEST_API_KEY, Target,
 };
 use crate::helpers::{
     TEST_SECRET, TestDatabase, create_auth_user, migrated_database, now, stripe_signature,
 };
-use crate::schema_outbox::{create_profiles, outbox_row};
 
 /// A `serve` process of the test; killed on drop.
 struct Replica {
@@ -186,7 +186,7 @@ async fn setup_with(
         replica.wait_until_ready().await;
     }
     let user = create_auth_user(&db.pool).await;
-    let customer = crate::events::new_customer_id();
+    let customer = crate::helpers::events::new_customer_id();
     let email = format!("{user}@example.com");
     double.add([Customer::new(&customer)
         .for_user(user)
@@ -422,7 +422,7 @@ async fn while_stripe_is_down_changes_wait_visibly_and_are_pushed_when_it_return
     let s = setup(2, async |_| {}).await;
     // A second linked user, so that "nothing lost" covers more than one change.
     let other = create_auth_user(&s.db.pool).await;
-    let other_customer = crate::events::new_customer_id();
+    let other_customer = crate::helpers::events::new_customer_id();
     s.double
         .add([Customer::new(&other_customer).for_user(other)]);
     let created = CustomerEvent::created(&other_customer, now() - 5)
@@ -614,7 +614,7 @@ async fn without_listen_the_sweep_alone_pushes_a_change_within_seconds() {
     })
     .await;
     let user = create_auth_user(&app.db.pool).await;
-    let customer = crate::events::new_customer_id();
+    let customer = crate::helpers::events::new_customer_id();
     double.add([Customer::new(&customer).for_user(user)]);
     let created = CustomerEvent::created(&customer, now() - 5)
         .for_user(user)
@@ -645,7 +645,7 @@ async fn a_change_stripe_refuses_stays_visible_and_never_holds_up_the_others() {
     // A second linked user whose customer Stripe does not have (deleted there, say, before
     // its customer.deleted arrived): every push of theirs is refused with a 404.
     let stuck = create_auth_user(&s.db.pool).await;
-    let missing = crate::events::new_customer_id();
+    let missing = crate::helpers::events::new_customer_id();
     let created = CustomerEvent::created(&missing, now() - 5)
         .for_user(stuck)
         .email(Some(&format!("{stuck}@example.com")))

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::backfill::{backfill, create_auth_users, link_states, workdir};
-use crate::events::CustomerEvent;
+use crate::helpers::commands::{backfill, workdir};
+use crate::helpers::events::CustomerEvent;
 use crate::helpers::stripe_double::{Customer, Fault, StripeDouble, Target, output};
 use crate::helpers::{LinkState, migrated_database, now, spawn_app};
+use crate::helpers::{create_auth_users, link_states};
 
 struct Verified {
     code: Option<i32>,
