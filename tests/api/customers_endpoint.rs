@@ -638,35 +638,21 @@ async fn serve_says_at_start_up_whether_post_customers_is_on() {
             "POST /customers is on",
         ),
     ] {
-        let log = dir.path().join("serve.log");
-        let mut command =
-            double.command(&spawned.db.url, dir.path(), &["serve", "--skip-migrations"]);
-        command
-            .env("STRIPE_WEBHOOK_SECRET", crate::helpers::TEST_SECRET)
-            .env("LISTEN_ADDR", "127.0.0.1:0")
+        let mut command = ServeProcess::command(&spawned.db.url)
+            .current_dir(dir.path())
+            .env("STRIPE_API_KEY", TEST_API_KEY)
+            .env("STRIPE_API_BASE", &double.base_url)
             .env("CATCH_UP_INTERVAL", "0")
+            .env_remove("RUST_LOG")
+            .env_remove("USER_ID_METADATA_KEY")
             .env_remove("SUPABASE_JWT_SECRET")
-            .env_remove("SUPABASE_JWKS_URL")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .env_remove("SUPABASE_JWKS_URL");
         if let Some(secret) = secret {
-            command.env("SUPABASE_JWT_SECRET", secret);
+            command = command.env("SUPABASE_JWT_SECRET", secret);
         }
-        let mut serve = command.spawn().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let text = loop {
-            let text = std::fs::read_to_string(&log).unwrap();
-            if text.contains("POST /customers is") {
-                break text;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no word within 60 s: {text}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        serve.kill().unwrap();
-        serve.wait().unwrap();
+        let serve = command.start().await;
+        let text = serve.wait_for_log("POST /customers is").await;
+        drop(serve);
         assert!(text.contains(expected), "{expected}\n{text}");
         assert!(
             !text.contains(crate::helpers::tokens::JWT_SECRET),
