@@ -29,4 +29,4 @@ pub use database::{
 };
 pub use dedicated_cluster::DedicatedCluster;
 pub use rows::{LinkState, TableCounts, link_states};
-pub use webhooks::{TEST_SECRET, event_id_of, json_reply, now, stripe_signature};
+pub use webhooks::{TEST_SECRET, event_id_of, expected_answer, json_reply, now, stripe_signature};
