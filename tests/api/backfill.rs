@@ -7,91 +7,18 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::events::CustomerEvent;
+use crate::helpers::commands::{Run, backfill, workdir};
+use crate::helpers::events::CustomerEvent;
 use crate::helpers::stripe_double::{Customer, Fault, StripeDouble, TEST_API_KEY, Target, output};
-use crate::helpers::{LinkState, migrated_database, now, spawn_app};
-
-/// The answer of one `backfill --json` run.
-pub struct Run {
-    pub code: Option<i32>,
-    pub summary: Value,
-    pub stderr: String,
-}
-
-pub async fn backfill(
-    double: &StripeDouble,
-    database_url: &str,
-    workdir: &Path,
-    extra: &[&str],
-) -> Run {
-    let mut args = vec!["backfill", "--json"];
-    args.extend_from_slice(extra);
-    let out = output(double.command(database_url, workdir, &args)).await;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let summary = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    Run {
-        code: out.status.code(),
-        summary,
-        stderr,
-    }
-}
-
-pub fn workdir() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
+use crate::helpers::{
+    LinkState, count, create_auth_users, link_states, migrated_database, now, spawn_app,
+};
 
 /// `cus_` ids that sort and read well: `cus_Bf000042`.
 pub fn customer_id(i: usize) -> String {
     format!("cus_Bf{i:06}")
-}
-
-/// `n` new `auth.users` rows in one statement.
-pub async fn create_auth_users(pool: &PgPool, n: usize) -> Vec<Uuid> {
-    sqlx::query_scalar(
-        "insert into auth.users (id, email)
-         select gen_random_uuid(), 'backfill-user-' || g || '@example.com'
-           from generate_series(1, $1) g
-         returning id",
-    )
-    .bind(n as i64)
-    .fetch_all(pool)
-    .await
-    .unwrap()
-}
-
-/// Every row's link, by customer id.
-pub async fn link_states(pool: &PgPool) -> HashMap<String, LinkState> {
-    type Row = (String, Option<Uuid>, Option<String>, Option<String>);
-    let rows: Vec<Row> = sqlx::query_as(
-        "select stripe_customer_id, user_id,
-                customer_metadata #>> '{sync,status}', customer_metadata #>> '{sync,error}'
-           from public.stripe_customers",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    rows.into_iter()
-        .map(|(id, user_id, status, error)| {
-            (
-                id,
-                LinkState {
-                    user_id,
-                    status: status.unwrap_or_default(),
-                    error,
-                },
-            )
-        })
-        .collect()
-}
-
-pub async fn count(pool: &PgPool, table: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
-        .fetch_one(pool)
-        .await
-        .unwrap()
 }
 
 fn totals(run: &Run) -> &Value {

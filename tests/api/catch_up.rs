@@ -10,8 +10,9 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::backfill::{count, workdir};
-use crate::events::CustomerEvent;
+use crate::helpers::commands::workdir;
+use crate::helpers::count;
+use crate::helpers::events::CustomerEvent;
 use crate::helpers::serve_process::ServeProcess;
 use crate::helpers::stripe_double::{BINARY, Fault, StripeDouble, TEST_API_KEY, Target, output};
 use crate::helpers::{TEST_SECRET, TestApp, create_auth_user_with_id, event_id_of, now, spawn_app};
@@ -524,13 +525,14 @@ async fn catch_up_while_another_run_holds_the_lock_does_nothing_and_says_so() {
 
 #[tokio::test]
 async fn snapshot_event_whose_thin_twin_was_applied_counts_as_recorded() {
-    use crate::thin_events::{FIXTURE_CUSTOMER, spawn_app_with_stripe};
+    use crate::helpers::events::FIXTURE_CUSTOMER;
+    use crate::helpers::spawn_app_with_stripe;
     let double = StripeDouble::start().await;
     let app = spawn_app_with_stripe(&double).await;
     double.add([crate::helpers::stripe_double::Customer::new(
         FIXTURE_CUSTOMER,
     )]);
-    let thin = crate::events::fixture("thin/01_v1.customer.created.json");
+    let thin = crate::helpers::events::fixture("thin/01_v1.customer.created.json");
     app.deliver_expecting(&thin, "processed").await;
     let twin_id: String = serde_json::from_str::<Value>(&thin).unwrap()["snapshot_event"]
         .as_str()

@@ -5,7 +5,7 @@
 use futures::future::join_all;
 use serde_json::Value;
 
-use crate::events::{CustomerEvent, T0, new_customer_id};
+use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
 use crate::helpers::serve_process::ServeProcess;
 use crate::helpers::{TestApp, migrated_database, spawn_app_with};
 

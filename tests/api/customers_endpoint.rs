@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::events::CustomerEvent;
+use crate::helpers::events::CustomerEvent;
 use crate::helpers::serve_process::ServeProcess;
 use crate::helpers::stripe_double::{Fault, StripeDouble, TEST_API_KEY, Target};
 use crate::helpers::tokens::{JWT_SECRET, service_role_token, user_token};
@@ -475,7 +475,7 @@ async fn the_documented_least_privilege_login_creates_customers_and_reads_names_
     let db = crate::helpers::migrated_database().await;
     let role = format!("scs_{}", &Uuid::new_v4().simple().to_string()[..12]);
     let password = "a-long-random-test-password";
-    let sql = crate::database_roles::readme_login_sql()
+    let sql = crate::helpers::readme_login_sql()
         .replace("stripe_customer_sync", &role)
         .replace("choose-a-long-random-password", password);
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -496,7 +496,7 @@ async fn the_documented_least_privilege_login_creates_customers_and_reads_names_
     .unwrap();
     let login = crate::helpers::TestDatabase {
         pool: db.pool.clone(),
-        url: crate::database_roles::as_user(&db.url, &role, password),
+        url: crate::helpers::as_user(&db.url, &role, password),
         name: db.name.clone(),
     };
     let double = StripeDouble::start().await;
@@ -638,35 +638,21 @@ async fn serve_says_at_start_up_whether_post_customers_is_on() {
             "POST /customers is on",
         ),
     ] {
-        let log = dir.path().join("serve.log");
-        let mut command =
-            double.command(&spawned.db.url, dir.path(), &["serve", "--skip-migrations"]);
-        command
-            .env("STRIPE_WEBHOOK_SECRET", crate::helpers::TEST_SECRET)
-            .env("LISTEN_ADDR", "127.0.0.1:0")
+        let mut command = ServeProcess::command(&spawned.db.url)
+            .current_dir(dir.path())
+            .env("STRIPE_API_KEY", TEST_API_KEY)
+            .env("STRIPE_API_BASE", &double.base_url)
             .env("CATCH_UP_INTERVAL", "0")
+            .env_remove("RUST_LOG")
+            .env_remove("USER_ID_METADATA_KEY")
             .env_remove("SUPABASE_JWT_SECRET")
-            .env_remove("SUPABASE_JWKS_URL")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .env_remove("SUPABASE_JWKS_URL");
         if let Some(secret) = secret {
-            command.env("SUPABASE_JWT_SECRET", secret);
+            command = command.env("SUPABASE_JWT_SECRET", secret);
         }
-        let mut serve = command.spawn().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let text = loop {
-            let text = std::fs::read_to_string(&log).unwrap();
-            if text.contains("POST /customers is") {
-                break text;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no word within 60 s: {text}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        serve.kill().unwrap();
-        serve.wait().unwrap();
+        let serve = command.start().await;
+        let text = serve.wait_for_log("POST /customers is").await;
+        drop(serve);
         assert!(text.contains(expected), "{expected}\n{text}");
         assert!(
             !text.contains(crate::helpers::tokens::JWT_SECRET),

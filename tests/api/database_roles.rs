@@ -4,33 +4,11 @@
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::events::{CustomerEvent, T0, new_customer_id};
+use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
 use crate::helpers::{
-    LinkState, TestDatabase, create_auth_user, migrated_database, spawn_app_with,
+    LinkState, TestDatabase, as_user, create_auth_user, migrated_database, readme_login_sql,
+    spawn_app_with,
 };
-
-/// The SQL block of README that follows the `least-privilege-login` marker.
-pub fn readme_login_sql() -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("read README.md");
-    let after_marker = readme
-        .split("<!-- least-privilege-login -->")
-        .nth(1)
-        .expect("README marks the login's SQL");
-    let block = after_marker
-        .split("```sql")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .expect("a ```sql block after the marker");
-    block.to_owned()
-}
-
-/// `url` with another user and password (`scheme://user[:pw]@host…`).
-pub fn as_user(url: &str, user: &str, password: &str) -> String {
-    let scheme_end = url.find("://").expect("a URL") + 3;
-    let at = scheme_end + url[scheme_end..].find('@').expect("a user in the URL");
-    format!("{}{user}:{password}{}", &url[..scheme_end], &url[at..])
-}
 
 #[tokio::test]
 async fn the_service_runs_on_the_documented_login_which_cannot_undo_the_audit_trail() {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use stripe_customer_sync::domain::WebhookSecrets;
 use uuid::Uuid;
 
-use crate::events::{fixture, fixtures_dir, fixtures_in};
+use crate::helpers::events::{fixture, fixtures_dir, fixtures_in};
 use crate::helpers::{
     LinkState, TEST_SECRET, TableCounts, TestApp, create_auth_user_with_id, event_id_of,
     migrated_database, spawn_app, spawn_app_with,

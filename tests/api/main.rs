@@ -9,7 +9,6 @@ mod customer_tokens;
 mod customers_endpoint;
 mod database_outage;
 mod database_roles;
-mod events;
 mod fixtures_replay;
 mod group_commit;
 mod helpers;

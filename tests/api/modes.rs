@@ -3,8 +3,9 @@
 use serde_json::json;
 use stripe_customer_sync::domain::StripeMode;
 
-use crate::backfill::{backfill, link_states, workdir};
-use crate::events::{CustomerEvent, T0, new_customer_id};
+use crate::helpers::commands::{backfill, workdir};
+use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
+use crate::helpers::link_states;
 use crate::helpers::stripe_double::{Customer, StripeDouble, output};
 use crate::helpers::{
     LinkState, TestApp, create_auth_user, migrated_database, spawn_app, spawn_app_with,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::events::{CustomerEvent, T0, new_customer_id};
+use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
 use crate::helpers::{DedicatedCluster, TestApp, now, spawn_app, spawn_app_with, stripe_signature};
 
 async fn get(app: &TestApp, path: &str) -> (u16, String) {

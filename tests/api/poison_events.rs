@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::events::{CustomerEvent, T0, fixture, new_customer_id};
+use crate::helpers::events::{CustomerEvent, T0, fixture, new_customer_id};
 use crate::helpers::stripe_double::{BINARY, output};
 use crate::helpers::{TestApp, event_id_of, spawn_app};
 

@@ -7,9 +7,6 @@
 //! Without PgBouncer installed the PgBouncer tests print a notice and pass, except under CI
 //! (`CI` set), where they fail.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -17,14 +14,14 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use stripe_customer_sync::store::pool::{self, PoolMode};
 
-use crate::events::{CustomerEvent, T0, new_customer_id};
+use crate::helpers::events::thin_event;
+use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
 use crate::helpers::pgbouncer::{Route, Upstream};
+use crate::helpers::serve_process::ServeProcess;
 use crate::helpers::stripe_double::{Customer, StripeDouble, TEST_API_KEY};
 use crate::helpers::{
-    DedicatedCluster, TEST_SECRET, TestApp, TestDatabase, event_id_of, migrated_database, now,
-    spawn_app_with, stripe_signature,
+    DedicatedCluster, TestApp, TestDatabase, event_id_of, migrated_database, now, spawn_app_with,
 };
-use crate::thin_events::thin_event;
 
 macro_rules! through_each_upstream {
     ($($rule:ident),* $(,)?) => {$(
@@ -244,9 +241,10 @@ async fn duplicates_across_two_serve_processes_are_applied_exactly_once_and_in_o
     };
     // Migrations (none pending: the database is a migrated copy) go over the direct URL, as
     // README tells transaction-pooler users to do.
-    let first = ServeProcess::start(&route, &db.url);
-    let second = ServeProcess::start(&route, &db.url);
-    let (first, second) = (first.ready().await, second.ready().await);
+    let (first, second) = tokio::join!(
+        serve_through(&route, &db.url, &[]),
+        serve_through(&route, &db.url, &[])
+    );
 
     let customers: Vec<String> = (0..6).map(|_| new_customer_id()).collect();
     let events: Vec<String> = customers
@@ -476,7 +474,7 @@ async fn thin_events_and_the_background_catch_up_apply_what_stripe_holds(upstrea
     double.add_events(missed.iter().map(String::as_str));
     let fetched = new_customer_id();
     double.add([Customer::new(&fetched)]);
-    let serve = ServeProcess::start_with(
+    let serve = serve_through(
         &route,
         &session_url,
         &[
@@ -485,7 +483,6 @@ async fn thin_events_and_the_background_catch_up_apply_what_stripe_holds(upstrea
             ("CATCH_UP_INTERVAL", "1s"),
         ],
     )
-    .ready()
     .await;
 
     let thin = thin_event("v1.customer.updated", &fetched);
@@ -555,144 +552,18 @@ impl TestApp {
     }
 }
 
-const BINARY: &str = env!("CARGO_BIN_EXE_stripe-customer-sync");
-
-/// A `serve` process on a port it picked itself (`LISTEN_ADDR=127.0.0.1:0`), read back from
-/// its start-up log line; killed if the test fails half-way.
-struct ServeProcess {
-    child: Option<Child>,
-    port: mpsc::Receiver<Result<u16, String>>,
-}
-
-struct ReadyServe {
-    child: Option<Child>,
-    base_url: String,
-    client: reqwest::Client,
-}
-
-impl ServeProcess {
-    fn start(route: &Route, migration_url: &str) -> Self {
-        Self::start_with(route, migration_url, &[])
-    }
-
-    fn start_with(route: &Route, migration_url: &str, env: &[(&str, &str)]) -> Self {
-        // Our HTTP client needs it, also when this test runs alone.
-        stripe_customer_sync::tls::install_crypto_provider();
-        let mut child = Command::new(BINARY)
-            .arg("serve")
-            .envs(env.iter().copied())
-            .current_dir(std::env::temp_dir()) // away from any developer .env
-            .env("DATABASE_URL", route.url())
-            .env("DATABASE_POOL_MODE", route.pool_mode().as_str())
-            .env("MIGRATION_DATABASE_URL", migration_url)
-            .env("STRIPE_WEBHOOK_SECRET", TEST_SECRET)
-            .env("LISTEN_ADDR", "127.0.0.1:0")
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start serve");
-        let stderr = child.stderr.take().unwrap();
-        let (sender, port) = mpsc::channel();
-        // Reads the log to the end (a full pipe would stall serve); reports the port once.
-        std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent {
-                    let port = serde_json::from_str::<Value>(&line)
-                        .ok()
-                        .and_then(|entry| entry["port"].as_u64());
-                    if let Some(port) = port {
-                        sent = sender.send(Ok(port as u16)).is_ok();
-                    } else {
-                        seen.push(line);
-                    }
-                }
-            }
-            if !sent {
-                let _ = sender.send(Err(seen.join("\n")));
-            }
-        });
-        Self {
-            child: Some(child),
-            port,
-        }
-    }
-
-    /// Waits for the port, then for `/readyz` to answer 200.
-    async fn ready(mut self) -> ReadyServe {
-        let receiver = std::mem::replace(&mut self.port, mpsc::channel().1);
-        let port =
-            tokio::task::spawn_blocking(move || receiver.recv_timeout(Duration::from_secs(60)))
-                .await
-                .unwrap()
-                .expect("serve logged no port within 60 s")
-                .unwrap_or_else(|log| panic!("serve exited before listening:\n{log}"));
-        let serve = ReadyServe {
-            child: self.child.take(),
-            base_url: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = serve
-                .client
-                .get(format!("{}/readyz", serve.base_url))
-                .send()
-                .await;
-            if ready.is_ok_and(|response| response.status().is_success()) {
-                return serve;
-            }
-            assert!(Instant::now() < deadline, "serve not ready within 30 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl ReadyServe {
-    async fn deliver(&self, payload: &str) -> (u16, Value) {
-        let header = stripe_signature(payload, TEST_SECRET, now());
-        let response = self
-            .client
-            .post(format!("{}/webhooks/stripe", self.base_url))
-            .header("Stripe-Signature", header)
-            .body(payload.to_owned())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
-    }
-
-    /// SIGTERM, as a container runtime sends it; returns whether it exited 0.
-    async fn terminate(mut self) -> bool {
-        let mut child = self.child.take().unwrap();
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        tokio::task::spawn_blocking(move || child.wait().unwrap().success())
-            .await
-            .unwrap()
-    }
-}
-
-fn kill(child: &mut Option<Child>) {
-    if let Some(child) = child.as_mut() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        kill(&mut self.child);
-    }
-}
-
-impl Drop for ReadyServe {
-    fn drop(&mut self) {
-        kill(&mut self.child);
-    }
+/// A `serve` process through `route` (its migrations over `migration_url`), with `env` on top,
+/// once it answers `/readyz`; killed if the test fails half-way.
+async fn serve_through(route: &Route, migration_url: &str, env: &[(&str, &str)]) -> ServeProcess {
+    ServeProcess::command(route.url())
+        .migrating()
+        .envs(env)
+        .env("DATABASE_POOL_MODE", route.pool_mode().as_str())
+        .env("MIGRATION_DATABASE_URL", migration_url)
+        // Both modes' events, as a deployment without STRIPE_MODE keeps them.
+        .env_remove("STRIPE_MODE")
+        .start()
+        .await
+        .ready()
+        .await
 }

@@ -3,155 +3,41 @@
 //! process takes it, through rate limits, outages and a process killed mid-push.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use futures::future::join_all;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::events::CustomerEvent;
-use crate::helpers::stripe_double::{
-    BINARY, Customer, Fault, Request, StripeDouble, TEST_API_KEY, Target,
-};
-use crate::helpers::{
-    TEST_SECRET, TestDatabase, create_auth_user, migrated_database, now, stripe_signature,
-};
-use crate::schema_outbox::{create_profiles, outbox_row};
+use crate::helpers::events::CustomerEvent;
+use crate::helpers::schema::{create_profiles, outbox_row};
+use crate::helpers::serve_process::ServeProcess;
+use crate::helpers::stripe_double::{Customer, Fault, Request, StripeDouble, TEST_API_KEY, Target};
+use crate::helpers::{TestDatabase, create_auth_user, migrated_database, now};
 
-/// A `serve` process of the test; killed on drop.
-struct Replica {
-    child: Option<Child>,
-    base_url: String,
-    /// Its log (JSON lines on stderr): the port it took, and what the tests read.
-    log_path: std::path::PathBuf,
-}
-
-impl Replica {
-    /// `serve` with the tests' settings, then `extra` environment variables.
-    fn start(db: &TestDatabase, double: &StripeDouble, dir: &Path, extra: &[(&str, &str)]) -> Self {
-        // Logged to a file of the test's directory (where it also says which port it took).
-        let log_path = dir.join(format!("serve-{}.log", uuid::Uuid::new_v4().simple()));
-        let stderr = Stdio::from(std::fs::File::create(&log_path).unwrap());
-        let child = Command::new(BINARY)
-            .arg("serve")
-            .current_dir(dir)
-            .env("DATABASE_URL", &db.url)
-            .env("STRIPE_WEBHOOK_SECRET", TEST_SECRET)
-            .env("STRIPE_API_KEY", TEST_API_KEY)
-            .env("STRIPE_API_BASE", &double.base_url)
-            .env("STRIPE_MODE", "test")
-            .env("CATCH_UP_INTERVAL", "0")
-            // Short, so that the tests of failures take seconds rather than minutes.
-            .env("PROFILE_PUSH_TIMEOUT", "2s")
-            .env("PROFILE_PUSH_MAX_BACKOFF", "2s")
-            // Port 0: no port is chosen here and raced for before serve binds it.
-            .env("LISTEN_ADDR", "127.0.0.1:0")
-            .env("LOG_FORMAT", "json")
-            .env_remove("RUST_LOG")
-            .env_remove("USER_ID_METADATA_KEY")
-            .env_remove("PROFILE_NAME_COLUMN")
-            .envs(extra.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start serve");
-        Self {
-            child: Some(child),
-            base_url: String::new(),
-            log_path,
-        }
-    }
-
-    /// The port `serve` says it listens on, once it has said so.
-    fn logged_port(&self) -> Option<u64> {
-        self.log()
-            .lines()
-            .find_map(|line| serde_json::from_str::<serde_json::Value>(line).ok()?["port"].as_u64())
-    }
-
-    /// What it has logged so far.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    async fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if self.base_url.is_empty()
-                && let Some(port) = self.logged_port()
-            {
-                self.base_url = format!("http://127.0.0.1:{port}");
-            }
-            let ready = reqwest::get(format!("{}/readyz", self.base_url)).await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "serve was not ready within 60 s");
-            let child = self.child.as_mut().unwrap();
-            assert!(child.try_wait().unwrap().is_none(), "serve exited");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Delivers a signed event, as Stripe does; the HTTP status.
-    async fn deliver(&self, payload: &str) -> u16 {
-        reqwest::Client::new()
-            .post(format!("{}/webhooks/stripe", self.base_url))
-            .header("Content-Type", "application/json")
-            .header(
-                "Stripe-Signature",
-                stripe_signature(payload, TEST_SECRET, now()),
-            )
-            .body(payload.to_owned())
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
-    /// The value of one sample of `GET /metrics` (0 when absent).
-    async fn metric(&self, sample: &str) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.base_url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
-            .map_or(0.0, |v| v.trim().parse().unwrap())
-    }
-
-    /// SIGKILL: no chance to clean up.
-    fn kill_9(mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-
-    /// SIGTERM; whether it exited 0.
-    async fn terminate(mut self) -> bool {
-        let mut child = self.child.take().unwrap();
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        tokio::task::spawn_blocking(move || child.wait().unwrap().success())
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// A `serve` process of the test with the tests' settings, then `extra` environment variables;
+/// it applies migrations at start, as a deployment does, and is killed on drop.
+async fn replica(
+    db: &TestDatabase,
+    double: &StripeDouble,
+    dir: &Path,
+    extra: &[(&str, &str)],
+) -> ServeProcess {
+    ServeProcess::command(&db.url)
+        .migrating()
+        .current_dir(dir)
+        .env("STRIPE_API_KEY", TEST_API_KEY)
+        .env("STRIPE_API_BASE", &double.base_url)
+        .env("CATCH_UP_INTERVAL", "0")
+        // Short, so that the tests of failures take seconds rather than minutes.
+        .env("PROFILE_PUSH_TIMEOUT", "2s")
+        .env("PROFILE_PUSH_MAX_BACKOFF", "2s")
+        .env_remove("RUST_LOG")
+        .env_remove("USER_ID_METADATA_KEY")
+        .env_remove("PROFILE_NAME_COLUMN")
+        .envs(extra)
+        .start()
+        .await
 }
 
 /// The database, the double, a linked user (through a `customer.created` webhook, as Stripe
@@ -161,7 +47,7 @@ struct Setup {
     double: StripeDouble,
     user: Uuid,
     customer: String,
-    replicas: Vec<Replica>,
+    replicas: Vec<ServeProcess>,
     _dir: tempfile::TempDir,
 }
 
@@ -179,14 +65,11 @@ async fn setup_with(
     before_start(&db.pool).await;
     let double = StripeDouble::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut started: Vec<Replica> = (0..replicas)
-        .map(|_| Replica::start(&db, &double, dir.path(), extra))
-        .collect();
-    for replica in &mut started {
-        replica.wait_until_ready().await;
-    }
+    // Started together, as replicas of one deployment are.
+    let started = join_all((0..replicas).map(|_| replica(&db, &double, dir.path(), extra))).await;
+    let started = join_all(started.into_iter().map(ServeProcess::ready)).await;
     let user = create_auth_user(&db.pool).await;
-    let customer = crate::events::new_customer_id();
+    let customer = crate::helpers::events::new_customer_id();
     let email = format!("{user}@example.com");
     double.add([Customer::new(&customer)
         .for_user(user)
@@ -196,7 +79,7 @@ async fn setup_with(
         .for_user(user)
         .email(Some(&email))
         .json();
-    assert_eq!(started[0].deliver(&created).await, 200);
+    assert_eq!(started[0].deliver(&created).await.0, 200);
     Setup {
         db,
         double,
@@ -422,14 +305,14 @@ async fn while_stripe_is_down_changes_wait_visibly_and_are_pushed_when_it_return
     let s = setup(2, async |_| {}).await;
     // A second linked user, so that "nothing lost" covers more than one change.
     let other = create_auth_user(&s.db.pool).await;
-    let other_customer = crate::events::new_customer_id();
+    let other_customer = crate::helpers::events::new_customer_id();
     s.double
         .add([Customer::new(&other_customer).for_user(other)]);
     let created = CustomerEvent::created(&other_customer, now() - 5)
         .for_user(other)
         .email(Some(&format!("{other}@example.com")))
         .json();
-    assert_eq!(s.replicas[1].deliver(&created).await, 200);
+    assert_eq!(s.replicas[1].deliver(&created).await.0, 200);
     for customer in [&s.customer, &other_customer] {
         s.double.fail(
             Target::Update(customer.clone()),
@@ -557,7 +440,7 @@ async fn stripes_echoing_customer_updated_updates_the_row_and_queues_nothing() {
         .for_user(s.user)
         .email(Some("echo@example.com"))
         .json();
-    assert_eq!(s.replicas[1].deliver(&echo).await, 200);
+    assert_eq!(s.replicas[1].deliver(&echo).await.0, 200);
     let email: String = sqlx::query_scalar(
         "select customer_email from public.stripe_customers where stripe_customer_id = $1",
     )
@@ -614,7 +497,7 @@ async fn without_listen_the_sweep_alone_pushes_a_change_within_seconds() {
     })
     .await;
     let user = create_auth_user(&app.db.pool).await;
-    let customer = crate::events::new_customer_id();
+    let customer = crate::helpers::events::new_customer_id();
     double.add([Customer::new(&customer).for_user(user)]);
     let created = CustomerEvent::created(&customer, now() - 5)
         .for_user(user)
@@ -645,12 +528,12 @@ async fn a_change_stripe_refuses_stays_visible_and_never_holds_up_the_others() {
     // A second linked user whose customer Stripe does not have (deleted there, say, before
     // its customer.deleted arrived): every push of theirs is refused with a 404.
     let stuck = create_auth_user(&s.db.pool).await;
-    let missing = crate::events::new_customer_id();
+    let missing = crate::helpers::events::new_customer_id();
     let created = CustomerEvent::created(&missing, now() - 5)
         .for_user(stuck)
         .email(Some(&format!("{stuck}@example.com")))
         .json();
-    assert_eq!(s.replicas[0].deliver(&created).await, 200);
+    assert_eq!(s.replicas[0].deliver(&created).await.0, 200);
 
     sqlx::query("update auth.users set email = 'refused@example.com' where id = $1")
         .bind(stuck)

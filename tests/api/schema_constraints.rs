@@ -3,67 +3,17 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use sqlx::postgres::PgDatabaseError;
-use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
+use crate::helpers::schema::{audit_rows, insert_customer, insert_event, rejection};
 use crate::helpers::{create_auth_user, migrated_database};
 
 const UNIQUE_VIOLATION: &str = "23505";
 const CHECK_VIOLATION: &str = "23514";
 const NOT_NULL_VIOLATION: &str = "23502";
 const FOREIGN_KEY_VIOLATION: &str = "23503";
-
-/// Inserts a minimal customer row; the email is derived from the Stripe id.
-pub(crate) async fn insert_customer(
-    db: impl PgExecutor<'_>,
-    user_id: Option<Uuid>,
-    stripe_customer_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into public.stripe_customers (user_id, stripe_customer_id, customer_email)
-         values ($1, $2, $3)",
-    )
-    .bind(user_id)
-    .bind(stripe_customer_id)
-    .bind(format!("{stripe_customer_id}@example.com"))
-    .execute(db)
-    .await
-    .map(drop)
-}
-
-/// Inserts a ledger row with the given outcome and reason.
-pub(crate) async fn insert_event(
-    db: impl PgExecutor<'_>,
-    id: &str,
-    outcome: &str,
-    reason: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into public.stripe_webhook_events
-             (id, type, livemode, api_version, stripe_created, outcome, reason, payload)
-         values ($1, 'customer.updated', false, '2026-09-30.clover', now(), $2, $3, $4)",
-    )
-    .bind(id)
-    .bind(outcome)
-    .bind(reason)
-    .bind(json!({ "id": id, "object": "event" }))
-    .execute(db)
-    .await
-    .map(drop)
-}
-
-/// The SQLSTATE and constraint of a statement that must have been rejected.
-pub(crate) fn rejection(result: Result<(), sqlx::Error>) -> (String, Option<String>) {
-    let error = result.expect_err("the statement should have been rejected");
-    let db = error
-        .as_database_error()
-        .unwrap_or_else(|| panic!("not a database error: {error}"));
-    (
-        db.code().unwrap_or_default().into_owned(),
-        db.constraint().map(str::to_owned),
-    )
-}
 
 fn assert_violates(result: Result<(), sqlx::Error>, code: &str, constraint: &str) {
     let (actual_code, actual_constraint) = rejection(result);
@@ -93,29 +43,6 @@ pub(crate) async fn ensure_supabase_auth_admin(pool: &PgPool) {
     .execute(pool)
     .await
     .expect("create supabase_auth_admin");
-}
-
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct AuditRow {
-    pub operation: String,
-    pub old_row: Option<Value>,
-    pub new_row: Option<Value>,
-    pub event_id: Option<String>,
-    pub changed_by: String,
-}
-
-/// The audit trail of one customer, oldest first.
-pub(crate) async fn audit_rows(db: impl PgExecutor<'_>, stripe_customer_id: &str) -> Vec<AuditRow> {
-    sqlx::query_as(
-        "select operation, old_row, new_row, event_id, changed_by
-         from public.stripe_customers_audit
-         where stripe_customer_id = $1
-         order by id",
-    )
-    .bind(stripe_customer_id)
-    .fetch_all(db)
-    .await
-    .expect("read audit trail")
 }
 
 async fn updated_at(pool: &PgPool, stripe_customer_id: &str) -> DateTime<Utc> {

@@ -4,6 +4,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::helpers::schema::{create_profiles, outbox_row};
 use crate::helpers::stripe_double::{StripeDouble, output};
 use crate::helpers::{create_auth_user, migrated_database};
 
@@ -24,15 +25,6 @@ pub async fn link(pool: &PgPool, user: Uuid) -> String {
     customer
 }
 
-/// The user's outbox row as JSON, or `None`.
-pub async fn outbox_row(pool: &PgPool, user: Uuid) -> Option<serde_json::Value> {
-    sqlx::query_scalar("select to_jsonb(o) from public.stripe_customer_outbox o where user_id = $1")
-        .bind(user)
-        .fetch_optional(pool)
-        .await
-        .unwrap()
-}
-
 async fn set_email(pool: &PgPool, user: Uuid, email: &str) {
     sqlx::query("update auth.users set email = $2 where id = $1")
         .bind(user)
@@ -40,18 +32,6 @@ async fn set_email(pool: &PgPool, user: Uuid, email: &str) {
         .execute(pool)
         .await
         .unwrap();
-}
-
-pub async fn create_profiles(pool: &PgPool) {
-    sqlx::raw_sql(
-        "create table public.profiles (
-             id uuid primary key references auth.users (id) on delete cascade,
-             full_name text,
-             avatar_url text)",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
 }
 
 #[tokio::test]

@@ -5,8 +5,8 @@ use serde_json::json;
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::helpers::schema::{audit_rows, insert_customer, insert_event, rejection};
 use crate::helpers::{create_auth_user, migrated_database};
-use crate::schema_constraints::{audit_rows, insert_customer, insert_event, rejection};
 
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
 const OUR_TABLES: [&str; 3] = [

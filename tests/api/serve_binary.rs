@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::events::{CustomerEvent, T0, new_customer_id};
+use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
 use crate::helpers::serve_process::listening_port;
 use crate::helpers::{TEST_SECRET, now, stripe_signature};
 

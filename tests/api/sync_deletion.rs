@@ -5,7 +5,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::events::{CustomerEvent, T0, new_customer_id};
+use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
 use crate::helpers::{TestApp, create_auth_user, spawn_app};
 
 /// The row's `sync.status`, or `None` when there is no row.

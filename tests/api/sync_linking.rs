@@ -4,7 +4,7 @@
 use futures::future::join;
 use serde_json::json;
 
-use crate::events::{CustomerEvent, T0, new_customer_id};
+use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
 use crate::helpers::{LinkState, TestApp, create_auth_user, spawn_app};
 
 /// Delivers `event`, which must be `processed` and leave its row with `expected` link.

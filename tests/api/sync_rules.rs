@@ -6,7 +6,7 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::events::{CustomerEvent, T0, new_customer_id};
+use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
 use crate::helpers::{
     LinkState, TestApp, create_auth_user, create_auth_user_with_id, migrated_database, spawn_app,
     spawn_app_with,

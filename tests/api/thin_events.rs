@@ -4,49 +4,14 @@
 
 use serde_json::{Value, json};
 
-use crate::events::{CustomerEvent, fixtures_in, new_customer_id, new_event_id};
-use crate::helpers::stripe_double::{Customer, Fault, StripeDouble, TEST_API_KEY, Target};
-use crate::helpers::{
-    LinkState, TableCounts, TestApp, create_auth_user_with_id, migrated_database, now, spawn_app,
-    spawn_app_with,
+use crate::helpers::events::{
+    CustomerEvent, FIXTURE_CUSTOMER, FIXTURE_USER, fixtures_in, new_customer_id, new_event_id,
+    thin_event,
 };
-use stripe_customer_sync::configuration::StripeApiSettings;
-
-/// The app with STRIPE_API_KEY set and Stripe's API at the double.
-pub async fn spawn_app_with_stripe(double: &StripeDouble) -> TestApp {
-    let base = format!("{}/", double.base_url);
-    spawn_app_with(migrated_database().await, |settings| {
-        settings.stripe_api = Some(StripeApiSettings {
-            key: TEST_API_KEY.to_owned().into(),
-            mode: stripe_customer_sync::domain::StripeMode::Test,
-            base: base.parse().unwrap(),
-        });
-    })
-    .await
-}
-
-/// A thin customer event as Stripe's event destinations send it.
-pub fn thin_event(event_type: &str, customer_id: &str) -> String {
-    json!({
-        "id": new_event_id(),
-        "object": "v2.core.event",
-        "type": event_type,
-        "livemode": false,
-        "created": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "context": null,
-        "reason": { "type": "request", "request": { "id": "req_v2Thin", "idempotency_key": null } },
-        "related_object": {
-            "id": customer_id,
-            "type": "customer",
-            "url": format!("/v1/customers/{customer_id}")
-        }
-    })
-    .to_string()
-}
-
-/// The fixture customer: the one `fixtures/thin/*` name.
-pub const FIXTURE_CUSTOMER: &str = "cus_ThinFx7Kq2WmZr";
-const FIXTURE_USER: &str = "7f0c2a9e-3b1d-4e5f-8a6b-9c0d1e2f3a4b";
+use crate::helpers::stripe_double::{Customer, Fault, StripeDouble, Target};
+use crate::helpers::{
+    LinkState, TableCounts, create_auth_user_with_id, now, spawn_app, spawn_app_with_stripe,
+};
 
 #[tokio::test]
 async fn thin_created_updated_deleted_leave_the_row_as_the_fetched_customer_says() {

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use stripe_customer_sync::domain::WebhookSecrets;
 
-use crate::events::{CustomerEvent, T0, fixture, new_customer_id};
+use crate::helpers::events::{CustomerEvent, T0, fixture, new_customer_id};
 use crate::helpers::{
     TEST_SECRET, TestApp, event_id_of, json_reply, migrated_database, now, spawn_app,
     spawn_app_with, stripe_signature,

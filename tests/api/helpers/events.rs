@@ -170,3 +170,26 @@ pub fn fixtures_in(folder: &str) -> Vec<(String, String)> {
 pub fn fixtures_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
+
+/// A thin customer event as Stripe's event destinations send it.
+pub fn thin_event(event_type: &str, customer_id: &str) -> String {
+    json!({
+        "id": new_event_id(),
+        "object": "v2.core.event",
+        "type": event_type,
+        "livemode": false,
+        "created": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "context": null,
+        "reason": { "type": "request", "request": { "id": "req_v2Thin", "idempotency_key": null } },
+        "related_object": {
+            "id": customer_id,
+            "type": "customer",
+            "url": format!("/v1/customers/{customer_id}")
+        }
+    })
+    .to_string()
+}
+
+/// The fixture customer and its user: the ones `fixtures/thin/*` name.
+pub const FIXTURE_CUSTOMER: &str = "cus_ThinFx7Kq2WmZr";
+pub const FIXTURE_USER: &str = "7f0c2a9e-3b1d-4e5f-8a6b-9c0d1e2f3a4b";

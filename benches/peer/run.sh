@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Side by side in one run: stripe-customer-sync against the leading peer,
+# @supabase/stripe-sync-engine 0.48.5 (Node, behind a minimal node:http server, app/server.js),
+# on the same PostgreSQL cluster, with the same signed events (80 % customer.created of new
+# customers, 20 % customer.updated of 50,000 seeded ones, ~2 KB pretty-printed as Stripe sends
+# them), driven by the same load generator (wrk, one thread, keep-alive) at each concurrency,
+# the two systems taking turns.
+#
+#   bash benches/peer/run.sh [BIN] [SECONDS=20] [CONCURRENCIES="1 16 32"] [REPS=3]
+#
+# or `cargo bench --bench peer` (PEER_SECONDS, PEER_CONCURRENCY, PEER_REPS), which builds the
+# release binary first. BIN is the release binary of stripe-customer-sync; without it (or with
+# "-") the script runs `cargo build --release` and takes target/release/stripe-customer-sync.
+#
+# Runs as root (PostgreSQL's initdb and server run as the `postgres` OS user, via runuser).
+# Needs node + npm (the peer and the official `stripe` library that signs the events are
+# installed from the npm registry with `npm ci`, from app/package-lock.json), wrk (installed
+# with apt-get when missing) and the PostgreSQL server binaries. Everything happens in a fresh
+# temporary directory, removed at the end, with a cluster of its own on a free port; set
+# PEER_WORK_DIR to a directory to keep (and reuse) its cluster, seeds and node_modules instead.
+#
+# Before each run it waits for a quiet machine (< 0.25 cores busy for 3 s, at most
+# PEER_QUIET_MAX_WAIT=120 s); CPU is read from /proc (cpu.py): PostgreSQL's (postmaster and
+# backends) and the service process's, per event. Prints one JSON line per run and, at the end,
+# a table of medians over the repetitions: events/s, p50/p99 ms, non-2xx, PostgreSQL CPU ms and
+# service CPU ms per event, and ours / peer. Quote ratios from one run, never absolute figures
+# across runs.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+BIN=${1:--}; SECS=${2:-20}; CONCS=${3:-"1 16 32"}; REPS=${4:-3}
+QUIET_MAX=${PEER_QUIET_MAX_WAIT:-120}
+
+[ "$(id -u)" = 0 ] || { echo "run.sh: run it as root (PostgreSQL runs as the postgres user)"; exit 1; }
+for tool in node npm python3 psql runuser; do
+  command -v $tool >/dev/null || { echo "run.sh: $tool is missing"; exit 1; }
+done
+if [ "$BIN" = - ]; then
+  (cd "$REPO" && cargo build --release) || exit 1
+  BIN=$REPO/target/release/stripe-customer-sync
+fi
+BIN=$(realpath "$BIN")
+[ -x "$BIN" ] || { echo "run.sh: no binary at $BIN"; exit 1; }
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } || exit 1
+
+if [ -n "${PEER_WORK_DIR:-}" ]; then
+  P=$(mkdir -p "$PEER_WORK_DIR" && realpath "$PEER_WORK_DIR"); KEEP=1
+else
+  P=$(mktemp -d /tmp/peer-bench.XXXXXX); KEEP=0
+fi
+R=$P/run; A=$P/app
+export PEER_RUN_DIR=$R
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PGPORT=${PEER_PG_PORT:-$(free_port)}; PEER_PORT=${PEER_PEER_PORT:-$(free_port)}; OURS_PORT=${PEER_OURS_PORT:-$(free_port)}
+PEER=; OURS=
+cleanup() {
+  [ -n "$PEER" ] && kill $PEER 2>/dev/null
+  [ -n "$OURS" ] && kill $OURS 2>/dev/null
+  wait 2>/dev/null
+  [ -f $P/pgdata/postmaster.pid ] && runuser -u postgres -- $PGBIN/pg_ctl -D $P/pgdata -m fast -w stop >/dev/null 2>&1
+  if [ $KEEP = 0 ]; then rm -rf "$P"; else echo "work directory kept: $P"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p $R $A && cp -r "$HERE"/app/. $A/ && cp "$HERE/cpu.py" $P/
+[ -d $A/node_modules/@supabase/stripe-sync-engine ] || (cd $A && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || exit 1
+chmod 755 $P
+chown postgres $P $R
+if [ ! -f $P/pgdata/PG_VERSION ]; then
+  mkdir -p $P/pgdata && chown postgres $P/pgdata && chmod 700 $P/pgdata
+  runuser -u postgres -- $PGBIN/initdb -D $P/pgdata -U postgres --auth=trust >/dev/null || exit 1
+fi
+runuser -u postgres -- $PGBIN/pg_ctl -D $P/pgdata -l $R/pg.log -w \
+  -o "-p $PGPORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$R" start >/dev/null || exit 1
+PSQL="psql -X -q -At -h 127.0.0.1 -p $PGPORT -U postgres"
+export DATABASE_URL=postgres://postgres@127.0.0.1:$PGPORT/peer WEBHOOK_SECRET=whsec_test_peer_benchmark_secret
+OURS_URL=postgres://postgres@127.0.0.1:$PGPORT/ours
+if ! $PSQL -d peer -c 'select 1 from stripe.customers limit 1' >/dev/null 2>&1 || [ ! -f $R/seed_ids.json ]; then
+  $PSQL -c 'drop database if exists peer' -c 'drop database if exists ours' >/dev/null 2>&1
+  $PSQL -c 'create database peer' >/dev/null && (cd $A && node migrate.js >/dev/null && node seed.js 50000) || exit 1
+fi
+if ! $PSQL -d ours -c 'select 1 from public.stripe_customers limit 1' >/dev/null 2>&1; then
+  $PSQL -c 'create database ours' >/dev/null
+  DATABASE_URL=$OURS_URL "$BIN" migrate --supabase-shim >/dev/null 2>&1 \
+    || DATABASE_URL=$OURS_URL "$BIN" migrate >/dev/null || { echo "migrate failed"; exit 1; }
+  # The same 50,000 customers, as rows the service would have written an hour ago.
+  python3 - $R/seed_ids.json <<'PY' | $PSQL -d ours
+import json,sys,time
+ids=json.load(open(sys.argv[1])); t=int(time.time())-3600
+print("insert into public.stripe_customers(stripe_customer_id,customer_email,customer_name,customer_metadata) values")
+print(",\n".join("('%s','seed%d@example.com','Seed','{\"stripe\":{},\"sync\":{\"status\":\"unlinked\",\"last_event_created\":%d,\"last_event_type\":\"customer.created\",\"error\":\"missing_user_id\"}}')"%(c,i,t) for i,c in enumerate(ids))+";")
+PY
+  $PSQL -d ours -c 'vacuum analyze' -c checkpoint >/dev/null
+fi
+sed 's#"/webhook"#"/webhooks/stripe"#' $A/wrk_webhook.lua > $A/wrk_ours.lua
+(cd $A && PORT=$PEER_PORT exec node server.js > $R/peer.log 2>&1) & PEER=$!
+STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET LISTEN_ADDR=127.0.0.1:$OURS_PORT \
+  DATABASE_URL=$OURS_URL RUST_LOG=info LOG_FORMAT=json \
+  "$BIN" serve --skip-migrations > $R/ours.log 2>&1 & OURS=$!
+sleep 2
+NODEPID=$(pgrep -P $PEER node || echo $PEER)
+kill -0 $PEER 2>/dev/null || { echo "the peer did not start:"; cat $R/peer.log; exit 1; }
+kill -0 $OURS 2>/dev/null || { echo "stripe-customer-sync did not start:"; cat $R/ours.log; exit 1; }
+echo "binary: $BIN; PostgreSQL $($PSQL -c 'show server_version'), port $PGPORT; work directory $P"
+: > $R/side.jsonl
+for rep in $(seq 1 $REPS); do for c in $CONCS; do for sys in peer ours; do
+  python3 $P/cpu.py quiet 0.25 3 $QUIET_MAX >/dev/null 2>&1
+  tag=${sys}_c${c}_r${rep}_$RANDOM
+  n=$(( SECS * (c == 1 ? 3000 : 8000) ))
+  (cd $A && node gen_run.js $tag $n >/dev/null)
+  if [ $sys = peer ]; then url=http://127.0.0.1:$PEER_PORT/webhook; lua=$A/wrk_webhook.lua; spid=$NODEPID
+  else url=http://127.0.0.1:$OURS_PORT/webhooks/stripe; lua=$A/wrk_ours.lua; spid=$OURS; fi
+  python3 $P/cpu.py snap $spid $P/pgdata > $R/a.json
+  wrk -t1 -c$c -d${SECS}s --timeout 10s -s $lua $url -- $R/events_${tag}.bin > $R/wrk_${tag}.txt 2>&1
+  python3 $P/cpu.py snap $spid $P/pgdata > $R/b.json
+  sleep 1
+  W=$(sed -n 's/^WRKJSON //p' $R/wrk_${tag}.txt); CPU=$(python3 $P/cpu.py diff $R/a.json $R/b.json)
+  [ -n "$W" ] || { echo "wrk printed no result:"; cat $R/wrk_${tag}.txt; exit 1; }
+  echo "{\"sys\":\"$sys\",\"c\":$c,\"rep\":$rep,\"wrk\":$W,\"cpu\":$CPU}" | tee -a $R/side.jsonl
+  rm -f $R/events_${tag}.bin
+done; done; done
+python3 - $R/side.jsonl <<'PY'
+import json,sys,statistics as st
+rows=[json.loads(l) for l in open(sys.argv[1])]
+reps=max(r['rep'] for r in rows)
+print(f"\nmedians of {reps} run(s) per system and level")
+print("\n| senders | system | events/s | p50 ms | p99 ms | non-2xx | PG CPU ms/event | service CPU ms/event |")
+print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+for c in sorted({r['c'] for r in rows}):
+  for s in ('peer','ours'):
+    rs=[r for r in rows if r['c']==c and r['sys']==s]
+    if not rs: continue
+    med=lambda f: st.median(f(r) for r in rs)
+    print(f"| {c} | {s} | {med(lambda r:r['wrk']['rps']):.0f} | {med(lambda r:r['wrk']['lat_p50_ms']):.2f} | {med(lambda r:r['wrk']['lat_p99_ms']):.2f} | {sum(r['wrk']['non2xx'] for r in rs)} | {med(lambda r:r['cpu']['pg_cpu_s']*1000/max(r['wrk']['requests'],1)):.3f} | {med(lambda r:r['cpu']['server_cpu_s']*1000/max(r['wrk']['requests'],1)):.3f} |")
+  o=[r['wrk']['rps'] for r in rows if r['c']==c and r['sys']=='ours']; p=[r['wrk']['rps'] for r in rows if r['c']==c and r['sys']=='peer']
+  if o and p: print(f"|   | ours / peer | {st.median(o)/st.median(p):.2f}× | | | | | |")
+PY

@@ -1,0 +1,36 @@
+//! The batch commands (`backfill`) run as an operator runs them, against the Stripe double.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::stripe_double::{StripeDouble, output};
+
+/// The answer of one `backfill --json` run.
+pub struct Run {
+    pub code: Option<i32>,
+    pub summary: Value,
+    pub stderr: String,
+}
+
+pub async fn backfill(
+    double: &StripeDouble,
+    database_url: &str,
+    workdir: &Path,
+    extra: &[&str],
+) -> Run {
+    let mut args = vec!["backfill", "--json"];
+    args.extend_from_slice(extra);
+    let out = output(double.command(database_url, workdir, &args)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let summary = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    Run {
+        code: out.status.code(),
+        summary,
+        stderr,
+    }
+}
+
+pub fn workdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}

@@ -1,0 +1,141 @@
+//! Scripted faults, and the error answers Stripe gives.
+
+use actix_web::HttpResponse;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+use super::state::{Shared, State};
+
+/// What a scripted fault answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 with `Retry-After: <secs>`.
+    RateLimited { retry_after_secs: u64 },
+    /// 500 with Stripe's `api_error` body.
+    ServerError,
+    /// No answer until [`StripeDouble::release_hangs`] (or the client gives up).
+    Hang,
+    /// 503, as while Stripe is down.
+    Unavailable,
+    /// (Creates only) the customer is created and its key stored, then no answer until
+    /// released (then a 500): Stripe did the work, the caller never heard.
+    HangAfterCreating,
+}
+
+/// Which requests a fault applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The list request for page N (1-based: page 1 has no cursor).
+    ListPage(usize),
+    /// The list requests for page N and every later one.
+    ListPagesFrom(usize),
+    /// Retrieving this customer.
+    Retrieve(String),
+    /// The events list request for page N (1-based: page 1 has no cursor).
+    EventsPage(usize),
+    /// The events list requests for page N and every later one.
+    EventsPagesFrom(usize),
+    /// Updating this customer.
+    Update(String),
+    /// `POST /v1/customers`.
+    Create,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Rule {
+    pub(super) target: Target,
+    pub(super) fault: Fault,
+    /// How many more requests it applies to.
+    pub(super) remaining: usize,
+}
+
+/// What a request asks for, as far as faults care.
+pub(super) enum Asked<'a> {
+    CustomersPage(usize),
+    Customer(&'a str),
+    EventsPage(usize),
+    Update(&'a str),
+    Create,
+}
+
+impl State {
+    pub(super) fn fault_for(&mut self, asked: Asked<'_>) -> Option<Fault> {
+        let rule = self.rules.iter_mut().find(|rule| {
+            rule.remaining > 0
+                && match (&rule.target, &asked) {
+                    (Target::ListPage(n), Asked::CustomersPage(p)) => n == p,
+                    (Target::ListPagesFrom(n), Asked::CustomersPage(p)) => p >= n,
+                    (Target::Retrieve(id), Asked::Customer(asked)) => id == asked,
+                    (Target::EventsPage(n), Asked::EventsPage(p)) => n == p,
+                    (Target::EventsPagesFrom(n), Asked::EventsPage(p)) => p >= n,
+                    (Target::Update(id), Asked::Update(asked)) => id == asked,
+                    (Target::Create, Asked::Create) => true,
+                    _ => false,
+                }
+        })?;
+        rule.remaining -= 1;
+        Some(rule.fault)
+    }
+}
+
+pub(super) fn stripe_error(
+    status: u16,
+    kind: &str,
+    code: Option<&str>,
+    message: &str,
+) -> HttpResponse {
+    let mut error = json!({
+        "type": kind,
+        "message": message,
+        "request_log_url": "https://dashboard.stripe.com/test/logs/req_double",
+    });
+    if let Some(code) = code {
+        error["code"] = json!(code);
+        error["doc_url"] = json!(format!(
+            "https://stripe.com/docs/error-codes/{}",
+            code.replace('_', "-")
+        ));
+    }
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+        .insert_header(("Request-Id", "req_double"))
+        .json(json!({ "error": error }))
+}
+
+pub(super) fn fault_response(fault: Fault) -> HttpResponse {
+    match fault {
+        Fault::RateLimited { retry_after_secs } => {
+            let mut response = stripe_error(
+                429,
+                "invalid_request_error",
+                Some("rate_limit"),
+                "Request rate limit exceeded. Learn more about rate limits here \
+                 https://stripe.com/docs/rate-limits.",
+            );
+            response.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from_str(&retry_after_secs.to_string())
+                    .unwrap(),
+            );
+            response
+        }
+        Fault::ServerError | Fault::Hang | Fault::HangAfterCreating => stripe_error(
+            500,
+            "api_error",
+            None,
+            "An unknown error occurred while processing your request.",
+        ),
+        Fault::Unavailable => {
+            stripe_error(503, "api_error", None, "Stripe is temporarily unavailable.")
+        }
+    }
+}
+
+/// Waits until the hangs are released (then answers 500), or 10 minutes.
+pub(super) async fn hang(state: &Shared) -> HttpResponse {
+    let generation = state.lock().unwrap().hang_generation;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < deadline && state.lock().unwrap().hang_generation == generation {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fault_response(Fault::ServerError)
+}
