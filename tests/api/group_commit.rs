@@ -9,7 +9,7 @@ use futures::future::join_all;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 
-use crate::events::{CustomerEvent, T0, new_customer_id};
+use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
 use crate::helpers::{
     DedicatedCluster, TableCounts, TestApp, create_auth_user, migrated_database, spawn_app_with,
 };
