@@ -35,7 +35,8 @@ use crate::configuration::{DatabaseArgs, StripeApiArgs, StripeApiSettings, SyncA
 use crate::progress;
 use crate::stripe_api::customers::{self, CustomerPage};
 use crate::stripe_api::{ApiError, StripeClient};
-use crate::sync::fetched::{self, Applied, AppliedCustomer, FetchRun, FetchedCustomer};
+use crate::sync::apply::{Applied, AppliedCustomer};
+use crate::sync::fetched::{self, FetchRun, FetchedCustomer};
 use crate::sync::rules::FetchCommand;
 use crate::sync::{SyncError, SyncSettings};
 
@@ -99,13 +100,14 @@ impl Totals {
             match result.applied {
                 Applied::Inserted => self.inserted += 1,
                 Applied::Updated => self.updated += 1,
-                Applied::Unchanged => self.unchanged += 1,
+                // A duplicate is an event's; a run has none.
+                Applied::Unchanged | Applied::Duplicate => self.unchanged += 1,
                 Applied::Skipped(reason) => {
                     *self.skipped.entry(reason.as_str().to_owned()).or_default() += 1
                 }
             }
             if let Some(reason) = result.unlinked {
-                *self.unlinked.entry(reason.to_owned()).or_default() += 1;
+                *self.unlinked.entry(reason.as_str().to_owned()).or_default() += 1;
             }
         }
     }
@@ -522,11 +524,11 @@ mod tests {
         totals.add(&[
             AppliedCustomer {
                 applied: Applied::Inserted,
-                unlinked: Some("unknown_user"),
+                unlinked: Some(crate::sync::UnlinkReason::UnknownUser),
             },
             AppliedCustomer {
                 applied: Applied::Unchanged,
-                unlinked: Some("unknown_user"),
+                unlinked: Some(crate::sync::UnlinkReason::UnknownUser),
             },
             AppliedCustomer {
                 applied: Applied::Skipped(crate::sync::SkipReason::StaleEvent),

@@ -1,9 +1,11 @@
 //! `verify`: compare every live row (every row but tombstones) with the customer Stripe has
 //! now, and report the drift; `--fix` applies Stripe's state through the sync rules.
 //!
-//! Drift is what applying Stripe's state would change, field by field: the customer is missing
-//! in Stripe (404) or deleted there, or its email (when Stripe has one: the rules keep a stored
-//! email otherwise), name, default payment method or metadata user id differ from the row.
+//! Drift is what applying Stripe's state would change, field by field: [`rules::decide`] on
+//! Stripe's state against the stored row, its decided values compared with the row's (so no
+//! rule is written twice: e.g. no email in Stripe is no drift, because the rules keep the
+//! stored one). Reported: the customer is missing in Stripe (404) or deleted there, or its
+//! email, name, default payment method or metadata user id would change.
 //! Requests run with bounded concurrency and back off on Stripe's rate limits (the client).
 
 use std::collections::BTreeMap;
@@ -16,14 +18,15 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::configuration::{DatabaseArgs, StripeApiArgs, SyncArgs};
+use crate::domain::{RowField, StoredCustomer, StripeCustomerId, UserFacts};
 use crate::progress;
 use crate::store::StoreError;
-use crate::store::backfill::{self as store, LiveRow};
+use crate::store::customers::{self as store, StoredRow};
 use crate::stripe::event::CustomerObject;
 use crate::stripe_api::customers::{self, Retrieved};
 use crate::stripe_api::{ApiError, StripeClient};
 use crate::sync::fetched::{self, Applied, FetchRun, FetchedCustomer};
-use crate::sync::rules::FetchCommand;
+use crate::sync::rules::{self, CustomerEventKind, Decision, FetchCommand, Origin};
 use crate::sync::{SyncError, SyncSettings};
 
 #[derive(clap::Args, Debug)]
@@ -164,14 +167,8 @@ pub async fn run(
     let mut drifted: Vec<Checked> = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let rows = store::live_rows(
-            pool,
-            &settings.user_id_metadata_key,
-            options.livemode,
-            after.as_deref(),
-            ROWS_PER_READ,
-        )
-        .await?;
+        let rows =
+            store::live_rows(pool, options.livemode, after.as_deref(), ROWS_PER_READ).await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.stripe_customer_id.clone());
         checked_rows += rows.len() as u64;
@@ -284,7 +281,7 @@ async fn check(
     settings: &SyncSettings,
     run: &FetchRun,
     fix: bool,
-    row: LiveRow,
+    row: StoredRow,
 ) -> Result<Option<Checked>, VerifyError> {
     let (retrieved, requested_at) = customers::retrieve(client, &row.stripe_customer_id).await?;
     let differences = compare(&row, &retrieved, &settings.user_id_metadata_key);
@@ -320,66 +317,107 @@ async fn check(
 fn fix_result(applied: Applied) -> String {
     match applied {
         Applied::Inserted | Applied::Updated => "applied".into(),
-        Applied::Unchanged => "unchanged".into(),
+        // A duplicate is an event's; a run has none.
+        Applied::Unchanged | Applied::Duplicate => "unchanged".into(),
         Applied::Skipped(reason) => reason.as_str().into(),
     }
 }
 
-/// The differences between a live row and what Stripe has, as the sync rules would apply it.
-pub fn compare(row: &LiveRow, retrieved: &Retrieved, user_id_key: &str) -> Vec<Difference> {
-    let customer = match retrieved {
-        Retrieved::Missing => {
-            return vec![Difference {
+/// The differences between a live row and what Stripe has: [`rules::decide`] on Stripe's state
+/// against the row, whatever the order of the two (drift asks what Stripe has, not whether it
+/// is newer: that is for `--fix` to find out, which may come out `stale_event`), its decided
+/// values compared with the row's. The link itself is not compared: it rests on `auth.users`.
+pub fn compare(row: &StoredRow, retrieved: &Retrieved, user_id_key: &str) -> Vec<Difference> {
+    let missing = CustomerObject {
+        id: row.stripe_customer_id.clone(),
+        ..CustomerObject::default()
+    };
+    let (customer, kind) = match retrieved {
+        Retrieved::Missing => (&missing, CustomerEventKind::Deleted),
+        Retrieved::Found(found) if found.deleted => (&found.customer, CustomerEventKind::Deleted),
+        Retrieved::Found(found) => (&found.customer, CustomerEventKind::Updated),
+    };
+    let Ok(customer_id) = StripeCustomerId::parse(&row.stripe_customer_id) else {
+        return Vec::new();
+    };
+    let origin = Origin::Fetched {
+        command: FetchCommand::Verify,
+        run_id: "",
+    };
+    let livemode = row.values.livemode.unwrap_or_default();
+    let incoming = crate::sync::incoming(
+        user_id_key,
+        kind,
+        origin,
+        0,
+        &customer_id,
+        customer,
+        livemode,
+    );
+    let unordered = StoredCustomer {
+        last_applied: None,
+        ..row.stored.clone()
+    };
+    let decided = match rules::decide(
+        &incoming,
+        Some(&unordered),
+        UserFacts::default(),
+        false,
+        chrono::Utc::now(),
+    ) {
+        Decision::Insert(decided) | Decision::Update { row: decided, .. } => decided,
+        Decision::Skip { .. } => return Vec::new(),
+    };
+    let values = &row.values;
+    let changes = decided.changes(values);
+    if changes.contains(&RowField::Status) && kind == CustomerEventKind::Deleted {
+        return vec![match retrieved {
+            Retrieved::Missing => Difference {
                 kind: DriftKind::MissingInStripe,
                 table: Value::String(row.stripe_customer_id.clone()),
                 stripe: Value::Null,
-            }];
-        }
-        Retrieved::Found(found) if found.deleted => {
-            return vec![Difference {
+            },
+            Retrieved::Found(_) => Difference {
                 kind: DriftKind::DeletedInStripe,
                 table: Value::String("live".into()),
                 stripe: Value::String("deleted".into()),
-            }];
-        }
-        Retrieved::Found(found) => &found.customer,
-    };
+            },
+        }];
+    }
     let text = |value: Option<&str>| value.map_or(Value::Null, |v| Value::String(v.to_owned()));
-    let mut differences = Vec::new();
-    // The rules never write an empty email over a stored one: no email in Stripe is no drift.
-    if let Some(email) = customer.email.as_deref().filter(|e| !e.trim().is_empty())
-        && email != row.customer_email
-    {
-        differences.push(Difference {
-            kind: DriftKind::Email,
-            table: text(Some(&row.customer_email)),
-            stripe: text(Some(email)),
-        });
-    }
-    if customer.name != row.customer_name {
-        differences.push(Difference {
-            kind: DriftKind::Name,
-            table: text(row.customer_name.as_deref()),
-            stripe: text(customer.name.as_deref()),
-        });
-    }
-    if customer.default_payment_method != row.default_payment_method {
-        differences.push(Difference {
-            kind: DriftKind::DefaultPaymentMethod,
-            table: text(row.default_payment_method.as_deref()),
-            stripe: text(customer.default_payment_method.as_deref()),
-        });
-    }
-    let stored_user = row.metadata_user_id.as_ref().filter(|v| !v.is_null());
-    let stripe_user = customer.metadata.get(user_id_key).filter(|v| !v.is_null());
-    if stored_user != stripe_user {
-        differences.push(Difference {
-            kind: DriftKind::MetadataUserId,
-            table: stored_user.cloned().unwrap_or(Value::Null),
-            stripe: stripe_user.cloned().unwrap_or(Value::Null),
-        });
-    }
-    differences
+    let user_of = |metadata: Option<&Value>| metadata.filter(|v| !v.is_null()).cloned();
+    changes
+        .into_iter()
+        .filter_map(|field| match field {
+            RowField::Email => Some(Difference {
+                kind: DriftKind::Email,
+                table: text(Some(&values.email)),
+                stripe: text(decided.email.as_deref()),
+            }),
+            RowField::Name => Some(Difference {
+                kind: DriftKind::Name,
+                table: text(values.name.as_deref()),
+                stripe: text(decided.name.as_deref()),
+            }),
+            RowField::DefaultPaymentMethod => Some(Difference {
+                kind: DriftKind::DefaultPaymentMethod,
+                table: text(values.default_payment_method.as_deref()),
+                stripe: text(decided.default_payment_method.as_deref()),
+            }),
+            RowField::StripeMetadata => {
+                let stored = user_of(values.stripe_metadata.get(user_id_key));
+                let stripe = user_of(decided.stripe_metadata.get(user_id_key));
+                (stored != stripe).then(|| Difference {
+                    kind: DriftKind::MetadataUserId,
+                    table: stored.unwrap_or(Value::Null),
+                    stripe: stripe.unwrap_or(Value::Null),
+                })
+            }
+            // The link rests on `auth.users`, which verify does not read; the rest is the
+            // rules' own bookkeeping.
+            RowField::UserId | RowField::Status | RowField::Error | RowField::Livemode => None,
+        })
+        .collect()
 }
 
 /// The report as a table for a person.
@@ -467,13 +505,24 @@ mod tests {
     use crate::stripe_api::customers::ApiCustomer;
     use serde_json::json;
 
-    fn row() -> LiveRow {
-        LiveRow {
+    fn row() -> StoredRow {
+        StoredRow {
             stripe_customer_id: "cus_A".into(),
-            customer_email: "a@example.com".into(),
-            customer_name: Some("Ada".into()),
-            default_payment_method: None,
-            metadata_user_id: Some(json!("u1")),
+            stored: StoredCustomer {
+                version: "7".into(),
+                status: Some(crate::domain::SyncStatus::Synced),
+                last_applied: None,
+            },
+            values: crate::domain::StoredValues {
+                user_id: None,
+                email: "a@example.com".into(),
+                name: Some("Ada".into()),
+                default_payment_method: None,
+                stripe_metadata: json!({"user_id": "u1"}),
+                status: Some(crate::domain::SyncStatus::Synced),
+                error: None,
+                livemode: Some(false),
+            },
         }
     }
 

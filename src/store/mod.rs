@@ -1,10 +1,8 @@
 //! All SQL lives here: the schema, the ledger, the customer rows. Nothing here decides a rule;
 //! it reads the state the rules need and writes what they decided, atomically.
 
-pub mod backfill;
 pub mod backup;
 pub mod catch_up;
-pub mod created_customers;
 pub mod customer_creations;
 pub mod customers;
 pub mod error;
