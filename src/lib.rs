@@ -8,7 +8,7 @@ pub mod auth;
 pub mod backup;
 pub mod catch_up;
 pub mod cli;
-pub mod commands;
+pub(crate) mod commands;
 pub mod configuration;
 pub mod domain;
 pub mod ensure_customer;

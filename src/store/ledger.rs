@@ -103,7 +103,6 @@ pub struct FailedEvent {
     /// The stored payload, as text.
     pub payload: String,
     pub payload_sanitized: bool,
-    pub error: Option<String>,
 }
 
 /// Every `failed` event, oldest first (or the one named).
@@ -112,7 +111,7 @@ pub async fn failed_events(
     only: Option<&str>,
 ) -> Result<Vec<FailedEvent>, StoreError> {
     Ok(sqlx::query_as(
-        "select id, payload::text as payload, payload_sanitized, error
+        "select id, payload::text as payload, payload_sanitized
            from public.stripe_webhook_events
           where outcome = 'failed' and ($1::text is null or id = $1)
           order by stripe_created, received_at",

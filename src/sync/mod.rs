@@ -1,19 +1,18 @@
-//! The rules of DESIGN.md ("Sync rules"), in one place: [`rules::decide`] decides (pure),
-//! [`apply`] is the one loop through which every customer state reaches the table, whatever
+//! The rules of DESIGN.md ("Sync rules"), in one place: `rules::decide` decides (pure),
+//! `apply` is the one loop through which every customer state reaches the table, whatever
 //! its origin, and `store` reads and writes. This module is the way in for a verified event;
-//! [`thin`], [`fetched`] and [`created`] are the ways in for the other origins.
+//! `thin`, `fetched` and `created` are the ways in for the other origins.
 
-pub mod apply;
-pub mod created;
-pub mod fetched;
-pub mod outcome;
-pub mod rules;
-pub mod thin;
+pub(crate) mod apply;
+pub(crate) mod created;
+pub(crate) mod fetched;
+mod outcome;
+pub(crate) mod rules;
+pub(crate) mod thin;
 
 use chrono::DateTime;
 use sqlx::{PgConnection, PgPool};
 
-pub use crate::domain::UnlinkReason;
 pub use outcome::{FailReason, IgnoreReason, Outcome, SkipReason};
 
 use crate::domain::{StripeCustomerId, StripeMode};
@@ -49,7 +48,7 @@ pub enum SyncError {
 
 /// Applies one verified event and records it in the ledger, exactly once. An event the
 /// database refuses as sent is recorded as `failed` (never an error Stripe would retry).
-pub async fn apply_event(
+pub(crate) async fn apply_event(
     pool: &PgPool,
     settings: &SyncSettings,
     event: &StripeEvent<'_>,
@@ -87,7 +86,7 @@ pub(crate) async fn recording_refusal(
 
 /// Applies one verified event on `conn` (which may be inside the caller's transaction) and
 /// records it in the ledger; a refusal of the database is returned, not recorded.
-pub async fn apply_event_on(
+pub(crate) async fn apply_event_on(
     conn: &mut PgConnection,
     settings: &SyncSettings,
     event: &StripeEvent<'_>,

@@ -37,7 +37,7 @@ pub struct BackfillOptions {
     pub livemode: bool,
     pub checkpoint: PathBuf,
     pub restart: bool,
-    /// Names the Stripe account and the database a checkpoint belongs to ([`target_of`]):
+    /// Names the Stripe account and the database a checkpoint belongs to ([`super::target_of`]):
     /// a checkpoint of another target is refused rather than continued.
     pub target: String,
     /// Draw a progress bar (on a terminal only).

@@ -5,7 +5,7 @@
 //! applies each page in two statements (`sync::fetched`). Each customer's order is the start of
 //! the request that fetched it, so a backfilled row never overwrites a newer webhook and an
 //! older webhook never overwrites a backfilled row. The next page is fetched while earlier ones
-//! are written (two at a time, [`WRITERS`]), so a run is bounded by the slower of Stripe and the
+//! are written (two at a time, `pipeline::WRITERS`), so a run is bounded by the slower of Stripe and the
 //! database, not by their sum.
 //!
 //! Resumable: after each committed page a checkpoint file records the cursor and the running
@@ -26,10 +26,10 @@ mod report;
 
 use std::path::PathBuf;
 
-pub use args::{BackfillArgs, BackfillOptions, DEFAULT_CHECKPOINT};
+pub use args::{BackfillArgs, BackfillOptions};
 pub use checkpoint::target_of;
 pub use pipeline::run;
-pub use report::{Summary, Totals, print, render};
+pub use report::{Summary, Totals, print};
 
 use crate::stripe_api::ApiError;
 use crate::sync::SyncError;

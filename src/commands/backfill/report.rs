@@ -188,11 +188,11 @@ mod tests {
         totals.add(&[
             AppliedCustomer {
                 applied: Applied::Inserted,
-                unlinked: Some(crate::sync::UnlinkReason::UnknownUser),
+                unlinked: Some(crate::domain::UnlinkReason::UnknownUser),
             },
             AppliedCustomer {
                 applied: Applied::Unchanged,
-                unlinked: Some(crate::sync::UnlinkReason::UnknownUser),
+                unlinked: Some(crate::domain::UnlinkReason::UnknownUser),
             },
             AppliedCustomer {
                 applied: Applied::Skipped(crate::sync::SkipReason::StaleEvent),

@@ -31,7 +31,7 @@ pub struct VerifyOptions {
     pub fix: bool,
     /// The mode of the API key: only rows of this mode are compared.
     pub livemode: bool,
-    /// Let `--fix` tombstone more than [`MASS_DELETE_SHARE`] of the rows.
+    /// Let `--fix` tombstone more than [`super::run::MASS_DELETE_SHARE`] of the rows.
     pub allow_mass_delete: bool,
     pub concurrency: usize,
     pub progress: bool,

@@ -18,8 +18,8 @@ mod run;
 
 pub use args::{VerifyArgs, VerifyOptions};
 pub use drift::{Difference, DriftKind, compare};
-pub use report::{DriftedRow, Report, print, render};
-pub use run::{MASS_DELETE_FLOOR, MASS_DELETE_SHARE, run};
+pub use report::{DriftedRow, Report, print};
+pub use run::run;
 
 use crate::store::StoreError;
 use crate::stripe_api::ApiError;

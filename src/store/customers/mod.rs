@@ -1,11 +1,11 @@
 //! `public.stripe_customers`: reading what the rules need, writing what they decided. The one
-//! place that turns the row model of [`crate::domain::customer`] into and out of the row's
+//! place that turns the row model of `crate::domain::customer` into and out of the row's
 //! columns and its `customer_metadata` JSON.
 //!
-//! Reading ([`read`]): one statement reads a customer's row (or a page of them) together with
+//! Reading (`read`): one statement reads a customer's row (or a page of them) together with
 //! the facts the rules need beside it. Writing ([`write`]): one statement writes a row only if
 //! it is still the version that was read (compare-and-set on `xmin`), together with what is
-//! recorded beside it ([`Recording`]): the event's ledger row, or only the audit trail's
+//! recorded beside it (`Recording`): the event's ledger row, or only the audit trail's
 //! source. A concurrent writer makes the write not happen (`Ok(false)`) or fail as
 //! [`super::StoreError::Conflict`], and the caller decides again. Round trips, not SQL, bound
 //! throughput: an event costs two statements, a page of fetched customers two as well.
@@ -13,10 +13,12 @@
 mod read;
 mod write;
 
-pub use read::{
-    SNAPSHOT_SQL, Snapshot, SnapshotKey, StoredRow, count_live, live_rows, snapshot, snapshot_page,
+pub use read::SNAPSHOT_SQL;
+pub(crate) use read::{
+    Snapshot, SnapshotKey, StoredRow, count_live, live_rows, snapshot, snapshot_page,
 };
-pub use write::{INSERT_SQL, Recording, RowToWrite, UPDATE_SQL, write_one, write_page};
+pub use write::{INSERT_SQL, UPDATE_SQL};
+pub(crate) use write::{Recording, RowToWrite, write_one, write_page};
 
 use serde::Serialize;
 use serde_json::{Map, Value};

@@ -60,7 +60,7 @@ macro_rules! record_processed {
 }
 
 /// Inserts the row and records the event. Binds: the ledger's `$1`–`$8` (see
-/// [`LedgerEntry::bind_to`]), then `$9`–`$14` (see `bind_row`). Public, with [`UPDATE_SQL`]
+/// `LedgerEntry::bind_to`), then `$9`–`$14` (see `bind_row`). Public, with [`UPDATE_SQL`]
 /// and `SNAPSHOT_SQL`, for `benches/end_to_end.rs`.
 pub const INSERT_SQL: &str = concat!(
     audit_context!(),

@@ -9,8 +9,10 @@ use super::outcome::SkipReason;
 pub use crate::domain::customer::{
     RowWrite, StoredCustomer, StoredValues, SyncState, SyncStatus, UnlinkReason, UserFacts,
 };
+#[cfg(test)]
+use crate::domain::event_order::THIN_EVENT_TYPES;
 pub use crate::domain::event_order::{
-    CREATED_FOR_USER, CustomerEventKind, EventOrder, FetchCommand, THIN_EVENT_TYPES,
+    CREATED_FOR_USER, CustomerEventKind, EventOrder, FetchCommand,
 };
 use crate::domain::{EventId, StripeCustomerId};
 
