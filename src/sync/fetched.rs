@@ -17,8 +17,6 @@ use crate::store::StoreError;
 use crate::store::session::EventScope;
 use crate::stripe::event::CustomerObject;
 
-pub use super::apply::Applied;
-
 /// A run of a fetching command: what the rows it writes record, and whether it writes at all.
 #[derive(Debug, Clone)]
 pub struct FetchRun {

@@ -13,7 +13,8 @@ use crate::stripe::event::CustomerObject;
 use crate::stripe_api::StripeClient;
 use crate::stripe_api::customers::{self, Retrieved};
 use crate::sync::SyncSettings;
-use crate::sync::fetched::{self, Applied, FetchRun, FetchedCustomer};
+use crate::sync::apply::Applied;
+use crate::sync::fetched::{self, FetchRun, FetchedCustomer};
 use crate::sync::rules::FetchCommand;
 
 /// `--fix` turns rows missing in Stripe into tombstones (terminal) only while they are at most
