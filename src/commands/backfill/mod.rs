@@ -2,11 +2,11 @@
 //! the same sync rules as a webhook event.
 //!
 //! It pages through `GET /v1/customers` (`limit=100`, `starting_after`), newest first, and
-//! applies each page in two statements (`sync::fetched`). Each customer's order is the start of
-//! the request that fetched it, so a backfilled row never overwrites a newer webhook and an
-//! older webhook never overwrites a backfilled row. The next page is fetched while earlier ones
-//! are written (two at a time, `pipeline::WRITERS`), so a run is bounded by the slower of Stripe and the
-//! database, not by their sum.
+//! applies each page through the one apply loop in two statements (`sync::fetched`). Each
+//! customer's order is the start of the request that fetched it, so a backfilled row never
+//! overwrites a newer webhook and an older webhook never overwrites a backfilled row. The next
+//! page is fetched while earlier ones are written (two at a time, `pipeline::WRITERS`), so a run
+//! is bounded by the slower of Stripe and the database, not by their sum.
 //!
 //! Resumable: after each committed page a checkpoint file records the cursor and the running
 //! totals; a rerun continues after the last committed page. A page committed but not yet
