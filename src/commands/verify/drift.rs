@@ -239,4 +239,29 @@ mod tests {
             [DriftKind::DeletedInStripe]
         );
     }
+
+    #[test]
+    fn drift_is_what_stripe_has_whatever_the_order_of_the_row_and_the_fetch() {
+        let mut newer_row = row();
+        newer_row.stored.last_applied = Some(crate::domain::EventOrder::new(
+            i64::MAX,
+            CustomerEventKind::Updated,
+        ));
+        assert_eq!(
+            kinds(&compare(&newer_row, &stripe(|c| c.name = None), "user_id")),
+            [DriftKind::Name]
+        );
+    }
+
+    #[test]
+    fn other_stripe_metadata_than_the_user_id_is_no_drift() {
+        let differences = compare(
+            &row(),
+            &stripe(|c| {
+                c.metadata.insert("plan".into(), json!("team"));
+            }),
+            "user_id",
+        );
+        assert!(differences.is_empty(), "{differences:?}");
+    }
 }
