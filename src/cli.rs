@@ -7,18 +7,18 @@ use clap::{Parser, Subcommand};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions};
 
-use crate::backfill::{self, BackfillArgs, BackfillOptions};
 use crate::catch_up::{self, CatchUpArgs, CatchUpOptions};
+use crate::commands::backfill::{self, BackfillArgs, BackfillOptions};
+use crate::commands::ensure_customer::{self as ensure_customer_command, EnsureCustomerArgs};
+use crate::commands::reapply::{self, ReapplyArgs};
+use crate::commands::replay::{self, ReplayArgs};
+use crate::commands::verify::{self, VerifyArgs, VerifyOptions};
 use crate::configuration::{self, DatabaseArgs, LogArgs, ServeArgs, Settings, StripeApiSettings};
 use crate::domain::StripeMode;
-use crate::ensure_customer::command::{self as ensure_customer_command, EnsureCustomerArgs};
 use crate::local_db::{self, LocalCluster};
-use crate::reapply::{self, ReapplyArgs};
-use crate::replay::{self, ReplayArgs};
 use crate::startup::Application;
 use crate::store::{pool, schema};
 use crate::stripe_api::{RetryPolicy, StripeClient};
-use crate::verify::{self, VerifyArgs, VerifyOptions};
 use crate::{backup, telemetry};
 
 #[derive(Parser, Debug)]

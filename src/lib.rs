@@ -5,10 +5,10 @@
 //! → `sync` (rule applied) → `store` (rows written) → `http` (response out).
 
 pub mod auth;
-pub mod backfill;
 pub mod backup;
 pub mod catch_up;
 pub mod cli;
+pub(crate) mod commands;
 pub mod configuration;
 pub mod domain;
 pub mod ensure_customer;
@@ -17,8 +17,6 @@ pub mod local_db;
 pub mod metrics;
 pub mod profile_push;
 pub mod progress;
-pub mod reapply;
-pub mod replay;
 pub mod report;
 pub mod startup;
 pub mod store;
@@ -28,4 +26,3 @@ pub mod sync;
 pub mod telemetry;
 pub mod thin_events;
 pub mod tls;
-pub mod verify;

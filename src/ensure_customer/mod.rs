@@ -19,7 +19,6 @@
 //! ([`crate::sync::created`]), so the `customer.created` webhook, before or after, is applied
 //! by the ordinary rules; the attempt is marked finished in the same transaction.
 
-pub mod command;
 pub mod plan;
 pub mod user_locks;
 

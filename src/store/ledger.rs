@@ -63,6 +63,24 @@ pub struct Recorded<'a> {
     pub error: Option<&'a str>,
 }
 
+/// Whether a record-only decision still rests on what it read, over a relation `g`
+/// (`guard_customer_id`, `guard_version`, `deleted_customer_id`): the guarded row is still at
+/// `guard_version` (`null`: still no row), and a delete recorded against no row sees a row
+/// inserted at this very moment (see `stripe_customers_may_record_deletion`). No guard
+/// (`guard_customer_id` null): always. Shared by [`record`] and the batched event write.
+macro_rules! record_guard {
+    () => {
+        "(g.guard_customer_id is null
+                or (select c.xmin::text from public.stripe_customers c
+                     where c.stripe_customer_id = g.guard_customer_id)
+                   is not distinct from g.guard_version)
+           and (g.deleted_customer_id is null or g.guard_customer_id is null
+                or g.guard_version is not null
+                or public.stripe_customers_may_record_deletion(g.deleted_customer_id))"
+    };
+}
+pub(crate) use record_guard;
+
 /// Records an event that changes no customer row. With a guard, it records only while the
 /// customer row is still as read, so a decision is never recorded against a state it did not
 /// see; `Ok(false)` then means "decide again".
@@ -72,18 +90,16 @@ pub async fn record(
     recorded: Recorded<'_>,
     guard: Option<RowGuard<'_>>,
 ) -> Result<bool, StoreError> {
-    let query = sqlx::query(
+    let query = sqlx::query(concat!(
         "insert into public.stripe_webhook_events
              (id, type, livemode, api_version, stripe_created, payload, payload_sanitized,
               deleted_customer_id, outcome, reason, error)
          select $1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11
-         where ($12::text is null
-                or (select c.xmin::text from public.stripe_customers c
-                     where c.stripe_customer_id = $12) is not distinct from $13)
-           -- a delete recorded against no row must see a row inserted at this very moment
-           and ($8::text is null or $12::text is null or $13::text is not null
-                or public.stripe_customers_may_record_deletion($8))",
-    );
+           from (select $8::text as deleted_customer_id, $12::text as guard_customer_id,
+                        $13::text as guard_version) g
+          where ",
+        record_guard!()
+    ));
     let result = entry
         .bind_to(query)
         .bind(recorded.outcome)
@@ -103,7 +119,6 @@ pub struct FailedEvent {
     /// The stored payload, as text.
     pub payload: String,
     pub payload_sanitized: bool,
-    pub error: Option<String>,
 }
 
 /// Every `failed` event, oldest first (or the one named).
@@ -112,7 +127,7 @@ pub async fn failed_events(
     only: Option<&str>,
 ) -> Result<Vec<FailedEvent>, StoreError> {
     Ok(sqlx::query_as(
-        "select id, payload::text as payload, payload_sanitized, error
+        "select id, payload::text as payload, payload_sanitized
            from public.stripe_webhook_events
           where outcome = 'failed' and ($1::text is null or id = $1)
           order by stripe_created, received_at",

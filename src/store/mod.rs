@@ -1,19 +1,16 @@
 //! All SQL lives here: the schema, the ledger, the customer rows. Nothing here decides a rule;
 //! it reads the state the rules need and writes what they decided, atomically.
 
-pub mod backfill;
-pub mod backup;
-pub mod batch;
+pub(crate) mod backup;
 pub mod catch_up;
-pub mod created_customers;
-pub mod customer_creations;
+pub(crate) mod customer_creations;
 pub mod customers;
-pub mod error;
-pub mod ledger;
-pub mod outbox;
+mod error;
+pub(crate) mod ledger;
+pub(crate) mod outbox;
 pub mod pool;
-pub mod recorded;
+pub(crate) mod recorded;
 pub mod schema;
-pub mod session;
+pub(crate) mod session;
 
 pub use error::StoreError;

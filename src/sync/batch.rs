@@ -14,21 +14,18 @@
 //! race. A batch that failed because the database is unavailable wrote nothing (the write is
 //! one statement) and answers every one of its events with the error: 503, Stripe retries.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::Utc;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::rules::{self, Decision};
-use super::{Outcome, Plan, SyncError, SyncSettings, incoming_customer, plan};
+use super::apply::{self, BatchEvent};
+use super::rules::IncomingCustomer;
+use super::{EventPlan, Outcome, SyncError, SyncSettings, event_state, plan};
 use crate::domain::EventId;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
-use crate::store::batch::{self as store_batch, BatchWrite, SnapshotKey};
-use crate::store::ledger::{Recorded, RowGuard};
 use crate::store::session::EventScope;
 use crate::stripe::event::{EventObject, StripeEvent};
 
@@ -242,197 +239,48 @@ impl Writer {
         &self,
         events: &[StripeEvent<'_>],
     ) -> Result<Vec<Option<Outcome>>, BatchFailed> {
-        let plans: Vec<Plan<'_>> = events.iter().map(|e| plan(&self.settings, e)).collect();
-        let taken = one_per_event_customer_and_user(&self.settings, &plans);
-        let incoming: Vec<_> = plans
+        let plans: Vec<EventPlan<'_>> = events.iter().map(|e| plan(&self.settings, e)).collect();
+        let states: Vec<Option<IncomingCustomer<'_>>> = plans
             .iter()
             .zip(events)
             .map(|(plan, event)| match plan {
-                Plan::Customer {
+                EventPlan::Customer {
                     kind,
                     customer_id,
                     customer,
                     ..
-                } => Some(incoming_customer(
+                } => Some(event_state(
                     &self.settings,
                     event,
                     *kind,
                     customer_id,
                     customer,
                 )),
-                Plan::RecordOnly { .. } => None,
+                EventPlan::RecordOnly { .. } => None,
+            })
+            .collect();
+        let batch: Vec<BatchEvent<'_>> = plans
+            .iter()
+            .zip(&states)
+            .map(|(plan, state)| match (plan, state) {
+                (EventPlan::RecordOnly { entry, outcome }, _) => BatchEvent::Record {
+                    entry,
+                    outcome: *outcome,
+                },
+                (EventPlan::Customer { entry, .. }, Some(state)) => {
+                    BatchEvent::State { entry, state }
+                }
+                (EventPlan::Customer { .. }, None) => {
+                    unreachable!("a customer event has its state")
+                }
             })
             .collect();
 
         let mut scope = EventScope::begin(&self.pool, self.settings.connection).await?;
-        let keys: Vec<SnapshotKey<'_>> = incoming
-            .iter()
-            .zip(&taken)
-            .filter_map(|(incoming, taken)| incoming.as_ref().filter(|_| *taken))
-            .map(|incoming| SnapshotKey {
-                event_id: match incoming.origin {
-                    rules::Origin::Event(id) => id.as_str(),
-                    _ => unreachable!("a webhook's customer state comes from its event"),
-                },
-                stripe_customer_id: incoming.customer_id.as_str(),
-                candidate_user: incoming.link.user(),
-            })
-            .collect();
-        let mut snapshots = if keys.is_empty() {
-            Vec::new()
-        } else {
-            store_batch::snapshots(&mut scope, &keys).await?
-        }
-        .into_iter();
-
-        // What each event comes to, before the write: decided, or settled already.
-        let now = Utc::now();
-        let mut decided: Vec<Option<Decided>> = Vec::with_capacity(events.len());
-        for ((plan, incoming), taken) in plans.iter().zip(&incoming).zip(&taken) {
-            decided.push(match (plan, incoming) {
-                _ if !taken => None,
-                (Plan::RecordOnly { outcome, .. }, _) => Some(Decided::Record(*outcome)),
-                (Plan::Customer { .. }, Some(incoming)) => {
-                    let snapshot = snapshots.next().expect("one snapshot per key");
-                    if snapshot.already_recorded {
-                        Some(Decided::Settled(Outcome::Duplicate))
-                    } else {
-                        Some(Decided::Customer(rules::decide(
-                            incoming,
-                            snapshot.stored.as_ref(),
-                            snapshot.user,
-                            snapshot.deletion_recorded,
-                            now,
-                        )))
-                    }
-                }
-                (Plan::Customer { .. }, None) => unreachable!("a customer plan has its state"),
-            });
-        }
-
-        let writes: Vec<BatchWrite<'_>> = plans
-            .iter()
-            .zip(&decided)
-            .filter_map(|(plan, decided)| batch_write(plan, decided.as_ref()?))
-            .collect();
-        let recorded = if writes.is_empty() {
-            HashSet::new()
-        } else {
-            store_batch::write(&mut scope, &writes).await?
-        };
+        let settled = apply::apply_events(&mut scope, &batch).await?;
         scope.commit().await?;
-
-        Ok(events
-            .iter()
-            .zip(decided)
-            .map(|(event, decided)| match decided? {
-                Decided::Settled(outcome) => Some(outcome),
-                Decided::Record(outcome) => recorded.contains(event.id.as_str()).then_some(outcome),
-                Decided::Customer(decision) => recorded
-                    .contains(event.id.as_str())
-                    .then(|| outcome_of(&decision)),
-            })
-            .collect())
+        Ok(settled)
     }
-}
-
-/// One event's fate in a batch before the write.
-enum Decided {
-    /// Nothing to write (a redelivery).
-    Settled(Outcome),
-    /// Recorded only, with this outcome.
-    Record(Outcome),
-    /// Decided against the row.
-    Customer(Decision),
-}
-
-fn outcome_of(decision: &Decision) -> Outcome {
-    match decision {
-        Decision::Insert(_) | Decision::Update { .. } => Outcome::Processed,
-        Decision::Skip { reason, .. } => Outcome::Skipped(*reason),
-    }
-}
-
-fn batch_write<'a>(plan: &'a Plan<'a>, decided: &'a Decided) -> Option<BatchWrite<'a>> {
-    Some(match (plan, decided) {
-        (_, Decided::Settled(_)) => return None,
-        (Plan::RecordOnly { entry, .. }, Decided::Record(outcome)) => BatchWrite::Record {
-            entry,
-            recorded: Recorded {
-                outcome: outcome.status(),
-                reason: outcome.reason(),
-                error: None,
-            },
-            guard: None,
-        },
-        (
-            Plan::Customer {
-                entry, customer_id, ..
-            },
-            Decided::Customer(decision),
-        ) => match decision {
-            Decision::Insert(row) => BatchWrite::Insert {
-                entry,
-                stripe_customer_id: customer_id.as_str(),
-                row,
-            },
-            Decision::Update { version, row } => BatchWrite::Update {
-                entry,
-                stripe_customer_id: customer_id.as_str(),
-                version,
-                row,
-            },
-            Decision::Skip { reason, version } => BatchWrite::Record {
-                entry,
-                recorded: Recorded {
-                    outcome: "skipped",
-                    reason: Some(reason.as_str()),
-                    error: None,
-                },
-                guard: Some(RowGuard {
-                    stripe_customer_id: customer_id.as_str(),
-                    version: version.as_deref(),
-                }),
-            },
-        },
-        _ => unreachable!("a plan is decided in its own way"),
-    })
-}
-
-/// Which events the batch takes: the first of each event id, and of the customer events the
-/// first of each customer and of each candidate user. A later one depends on what the earlier
-/// one writes, which the batch's one snapshot cannot show; it waits for the single path.
-fn one_per_event_customer_and_user(settings: &SyncSettings, plans: &[Plan<'_>]) -> Vec<bool> {
-    let mut events = HashSet::new();
-    let mut customers = HashSet::new();
-    let mut users = HashSet::new();
-    plans
-        .iter()
-        .map(|plan| match plan {
-            Plan::RecordOnly { entry, .. } => events.insert(entry.event_id),
-            Plan::Customer {
-                entry,
-                customer_id,
-                customer,
-                ..
-            } => {
-                let user = rules::LinkCandidate::from_metadata(
-                    customer.metadata.get(&settings.user_id_metadata_key),
-                )
-                .user();
-                // All three checked before any is inserted: a refused event claims nothing.
-                let free = !events.contains(entry.event_id)
-                    && !customers.contains(customer_id.as_str())
-                    && user.is_none_or(|user| !users.contains(&user));
-                if free {
-                    events.insert(entry.event_id);
-                    customers.insert(customer_id.as_str());
-                    users.extend(user);
-                }
-                free
-            }
-        })
-        .collect()
 }
 
 /// Why a batch settled nothing.

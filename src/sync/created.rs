@@ -11,8 +11,9 @@
 
 use sqlx::PgConnection;
 
-use super::rules::{CustomerEventKind, IncomingCustomer, LinkCandidate, Origin};
-use super::{Outcome, Recording, SyncError, SyncSettings, apply_loop};
+use super::apply::{Recording, apply_one};
+use super::rules::{CustomerEventKind, Origin};
+use super::{Outcome, SyncError, SyncSettings, incoming};
 use crate::domain::StripeCustomerId;
 use crate::store::session::EventScope;
 use crate::stripe::event::CustomerObject;
@@ -36,26 +37,24 @@ pub async fn apply_created(
     settings: &SyncSettings,
     created: CreatedCustomer<'_>,
 ) -> Result<Outcome, SyncError> {
-    let customer = created.customer;
-    let incoming = IncomingCustomer {
-        kind: CustomerEventKind::Updated,
-        origin: Origin::Created {
-            id: created.source_id,
-        },
-        created: created.requested_at,
-        customer_id: created.id,
-        email: customer.email.as_deref(),
-        name: customer.name.as_deref(),
-        default_payment_method: customer.default_payment_method.as_deref(),
-        stripe_metadata: &customer.metadata,
-        link: LinkCandidate::from_metadata(customer.metadata.get(&settings.user_id_metadata_key)),
-        livemode: created.livemode,
+    let origin = Origin::Created {
+        id: created.source_id,
     };
-    let recording = Recording::Nothing {
+    let incoming = incoming(
+        &settings.user_id_metadata_key,
+        CustomerEventKind::Updated,
+        origin,
+        created.requested_at,
+        created.id,
+        created.customer,
+        created.livemode,
+    );
+    let recording = Recording::Created {
         source_id: created.source_id,
     };
     // Unnamed statements behind a transaction pooler: the caller's transaction ends, the
     // server connection goes to another client.
     let mut scope = EventScope::within(conn, settings.connection);
-    apply_loop(&mut scope, recording, &incoming).await
+    let applied = apply_one(&mut scope, recording, &incoming).await?;
+    Ok(applied.applied.outcome())
 }

@@ -1,26 +1,20 @@
-//! Applying customers as Stripe's API returned them (`backfill`, `verify --fix`): the same
-//! rules as a webhook event ([`rules::decide`]), with the request's start as the order.
-//!
-//! A page is read → decided → written in two statements (`store::backfill`). Rows whose write
-//! lost a race to a concurrent writer (a webhook, on any replica) are decided again one by one,
-//! as the webhook path does. No ledger row is written: there is no event. A customer whose
-//! state would not change the row (a backfill run again) is not written at all.
-
-use std::collections::HashSet;
+//! Customers as Stripe's API returned them (`backfill`, `verify --fix`), into the one apply
+//! loop ([`super::apply`]) as states ordered at the request's start, recorded as a run
+//! ([`apply::Recording::Run`]): no ledger row (there is no event), the run's id in the audit
+//! trail, and a customer whose state would not change the row (a backfill run again) is not
+//! written at all. A page is read and written in two statements.
 
 use chrono::Utc;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::apply::{self, AppliedCustomer};
 use super::outcome::SkipReason;
-use super::rules::{
-    self, CustomerEventKind, Decision, FetchCommand, IncomingCustomer, LinkCandidate, Origin,
-    RowWrite, UserFacts,
-};
-use super::{MAX_ATTEMPTS, SyncError, SyncSettings};
+use super::rules::{CustomerEventKind, FetchCommand, IncomingCustomer, Origin};
+use super::{SyncError, SyncSettings, incoming};
 use crate::domain::StripeCustomerId;
 use crate::store::StoreError;
-use crate::store::backfill::{self as store, FetchedSnapshot, RowToWrite, SnapshotKey};
+use crate::store::session::EventScope;
 use crate::stripe::event::CustomerObject;
 
 /// A run of a fetching command: what the rows it writes record, and whether it writes at all.
@@ -46,6 +40,13 @@ impl FetchRun {
             livemode,
         }
     }
+
+    fn recording(&self) -> apply::Recording<'_> {
+        apply::Recording::Run {
+            run_id: &self.run_id,
+            dry_run: self.dry_run,
+        }
+    }
 }
 
 /// One customer as fetched.
@@ -58,75 +59,6 @@ pub struct FetchedCustomer<'a> {
     pub requested_at: i64,
 }
 
-/// What applying a fetched customer did (or, in a dry run, would do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    Inserted,
-    Updated,
-    /// The row already holds these values: nothing was written.
-    Unchanged,
-    Skipped(SkipReason),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AppliedCustomer {
-    pub applied: Applied,
-    /// The row stands (after this customer) unlinked for this reason (`sync.error`).
-    pub unlinked: Option<&'static str>,
-}
-
-impl AppliedCustomer {
-    fn skipped(reason: SkipReason) -> Self {
-        Self {
-            applied: Applied::Skipped(reason),
-            unlinked: None,
-        }
-    }
-}
-
-/// A customer ready for the rules: its id parsed, its link candidate read.
-struct Prepared<'a> {
-    index: usize,
-    id: StripeCustomerId,
-    fetched: FetchedCustomer<'a>,
-    link: LinkCandidate,
-}
-
-impl Prepared<'_> {
-    fn incoming<'s>(&'s self, run: &'s FetchRun) -> IncomingCustomer<'s> {
-        let customer = self.fetched.customer;
-        IncomingCustomer {
-            kind: if self.fetched.deleted {
-                CustomerEventKind::Deleted
-            } else {
-                CustomerEventKind::Updated
-            },
-            origin: Origin::Fetched {
-                command: run.command,
-                run_id: &run.run_id,
-            },
-            created: self.fetched.requested_at,
-            customer_id: &self.id,
-            email: customer.email.as_deref(),
-            name: customer.name.as_deref(),
-            default_payment_method: customer.default_payment_method.as_deref(),
-            stripe_metadata: &customer.metadata,
-            link: self.link,
-            livemode: run.livemode,
-        }
-    }
-}
-
-/// What the rules decided for one prepared customer.
-enum Plan {
-    Done(AppliedCustomer),
-    Write {
-        version: Option<String>,
-        row: RowWrite,
-        result: AppliedCustomer,
-    },
-}
-
 /// Applies one page of fetched customers; the result is in the order of `customers`.
 pub async fn apply_page(
     pool: &PgPool,
@@ -135,90 +67,26 @@ pub async fn apply_page(
     customers: &[FetchedCustomer<'_>],
 ) -> Result<Vec<AppliedCustomer>, SyncError> {
     let mut results: Vec<Option<AppliedCustomer>> = vec![None; customers.len()];
-    let mut batch: Vec<Prepared<'_>> = Vec::with_capacity(customers.len());
-    // Decided one by one after the page: a customer listed twice (Stripe does not do that,
-    // but the rules must not see two writes of one row in one statement).
-    let mut one_by_one: Vec<Prepared<'_>> = Vec::new();
-    let mut seen = HashSet::with_capacity(customers.len());
+    let mut ids = Vec::with_capacity(customers.len());
     for (index, fetched) in customers.iter().enumerate() {
-        match prepare(settings, index, *fetched) {
-            Err(skipped) => results[index] = Some(skipped),
-            Ok(prepared) if !seen.insert(prepared.id.as_str().to_owned()) => {
-                one_by_one.push(prepared)
+        match StripeCustomerId::parse(&fetched.customer.id) {
+            Ok(id) => ids.push((index, id)),
+            Err(_) => {
+                results[index] = Some(AppliedCustomer::skipped(SkipReason::InvalidCustomerId))
             }
-            Ok(prepared) => batch.push(prepared),
         }
     }
-
-    let keys: Vec<SnapshotKey<'_>> = batch
+    let states: Vec<IncomingCustomer<'_>> = ids
         .iter()
-        .map(|p| SnapshotKey {
-            stripe_customer_id: p.id.as_str(),
-            candidate_user: p.link.user(),
-        })
+        .map(|(index, id)| incoming_of(settings, run, id, customers[*index]))
         .collect();
-    let snapshots = store::snapshot(pool, &keys).await?;
-
-    // Decided in page order, as a webhook consumer would apply them one after the other: a
-    // user claimed by an earlier customer of the page is linked elsewhere for the later ones.
-    let mut claimed: HashSet<Uuid> = HashSet::new();
-    let mut plans = Vec::with_capacity(batch.len());
-    for (prepared, snapshot) in batch.iter().zip(&snapshots) {
-        let mut plan = plan(run, prepared, snapshot, snapshot.user);
-        if let Plan::Write { row, .. } = &plan
-            && let Some(user) = row.user_id
-            && !claimed.insert(user)
-        {
-            let taken = UserFacts {
-                exists: true,
-                linked_elsewhere: true,
-            };
-            plan = self::plan(run, prepared, snapshot, taken);
-        }
-        plans.push(plan);
-    }
-
-    let mut writes = Vec::new();
-    let mut written_as = Vec::new();
-    for (prepared, plan) in batch.iter().zip(&plans) {
-        match plan {
-            Plan::Done(result) => results[prepared.index] = Some(*result),
-            Plan::Write {
-                version,
-                row,
-                result,
-            } => {
-                writes.push(RowToWrite {
-                    stripe_customer_id: prepared.id.as_str(),
-                    version: version.as_deref(),
-                    row,
-                });
-                written_as.push((prepared, *result));
-            }
-        }
-    }
-
-    if run.dry_run {
-        for (prepared, result) in written_as {
-            results[prepared.index] = Some(result);
-        }
-    } else {
-        let written = match store::write(pool, &run.run_id, &writes).await {
-            Ok(written) => written,
-            // A race on a user or on auth.users failed the whole statement: nothing was written.
-            Err(StoreError::Conflict) => vec![false; writes.len()],
-            Err(error) => return Err(error.into()),
-        };
-        for ((prepared, result), done) in written_as.into_iter().zip(written) {
-            results[prepared.index] = Some(if done {
-                result
-            } else {
-                apply_prepared(pool, run, prepared).await?
-            });
-        }
-    }
-    for prepared in &one_by_one {
-        results[prepared.index] = Some(apply_prepared(pool, run, prepared).await?);
+    // One connection for the page's statements, in its own session: each statement commits
+    // on its own, as a command's always did.
+    let mut connection = pool.acquire().await.map_err(StoreError::from)?;
+    let mut scope = EventScope::on(&mut connection);
+    let applied = apply::apply_page(&mut scope, run.recording(), &states).await?;
+    for ((index, _), result) in ids.iter().zip(applied) {
+        results[*index] = Some(result);
     }
     Ok(results
         .into_iter()
@@ -226,137 +94,46 @@ pub async fn apply_page(
         .collect())
 }
 
-/// Applies one fetched customer on its own (verify's fixes; a page's lost races).
+/// Applies one fetched customer on its own (verify's fixes).
 pub async fn apply_one(
     pool: &PgPool,
     settings: &SyncSettings,
     run: &FetchRun,
     customer: FetchedCustomer<'_>,
 ) -> Result<AppliedCustomer, SyncError> {
-    match prepare(settings, 0, customer) {
-        Err(skipped) => Ok(skipped),
-        Ok(prepared) => apply_prepared(pool, run, &prepared).await,
-    }
-}
-
-fn prepare<'a>(
-    settings: &SyncSettings,
-    index: usize,
-    fetched: FetchedCustomer<'a>,
-) -> Result<Prepared<'a>, AppliedCustomer> {
-    let id = StripeCustomerId::parse(&fetched.customer.id)
-        .map_err(|_| AppliedCustomer::skipped(SkipReason::InvalidCustomerId))?;
-    let link = LinkCandidate::from_metadata(
-        fetched
-            .customer
-            .metadata
-            .get(&settings.user_id_metadata_key),
-    );
-    Ok(Prepared {
-        index,
-        id,
-        fetched,
-        link,
-    })
-}
-
-/// The read → decide → write loop of one customer, deciding again after a lost race.
-async fn apply_prepared(
-    pool: &PgPool,
-    run: &FetchRun,
-    prepared: &Prepared<'_>,
-) -> Result<AppliedCustomer, SyncError> {
-    let key = SnapshotKey {
-        stripe_customer_id: prepared.id.as_str(),
-        candidate_user: prepared.link.user(),
+    let Ok(id) = StripeCustomerId::parse(&customer.customer.id) else {
+        return Ok(AppliedCustomer::skipped(SkipReason::InvalidCustomerId));
     };
-    for _ in 0..MAX_ATTEMPTS {
-        let snapshot = store::snapshot(pool, &[key])
-            .await?
-            .pop()
-            .expect("one snapshot per key");
-        let (version, row, result) = match plan(run, prepared, &snapshot, snapshot.user) {
-            Plan::Done(result) => return Ok(result),
-            Plan::Write {
-                version,
-                row,
-                result,
-            } => (version, row, result),
-        };
-        if run.dry_run {
-            return Ok(result);
-        }
-        let write = RowToWrite {
-            stripe_customer_id: prepared.id.as_str(),
-            version: version.as_deref(),
-            row: &row,
-        };
-        match store::write(pool, &run.run_id, &[write]).await {
-            Ok(written) if written == [true] => return Ok(result),
-            Ok(_) | Err(StoreError::Conflict) => continue,
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Err(SyncError::Contention)
+    let state = incoming_of(settings, run, &id, customer);
+    let mut connection = pool.acquire().await.map_err(StoreError::from)?;
+    let mut scope = EventScope::on(&mut connection);
+    apply::apply_one(&mut scope, run.recording(), &state).await
 }
 
-fn plan(
-    run: &FetchRun,
-    prepared: &Prepared<'_>,
-    snapshot: &FetchedSnapshot,
-    user: UserFacts,
-) -> Plan {
-    let decision = rules::decide(
-        &prepared.incoming(run),
-        snapshot.stored.as_ref().map(|(stored, _)| stored),
-        user,
-        snapshot.deletion_recorded,
-        Utc::now(),
-    );
-    match decision {
-        Decision::Skip { reason, .. } => Plan::Done(AppliedCustomer::skipped(reason)),
-        Decision::Insert(row) => Plan::Write {
-            version: None,
-            result: AppliedCustomer {
-                applied: Applied::Inserted,
-                unlinked: unlink_reason(&row),
-            },
-            row,
-        },
-        Decision::Update { version, row } => {
-            let unlinked = unlink_reason(&row);
-            let unchanged = snapshot
-                .stored
-                .as_ref()
-                .is_some_and(|(_, values)| rules::is_unchanged(values, &row));
-            if unchanged {
-                Plan::Done(AppliedCustomer {
-                    applied: Applied::Unchanged,
-                    unlinked,
-                })
-            } else {
-                Plan::Write {
-                    version: Some(version),
-                    row,
-                    result: AppliedCustomer {
-                        applied: Applied::Updated,
-                        unlinked,
-                    },
-                }
-            }
-        }
-    }
-}
-
-/// `sync.error` of an unlinked row, as one of the rules' static names.
-fn unlink_reason(row: &RowWrite) -> Option<&'static str> {
-    let sync = &row.customer_metadata["sync"];
-    if sync["status"] != "unlinked" {
-        return None;
-    }
-    use super::outcome::UnlinkReason::*;
-    [MissingUserId, InvalidUserId, UnknownUser, UserAlreadyLinked]
-        .into_iter()
-        .map(|reason| reason.as_str())
-        .find(|reason| sync["error"] == *reason)
+/// A fetched customer as the rules take it: `Updated` for a live customer, `Deleted` for
+/// `{"id", "deleted": true}`, ordered at the request's start.
+pub(crate) fn incoming_of<'a>(
+    settings: &SyncSettings,
+    run: &'a FetchRun,
+    id: &'a StripeCustomerId,
+    fetched: FetchedCustomer<'a>,
+) -> IncomingCustomer<'a> {
+    let kind = if fetched.deleted {
+        CustomerEventKind::Deleted
+    } else {
+        CustomerEventKind::Updated
+    };
+    let origin = Origin::Fetched {
+        command: run.command,
+        run_id: &run.run_id,
+    };
+    incoming(
+        &settings.user_id_metadata_key,
+        kind,
+        origin,
+        fetched.requested_at,
+        id,
+        fetched.customer,
+        run.livemode,
+    )
 }

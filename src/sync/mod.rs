@@ -1,27 +1,29 @@
-//! Applying a verified event: the rules of DESIGN.md ("Sync rules"), in one place.
-//!
-//! `rules` decides, `store` reads and writes. This module runs the read → decide → write
-//! loop, deciding again when a concurrent writer changed the row in between.
+//! The rules of DESIGN.md ("Sync rules"), in one place: `rules::decide` decides (pure),
+//! `apply` is the one loop through which every customer state reaches the table, whatever
+//! its origin, and `store` reads and writes. This module is the way in for a verified event;
+//! `thin`, `fetched` and `created` are the ways in for the other origins.
 
+pub(crate) mod apply;
 pub mod batch;
-pub mod created;
-pub mod fetched;
-pub mod outcome;
-pub mod rules;
-pub mod thin;
+pub(crate) mod created;
+pub(crate) mod fetched;
+mod outcome;
+pub(crate) mod rules;
+pub(crate) mod thin;
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use sqlx::{PgConnection, PgPool};
 
-pub use outcome::{FailReason, IgnoreReason, Outcome, SkipReason, UnlinkReason};
+pub use outcome::{FailReason, IgnoreReason, Outcome, SkipReason};
 
 use crate::domain::{StripeCustomerId, StripeMode};
-use crate::store::ledger::{self, LedgerEntry, Recorded, RowGuard};
+use crate::store::StoreError;
+use crate::store::ledger::{self, LedgerEntry, Recorded};
 use crate::store::pool::ConnectionPolicy;
 use crate::store::session::EventScope;
-use crate::store::{StoreError, created_customers, customers};
 use crate::stripe::event::{CustomerObject, EventObject, StripeEvent};
-use rules::{CustomerEventKind, Decision, IncomingCustomer, LinkCandidate, Origin};
+use apply::Recording;
+use rules::{CustomerEventKind, IncomingCustomer, LinkCandidate, Origin};
 
 /// Concurrent writers on one customer are rare; this many lost races in a row means
 /// contention worth a 503 and a retry from Stripe rather than a spin.
@@ -57,7 +59,7 @@ pub enum SyncError {
 
 /// Applies one verified event and records it in the ledger, exactly once. An event the
 /// database refuses as sent is recorded as `failed` (never an error Stripe would retry).
-pub async fn apply_event(
+pub(crate) async fn apply_event(
     pool: &PgPool,
     settings: &SyncSettings,
     event: &StripeEvent<'_>,
@@ -95,7 +97,7 @@ pub(crate) async fn recording_refusal(
 
 /// Applies one verified event on `conn` (which may be inside the caller's transaction) and
 /// records it in the ledger; a refusal of the database is returned, not recorded.
-pub async fn apply_event_on(
+pub(crate) async fn apply_event_on(
     conn: &mut PgConnection,
     settings: &SyncSettings,
     event: &StripeEvent<'_>,
@@ -109,21 +111,21 @@ async fn apply_event_in(
     event: &StripeEvent<'_>,
 ) -> Result<Outcome, SyncError> {
     match plan(settings, event) {
-        Plan::RecordOnly { entry, outcome } => record_only(conn, &entry, outcome).await,
-        Plan::Customer {
+        EventPlan::RecordOnly { entry, outcome } => record_only(conn, &entry, outcome).await,
+        EventPlan::Customer {
             entry,
             kind,
             customer_id,
             customer,
         } => {
-            let incoming = incoming_customer(settings, event, kind, &customer_id, customer);
+            let incoming = event_state(settings, event, kind, &customer_id, customer);
             apply_customer_state(conn, &entry, &incoming).await
         }
     }
 }
 
 /// What an event asks of the table, known before anything is read.
-pub(crate) enum Plan<'e> {
+pub(crate) enum EventPlan<'e> {
     /// Recorded in the ledger with this outcome; no customer row is involved.
     RecordOnly {
         entry: LedgerEntry<'e>,
@@ -138,7 +140,7 @@ pub(crate) enum Plan<'e> {
     },
 }
 
-pub(crate) fn plan<'e>(settings: &SyncSettings, event: &'e StripeEvent<'_>) -> Plan<'e> {
+pub(crate) fn plan<'e>(settings: &SyncSettings, event: &'e StripeEvent<'_>) -> EventPlan<'e> {
     let entry = ledger_entry(event);
     if !settings.mode.keeps(event.livemode) {
         // Not a deletion this deployment keeps either.
@@ -147,25 +149,25 @@ pub(crate) fn plan<'e>(settings: &SyncSettings, event: &'e StripeEvent<'_>) -> P
             ..entry
         };
         let outcome = Outcome::Ignored(Some(IgnoreReason::OtherMode));
-        return Plan::RecordOnly { entry, outcome };
+        return EventPlan::RecordOnly { entry, outcome };
     }
     let kind = CustomerEventKind::from_event_type(event.event_type);
     match (&event.object, kind) {
         (EventObject::Customer(customer), Some(kind)) => {
             match StripeCustomerId::parse(&customer.id) {
-                Ok(customer_id) => Plan::Customer {
+                Ok(customer_id) => EventPlan::Customer {
                     entry,
                     kind,
                     customer_id,
                     customer,
                 },
-                Err(_) => Plan::RecordOnly {
+                Err(_) => EventPlan::RecordOnly {
                     entry,
                     outcome: Outcome::Skipped(SkipReason::InvalidCustomerId),
                 },
             }
         }
-        _ => Plan::RecordOnly {
+        _ => EventPlan::RecordOnly {
             entry,
             outcome: Outcome::Ignored(None),
         },
@@ -173,25 +175,22 @@ pub(crate) fn plan<'e>(settings: &SyncSettings, event: &'e StripeEvent<'_>) -> P
 }
 
 /// The customer state a snapshot event carries, ready for the rules.
-pub(crate) fn incoming_customer<'a>(
+pub(crate) fn event_state<'a>(
     settings: &SyncSettings,
     event: &'a StripeEvent<'_>,
     kind: CustomerEventKind,
     customer_id: &'a StripeCustomerId,
     customer: &'a CustomerObject,
 ) -> IncomingCustomer<'a> {
-    IncomingCustomer {
+    incoming(
+        &settings.user_id_metadata_key,
         kind,
-        origin: Origin::Event(&event.id),
-        created: event.created,
+        Origin::Event(&event.id),
+        event.created,
         customer_id,
-        email: customer.email.as_deref(),
-        name: customer.name.as_deref(),
-        default_payment_method: customer.default_payment_method.as_deref(),
-        stripe_metadata: &customer.metadata,
-        link: LinkCandidate::from_metadata(customer.metadata.get(&settings.user_id_metadata_key)),
-        livemode: event.livemode,
-    }
+        customer,
+        event.livemode,
+    )
 }
 
 fn ledger_entry<'e>(event: &'e StripeEvent<'_>) -> LedgerEntry<'e> {
@@ -217,107 +216,40 @@ fn ledger_entry<'e>(event: &'e StripeEvent<'_>) -> LedgerEntry<'e> {
     }
 }
 
-/// The one apply loop: read → decide → write one incoming customer state together with the
-/// ledger entry it arrived with (a snapshot event's `data.object`, or the customer a thin
-/// event's fetch returned), deciding again when a concurrent writer changed the row in between.
+/// A customer state as Stripe sent (or returned) it, ready for the rules.
+pub(crate) fn incoming<'a>(
+    user_id_metadata_key: &str,
+    kind: CustomerEventKind,
+    origin: Origin<'a>,
+    created: i64,
+    customer_id: &'a StripeCustomerId,
+    customer: &'a CustomerObject,
+    livemode: bool,
+) -> IncomingCustomer<'a> {
+    IncomingCustomer {
+        kind,
+        origin,
+        created,
+        customer_id,
+        email: customer.email.as_deref(),
+        name: customer.name.as_deref(),
+        default_payment_method: customer.default_payment_method.as_deref(),
+        stripe_metadata: &customer.metadata,
+        link: LinkCandidate::from_metadata(customer.metadata.get(user_id_metadata_key)),
+        livemode,
+    }
+}
+
+/// Applies one customer state through the apply loop together with the ledger entry it
+/// arrived with (a snapshot event's `data.object`, or the customer a thin event's fetch
+/// returned), and says what became of the event.
 pub(crate) async fn apply_customer_state(
     conn: &mut EventScope<'_>,
     entry: &LedgerEntry<'_>,
     incoming: &IncomingCustomer<'_>,
 ) -> Result<Outcome, SyncError> {
-    apply_loop(conn, Recording::Ledger(entry), incoming).await
-}
-
-/// What the apply loop records beside the row.
-#[derive(Debug, Clone, Copy)]
-enum Recording<'a> {
-    /// The event's ledger row, in the same statement as the row (or alone, for a skip).
-    Ledger(&'a LedgerEntry<'a>),
-    /// Nothing: a customer created for a user has no event. `source_id` names the creation
-    /// in the audit trail; a skip writes nothing at all.
-    Nothing { source_id: &'a str },
-}
-
-impl Recording<'_> {
-    /// The id the snapshot looks up in the ledger and the audit trail records.
-    fn source_id(&self) -> &str {
-        match self {
-            Self::Ledger(entry) => entry.event_id,
-            Self::Nothing { source_id } => source_id,
-        }
-    }
-}
-
-async fn apply_loop(
-    conn: &mut EventScope<'_>,
-    recording: Recording<'_>,
-    incoming: &IncomingCustomer<'_>,
-) -> Result<Outcome, SyncError> {
-    let customer_id = incoming.customer_id;
-    for _ in 0..MAX_ATTEMPTS {
-        let snapshot = customers::snapshot(
-            &mut *conn,
-            recording.source_id(),
-            customer_id.as_str(),
-            incoming.link.user(),
-        )
-        .await?;
-        if snapshot.already_recorded {
-            return Ok(Outcome::Duplicate);
-        }
-        let decision = rules::decide(
-            incoming,
-            snapshot.stored.as_ref(),
-            snapshot.user,
-            snapshot.deletion_recorded,
-            Utc::now(),
-        );
-        let written = match (&decision, recording) {
-            (Decision::Insert(row), Recording::Ledger(entry)) => {
-                customers::insert(&mut *conn, entry, customer_id.as_str(), row).await
-            }
-            (Decision::Insert(row), Recording::Nothing { source_id }) => {
-                created_customers::insert(&mut *conn, source_id, customer_id.as_str(), row).await
-            }
-            (Decision::Update { version, row }, Recording::Ledger(entry)) => {
-                customers::update(&mut *conn, entry, customer_id.as_str(), version, row).await
-            }
-            (Decision::Update { version, row }, Recording::Nothing { source_id }) => {
-                created_customers::update(&mut *conn, source_id, customer_id.as_str(), version, row)
-                    .await
-            }
-            (Decision::Skip { reason, version }, Recording::Ledger(entry)) => {
-                let guard = RowGuard {
-                    stripe_customer_id: customer_id.as_str(),
-                    version: version.as_deref(),
-                };
-                let recorded = Recorded {
-                    outcome: "skipped",
-                    reason: Some(reason.as_str()),
-                    error: None,
-                };
-                ledger::record(&mut *conn, entry, recorded, Some(guard)).await
-            }
-            // Nothing to record, and nothing written: the state the decision rested on need
-            // not still hold.
-            (Decision::Skip { .. }, Recording::Nothing { .. }) => Ok(true),
-        };
-        match written {
-            Ok(true) => return Ok(outcome_of(&decision)),
-            Ok(false) => continue,
-            Err(StoreError::Conflict) => conn.restart().await?,
-            Err(StoreError::Duplicate) => return Ok(Outcome::Duplicate),
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Err(SyncError::Contention)
-}
-
-fn outcome_of(decision: &Decision) -> Outcome {
-    match decision {
-        Decision::Insert(_) | Decision::Update { .. } => Outcome::Processed,
-        Decision::Skip { reason, .. } => Outcome::Skipped(*reason),
-    }
+    let applied = apply::apply_one(conn, Recording::Event(entry), incoming).await?;
+    Ok(applied.applied.outcome())
 }
 
 pub(crate) async fn record_only(

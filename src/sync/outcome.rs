@@ -114,23 +114,3 @@ impl fmt::Display for SkipReason {
         f.write_str(self.as_str())
     }
 }
-
-/// Why a stored row has no `user_id` (`customer_metadata.sync.error`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnlinkReason {
-    MissingUserId,
-    InvalidUserId,
-    UnknownUser,
-    UserAlreadyLinked,
-}
-
-impl UnlinkReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UnlinkReason::MissingUserId => "missing_user_id",
-            UnlinkReason::InvalidUserId => "invalid_user_id",
-            UnlinkReason::UnknownUser => "unknown_user",
-            UnlinkReason::UserAlreadyLinked => "user_already_linked",
-        }
-    }
-}

@@ -1,5 +1,5 @@
 //! A thin event's customer, as Stripe's API returned it after the event arrived, applied
-//! through the one apply loop ([`super::apply_customer_state`]) and recorded in the ledger
+//! through the one apply loop ([`super::apply`]) and recorded in the ledger
 //! under the thin event, in the same statement as the row.
 //!
 //! The state is ordered as a fetched one ([`super::rules::EventOrder::fetched`]): the fetch's start,
@@ -11,9 +11,10 @@
 use sqlx::PgPool;
 
 use super::fetched::FetchedCustomer;
-use super::rules::{CustomerEventKind, IncomingCustomer, LinkCandidate, Origin};
+use super::rules::{CustomerEventKind, Origin};
 use super::{
-    Outcome, SyncError, SyncSettings, apply_customer_state, record_only, recording_refusal,
+    Outcome, SyncError, SyncSettings, apply_customer_state, incoming, record_only,
+    recording_refusal,
 };
 use crate::domain::StripeCustomerId;
 use crate::store::ledger::LedgerEntry;
@@ -52,26 +53,24 @@ pub async fn apply_fetched(
     // Stripe deleted the customer, whether the event says so or the fetch found out.
     let deleted = fetched.deleted || event.event_type == "v1.customer.deleted";
     let entry = ledger_entry(event, deleted.then_some(customer_id.as_str()));
-    let customer = fetched.customer;
-    let incoming = IncomingCustomer {
-        kind: if fetched.deleted {
-            CustomerEventKind::Deleted
-        } else {
-            CustomerEventKind::Updated
-        },
-        origin: Origin::ThinEvent {
-            id: &event.id,
-            event_type: &event.event_type,
-        },
-        created: fetched.requested_at,
-        customer_id,
-        email: customer.email.as_deref(),
-        name: customer.name.as_deref(),
-        default_payment_method: customer.default_payment_method.as_deref(),
-        stripe_metadata: &customer.metadata,
-        link: LinkCandidate::from_metadata(customer.metadata.get(&settings.user_id_metadata_key)),
-        livemode: event.livemode,
+    let kind = if fetched.deleted {
+        CustomerEventKind::Deleted
+    } else {
+        CustomerEventKind::Updated
     };
+    let origin = Origin::ThinEvent {
+        id: &event.id,
+        event_type: &event.event_type,
+    };
+    let incoming = incoming(
+        &settings.user_id_metadata_key,
+        kind,
+        origin,
+        fetched.requested_at,
+        customer_id,
+        fetched.customer,
+        event.livemode,
+    );
     let mut scope = EventScope::begin(pool, settings.connection).await?;
     let applied = apply_customer_state(&mut scope, &entry, &incoming).await;
     let outcome = recording_refusal(&mut scope, &entry, applied).await?;

@@ -1,5 +1,5 @@
 //! `stripe-customer-sync ensure-customer --user-id UUID`: what `POST /customers` does, for
-//! scripts (the same [`super::CustomerCreator`]). Prints
+//! scripts (the same [`crate::ensure_customer::CustomerCreator`]). Prints
 //! `{"stripe_customer_id":"cus_…","user_id":"…","created":true}` on stdout.
 
 use clap::Args;
@@ -22,7 +22,7 @@ pub struct EnsureCustomerArgs {
 }
 
 /// The line printed on success.
-pub fn print(ensured: &super::Ensured) {
+pub fn print(ensured: &crate::ensure_customer::Ensured) {
     println!(
         "{}",
         serde_json::json!({

@@ -1,0 +1,36 @@
+//! `verify`: compare every live row (every row but tombstones) with the customer Stripe has
+//! now, and report the drift; `--fix` applies Stripe's state through the sync rules.
+//!
+//! Drift is what applying Stripe's state would change, field by field: [`crate::sync::rules::decide`] on
+//! Stripe's state against the stored row, its decided values compared with the row's (so no
+//! rule is written twice: e.g. no email in Stripe is no drift, because the rules keep the
+//! stored one). Reported: the customer is missing in Stripe (404) or deleted there, or its
+//! email, name, default payment method or metadata user id would change.
+//! Requests run with bounded concurrency and back off on Stripe's rate limits (the client).
+//!
+//! By purpose: [`args`] (the command line), [`run`] (checking and fixing), [`drift`] (what
+//! differs), [`report`] (what is printed).
+
+mod args;
+mod drift;
+mod report;
+mod run;
+
+pub use args::{VerifyArgs, VerifyOptions};
+pub use drift::{Difference, DriftKind, compare};
+pub use report::{DriftedRow, Report, print};
+pub use run::run;
+
+use crate::store::StoreError;
+use crate::stripe_api::ApiError;
+use crate::sync::SyncError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("reading the table: {0}")]
+    Store(#[from] StoreError),
+    #[error("applying Stripe's state: {0}")]
+    Sync(#[from] SyncError),
+}
