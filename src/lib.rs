@@ -20,6 +20,7 @@ pub mod progress;
 pub mod reapply;
 pub mod replay;
 pub mod report;
+mod run;
 pub mod startup;
 pub mod store;
 pub mod stripe;
