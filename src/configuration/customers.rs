@@ -9,7 +9,7 @@ use clap::Args;
 use reqwest::Url;
 use secrecy::SecretString;
 
-use super::ConfigError;
+use super::{ConfigError, is_loopback};
 use crate::domain::ColumnName;
 
 /// Where a new customer's name comes from, for `ensure-customer` (`serve` reads the same
@@ -142,16 +142,6 @@ impl CustomerSettings {
     pub fn verifies_tokens(&self) -> bool {
         self.jwt_secret.is_some() || self.jwks_url.is_some()
     }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    let host = url.host_str().unwrap_or_default();
-    host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// https, or plain http to this machine only (a local Supabase, a test double).

@@ -45,7 +45,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
 
 /// Says at start-up which optional parts are off, and why.
 fn log_what_is_off(args: &ServeArgs, settings: &Settings) {
-    if args.stripe_mode.is_none() && settings.stripe_api.is_none() {
+    if args.sync.stripe_mode.is_none() && settings.stripe_api.is_none() {
         tracing::warn!(
             "STRIPE_MODE is not set and there is no STRIPE_API_KEY to take it from: keeping \
              test-mode and live-mode events alike; set STRIPE_MODE=live in production so that a \
