@@ -38,7 +38,7 @@ use crate::sync::rules::{CustomerEventKind, EventOrder};
 use crate::sync::{self, Outcome, SyncError, SyncSettings};
 
 pub use command::{CatchUpArgs, print};
-pub use summary::{Summary, WindowStart, render};
+pub use summary::{Summary, WindowStart};
 
 /// How long Stripe keeps events: the furthest back a run can list.
 pub const RETENTION: Duration = Duration::from_secs(30 * 86_400);
