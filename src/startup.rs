@@ -27,7 +27,7 @@ use crate::sync::SyncSettings;
 
 /// What every handler shares.
 #[derive(Debug)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub verifier: SignatureVerifier,
     pub pool: PgPool,
     pub sync: SyncSettings,

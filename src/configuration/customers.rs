@@ -15,7 +15,7 @@ use crate::domain::ColumnName;
 /// Where a new customer's name comes from, for `ensure-customer` (`serve` reads the same
 /// variable for its profile push and `POST /customers`).
 #[derive(Args, Debug, Clone)]
-pub struct ProfileArgs {
+pub(crate) struct ProfileArgs {
     /// Column of public.profiles (keyed by the user id) that holds the user's name; ignored
     /// where the table or column does not exist or this login may not read it.
     #[arg(
@@ -28,7 +28,7 @@ pub struct ProfileArgs {
 }
 
 impl ProfileArgs {
-    pub fn column(&self) -> Result<ColumnName, ConfigError> {
+    pub(crate) fn column(&self) -> Result<ColumnName, ConfigError> {
         ColumnName::parse(&self.profile_name_column)
             .map_err(|e| ConfigError::new("PROFILE_NAME_COLUMN", e))
     }
@@ -36,7 +36,7 @@ impl ProfileArgs {
 
 /// `POST /customers`: on when STRIPE_API_KEY and a token setting are configured.
 #[derive(Args, Clone)]
-pub struct CustomersArgs {
+pub(crate) struct CustomersArgs {
     /// The project's legacy JWT secret: verifies HS256 access tokens on POST /customers.
     #[arg(
         long,
@@ -110,7 +110,7 @@ impl Default for CustomerSettings {
 const MIN_SECRET_LEN: usize = 32;
 
 impl CustomerSettings {
-    pub fn from_args(args: &CustomersArgs) -> Result<Self, ConfigError> {
+    pub(crate) fn from_args(args: &CustomersArgs) -> Result<Self, ConfigError> {
         let jwt_secret = match args.supabase_jwt_secret.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(secret) if secret.len() < MIN_SECRET_LEN => {
@@ -139,7 +139,7 @@ impl CustomerSettings {
     }
 
     /// A way to verify tokens is configured.
-    pub fn verifies_tokens(&self) -> bool {
+    pub(crate) fn verifies_tokens(&self) -> bool {
         self.jwt_secret.is_some() || self.jwks_url.is_some()
     }
 }

@@ -55,7 +55,7 @@ impl Default for DatabaseArgs {
 
 impl DatabaseArgs {
     /// `DATABASE_POOL_MODE`.
-    pub fn pool_mode(&self) -> Result<PoolMode, ConfigError> {
+    pub(crate) fn pool_mode(&self) -> Result<PoolMode, ConfigError> {
         self.database_pool_mode
             .parse()
             .map_err(|e| ConfigError::new("DATABASE_POOL_MODE", e))
@@ -65,7 +65,7 @@ impl DatabaseArgs {
     /// advisory lock; the batch commands keep prepared statements): `MIGRATION_DATABASE_URL`
     /// when set, else `DATABASE_URL` unless that goes through a transaction pooler. `None`:
     /// the local database.
-    pub fn session_database_url(&self) -> Result<Option<PgConnectOptions>, ConfigError> {
+    pub(crate) fn session_database_url(&self) -> Result<Option<PgConnectOptions>, ConfigError> {
         const VARIABLE: &str = "MIGRATION_DATABASE_URL";
         let database = database_url(self)?;
         match self.migration_database_url.as_deref().map(str::trim) {
@@ -100,7 +100,7 @@ impl DatabaseArgs {
 
     /// The raw text of the URL [`Self::session_database_url`] chose (for tools that take a
     /// URL, e.g. pg_dump). May hold a password: never log it.
-    pub fn session_database_url_text(&self) -> &str {
+    pub(crate) fn session_database_url_text(&self) -> &str {
         match self.migration_database_url.as_deref().map(str::trim) {
             Some(url) if !url.is_empty() => url,
             _ => self.database_url.as_deref().unwrap_or_default().trim(),
@@ -140,7 +140,7 @@ impl fmt::Debug for DatabaseSettings {
 
 impl DatabaseSettings {
     /// `migrate`: whether the command applies migrations (and so needs a session connection).
-    pub fn from_args(
+    pub(crate) fn from_args(
         args: &DatabaseArgs,
         max_connections: &str,
         migrate: bool,
@@ -172,7 +172,7 @@ impl DatabaseSettings {
 }
 
 /// Parses `DATABASE_URL` when given (an empty value counts as not given).
-pub fn database_url(args: &DatabaseArgs) -> Result<Option<PgConnectOptions>, ConfigError> {
+fn database_url(args: &DatabaseArgs) -> Result<Option<PgConnectOptions>, ConfigError> {
     match args.database_url.as_deref().map(str::trim) {
         None | Some("") if args.require_database_url => Err(ConfigError::new(
             "DATABASE_URL",

@@ -20,20 +20,27 @@ use std::fmt;
 
 use reqwest::Url;
 
-pub use customers::{CustomerSettings, CustomersArgs, ProfileArgs};
-pub use database::{DatabaseArgs, DatabaseSettings, database_url};
-pub use log::LogArgs;
+// What `serve` runs on (tests build it directly).
+pub use customers::CustomerSettings;
+pub use database::DatabaseSettings;
 pub use profile_push::ProfilePushSettings;
-pub use serve::{DEFAULT_CATCH_UP_INTERVAL, ServeArgs, Settings, WebhookSettings};
-pub use stripe_api::{DEFAULT_STRIPE_API_BASE, StripeApiArgs, StripeApiSettings};
+pub use serve::{Settings, WebhookSettings};
+pub use stripe_api::StripeApiSettings;
+// Arguments that the batch commands' public argument structs flatten.
+pub use database::DatabaseArgs;
+pub use stripe_api::StripeApiArgs;
 pub use sync::SyncArgs;
+// The other arguments, and their errors.
+pub(crate) use customers::{CustomersArgs, ProfileArgs};
+pub(crate) use log::LogArgs;
+pub(crate) use serve::ServeArgs;
 
 /// One line that names the variable and says what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {variable}: {problem}")]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub problem: String,
+pub(crate) struct ConfigError {
+    pub(crate) variable: &'static str,
+    pub(crate) problem: String,
 }
 
 impl ConfigError {

@@ -13,7 +13,7 @@ use crate::sync::SyncSettings;
 
 /// The settings of `serve`.
 #[derive(Args, Debug, Clone)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
 
@@ -113,7 +113,7 @@ pub struct ServeArgs {
 /// Well inside Stripe's retry window (3 days live, hours in test mode), so a delivery that
 /// fails for good is applied within minutes of Stripe giving up, at one list request per run
 /// when nothing was missed.
-pub const DEFAULT_CATCH_UP_INTERVAL: &str = "15m";
+const DEFAULT_CATCH_UP_INTERVAL: &str = "15m";
 
 /// The validated settings of the webhook consumer.
 #[derive(Debug, Clone)]
@@ -140,7 +140,7 @@ pub struct WebhookSettings {
 
 impl Settings {
     /// Why `POST /customers` is off, or `None` when it is on.
-    pub fn customers_endpoint_off(&self) -> Option<&'static str> {
+    pub(crate) fn customers_endpoint_off(&self) -> Option<&'static str> {
         match (self.stripe_api.is_some(), self.customers.verifies_tokens()) {
             (true, true) => None,
             (false, false) => {
@@ -153,7 +153,7 @@ impl Settings {
 }
 
 impl Settings {
-    pub fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
+    pub(crate) fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
         let secrets = args
             .stripe_webhook_secret
             .as_deref()

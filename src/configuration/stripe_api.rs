@@ -45,7 +45,7 @@ impl fmt::Debug for StripeApiArgs {
     }
 }
 
-pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
+const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
 
 /// Validated access to Stripe's API. The key is a [`SecretString`]: it never shows in Debug.
 #[derive(Clone)]
@@ -67,7 +67,7 @@ impl fmt::Debug for StripeApiSettings {
 }
 
 impl StripeApiSettings {
-    pub fn from_args(args: &StripeApiArgs) -> Result<Self, ConfigError> {
+    pub(crate) fn from_args(args: &StripeApiArgs) -> Result<Self, ConfigError> {
         let (key, mode) = stripe_api_key(args.stripe_api_key.as_deref())?;
         Ok(Self {
             key,
@@ -78,7 +78,7 @@ impl StripeApiSettings {
 
     /// For `serve`, where the key is optional: `None` without one (STRIPE_API_BASE is still
     /// checked, so a typo shows before the key is added).
-    pub fn optional(args: &StripeApiArgs) -> Result<Option<Self>, ConfigError> {
+    pub(crate) fn optional(args: &StripeApiArgs) -> Result<Option<Self>, ConfigError> {
         match args.stripe_api_key.as_deref().map(str::trim) {
             None | Some("") => stripe_api_base(&args.stripe_api_base).map(|_| None),
             Some(_) => Self::from_args(args).map(Some),

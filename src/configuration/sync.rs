@@ -29,7 +29,7 @@ pub struct SyncArgs {
 impl SyncArgs {
     /// The settings for a command that reads Stripe with `api`'s key: the key's mode must be
     /// one the deployment keeps.
-    pub fn settings(&self, api: &StripeApiSettings) -> Result<SyncSettings, ConfigError> {
+    pub(crate) fn settings(&self, api: &StripeApiSettings) -> Result<SyncSettings, ConfigError> {
         let settings = sync_settings(
             &self.user_id_metadata_key,
             self.stripe_mode.as_deref(),
@@ -48,7 +48,7 @@ impl SyncArgs {
     }
 
     /// The settings for a command that reads no customers from Stripe (`reapply-failed`).
-    pub fn settings_without_api(&self) -> Result<SyncSettings, ConfigError> {
+    pub(crate) fn settings_without_api(&self) -> Result<SyncSettings, ConfigError> {
         sync_settings(
             &self.user_id_metadata_key,
             self.stripe_mode.as_deref(),

@@ -31,7 +31,7 @@ pub enum SignatureError {
 
 impl SignatureError {
     /// The `error.code` of the HTTP response.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::Missing => "missing_signature",
             Self::Invalid => "invalid_signature",

@@ -3,7 +3,7 @@
 //! profile push).
 
 mod answer;
-pub mod client;
+mod client;
 pub mod customer_creation;
 pub mod customers;
 pub mod events;
