@@ -1,6 +1,6 @@
 //! The settings of `POST /customers` and `ensure-customer`: how tokens are verified, which
-//! browser origins may call. (`PROFILE_NAME_COLUMN`, where a user's name is read, is the
-//! profile push's setting in `serve`; `ensure-customer` takes it as [`ProfileArgs`].)
+//! browser origins may call; and `PROFILE_NAME_COLUMN`, where a user's name is read
+//! ([`ProfileArgs`], which `serve` and `ensure-customer` both flatten).
 
 use std::fmt;
 use std::time::Duration;
@@ -12,12 +12,13 @@ use secrecy::SecretString;
 use super::{ConfigError, is_loopback};
 use crate::domain::ColumnName;
 
-/// Where a new customer's name comes from, for `ensure-customer` (`serve` reads the same
-/// variable for its profile push and `POST /customers`).
+/// Where a user's name comes from: for a new customer (`POST /customers`, `ensure-customer`)
+/// and for the profile push in `serve`.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct ProfileArgs {
-    /// Column of public.profiles (keyed by the user id) that holds the user's name; ignored
-    /// where the table or column does not exist or this login may not read it.
+    /// Column of public.profiles (keyed by the user id) that holds the user's name, given to
+    /// Stripe as the customer's name; ignored where the table or column does not exist or this
+    /// login may not read it.
     #[arg(
         long,
         env = "PROFILE_NAME_COLUMN",

@@ -33,8 +33,7 @@ impl Default for ProfilePushSettings {
 
 impl ProfilePushSettings {
     pub(super) fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
-        let name_column = ColumnName::parse(&args.profile_name_column)
-            .map_err(|e| ConfigError::new("PROFILE_NAME_COLUMN", e))?;
+        let name_column = args.profile.column()?;
         let positive = |variable: &'static str, raw: &str| match crate::domain::parse_duration(raw)
         {
             Ok(duration) if !duration.is_zero() => Ok(duration),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use clap::Args;
 
 use super::{
-    ConfigError, CustomerSettings, CustomersArgs, DatabaseArgs, DatabaseSettings,
+    ConfigError, CustomerSettings, CustomersArgs, DatabaseArgs, DatabaseSettings, ProfileArgs,
     ProfilePushSettings, StripeApiArgs, StripeApiSettings, SyncArgs,
 };
 use crate::domain::{SignatureTolerance, WebhookSecrets};
@@ -76,14 +76,9 @@ pub(crate) struct ServeArgs {
     )]
     pub catch_up_interval: String,
 
-    /// Column of public.profiles whose value is pushed to Stripe as the customer's name.
-    #[arg(
-        long,
-        env = "PROFILE_NAME_COLUMN",
-        default_value = "full_name",
-        value_name = "COLUMN"
-    )]
-    pub profile_name_column: String,
+    /// PROFILE_NAME_COLUMN, as `ensure-customer` has it.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 
     /// How long one profile push to Stripe may take before it counts as failed (and is retried
     /// with back-off): 10s, 30s, …
