@@ -4,24 +4,24 @@
 //! `http` (request in) → `stripe::signature` (verified) → `stripe::event` (decoded)
 //! → `sync` (rule applied) → `store` (rows written) → `http` (response out).
 
-pub mod auth;
-pub mod backup;
-pub mod catch_up;
+pub(crate) mod auth;
+pub(crate) mod backup;
+pub(crate) mod catch_up;
 pub mod cli;
 pub(crate) mod commands;
 pub mod configuration;
 pub mod domain;
-pub mod ensure_customer;
-pub mod http;
+pub(crate) mod ensure_customer;
+pub(crate) mod http;
 pub mod local_db;
-pub mod metrics;
-pub mod profile_push;
-pub mod progress;
-pub mod report;
+pub(crate) mod metrics;
+pub(crate) mod profile_push;
+pub(crate) mod progress;
+pub(crate) mod report;
 pub mod startup;
 pub mod store;
 pub mod stripe;
-pub mod stripe_api;
+pub(crate) mod stripe_api;
 pub mod sync;
 pub mod telemetry;
 pub mod thin_events;

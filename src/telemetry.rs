@@ -15,7 +15,7 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
-    pub fn for_terminal() -> Self {
+    pub(crate) fn for_terminal() -> Self {
         if std::io::stderr().is_terminal() {
             Self::Pretty
         } else {

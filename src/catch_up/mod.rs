@@ -18,17 +18,16 @@
 //! One run at a time across replicas and the command line: a transaction-scoped advisory lock
 //! ([`crate::store::catch_up::try_lock`]); a dry run writes nothing and takes no lock.
 
+mod command;
+mod summary;
 pub mod worker;
 
 use std::collections::{BTreeMap, HashSet};
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::configuration::{DatabaseArgs, StripeApiArgs, SyncArgs};
 use crate::progress;
 use crate::store::catch_up::{self as store, CompletedRun, StartedBy};
 use crate::store::{StoreError, recorded};
@@ -38,6 +37,9 @@ use crate::stripe_api::{ApiError, StripeClient};
 use crate::sync::rules::{CustomerEventKind, EventOrder};
 use crate::sync::{self, Outcome, SyncError, SyncSettings};
 
+pub use command::{CatchUpArgs, print};
+pub use summary::{Summary, WindowStart};
+
 /// How long Stripe keeps events: the furthest back a run can list.
 pub const RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
@@ -45,26 +47,6 @@ pub const RETENTION: Duration = Duration::from_secs(30 * 86_400);
 /// listable shortly after its `created`, so one created just before a listing started may have
 /// been missing from it.
 pub const MARGIN: Duration = Duration::from_secs(5 * 60);
-
-#[derive(clap::Args, Debug)]
-pub struct CatchUpArgs {
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-    #[command(flatten)]
-    pub stripe: StripeApiArgs,
-    #[command(flatten)]
-    pub sync: SyncArgs,
-    /// List the events of the last DURATION (30s, 15m, 2h, 3d; at most 30d, all that Stripe
-    /// keeps) instead of those since shortly before the last completed run.
-    #[arg(long, value_name = "DURATION")]
-    pub since: Option<String>,
-    /// List and count what would be applied; write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Print the summary as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-}
 
 #[derive(Debug, Clone)]
 pub struct CatchUpOptions {
@@ -74,50 +56,6 @@ pub struct CatchUpOptions {
     pub started_by: StartedBy,
     /// Draw progress bars (on a terminal only).
     pub progress: bool,
-}
-
-/// Why the window starts where it does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WindowStart {
-    /// `--since`.
-    Since,
-    /// Shortly before the last completed run's listing.
-    LastRun,
-    /// No completed run yet: everything Stripe keeps.
-    FirstRun,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub dry_run: bool,
-    /// `created[gte]` of the listing, RFC 3339.
-    pub listed_from: String,
-    pub window_start: WindowStart,
-    pub pages: u64,
-    /// Customer events Stripe listed in the window.
-    pub seen: u64,
-    /// Of them, already in the ledger: nothing to do.
-    pub already_recorded: u64,
-    /// Of them, not in the ledger: applied (in a dry run: would be), by type.
-    pub missing: BTreeMap<String, u64>,
-    /// What applying them did, by outcome status (`processed`, `skipped`, `ignored`,
-    /// `duplicate`: a concurrent delivery recorded it first).
-    pub applied: BTreeMap<&'static str, u64>,
-    /// Of the `skipped`, by reason.
-    pub skipped: BTreeMap<&'static str, u64>,
-    /// Listed events that are not Stripe events the service can read (never expected; logged).
-    pub undecodable: u64,
-    /// `created` of the newest listed event (Unix seconds): after a completed run, the newest
-    /// customer event in the ledger.
-    pub newest_event_created: Option<i64>,
-    pub elapsed_secs: f64,
-}
-
-impl Summary {
-    pub fn applied_count(&self) -> u64 {
-        self.applied.values().sum()
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -350,68 +288,6 @@ fn order_of(listed: &ListedEvent) -> EventOrder {
     EventOrder::new(listed.created, kind)
 }
 
-/// The summary as a person reads it.
-pub fn render(summary: &Summary) -> String {
-    let by = |counts: &BTreeMap<&'static str, u64>| {
-        let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!("  ({})", parts.join(", "))
-        }
-    };
-    let missing: u64 = summary.missing.values().sum();
-    let window = match summary.window_start {
-        WindowStart::Since => "--since",
-        WindowStart::LastRun => "shortly before the last completed run",
-        WindowStart::FirstRun => "first run: all that Stripe keeps",
-    };
-    let mut text = format!(
-        "catch-up {}: {} customer events since {} ({window}) in {} pages\n",
-        if summary.dry_run {
-            "(dry run, nothing written)"
-        } else {
-            "complete"
-        },
-        summary.seen,
-        summary.listed_from,
-        summary.pages,
-    );
-    text += &format!(
-        "  {:<18}{:>8}\n",
-        "already recorded", summary.already_recorded
-    );
-    if summary.dry_run {
-        text += &format!("  {:<18}{:>8}\n", "would apply", missing);
-    } else {
-        text += &format!(
-            "  {:<18}{:>8}{}\n",
-            "applied",
-            summary.applied_count(),
-            by(&summary.applied)
-        );
-        if !summary.skipped.is_empty() {
-            text += &format!(
-                "  {:<18}{:>8}{}\n",
-                "of them skipped",
-                summary.skipped.values().sum::<u64>(),
-                by(&summary.skipped)
-            );
-        }
-    }
-    if summary.undecodable > 0 {
-        text += &format!("  {:<18}{:>8}\n", "unreadable", summary.undecodable);
-    }
-    text += &format!("  in {:.1} s\n", summary.elapsed_secs);
-    text
-}
-
-/// What the command line prints; exit 0 when the run completed.
-pub fn print(summary: &Summary, json: bool) -> ExitCode {
-    crate::report::print(summary, json, render);
-    ExitCode::SUCCESS
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,33 +318,6 @@ mod tests {
         assert_eq!(
             ids,
             ["evt_1", "evt_2", "evt_3a", "evt_3b", "evt_4", "evt_5"]
-        );
-    }
-
-    #[test]
-    fn summary_reads_as_counts() {
-        let summary = Summary {
-            dry_run: false,
-            listed_from: "2026-11-26T09:00:00Z".into(),
-            window_start: WindowStart::LastRun,
-            pages: 3,
-            seen: 300,
-            already_recorded: 200,
-            missing: [("customer.updated".to_owned(), 100)].into(),
-            applied: [("processed", 97), ("skipped", 3)].into(),
-            skipped: [("stale_event", 3)].into(),
-            undecodable: 0,
-            newest_event_created: Some(1),
-            elapsed_secs: 1.3,
-        };
-        assert_eq!(
-            render(&summary),
-            "catch-up complete: 300 customer events since 2026-11-26T09:00:00Z (shortly before \
-             the last completed run) in 3 pages\n\
-             \x20 already recorded       200\n\
-             \x20 applied                100  (processed 97, skipped 3)\n\
-             \x20 of them skipped          3  (stale_event 3)\n\
-             \x20 in 1.3 s\n"
         );
     }
 }

@@ -2,6 +2,13 @@
 //! scripts (the same [`crate::ensure_customer::CustomerCreator`]). Prints
 //! `{"stripe_customer_id":"cus_…","user_id":"…","created":true}` on stdout.
 
+use crate::commands::CliError;
+use crate::commands::fetch_context::FetchContext;
+use crate::configuration;
+use crate::domain::StripeMode;
+use crate::stripe_api::StripeClient;
+use std::process::ExitCode;
+
 use clap::Args;
 
 use crate::configuration::{DatabaseArgs, ProfileArgs, StripeApiArgs, SyncArgs};
@@ -31,4 +38,35 @@ pub fn print(ensured: &crate::ensure_customer::Ensured) {
             "created": ensured.created,
         })
     );
+}
+
+/// The command's main: `ensure-customer`'s main: the user id checked, the shared context, then [`crate::ensure_customer::CustomerCreator::ensure`], exactly as `POST /customers` does.
+pub(crate) async fn command(args: EnsureCustomerArgs) -> Result<ExitCode, CliError> {
+    let user_id =
+        uuid::Uuid::try_parse(args.user_id.trim()).map_err(|_| configuration::ConfigError {
+            variable: "--user-id",
+            problem: "must be a UUID (auth.users.id)".into(),
+        })?;
+    let profile_name_column = args.profile.column()?;
+    let context = FetchContext::open(&args.database, &args.stripe, &args.sync, 2).await?;
+    let result = async {
+        let client = StripeClient::new(&context.api, crate::ensure_customer::retry_policy())
+            .map_err(|e| CliError::failed("Stripe client", e))?;
+        let creator = crate::ensure_customer::CustomerCreator::new(
+            context.pool.clone(),
+            client,
+            context.sync.clone(),
+            context.api.mode == StripeMode::Live,
+            profile_name_column,
+            std::sync::Arc::default(),
+        );
+        creator
+            .ensure(user_id)
+            .await
+            .map_err(|e| CliError::failed("ensure-customer", e))
+    }
+    .await;
+    context.close().await;
+    print(&result?);
+    Ok(ExitCode::SUCCESS)
 }

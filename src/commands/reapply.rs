@@ -3,6 +3,9 @@
 //! Each goes through the webhook's own apply loop, in a transaction that also removes its
 //! `failed` row, so an event is never lost between the two and never applied twice.
 
+use crate::commands::CliError;
+use crate::commands::database::Database;
+use crate::store::pool;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -120,4 +123,20 @@ pub fn print(results: &[Reapplied], json: bool) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The command's main: `reapply-failed`'s main: the database, then [`crate::commands::reapply::run`] (no Stripe API).
+pub(crate) async fn command(args: ReapplyArgs) -> Result<ExitCode, CliError> {
+    let sync = args.sync.settings_without_api()?;
+    let database = Database::from_args(&args.database).await?;
+    let result = match pool::command_pool(database.options.clone(), 2).await {
+        Ok(pool) => {
+            let result = run(&pool, &sync, args.event_id.as_deref()).await;
+            pool.close().await;
+            result.map_err(|e| CliError::failed("reapply-failed", e))
+        }
+        Err(error) => Err(CliError::failed("cannot connect to the database", error)),
+    };
+    database.close();
+    Ok(print(&result?, args.json))
 }

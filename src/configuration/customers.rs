@@ -1,6 +1,6 @@
 //! The settings of `POST /customers` and `ensure-customer`: how tokens are verified, which
-//! browser origins may call. (`PROFILE_NAME_COLUMN`, where a user's name is read, is the
-//! profile push's setting in `serve`; `ensure-customer` takes it as [`ProfileArgs`].)
+//! browser origins may call; and `PROFILE_NAME_COLUMN`, where a user's name is read
+//! ([`ProfileArgs`], which `serve` and `ensure-customer` both flatten).
 
 use std::fmt;
 use std::time::Duration;
@@ -9,15 +9,16 @@ use clap::Args;
 use reqwest::Url;
 use secrecy::SecretString;
 
-use super::ConfigError;
+use super::{ConfigError, is_loopback};
 use crate::domain::ColumnName;
 
-/// Where a new customer's name comes from, for `ensure-customer` (`serve` reads the same
-/// variable for its profile push and `POST /customers`).
+/// Where a user's name comes from: for a new customer (`POST /customers`, `ensure-customer`)
+/// and for the profile push in `serve`.
 #[derive(Args, Debug, Clone)]
-pub struct ProfileArgs {
-    /// Column of public.profiles (keyed by the user id) that holds the user's name; ignored
-    /// where the table or column does not exist or this login may not read it.
+pub(crate) struct ProfileArgs {
+    /// Column of public.profiles (keyed by the user id) that holds the user's name, given to
+    /// Stripe as the customer's name; ignored where the table or column does not exist or this
+    /// login may not read it.
     #[arg(
         long,
         env = "PROFILE_NAME_COLUMN",
@@ -28,7 +29,7 @@ pub struct ProfileArgs {
 }
 
 impl ProfileArgs {
-    pub fn column(&self) -> Result<ColumnName, ConfigError> {
+    pub(crate) fn column(&self) -> Result<ColumnName, ConfigError> {
         ColumnName::parse(&self.profile_name_column)
             .map_err(|e| ConfigError::new("PROFILE_NAME_COLUMN", e))
     }
@@ -36,7 +37,7 @@ impl ProfileArgs {
 
 /// `POST /customers`: on when STRIPE_API_KEY and a token setting are configured.
 #[derive(Args, Clone)]
-pub struct CustomersArgs {
+pub(crate) struct CustomersArgs {
     /// The project's legacy JWT secret: verifies HS256 access tokens on POST /customers.
     #[arg(
         long,
@@ -110,7 +111,7 @@ impl Default for CustomerSettings {
 const MIN_SECRET_LEN: usize = 32;
 
 impl CustomerSettings {
-    pub fn from_args(args: &CustomersArgs) -> Result<Self, ConfigError> {
+    pub(crate) fn from_args(args: &CustomersArgs) -> Result<Self, ConfigError> {
         let jwt_secret = match args.supabase_jwt_secret.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(secret) if secret.len() < MIN_SECRET_LEN => {
@@ -139,19 +140,9 @@ impl CustomerSettings {
     }
 
     /// A way to verify tokens is configured.
-    pub fn verifies_tokens(&self) -> bool {
+    pub(crate) fn verifies_tokens(&self) -> bool {
         self.jwt_secret.is_some() || self.jwks_url.is_some()
     }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    let host = url.host_str().unwrap_or_default();
-    host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// https, or plain http to this machine only (a local Supabase, a test double).

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -39,15 +39,6 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A pool of its own (one connection listens, one claims and finishes), so that the
-    /// webhooks' pool never lends a connection to the worker, nor waits for one.
-    pub fn pool(serving: &PgPool) -> PgPool {
-        PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy_with((*serving.connect_options()).clone())
-    }
-
     /// Starts the worker on the current tokio runtime.
     pub fn spawn(pusher: Pusher) -> Self {
         let (stop, stopped) = watch::channel(false);

@@ -184,13 +184,15 @@ fn from_typed(customer: stripe_shared::Customer) -> CustomerObject {
 /// A customer object from Stripe's API that cannot be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("not a Stripe customer object ({0})")]
-pub struct MalformedCustomer(String);
+pub(crate) struct MalformedCustomer(String);
 
 /// Decodes ONE customer object as Stripe's API returns it (an item of a list's `data`, or the
 /// body of a retrieve) with the same robust decoding as a webhook's `data.object`. A deleted
 /// customer, `{"id", "object": "customer", "deleted": true}`, decodes to its id alone: whether
 /// an object is deleted is the caller's to read (`stripe_api::customers`).
-pub fn decode_customer_object(object_json: &str) -> Result<CustomerObject, MalformedCustomer> {
+pub(crate) fn decode_customer_object(
+    object_json: &str,
+) -> Result<CustomerObject, MalformedCustomer> {
     decode_customer(object_json).map_err(|MalformedEvent(why)| MalformedCustomer(why))
 }
 

@@ -2,6 +2,6 @@
 //! envelope and the thin event envelope.
 
 pub mod event;
-pub mod sanitize;
+pub(crate) mod sanitize;
 pub mod signature;
-pub mod thin_event;
+pub(crate) mod thin_event;

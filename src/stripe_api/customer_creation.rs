@@ -1,9 +1,9 @@
 //! `POST /v1/customers` (with an idempotency key) and `GET /v1/customers/search` by the user id
 //! in the metadata: what `POST /customers` needs to create a user's customer exactly once.
 
-use super::client::{ApiError, StripeClient};
 use super::customers::ApiCustomer;
 use super::list;
+use super::{ApiError, StripeClient};
 use crate::stripe::event::decode_customer_object;
 
 /// What a new customer is created with.

@@ -4,8 +4,8 @@
 
 use serde::Deserialize;
 
-use super::client::{ApiError, Posted, StripeClient};
 use super::list;
+use super::{ApiError, Posted, StripeClient};
 use crate::stripe::event::{CustomerObject, decode_customer_object};
 
 /// Stripe's largest page.

@@ -6,8 +6,8 @@
 
 use serde::Deserialize;
 
-use super::client::{ApiError, StripeClient};
 use super::list;
+use super::{ApiError, StripeClient};
 
 /// Stripe's largest page.
 pub const PAGE_SIZE: usize = 100;

@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::Answer;
 use super::ApiError;
-use super::client::Answer;
 
 #[derive(Deserialize)]
 struct ListBody<'a> {

@@ -2,10 +2,14 @@
 //! events) with a client that honours Stripe's rate limits, and updating a customer (the
 //! profile push).
 
-pub mod client;
+mod answer;
+mod client;
 pub mod customer_creation;
 pub mod customers;
 pub mod events;
 mod list;
+mod retry;
 
-pub use client::{ApiError, Posted, RetryPolicy, StripeClient};
+pub use answer::{Answer, ApiError, Posted};
+pub use client::StripeClient;
+pub use retry::RetryPolicy;

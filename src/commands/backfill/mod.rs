@@ -19,6 +19,11 @@
 //! By purpose: [`args`] (the command line), [`pipeline`] (the run), [`checkpoint`] (resuming),
 //! [`report`] (the summary).
 
+use crate::commands::CliError;
+use crate::commands::fetch_context::FetchContext;
+use crate::domain::StripeMode;
+use std::process::ExitCode;
+
 mod args;
 mod checkpoint;
 mod pipeline;
@@ -42,4 +47,21 @@ pub enum BackfillError {
     Sync(#[from] SyncError),
     #[error("checkpoint {path}: {detail}")]
     Checkpoint { path: PathBuf, detail: String },
+}
+
+/// The command's main: `backfill`'s main: the shared context, then [`crate::commands::backfill::run`].
+pub(crate) async fn command(args: BackfillArgs) -> Result<ExitCode, CliError> {
+    let context = FetchContext::open(&args.database, &args.stripe, &args.sync, 4).await?;
+    let options = BackfillOptions {
+        dry_run: args.dry_run,
+        livemode: context.api.mode == StripeMode::Live,
+        checkpoint: args.checkpoint.clone(),
+        restart: args.restart,
+        target: target_of(&context.api, &context.database.options),
+        progress: true,
+    };
+    let result = run(&context.pool, &context.client, &context.sync, &options).await;
+    context.close().await;
+    let summary = result.map_err(|e| CliError::failed("backfill", e))?;
+    Ok(print(&summary, args.json))
 }

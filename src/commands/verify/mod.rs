@@ -11,6 +11,11 @@
 //! By purpose: [`args`] (the command line), [`run`] (checking and fixing), [`drift`] (what
 //! differs), [`report`] (what is printed).
 
+use crate::commands::CliError;
+use crate::commands::fetch_context::FetchContext;
+use crate::domain::StripeMode;
+use std::process::ExitCode;
+
 mod args;
 mod drift;
 mod report;
@@ -33,4 +38,27 @@ pub enum VerifyError {
     Store(#[from] StoreError),
     #[error("applying Stripe's state: {0}")]
     Sync(#[from] SyncError),
+}
+
+/// The command's main: `verify`'s main: the shared context, then [`crate::commands::verify::run`].
+pub(crate) async fn command(args: VerifyArgs) -> Result<ExitCode, CliError> {
+    let concurrency = args.concurrency.clamp(1, 64);
+    let context = FetchContext::open(
+        &args.database,
+        &args.stripe,
+        &args.sync,
+        concurrency as u32 + 1,
+    )
+    .await?;
+    let options = VerifyOptions {
+        fix: args.fix,
+        livemode: context.api.mode == StripeMode::Live,
+        allow_mass_delete: args.allow_mass_delete,
+        concurrency,
+        progress: true,
+    };
+    let result = run(&context.pool, &context.client, &context.sync, &options).await;
+    context.close().await;
+    let report = result.map_err(|e| CliError::failed("verify", e))?;
+    Ok(print(&report, args.json))
 }

@@ -1,0 +1,101 @@
+//! `migrate`: back up (when asked), then apply pending migrations or revert the last one;
+//! and the schema preparation `serve` shares.
+
+use std::path::PathBuf;
+
+use sqlx::postgres::PgConnectOptions;
+
+use super::CliError;
+use super::database::Database;
+use crate::backup;
+use crate::configuration::DatabaseArgs;
+use crate::store::{pool, schema};
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct MigrateArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Undo the most recently applied migration instead.
+    #[arg(long)]
+    revert: bool,
+    /// On plain PostgreSQL, first create what Supabase provides (auth schema, auth.users,
+    /// roles). Never needed, and never applied, on Supabase.
+    #[arg(long)]
+    supabase_shim: bool,
+    /// First back up into DIR/<timestamp>/: pg_dump --schema-only, and auth.users,
+    /// public.profiles, public.stripe_customers as CSV. Nothing is migrated if this fails.
+    #[arg(long, value_name = "DIR")]
+    backup_dir: Option<PathBuf>,
+}
+
+pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
+    let database = Database::from_args(&args.database).await?;
+    let result = async {
+        let pool = pool::admin_pool(database.options.clone())
+            .await
+            .map_err(|e| CliError::failed("cannot connect to the database", e))?;
+        if let Some(backup_dir) = &args.backup_dir {
+            let backup = backup::run(&database.url, &pool, backup_dir)
+                .await
+                .map_err(|e| CliError::failed("backup failed, nothing was migrated", e))?;
+            tracing::info!(
+                dir = %backup.dir.display(),
+                tables = backup.tables.len(),
+                "backed up the schema and the user data"
+            );
+        }
+        if args.revert {
+            match schema::revert_last(&pool)
+                .await
+                .map_err(|e| CliError::failed("revert", e))?
+            {
+                Some(version) => tracing::info!(version, "reverted migration"),
+                None => tracing::info!("no migration to revert"),
+            }
+            return Ok(());
+        }
+        drop(pool);
+        prepare_schema(
+            &database.options,
+            args.supabase_shim || database.local.is_some(),
+        )
+        .await
+    }
+    .await;
+    database.close();
+    result
+}
+
+/// Applies the Supabase shim (plain PostgreSQL only, when asked) and pending migrations.
+pub(super) async fn prepare_schema(
+    options: &PgConnectOptions,
+    with_shim: bool,
+) -> Result<(), CliError> {
+    let pool = pool::admin_pool(options.clone())
+        .await
+        .map_err(|e| CliError::failed("cannot connect to the database", e))?;
+    if with_shim
+        && schema::apply_supabase_shim_if_missing(&pool)
+            .await
+            .map_err(|e| CliError::failed("Supabase shim", e))?
+    {
+        tracing::info!("applied the Supabase compatibility shim (auth schema, roles)");
+    }
+    let has_auth: bool = sqlx::query_scalar("select to_regclass('auth.users') is not null")
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| CliError::failed("cannot query the database", e))?;
+    if !has_auth {
+        return Err(CliError::Failed(
+            "auth.users does not exist: this is not a Supabase database; on plain PostgreSQL run \
+             `stripe-customer-sync migrate --supabase-shim` first"
+                .into(),
+        ));
+    }
+    let profiles_watched = schema::migrate(&pool)
+        .await
+        .map_err(|e| CliError::failed("migration failed", e))?;
+    tracing::info!(profiles_watched, "migrations are current");
+    pool.close().await;
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! `serve`: the webhook consumer, on `DATABASE_URL` or the local database, migrated first
+//! unless told not to.
+
+use sqlx::postgres::PgConnectOptions;
+
+use super::CliError;
+use super::database::Database;
+use super::migrate::prepare_schema;
+use crate::configuration::{ServeArgs, Settings};
+use crate::startup::Application;
+use crate::store::pool;
+
+pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let settings = Settings::from_args(&args)?;
+    let database = Database::open(settings.database.connect_options.clone()).await?;
+    if !args.skip_migrations {
+        // Over MIGRATION_DATABASE_URL when set: the migrator needs a session.
+        let options = (settings.database.migration_connect_options.clone())
+            .unwrap_or_else(|| database.options.clone());
+        prepare_schema(&options, database.local.is_some()).await?;
+    }
+    let connection = settings.database.connection;
+    warn_of_a_likely_pool_mode_mismatch(&database.options, connection.mode);
+    let pool = pool::serving_pool(
+        database.options.clone(),
+        settings.database.max_connections,
+        connection,
+    );
+    let application = Application::build(&settings, pool.clone())
+        .map_err(|e| CliError::failed(&format!("cannot listen on {}", settings.listen_addr), e))?;
+    tracing::info!(
+        address = %settings.listen_addr,
+        port = application.port(),
+        secrets = settings.webhook.secrets.len(),
+        stripe_mode = %settings.sync.mode,
+        database_pool_mode = %connection.mode,
+        "listening for Stripe webhooks on POST /webhooks/stripe"
+    );
+    log_what_is_off(&args, &settings);
+    let served = application.run_until_stopped().await;
+    pool.close().await;
+    database.close();
+    served.map_err(|e| CliError::failed("server", e))
+}
+
+/// Says at start-up which optional parts are off, and why.
+fn log_what_is_off(args: &ServeArgs, settings: &Settings) {
+    if args.sync.stripe_mode.is_none() && settings.stripe_api.is_none() {
+        tracing::warn!(
+            "STRIPE_MODE is not set and there is no STRIPE_API_KEY to take it from: keeping \
+             test-mode and live-mode events alike; set STRIPE_MODE=live in production so that a \
+             test-mode customer can never take a real user's link"
+        );
+    }
+    match settings.customers_endpoint_off() {
+        None => tracing::info!(
+            hs256 = settings.customers.jwt_secret.is_some(),
+            jwks = settings.customers.jwks_url.is_some(),
+            allowed_origins = settings.customers.allowed_origins.len(),
+            "POST /customers is on"
+        ),
+        Some(why) => tracing::info!("POST /customers is off (404): {why}"),
+    }
+    match (&settings.stripe_api, settings.catch_up_interval) {
+        (None, _) => tracing::warn!(
+            "STRIPE_API_KEY is not set: thin events are answered 503 not_configured, and the \
+             background catch-up and the profile push are off (profile changes stay queued)"
+        ),
+        (Some(_), None) => {
+            tracing::info!("CATCH_UP_INTERVAL is 0: the background catch-up is off")
+        }
+        (Some(_), Some(_)) => {}
+    }
+}
+
+/// Supabase's transaction pooler listens on 6543: in session mode the service would keep
+/// prepared statements there and fail at random once the pooler reshuffles connections.
+fn warn_of_a_likely_pool_mode_mismatch(options: &PgConnectOptions, mode: pool::PoolMode) {
+    if options.get_port() == SUPAVISOR_TRANSACTION_PORT && mode == pool::PoolMode::Session {
+        tracing::warn!(
+            "DATABASE_URL uses port 6543, Supabase's transaction pooler, but DATABASE_POOL_MODE \
+             is session: unless that pooler was switched to session mode, set \
+             DATABASE_POOL_MODE=transaction (and MIGRATION_DATABASE_URL)"
+        );
+    }
+}
+
+const SUPAVISOR_TRANSACTION_PORT: u16 = 6543;

@@ -1,0 +1,50 @@
+//! The profile push's settings in `serve`: `PROFILE_NAME_COLUMN`, `PROFILE_PUSH_TIMEOUT`,
+//! `PROFILE_PUSH_MAX_BACKOFF`.
+
+use std::time::Duration;
+
+use super::{ConfigError, ServeArgs};
+use crate::domain::ColumnName;
+
+/// How `serve` pushes profile changes to Stripe (DESIGN.md "Profile changes reach Stripe").
+#[derive(Debug, Clone)]
+pub struct ProfilePushSettings {
+    /// `PROFILE_NAME_COLUMN`: the column of `public.profiles` pushed as the customer's name.
+    pub name_column: ColumnName,
+    /// One push's time limit (`PROFILE_PUSH_TIMEOUT`).
+    pub timeout: Duration,
+    /// The back-off's cap (`PROFILE_PUSH_MAX_BACKOFF`).
+    pub max_backoff: Duration,
+    /// Wake on the triggers' NOTIFY (a LISTEN session). Off where the connection cannot keep a
+    /// session (a transaction-mode pooler): then the sweep runs every second instead.
+    pub listen: bool,
+}
+
+impl Default for ProfilePushSettings {
+    fn default() -> Self {
+        Self {
+            name_column: ColumnName::parse("full_name").expect("a valid column name"),
+            timeout: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(600),
+            listen: true,
+        }
+    }
+}
+
+impl ProfilePushSettings {
+    pub(super) fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let name_column = args.profile.column()?;
+        let positive = |variable: &'static str, raw: &str| match crate::domain::parse_duration(raw)
+        {
+            Ok(duration) if !duration.is_zero() => Ok(duration),
+            Ok(_) => Err(ConfigError::new(variable, "must be above 0")),
+            Err(e) => Err(ConfigError::new(variable, e)),
+        };
+        Ok(Self {
+            name_column,
+            timeout: positive("PROFILE_PUSH_TIMEOUT", &args.profile_push_timeout)?,
+            max_backoff: positive("PROFILE_PUSH_MAX_BACKOFF", &args.profile_push_max_backoff)?,
+            listen: true,
+        })
+    }
+}
