@@ -1,7 +1,11 @@
--- Reverts 20261126400000_audit_names_the_event_of_each_row: the audit trail names only the
--- event a transaction declared.
+-- Reverts 20261126400000_audit_trail_written_per_statement: the row trigger of
+-- 20261125000003_create_stripe_customers_audit, naming only the event a transaction declared.
 set local lock_timeout = '5s';
 set local statement_timeout = '60s';
+
+drop trigger stripe_customers_audit_insert on public.stripe_customers;
+drop trigger stripe_customers_audit_update on public.stripe_customers;
+drop trigger stripe_customers_audit_delete on public.stripe_customers;
 
 create or replace function public.stripe_customers_audit_row()
     returns trigger
@@ -25,3 +29,8 @@ begin
     return null; -- AFTER trigger: the result is ignored
 end;
 $$;
+
+create trigger stripe_customers_audit
+    after insert or update or delete on public.stripe_customers
+    for each row
+    execute function public.stripe_customers_audit_row();
