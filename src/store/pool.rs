@@ -104,7 +104,7 @@ pub fn connect_options(url: &str) -> Result<PgConnectOptions, String> {
 
 /// A pooled connection idle longer than this is pinged before use; one used more recently is
 /// not (see [`serving_pool`]).
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+pub(crate) const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// The pool that serves webhooks. Lazy: the service starts (and `/readyz` reports) while the
 /// database is down, and connections come back on their own when it returns.

@@ -16,7 +16,8 @@
 
 use std::sync::Arc;
 
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgPool, Postgres};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -26,6 +27,7 @@ use super::{EventPlan, Outcome, SyncError, SyncSettings, event_state, plan};
 use crate::domain::EventId;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
+use crate::store::pool::PING_IF_IDLE_FOR;
 use crate::store::session::EventScope;
 use crate::stripe::event::{EventObject, StripeEvent};
 
@@ -120,8 +122,15 @@ struct Writer {
 
 type Reply = oneshot::Sender<Result<Outcome, SyncError>>;
 
+/// A connection a writer keeps between batches (session mode).
+struct Held {
+    connection: PoolConnection<Postgres>,
+    last_used: Instant,
+}
+
 impl Writer {
     async fn run(self: Arc<Self>, receiver: Arc<Mutex<mpsc::Receiver<Job>>>) {
+        let mut held = None;
         loop {
             let mut jobs = Vec::new();
             {
@@ -138,11 +147,11 @@ impl Writer {
                     }
                 }
             }
-            self.apply_jobs(jobs).await;
+            self.apply_jobs(jobs, &mut held).await;
         }
     }
 
-    async fn apply_jobs(&self, jobs: Vec<Job>) {
+    async fn apply_jobs(&self, jobs: Vec<Job>, held: &mut Option<Held>) {
         let now = Instant::now();
         let (jobs, late): (Vec<Job>, Vec<Job>) = jobs
             .into_iter()
@@ -192,7 +201,7 @@ impl Writer {
 
         // Dropped at the first deadline, the batch's transaction (transaction pooler) rolls
         // back, and its one write statement either committed already or never will.
-        let together = tokio::time::timeout_at(deadline, self.apply_together(&events)).await;
+        let together = tokio::time::timeout_at(deadline, self.apply_together(&events, held)).await;
         let settled = match together.unwrap_or(Err(BatchFailed::DeadlinePassed)) {
             Ok(settled) => settled,
             Err(BatchFailed::DeadlinePassed) => {
@@ -238,6 +247,7 @@ impl Writer {
     async fn apply_together(
         &self,
         events: &[StripeEvent<'_>],
+        held: &mut Option<Held>,
     ) -> Result<Vec<Option<Outcome>>, BatchFailed> {
         let plans: Vec<EventPlan<'_>> = events.iter().map(|e| plan(&self.settings, e)).collect();
         let states: Vec<Option<IncomingCustomer<'_>>> = plans
@@ -276,10 +286,54 @@ impl Writer {
             })
             .collect();
 
-        let mut scope = EventScope::begin(&self.pool, self.settings.connection).await?;
-        let settled = apply::apply_events(&mut scope, &batch).await?;
-        scope.commit().await?;
-        Ok(settled)
+        if !self.settings.connection.mode.keeps_sessions() {
+            // Behind a transaction pooler: one transaction per batch, its connection back to
+            // the pool at the end (the pooler multiplexes them anyway).
+            let mut scope = EventScope::begin(&self.pool, self.settings.connection).await?;
+            let settled = apply::apply_events(&mut scope, &batch).await?;
+            scope.commit().await?;
+            return Ok(settled);
+        }
+        let mut connection = self.connection(held.take()).await?;
+        let mut scope = EventScope::within(&mut connection.connection, self.settings.connection);
+        let applied = apply::apply_events(&mut scope, &batch).await;
+        match &applied {
+            // A connection the database dropped is not kept; the pool opens another.
+            Err(StoreError::Unavailable(_)) => connection.connection.close_on_drop(),
+            _ => {
+                connection.last_used = Instant::now();
+                *held = Some(connection);
+            }
+        }
+        Ok(applied?)
+    }
+
+    /// The writer's own connection, kept from batch to batch: a connection that goes back to
+    /// sqlx's pool costs a round trip (its ping) every time, once per batch. As the pool does
+    /// for its own, a connection idle longer than [`PING_IF_IDLE_FOR`] is pinged first, so
+    /// that one a database restart broke meanwhile is replaced rather than failing a batch.
+    async fn connection(&self, held: Option<Held>) -> Result<Held, StoreError> {
+        if let Some(mut held) = held {
+            if held.last_used.elapsed() <= PING_IF_IDLE_FOR || held.connection.ping().await.is_ok()
+            {
+                return Ok(held);
+            }
+            held.connection.close_on_drop();
+        }
+        let mut connection = self.pool.acquire().await?;
+        // The batch statements take their rows as arrays. On its own, PostgreSQL plans them
+        // afresh at every execution (a plan for the arrays' actual lengths looks cheaper than
+        // the generic one), which costs more than the batch's writes at one event per batch;
+        // the generic plans are the same index lookups. The setting stays on this session,
+        // which therefore never goes back to the pool: it is closed when dropped.
+        connection.close_on_drop();
+        sqlx::raw_sql("set plan_cache_mode = force_generic_plan")
+            .execute(&mut *connection)
+            .await?;
+        Ok(Held {
+            connection,
+            last_used: Instant::now(),
+        })
     }
 }
 
