@@ -140,21 +140,11 @@ const WRITE_PAGE_SQL: &str = concat!(
                                          select stripe_customer_id from updated)"
 );
 
-/// Writes the rows of many events and records each event, in one statement (group commit);
-/// returns the ids of the events recorded. Each row is written only if still as read, as by
-/// [`WRITE_PAGE_SQL`], and its event recorded `processed` only if it was; an event that writes
-/// no row is recorded with its outcome only while its guard holds (as `ledger::record`). An
-/// event whose write or guard did not hold is not recorded: decide it again. Binds: `$1`–`$7`
-/// the rows as arrays (as [`WRITE_PAGE_SQL`]'s `$2`–`$8`), `$8`–`$15` the ledger columns of
-/// every event as arrays (as `LedgerEntry::bind_to`), `$16` the customer each event wrote
-/// (null: it writes none), `$17`–`$18` outcome and reason of those that write none, `$19`–`$20`
-/// their guards.
-///
-/// No statement-wide event id for the audit trail: its trigger reads each row's event from the
-/// `sync.last_event_id` the write sets. A duplicate event id (a delivery another replica is
-/// recording) fails the statement on the ledger's primary key, and nothing is written.
-const WRITE_EVENTS_SQL: &str = concat!(
-    "with audit_context as (
+/// The rows to write of a batch of events, as arrays: `$1`–`$7` as [`WRITE_PAGE_SQL`]'s
+/// `$2`–`$8`.
+macro_rules! events_input {
+    () => {
+        "with audit_context as (
              select 1
          ), input as (
              select i.stripe_customer_id, i.version, i.user_id, i.email, i.name,
@@ -163,20 +153,68 @@ const WRITE_EVENTS_SQL: &str = concat!(
                            $6::text[], $7::text[])
                     as i(stripe_customer_id, version, user_id, email, name,
                          default_payment_method, metadata)
-         ), inserted as (
+         )"
+    };
+}
+
+/// Inserts the batch's new rows, each only where there is still no row, the customer may
+/// still be inserted, and the user it links (if any) still exists and is still free: a row
+/// that fails any of these is not written, and its event is decided again.
+macro_rules! events_inserted {
+    () => {
+        concat!(
+            ", inserted as (
              ",
-    insert_row!(),
-    "
+            insert_row!(),
+            "
               where i.version is null
                 and public.stripe_customers_may_insert(i.stripe_customer_id)
+                and (i.user_id is null
+                     or (exists (select 1 from auth.users u where u.id = i.user_id)
+                         and not exists (select 1 from public.stripe_customers o
+                                          where o.user_id = i.user_id)))
              on conflict do nothing
              returning stripe_customer_id
-         ), updated as (
+         )"
+        )
+    };
+}
+
+/// Updates the batch's rows, each only at the version its decision read.
+macro_rules! events_updated {
+    () => {
+        concat!(
+            ", updated as (
              ",
-    update_row!(),
-    "
+            update_row!(),
+            "
              returning c.stripe_customer_id
-         ), g as (
+         )"
+        )
+    };
+}
+
+/// A statement with no insert (or no update) does not name the table in one: an AFTER
+/// STATEMENT trigger fires for every statement naming it, rows or none.
+macro_rules! none_inserted {
+    () => {
+        ", inserted as (select null::text as stripe_customer_id where false)"
+    };
+}
+
+macro_rules! none_updated {
+    () => {
+        ", updated as (select null::text as stripe_customer_id where false)"
+    };
+}
+
+/// Records each event of the batch: `processed` if its row was written, otherwise (an event
+/// that writes no row) with its outcome while its guard holds. Binds `$8`–`$20` (see
+/// [`WRITE_EVENTS_SQL`]).
+macro_rules! events_recorded {
+    () => {
+        concat!(
+            ", g as (
              select *
                from unnest($8::text[], $9::text[], $10::boolean[], $11::text[],
                            $12::timestamptz[], $13::text[], $14::boolean[], $15::text[],
@@ -196,10 +234,51 @@ const WRITE_EVENTS_SQL: &str = concat!(
                                                     union all
                                                     select stripe_customer_id from updated)
                      else ",
-    record_guard!(),
-    "
+            record_guard!(),
+            "
                 end
          returning id"
+        )
+    };
+}
+
+/// Writes the rows of many events and records each event, in one statement (group commit);
+/// returns the ids of the events recorded. Each row is written only if still as read, as by
+/// [`WRITE_PAGE_SQL`] (an insert also only while the user it links is still free), and its
+/// event recorded `processed` only if it was; an event that writes no row is recorded with its
+/// outcome only while its guard holds (as `ledger::record`). An event whose write or guard did
+/// not hold is not recorded: decide it again. Binds: `$1`–`$7` the rows as arrays, `$8`–`$15`
+/// the ledger columns of every event as arrays (as `LedgerEntry::bind_to`), `$16` the customer
+/// each event wrote (null: it writes none), `$17`–`$18` outcome and reason of those that write
+/// none, `$19`–`$20` their guards.
+///
+/// No statement-wide event id for the audit trail: its trigger reads each row's event from the
+/// `sync.last_event_id` the write sets. A duplicate event id (a delivery another replica is
+/// recording) fails the statement on the ledger's primary key, and nothing is written. The
+/// variants below leave out the insert or the update the batch does not need.
+const WRITE_EVENTS_SQL: &str = concat!(
+    events_input!(),
+    events_inserted!(),
+    events_updated!(),
+    events_recorded!()
+);
+const INSERT_EVENTS_SQL: &str = concat!(
+    events_input!(),
+    events_inserted!(),
+    none_updated!(),
+    events_recorded!()
+);
+const UPDATE_EVENTS_SQL: &str = concat!(
+    events_input!(),
+    none_inserted!(),
+    events_updated!(),
+    events_recorded!()
+);
+const RECORD_EVENTS_SQL: &str = concat!(
+    events_input!(),
+    none_inserted!(),
+    none_updated!(),
+    events_recorded!()
 );
 
 /// One event of a batch, and what it writes.
@@ -242,12 +321,20 @@ pub async fn write_events(
             EventWrite::Record { .. } => None,
         })
         .collect();
-    let rows = RowColumns::of(&rows);
     let mut ledger = LedgerColumns::default();
     for event in events {
         ledger.push(event);
     }
-    let recorded: Vec<String> = sqlx::query_scalar(WRITE_EVENTS_SQL)
+    let inserts = rows.iter().any(|r| r.version.is_none());
+    let updates = rows.iter().any(|r| r.version.is_some());
+    let sql = match (inserts, updates) {
+        (true, true) => WRITE_EVENTS_SQL,
+        (true, false) => INSERT_EVENTS_SQL,
+        (false, true) => UPDATE_EVENTS_SQL,
+        (false, false) => RECORD_EVENTS_SQL,
+    };
+    let rows = RowColumns::of(&rows);
+    let recorded: Vec<String> = sqlx::query_scalar(sql)
         .bind(&rows.ids)
         .bind(&rows.versions)
         .bind(&rows.users)
