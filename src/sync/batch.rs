@@ -15,6 +15,7 @@
 //! one statement) and answers every one of its events with the error: 503, Stripe retries.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgPool, Postgres};
@@ -35,6 +36,12 @@ use crate::stripe::event::{EventObject, StripeEvent};
 const WRITERS: usize = 4;
 /// Events one batch takes at most; the statements' arrays stay a few hundred KB.
 const MAX_BATCH: usize = 64;
+/// A generic plan is made once, from the statistics of that moment, and PostgreSQL makes a
+/// new one only when the table is next analyzed; a table that grows fast from empty (a new
+/// deployment's ledger) would be scanned whole until then. Planning again this often keeps the
+/// plans in step with the tables' actual size (the planner reads their current size), for one
+/// round trip and a few plans.
+const REPLAN_EVERY: Duration = Duration::from_secs(5);
 /// Events waiting for a writer at most; a request beyond waits to enqueue (within its deadline).
 const QUEUE_CAPACITY: usize = 4096;
 
@@ -126,6 +133,8 @@ type Reply = oneshot::Sender<Result<Outcome, SyncError>>;
 struct Held {
     connection: PoolConnection<Postgres>,
     last_used: Instant,
+    /// When its plans were last discarded.
+    planned: Instant,
 }
 
 impl Writer {
@@ -316,6 +325,14 @@ impl Writer {
         if let Some(mut held) = held {
             if held.last_used.elapsed() <= PING_IF_IDLE_FOR || held.connection.ping().await.is_ok()
             {
+                if held.planned.elapsed() > REPLAN_EVERY {
+                    // Every cached plan of the session, the statements' and those of the
+                    // functions they call, is made again at its next use.
+                    sqlx::raw_sql("discard plans")
+                        .execute(&mut *held.connection)
+                        .await?;
+                    held.planned = Instant::now();
+                }
                 return Ok(held);
             }
             held.connection.close_on_drop();
@@ -333,6 +350,7 @@ impl Writer {
         Ok(Held {
             connection,
             last_used: Instant::now(),
+            planned: Instant::now(),
         })
     }
 }

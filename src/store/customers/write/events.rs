@@ -1,0 +1,277 @@
+//! The events a webhook writer takes together (group commit): their rows written and each
+//! event recorded, in one statement.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+
+use super::{RowColumns, RowToWrite};
+use crate::store::StoreError;
+use crate::store::ledger::{LedgerEntry, Recorded, RowGuard, record_guard};
+
+/// The rows to write of a batch of events, as arrays: `$1`–`$7` as `WRITE_PAGE_SQL`'s
+/// `$2`–`$8`.
+macro_rules! events_input {
+    () => {
+        "with audit_context as (
+             select 1
+         ), input as (
+             select i.stripe_customer_id, i.version, i.user_id, i.email, i.name,
+                    i.default_payment_method, i.metadata::jsonb as metadata
+               from unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[],
+                           $6::text[], $7::text[])
+                    as i(stripe_customer_id, version, user_id, email, name,
+                         default_payment_method, metadata)
+         )"
+    };
+}
+
+/// Inserts the batch's new rows, each only where there is still no row, the customer may
+/// still be inserted, and the user it links (if any) still exists and is still free: a row
+/// that fails any of these is not written, and its event is decided again.
+macro_rules! events_inserted {
+    () => {
+        concat!(
+            ", inserted as (
+             ",
+            insert_row!(),
+            "
+              where i.version is null
+                and public.stripe_customers_may_insert(i.stripe_customer_id)
+                and (i.user_id is null
+                     or (exists (select 1 from auth.users u where u.id = i.user_id)
+                         and not exists (select 1 from public.stripe_customers o
+                                          where o.user_id = i.user_id)))
+             on conflict do nothing
+             returning stripe_customer_id
+         )"
+        )
+    };
+}
+
+/// Updates the batch's rows, each only at the version its decision read.
+macro_rules! events_updated {
+    () => {
+        concat!(
+            ", updated as (
+             ",
+            update_row!(),
+            "
+             returning c.stripe_customer_id
+         )"
+        )
+    };
+}
+
+/// A statement with no insert (or no update) does not name the table in one: an AFTER
+/// STATEMENT trigger fires for every statement naming it, rows or none.
+macro_rules! none_inserted {
+    () => {
+        ", inserted as (select null::text as stripe_customer_id where false)"
+    };
+}
+
+macro_rules! none_updated {
+    () => {
+        ", updated as (select null::text as stripe_customer_id where false)"
+    };
+}
+
+/// Records each event of the batch: `processed` if its row was written, otherwise (an event
+/// that writes no row) with its outcome while its guard holds. Binds `$8`–`$20` (see
+/// [`WRITE_EVENTS_SQL`]).
+macro_rules! events_recorded {
+    () => {
+        concat!(
+            ", g as (
+             select *
+               from unnest($8::text[], $9::text[], $10::boolean[], $11::text[],
+                           $12::timestamptz[], $13::text[], $14::boolean[], $15::text[],
+                           $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])
+                    as g(id, type, livemode, api_version, stripe_created, payload,
+                         payload_sanitized, deleted_customer_id, written_customer_id,
+                         outcome, reason, guard_customer_id, guard_version)
+         )
+         insert into public.stripe_webhook_events
+             (id, type, livemode, api_version, stripe_created, payload, payload_sanitized,
+              deleted_customer_id, outcome, reason)
+         select g.id, g.type, g.livemode, g.api_version, g.stripe_created, g.payload::jsonb,
+                g.payload_sanitized, g.deleted_customer_id, g.outcome, g.reason
+           from g
+          where case when g.written_customer_id is not null
+                     then g.written_customer_id in (select stripe_customer_id from inserted
+                                                    union all
+                                                    select stripe_customer_id from updated)
+                     else ",
+            record_guard!(),
+            "
+                end
+         returning id"
+        )
+    };
+}
+
+/// Writes the rows of many events and records each event, in one statement (group commit);
+/// returns the ids of the events recorded. Each row is written only if still as read, as by
+/// `WRITE_PAGE_SQL` (an insert also only while the user it links is still free), and its
+/// event recorded `processed` only if it was; an event that writes no row is recorded with its
+/// outcome only while its guard holds (as `ledger::record`). An event whose write or guard did
+/// not hold is not recorded: decide it again. Binds: `$1`–`$7` the rows as arrays, `$8`–`$15`
+/// the ledger columns of every event as arrays (as `LedgerEntry::bind_to`), `$16` the customer
+/// each event wrote (null: it writes none), `$17`–`$18` outcome and reason of those that write
+/// none, `$19`–`$20` their guards.
+///
+/// No statement-wide event id for the audit trail: its trigger reads each row's event from the
+/// `sync.last_event_id` the write sets. A duplicate event id (a delivery another replica is
+/// recording) fails the statement on the ledger's primary key, and nothing is written. The
+/// variants below leave out the insert or the update the batch does not need.
+const WRITE_EVENTS_SQL: &str = concat!(
+    events_input!(),
+    events_inserted!(),
+    events_updated!(),
+    events_recorded!()
+);
+const INSERT_EVENTS_SQL: &str = concat!(
+    events_input!(),
+    events_inserted!(),
+    none_updated!(),
+    events_recorded!()
+);
+const UPDATE_EVENTS_SQL: &str = concat!(
+    events_input!(),
+    none_inserted!(),
+    events_updated!(),
+    events_recorded!()
+);
+const RECORD_EVENTS_SQL: &str = concat!(
+    events_input!(),
+    none_inserted!(),
+    none_updated!(),
+    events_recorded!()
+);
+
+/// One event of a batch, and what it writes.
+#[derive(Debug, Clone, Copy)]
+pub enum EventWrite<'a> {
+    /// The event's customer row; the event is recorded `processed` if the row is written.
+    Row {
+        entry: &'a LedgerEntry<'a>,
+        write: RowToWrite<'a>,
+    },
+    /// The event alone, with its outcome, while `guard` holds.
+    Record {
+        entry: &'a LedgerEntry<'a>,
+        recorded: Recorded<'a>,
+        guard: Option<RowGuard<'a>>,
+    },
+}
+
+impl<'a> EventWrite<'a> {
+    fn entry(&self) -> &'a LedgerEntry<'a> {
+        match *self {
+            Self::Row { entry, .. } | Self::Record { entry, .. } => entry,
+        }
+    }
+}
+
+/// Writes the events of a batch in one statement ([`WRITE_EVENTS_SQL`]); the ids of the events
+/// recorded come back. An event missing from them wrote nothing: decide it again.
+pub async fn write_events(
+    db: impl PgExecutor<'_>,
+    events: &[EventWrite<'_>],
+) -> Result<HashSet<String>, StoreError> {
+    if events.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<RowToWrite<'_>> = events
+        .iter()
+        .filter_map(|event| match event {
+            EventWrite::Row { write, .. } => Some(*write),
+            EventWrite::Record { .. } => None,
+        })
+        .collect();
+    let mut ledger = LedgerColumns::default();
+    for event in events {
+        ledger.push(event);
+    }
+    let inserts = rows.iter().any(|r| r.version.is_none());
+    let updates = rows.iter().any(|r| r.version.is_some());
+    let sql = match (inserts, updates) {
+        (true, true) => WRITE_EVENTS_SQL,
+        (true, false) => INSERT_EVENTS_SQL,
+        (false, true) => UPDATE_EVENTS_SQL,
+        (false, false) => RECORD_EVENTS_SQL,
+    };
+    let rows = RowColumns::of(&rows);
+    let recorded: Vec<String> = sqlx::query_scalar(sql)
+        .bind(&rows.ids)
+        .bind(&rows.versions)
+        .bind(&rows.users)
+        .bind(&rows.emails)
+        .bind(&rows.names)
+        .bind(&rows.payment_methods)
+        .bind(&rows.metadata)
+        .bind(&ledger.ids)
+        .bind(&ledger.types)
+        .bind(&ledger.livemodes)
+        .bind(&ledger.api_versions)
+        .bind(&ledger.created)
+        .bind(&ledger.payloads)
+        .bind(&ledger.sanitized)
+        .bind(&ledger.deleted_customer_ids)
+        .bind(&ledger.written_customer_ids)
+        .bind(&ledger.outcomes)
+        .bind(&ledger.reasons)
+        .bind(&ledger.guard_customer_ids)
+        .bind(&ledger.guard_versions)
+        .fetch_all(db)
+        .await?;
+    Ok(recorded.into_iter().collect())
+}
+
+/// The ledger columns of a batch's events, one array per column.
+#[derive(Default)]
+struct LedgerColumns<'a> {
+    ids: Vec<&'a str>,
+    types: Vec<&'a str>,
+    livemodes: Vec<bool>,
+    api_versions: Vec<Option<&'a str>>,
+    created: Vec<DateTime<Utc>>,
+    payloads: Vec<&'a str>,
+    sanitized: Vec<bool>,
+    deleted_customer_ids: Vec<Option<&'a str>>,
+    written_customer_ids: Vec<Option<&'a str>>,
+    outcomes: Vec<&'a str>,
+    reasons: Vec<Option<&'a str>>,
+    guard_customer_ids: Vec<Option<&'a str>>,
+    guard_versions: Vec<Option<&'a str>>,
+}
+
+impl<'a> LedgerColumns<'a> {
+    fn push(&mut self, event: &EventWrite<'a>) {
+        let entry = event.entry();
+        self.ids.push(entry.event_id);
+        self.types.push(entry.event_type);
+        self.livemodes.push(entry.livemode);
+        self.api_versions.push(entry.api_version);
+        self.created.push(entry.stripe_created);
+        self.payloads.push(entry.payload);
+        self.sanitized.push(entry.payload_sanitized);
+        self.deleted_customer_ids.push(entry.deleted_customer_id);
+        let (written, outcome, reason, guard) = match *event {
+            EventWrite::Row { write, .. } => {
+                (Some(write.stripe_customer_id), "processed", None, None)
+            }
+            EventWrite::Record {
+                recorded, guard, ..
+            } => (None, recorded.outcome, recorded.reason, guard),
+        };
+        self.written_customer_ids.push(written);
+        self.outcomes.push(outcome);
+        self.reasons.push(reason);
+        self.guard_customer_ids
+            .push(guard.map(|g| g.stripe_customer_id));
+        self.guard_versions.push(guard.and_then(|g| g.version));
+    }
+}
