@@ -25,8 +25,9 @@ async fn row(app: &TestApp, customer: &str) -> Value {
         .unwrap_or_else(|| panic!("no row for {customer}"))
 }
 
-/// Without the compare-and-set on the row version (`xmin` in `store::customers::UPDATE_SQL`),
-/// two updates that read the same row both write, and an older one can land last.
+/// Without the compare-and-set on the row version (`xmin` in `update_row!`, the one update of
+/// `store/customers/write`, alone and in the webhook's batches), two updates that read the same
+/// row both write, and an older one can land last.
 #[tokio::test]
 async fn racing_updates_of_one_customer_on_two_replicas_leave_the_newest() {
     let (app, replicas) = two_replicas().await;
@@ -72,10 +73,11 @@ async fn racing_updates_of_one_customer_on_two_replicas_leave_the_newest() {
 
 /// Deleted is terminal under concurrency too: a delete without email (no tombstone possible)
 /// racing the customer's creation never leaves a live row. Without the guard on a record-only
-/// decision (`store::ledger::record`: the row must still be as read, and for a deletion against
-/// no row, `stripe_customers_may_record_deletion` looks again under a per-customer lock) and its
-/// counterpart on the insert (`stripe_customers_may_insert`), the delete is recorded as skipped
-/// while the creation inserts the row, and the deleted customer stays live.
+/// decision (`record_guard!` in `store::ledger`, alone and in batches: the row must still be as
+/// read, and for a deletion against no row, `stripe_customers_may_record_deletion` looks again
+/// under a per-customer lock) and its counterpart on the insert (`stripe_customers_may_insert`),
+/// the delete is recorded as skipped while the creation inserts the row, and the deleted
+/// customer stays live.
 #[tokio::test]
 async fn a_delete_without_email_racing_the_creation_never_leaves_a_live_row() {
     let (app, replicas) = two_replicas().await;

@@ -668,15 +668,7 @@ async fn every_call_is_counted_by_outcome() {
     ensure(&app, user).await;
     ensure(&app, user).await;
     app.post_customers(Some("not-a-token"), None).await;
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     for line in [
         r#"stripe_customer_requests_total{outcome="created"} 1"#,
         r#"stripe_customer_requests_total{outcome="existing"} 1"#,

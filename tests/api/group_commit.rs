@@ -61,16 +61,9 @@ async fn deliver_all(app: &TestApp, payloads: &[String]) -> Vec<(u16, Value)> {
 
 /// The value of one sample line of `/metrics`; 0 when absent.
 async fn metric(app: &TestApp, series: &str) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
+    app.metrics_text()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0.0)
 }

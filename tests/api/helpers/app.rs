@@ -118,6 +118,18 @@ pub async fn spawn_app_with_customers_on(
 }
 
 impl TestApp {
+    /// `GET /metrics`: the Prometheus text.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// `POST /customers` with `Authorization: Bearer <token>` and `body` (JSON) if any.
     pub async fn post_customers(
         &self,
