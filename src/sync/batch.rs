@@ -4,8 +4,9 @@
 //! a commit and its WAL flush) outweighs the rows they write. So a request does not apply its
 //! event itself: it hands it to a writer and waits for the outcome. A writer takes every event
 //! waiting at that moment and applies them together: one snapshot read, `decide()` for each,
-//! one write that keeps each event's guard (see `store::batch`). A batch is as large as the
-//! load makes it: one event when requests come one at a time, dozens under concurrency.
+//! one write that keeps each event's guard (see `sync::apply::apply_events`). A batch is as
+//! large as the load makes it: one event when requests come one at a time, dozens under
+//! concurrency.
 //!
 //! Whatever the batch cannot settle is applied on its own, in arrival order, by the single
 //! event path ([`super::apply_event`]): an event whose guard no longer held at the write (a
@@ -208,8 +209,9 @@ impl Writer {
             )
             .collect();
 
-        // Dropped at the first deadline, the batch's transaction (transaction pooler) rolls
-        // back, and its one write statement either committed already or never will.
+        // Dropped at the first deadline: behind a transaction pooler the batch's transaction
+        // rolls back; otherwise a write already sent may still commit, and Stripe's retry of an
+        // event answered 503 is then answered `duplicate`, as before group commit.
         let together = tokio::time::timeout_at(deadline, self.apply_together(&events, held)).await;
         let settled = match together.unwrap_or(Err(BatchFailed::DeadlinePassed)) {
             Ok(settled) => settled,
