@@ -17,7 +17,7 @@ use crate::configuration::{ProfilePushSettings, Settings};
 use crate::domain::StripeMode;
 use crate::ensure_customer::{self, CustomerCreator};
 use crate::http::customers::{self, CustomersEndpoint};
-use crate::http::{health, webhook};
+use crate::http::{AppState, health, webhook};
 use crate::metrics::Metrics;
 use crate::profile_push::{self, Pusher};
 use crate::store::pool::{self, ConnectionPolicy, PoolMode};
@@ -25,22 +25,6 @@ use crate::stripe::signature::SignatureVerifier;
 use crate::stripe_api::{RetryPolicy, StripeClient};
 use crate::sync::SyncSettings;
 use crate::sync::batch::EventWriter;
-
-/// What every handler shares.
-#[derive(Debug)]
-pub(crate) struct AppState {
-    pub verifier: SignatureVerifier,
-    pub pool: PgPool,
-    pub sync: SyncSettings,
-    /// Applies snapshot events in batches (group commit).
-    pub events: EventWriter,
-    pub metrics: Arc<Metrics>,
-    /// Stripe's API for thin events (retries bounded by the webhook's deadline); `None`
-    /// without STRIPE_API_KEY.
-    pub stripe_api: Option<StripeClient>,
-    /// `POST /customers`; `None` when it is off (no STRIPE_API_KEY or no token setting).
-    pub customers: Option<CustomersEndpoint>,
-}
 
 /// In-flight events get this long to finish after SIGTERM; Stripe retries anything cut off.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;

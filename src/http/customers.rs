@@ -7,10 +7,10 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::AppState;
 use super::customer_errors::CustomersError;
 use crate::auth::{Caller, TokenVerifier};
 use crate::ensure_customer::CustomerCreator;
-use crate::startup::AppState;
 
 /// A body names at most a user id.
 pub const MAX_BODY_BYTES: usize = 4096;

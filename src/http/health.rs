@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::startup::AppState;
+use super::AppState;
 use crate::store::schema;
 
 /// The process is up and serving HTTP.

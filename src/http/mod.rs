@@ -4,4 +4,7 @@ pub mod customer_errors;
 pub mod customers;
 pub mod error;
 pub mod health;
+mod state;
 pub mod webhook;
+
+pub(crate) use state::AppState;

@@ -8,8 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
 use tracing::Span;
 
+use super::AppState;
 use super::error::ApiError;
-use crate::startup::AppState;
 use crate::stripe::sanitize;
 use crate::stripe::thin_event::{self, Delivery};
 use crate::sync::Outcome;

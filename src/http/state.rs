@@ -1,0 +1,28 @@
+//! What every handler shares, built once by `startup`.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use super::customers::CustomersEndpoint;
+use crate::metrics::Metrics;
+use crate::stripe::signature::SignatureVerifier;
+use crate::stripe_api::StripeClient;
+use crate::sync::SyncSettings;
+use crate::sync::batch::EventWriter;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub verifier: SignatureVerifier,
+    pub pool: PgPool,
+    pub sync: SyncSettings,
+    /// Applies snapshot events in batches (group commit).
+    pub events: EventWriter,
+    pub metrics: Arc<Metrics>,
+    /// Stripe's API for thin events (retries bounded by the webhook's deadline); `None`
+    /// without STRIPE_API_KEY.
+    pub stripe_api: Option<StripeClient>,
+    /// `POST /customers`; `None` when it is off (no STRIPE_API_KEY or no token setting).
+    pub customers: Option<CustomersEndpoint>,
+}
