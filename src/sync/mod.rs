@@ -1,7 +1,8 @@
 //! The rules of DESIGN.md ("Sync rules"), in one place: `rules::decide` decides (pure),
 //! `apply` is the one loop through which every customer state reaches the table, whatever
-//! its origin, and `store` reads and writes. This module is the way in for a verified event;
-//! `thin`, `fetched` and `created` are the ways in for the other origins.
+//! its origin, and `store` reads and writes. This module is the way in for a verified event
+//! (`batch`: the webhook's writers, which apply the events waiting together); `thin`,
+//! `fetched` and `created` are the ways in for the other origins.
 
 pub(crate) mod apply;
 pub mod batch;
@@ -49,7 +50,8 @@ pub enum SyncError {
     /// was written.
     #[error("the event's batch was not written: {0}")]
     BatchUnavailable(String),
-    /// The request stopped waiting before the event could be written; nothing was.
+    /// The request stopped waiting before the event's write was done; the event is answered
+    /// 503, and a redelivery finds it recorded only if a write already sent committed.
     #[error("the event was not written before its deadline")]
     DeadlinePassed,
     /// The writers are gone (the service is shutting down).
