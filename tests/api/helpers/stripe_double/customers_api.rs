@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::customer::Customer;
-use super::faults::{Asked, Fault, fault_response, hang, stripe_error};
+use super::faults::{Asked, Fault, answer_fault, fault_response, hang, stripe_error};
 use super::state::{InFlight, Shared, query_pairs, recorded_or_refused, refused, set_last_status};
 
 pub(super) async fn list(request: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
@@ -54,14 +54,8 @@ pub(super) async fn list(request: HttpRequest, state: web::Data<Shared>) -> Http
         return response;
     }
     let fault = state.lock().unwrap().fault_for(Asked::CustomersPage(page));
-    match fault {
-        Some(Fault::Hang) => return hang(&state).await,
-        Some(fault) => {
-            let response = fault_response(fault);
-            set_last_status(&state, response.status().as_u16());
-            return response;
-        }
-        None => {}
+    if let Some(response) = answer_fault(&state, fault).await {
+        return response;
     }
     let body = {
         let mut guard = state.lock().unwrap();
@@ -102,14 +96,8 @@ pub(super) async fn retrieve(
         return response;
     }
     let fault = state.lock().unwrap().fault_for(Asked::Customer(&id));
-    match fault {
-        Some(Fault::Hang) => return hang(&state).await,
-        Some(fault) => {
-            let response = fault_response(fault);
-            set_last_status(&state, response.status().as_u16());
-            return response;
-        }
-        None => {}
+    if let Some(response) = answer_fault(&state, fault).await {
+        return response;
     }
     let state_now = state.lock().unwrap();
     if let Some(customer) = state_now.customers.get(&id) {
@@ -254,14 +242,10 @@ pub(super) async fn create(
             .body(first_body);
     }
     let fault = state.lock().unwrap().fault_for(Asked::Create);
-    match fault {
-        Some(Fault::Hang) => return hang(&state).await,
-        Some(Fault::HangAfterCreating) | None => {}
-        Some(fault) => {
-            let response = fault_response(fault);
-            set_last_status(&state, response.status().as_u16());
-            return response;
-        }
+    // Hanging after creating is the create's own fault, handled below.
+    let before_creating = fault.filter(|fault| !matches!(fault, Fault::HangAfterCreating));
+    if let Some(response) = answer_fault(&state, before_creating).await {
+        return response;
     }
     let body = {
         let mut guard = state.lock().unwrap();

@@ -2,8 +2,8 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::faults::{Asked, Fault, fault_response, hang, stripe_error};
-use super::state::{Event, InFlight, Shared, query_pairs, refused, set_last_status};
+use super::faults::{Asked, answer_fault, stripe_error};
+use super::state::{Event, InFlight, Shared, query_pairs, refused};
 
 pub(super) async fn list_events(request: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
     let _in_flight = InFlight::enter(&state).await;
@@ -66,14 +66,8 @@ pub(super) async fn list_events(request: HttpRequest, state: web::Data<Shared>) 
         return response;
     }
     let fault = state.lock().unwrap().fault_for(Asked::EventsPage(page));
-    match fault {
-        Some(Fault::Hang) => return hang(&state).await,
-        Some(fault) => {
-            let response = fault_response(fault);
-            set_last_status(&state, response.status().as_u16());
-            return response;
-        }
-        None => {}
+    if let Some(response) = answer_fault(&state, fault).await {
+        return response;
     }
     let end = (start + limit).min(matching.len());
     let data: Vec<&str> = matching[start.min(end)..end]

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-use super::state::{Shared, State};
+use super::state::{Shared, State, set_last_status};
 
 /// What a scripted fault answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +126,19 @@ pub(super) fn fault_response(fault: Fault) -> HttpResponse {
         ),
         Fault::Unavailable => {
             stripe_error(503, "api_error", None, "Stripe is temporarily unavailable.")
+        }
+    }
+}
+
+/// The answer to a request a fault was set for (`None`: no fault, answer normally); a hang
+/// answers only when released.
+pub(super) async fn answer_fault(state: &Shared, fault: Option<Fault>) -> Option<HttpResponse> {
+    match fault? {
+        Fault::Hang => Some(hang(state).await),
+        fault => {
+            let response = fault_response(fault);
+            set_last_status(state, response.status().as_u16());
+            Some(response)
         }
     }
 }
