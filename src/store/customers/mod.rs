@@ -18,7 +18,9 @@ pub(crate) use read::{
     Snapshot, SnapshotKey, StoredRow, count_live, live_rows, snapshot, snapshot_events,
     snapshot_page,
 };
-pub(crate) use write::{EventWrite, Recording, RowToWrite, write_events, write_one, write_page};
+pub(crate) use write::{
+    EventWrite, IfUserNotFree, Recording, RowToWrite, write_events, write_one, write_page,
+};
 pub use write::{INSERT_SQL, UPDATE_SQL};
 
 use serde::Serialize;

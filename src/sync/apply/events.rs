@@ -5,11 +5,11 @@ use std::collections::HashSet;
 
 use super::{Plan, Recording, key_of, plan};
 use crate::store::StoreError;
-use crate::store::customers::{self, EventWrite, RowToWrite, Snapshot, SnapshotKey};
+use crate::store::customers::{self, EventWrite, IfUserNotFree, RowToWrite, Snapshot, SnapshotKey};
 use crate::store::ledger::{LedgerEntry, Recorded, RowGuard};
 use crate::store::session::EventScope;
 use crate::sync::Outcome;
-use crate::sync::rules::{CustomerEventKind, IncomingCustomer, Origin, UserFacts};
+use crate::sync::rules::{CustomerEventKind, IncomingCustomer, Origin, RowWrite, UserFacts};
 
 /// One event of a batch: what it asks of the table.
 pub(crate) enum BatchEvent<'a> {
@@ -51,14 +51,12 @@ pub(crate) async fn apply_events<'a>(
     // A new customer's `customer.created` is decided against what it almost always finds,
     // without a read: the write checks each expectation (see `customers::write_events`), and
     // an event whose expectation did not hold is not written and is decided again.
-    let expected: Vec<Option<Plan>> = events
+    let expected: Vec<Option<Planned>> = events
         .iter()
         .zip(&taken)
         .map(|(event, taken)| match event {
             BatchEvent::State { entry, state } if *taken && is_a_creation(state) => {
-                let expected = expected_for_a_creation();
-                let planned = plan(Recording::Event(entry), state, &expected, expected.user);
-                matches!(planned, Plan::Write { version: None, .. }).then_some(planned)
+                plan_a_creation(Recording::Event(entry), state)
             }
             _ => None,
         })
@@ -81,7 +79,7 @@ pub(crate) async fn apply_events<'a>(
     };
 
     let mut snapshots = snapshots.iter();
-    let plans: Vec<Option<Plan>> = events
+    let plans: Vec<Option<Planned>> = events
         .iter()
         .zip(&taken)
         .zip(expected)
@@ -89,11 +87,11 @@ pub(crate) async fn apply_events<'a>(
             BatchEvent::State { .. } if expected.is_some() => expected,
             BatchEvent::State { entry, state } if *taken => {
                 let snapshot = snapshots.next().expect("one snapshot per key");
-                Some(if snapshot.already_recorded {
+                Some(Planned::read(if snapshot.already_recorded {
                     Plan::Done(super::AppliedCustomer::DUPLICATE)
                 } else {
                     plan(Recording::Event(entry), state, snapshot, snapshot.user)
-                })
+                }))
             }
             _ => None,
         })
@@ -131,10 +129,11 @@ fn event_id<'a>(event: &BatchEvent<'a>) -> &'a str {
     }
 }
 
-fn pending<'a>(event: &BatchEvent<'a>, taken: bool, plan: Option<&'a Plan>) -> Pending<'a> {
+fn pending<'a>(event: &BatchEvent<'a>, taken: bool, planned: Option<&'a Planned>) -> Pending<'a> {
     if !taken {
         return Pending::Alone;
     }
+    let plan = planned.map(|planned| &planned.plan);
     match (event, plan) {
         (BatchEvent::Record { entry, outcome }, _) => Pending::Write {
             write: EventWrite::Record {
@@ -183,6 +182,12 @@ fn pending<'a>(event: &BatchEvent<'a>, taken: bool, plan: Option<&'a Plan>) -> P
                     version: version.as_deref(),
                     row,
                 },
+                if_user_not_free: planned
+                    .and_then(|planned| planned.if_user_not_free.as_ref())
+                    .map(|alternatives| IfUserNotFree {
+                        user_missing: &alternatives.user_missing,
+                        user_taken: &alternatives.user_taken,
+                    }),
             },
             outcome: result.applied.outcome(),
         },
@@ -218,13 +223,102 @@ fn one_per_event_customer_and_user(events: &[BatchEvent<'_>]) -> Vec<bool> {
         .collect()
 }
 
-/// A snapshot event creating a customer that names no user: as a rule, of a customer the
-/// table does not hold. (One that names a user is read first: whether the user exists decides
-/// how its row is linked, and a guess that failed would cost a second attempt.)
+/// A decision, and for an insert that links a user decided without a read, the rows the rules
+/// give should the user turn out not to be free.
+struct Planned {
+    plan: Plan,
+    if_user_not_free: Option<UserAlternatives>,
+}
+
+impl Planned {
+    /// Decided against what was read: nothing left to choose at the write.
+    fn read(plan: Plan) -> Self {
+        Self {
+            plan,
+            if_user_not_free: None,
+        }
+    }
+}
+
+struct UserAlternatives {
+    user_missing: RowWrite,
+    user_taken: RowWrite,
+}
+
+/// A snapshot event creating a customer: as a rule, of a customer the table does not hold.
 fn is_a_creation(state: &IncomingCustomer<'_>) -> bool {
-    state.kind == CustomerEventKind::Created
-        && matches!(state.origin, Origin::Event(_))
-        && state.link.user().is_none()
+    state.kind == CustomerEventKind::Created && matches!(state.origin, Origin::Event(_))
+}
+
+/// Decides a creation against what it almost always finds ([`expected_for_a_creation`]). The
+/// user it names (if any) is unknown without a read, so it is decided once for each fact the
+/// write may find — the user free, missing, linked to another row — and the write takes the
+/// one that holds. `None` where that is not an insert whose alternatives the write can choose
+/// between: it is read first.
+fn plan_a_creation(recording: Recording<'_>, state: &IncomingCustomer<'_>) -> Option<Planned> {
+    let expected = expected_for_a_creation();
+    let decided = |user| plan(recording, state, &expected, user);
+    let free = UserFacts {
+        exists: true,
+        linked_elsewhere: false,
+    };
+    let Plan::Write {
+        version: None,
+        row: linked,
+        result,
+    } = decided(free)
+    else {
+        return None;
+    };
+    let if_user_not_free = match state.link.user() {
+        None => None,
+        Some(_) => {
+            let missing = decided(UserFacts {
+                exists: false,
+                linked_elsewhere: false,
+            });
+            let taken = decided(UserFacts {
+                exists: true,
+                linked_elsewhere: true,
+            });
+            let (
+                Plan::Write {
+                    version: None,
+                    row: user_missing,
+                    ..
+                },
+                Plan::Write {
+                    version: None,
+                    row: user_taken,
+                    ..
+                },
+            ) = (missing, taken)
+            else {
+                return None;
+            };
+            let alternatives = UserAlternatives {
+                user_missing,
+                user_taken,
+            };
+            let fit = IfUserNotFree {
+                user_missing: &alternatives.user_missing,
+                user_taken: &alternatives.user_taken,
+            }
+            .fit(&linked);
+            if !fit {
+                return None;
+            }
+            Some(alternatives)
+        }
+    };
+    Some(Planned {
+        plan: Plan::Write {
+            version: None,
+            row: linked,
+            result,
+        },
+        if_user_not_free,
+    })
 }
 
 /// What such a creation almost always finds: no row, no delete recorded, the event not

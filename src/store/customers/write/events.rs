@@ -6,23 +6,40 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
-use super::{RowColumns, RowToWrite};
+use super::{RowColumns, RowToWrite, metadata_text};
+use crate::domain::RowWrite;
 use crate::store::StoreError;
 use crate::store::ledger::{LedgerEntry, Recorded, RowGuard, record_guard};
 
 /// The rows to write of a batch of events, as arrays: `$1`–`$7` as `WRITE_PAGE_SQL`'s
-/// `$2`–`$8`.
+/// `$2`–`$8`; `$21`–`$22` the metadata of an insert's alternatives ([`IfUserNotFree`]), null
+/// for a row without. Where a row has alternatives, the one whose facts hold now is written:
+/// the user linked if it exists and no row holds it, otherwise no user and the metadata for
+/// why. Only the choice is made here; each alternative was decided by the rules.
 macro_rules! events_input {
     () => {
         "with audit_context as (
              select 1
          ), input as (
-             select i.stripe_customer_id, i.version, i.user_id, i.email, i.name,
-                    i.default_payment_method, i.metadata::jsonb as metadata
+             select i.stripe_customer_id, i.version,
+                    case when f.user_missing or f.user_taken then null else i.user_id end
+                        as user_id,
+                    i.email, i.name, i.default_payment_method,
+                    (case when f.user_missing then i.metadata_if_user_missing
+                          when f.user_taken then i.metadata_if_user_taken
+                          else i.metadata end)::jsonb as metadata
                from unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[],
-                           $6::text[], $7::text[])
+                           $6::text[], $7::text[], $21::text[], $22::text[])
                     as i(stripe_customer_id, version, user_id, email, name,
-                         default_payment_method, metadata)
+                         default_payment_method, metadata, metadata_if_user_missing,
+                         metadata_if_user_taken)
+               left join lateral (
+                    select not exists (select 1 from auth.users u where u.id = i.user_id)
+                               as user_missing,
+                           exists (select 1 from public.stripe_customers o
+                                    where o.user_id = i.user_id) as user_taken
+                     where i.metadata_if_user_missing is not null
+               ) f on true
          )"
     };
 }
@@ -120,7 +137,8 @@ macro_rules! events_recorded {
 /// not hold is not recorded: decide it again. Binds: `$1`–`$7` the rows as arrays, `$8`–`$15`
 /// the ledger columns of every event as arrays (as `LedgerEntry::bind_to`), `$16` the customer
 /// each event wrote (null: it writes none), `$17`–`$18` outcome and reason of those that write
-/// none, `$19`–`$20` their guards.
+/// none, `$19`–`$20` their guards, `$21`–`$22` the alternatives of inserts (see
+/// [`events_input!`]).
 ///
 /// No statement-wide event id for the audit trail: its trigger reads each row's event from the
 /// `sync.last_event_id` the write sets. A duplicate event id (a delivery another replica is
@@ -158,6 +176,8 @@ pub enum EventWrite<'a> {
     Row {
         entry: &'a LedgerEntry<'a>,
         write: RowToWrite<'a>,
+        /// For an insert linking a user: what to write instead if the user is not free.
+        if_user_not_free: Option<IfUserNotFree<'a>>,
     },
     /// The event alone, with its outcome, while `guard` holds.
     Record {
@@ -165,6 +185,29 @@ pub enum EventWrite<'a> {
         recorded: Recorded<'a>,
         guard: Option<RowGuard<'a>>,
     },
+}
+
+/// The alternatives of an insert that links a user, decided without reading whether the user
+/// exists and is free: the row to write if it does not exist, and if another row holds it.
+/// Each differs from the linked row only in `user_id` (none) and `customer_metadata`.
+#[derive(Debug, Clone, Copy)]
+pub struct IfUserNotFree<'a> {
+    pub user_missing: &'a RowWrite,
+    pub user_taken: &'a RowWrite,
+}
+
+impl IfUserNotFree<'_> {
+    /// Whether the alternatives can be chosen by the write (see `events_input!`): the same
+    /// row but for its user and metadata, linked in `linked` and in neither alternative.
+    pub fn fit(&self, linked: &RowWrite) -> bool {
+        let same_values = |other: &RowWrite| {
+            other.user_id.is_none()
+                && other.email == linked.email
+                && other.name == linked.name
+                && other.default_payment_method == linked.default_payment_method
+        };
+        linked.user_id.is_some() && same_values(self.user_missing) && same_values(self.user_taken)
+    }
 }
 
 impl<'a> EventWrite<'a> {
@@ -191,6 +234,20 @@ pub async fn write_events(
             EventWrite::Record { .. } => None,
         })
         .collect();
+    let (if_user_missing, if_user_taken): (Vec<Option<String>>, Vec<Option<String>>) = events
+        .iter()
+        .filter_map(|event| match event {
+            EventWrite::Row {
+                if_user_not_free, ..
+            } => Some(if_user_not_free.map_or((None, None), |alternatives| {
+                (
+                    Some(metadata_text(alternatives.user_missing)),
+                    Some(metadata_text(alternatives.user_taken)),
+                )
+            })),
+            EventWrite::Record { .. } => None,
+        })
+        .unzip();
     let mut ledger = LedgerColumns::default();
     for event in events {
         ledger.push(event);
@@ -225,6 +282,8 @@ pub async fn write_events(
         .bind(&ledger.reasons)
         .bind(&ledger.guard_customer_ids)
         .bind(&ledger.guard_versions)
+        .bind(&if_user_missing)
+        .bind(&if_user_taken)
         .fetch_all(db)
         .await?;
     Ok(recorded.into_iter().collect())

@@ -62,7 +62,7 @@ macro_rules! record_processed {
 
 // Declared after the macros above, which it uses.
 mod events;
-pub(crate) use events::{EventWrite, write_events};
+pub(crate) use events::{EventWrite, IfUserNotFree, write_events};
 
 /// Inserts the row and records the event. Binds: the ledger's `$1`–`$8` (see
 /// `LedgerEntry::bind_to`), then `$9`–`$14` (see `bind_row`). Public, with [`UPDATE_SQL`]
@@ -260,11 +260,13 @@ impl<'a> RowColumns<'a> {
             columns
                 .payment_methods
                 .push(r.row.default_payment_method.as_deref());
-            columns.metadata.push(
-                serde_json::to_string(&MetadataJson::of(r.row))
-                    .expect("customer metadata serializes"),
-            );
+            columns.metadata.push(metadata_text(r.row));
         }
         columns
     }
+}
+
+/// `customer_metadata` as `row` sets it, as JSON text.
+fn metadata_text(row: &RowWrite) -> String {
+    serde_json::to_string(&MetadataJson::of(row)).expect("customer metadata serializes")
 }
