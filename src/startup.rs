@@ -28,6 +28,10 @@ use crate::sync::batch::EventWriter;
 
 /// In-flight events get this long to finish after SIGTERM; Stripe retries anything cut off.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+/// HTTP workers at most (one per core below that). Each has webhook writers with connections
+/// of their own (`sync::batch`), and the database, not the HTTP side, is what a webhook waits
+/// for: more workers would only hold more connections.
+const MAX_HTTP_WORKERS: usize = 4;
 
 pub struct Application {
     port: u16,
@@ -90,7 +94,6 @@ impl Application {
         let allowed_origins = settings.customers.allowed_origins.clone();
         let state = web::Data::new(AppState {
             verifier: SignatureVerifier::new(&settings.webhook.secrets, settings.webhook.tolerance),
-            events: EventWriter::start(pool.clone(), settings.sync.clone(), metrics.clone()),
             pool,
             sync: settings.sync.clone(),
             metrics,
@@ -99,9 +102,17 @@ impl Application {
         });
         let customers_on = state.customers.is_some();
         let server = HttpServer::new(move || {
+            // Called on each HTTP worker's thread: the worker's own writers, on its runtime, so
+            // that an event goes from request to database and back without changing threads.
+            let events = EventWriter::start(
+                state.pool.clone(),
+                state.sync.clone(),
+                state.metrics.clone(),
+            );
             App::new()
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
+                .app_data(web::Data::new(events))
                 .route("/webhooks/stripe", web::post().to(webhook::receive))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
@@ -119,6 +130,7 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         // SIGTERM: stop accepting, let in-flight events finish (bounded), then return.
+        .workers(http_workers())
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
         .listen(listener)?
         .run();
@@ -290,4 +302,10 @@ impl RootSpanBuilder for RequestSpan {
 async fn not_found() -> HttpResponse {
     HttpResponse::NotFound()
         .json(json!({ "error": { "code": "not_found", "message": "no such route" } }))
+}
+
+fn http_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(MAX_HTTP_WORKERS)
 }

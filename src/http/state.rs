@@ -9,7 +9,6 @@ use crate::metrics::Metrics;
 use crate::stripe::signature::SignatureVerifier;
 use crate::stripe_api::StripeClient;
 use crate::sync::SyncSettings;
-use crate::sync::batch::EventWriter;
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -17,8 +16,6 @@ pub(crate) struct AppState {
     pub verifier: SignatureVerifier,
     pub pool: PgPool,
     pub sync: SyncSettings,
-    /// Applies snapshot events in batches (group commit).
-    pub events: EventWriter,
     pub metrics: Arc<Metrics>,
     /// Stripe's API for thin events (retries bounded by the webhook's deadline); `None`
     /// without STRIPE_API_KEY.

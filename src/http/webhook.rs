@@ -13,6 +13,7 @@ use super::error::ApiError;
 use crate::stripe::sanitize;
 use crate::stripe::thin_event::{self, Delivery};
 use crate::sync::Outcome;
+use crate::sync::batch::EventWriter;
 use crate::thin_events::{self, ThinEventError};
 
 /// Stripe's events are a few KB; anything this large is not one.
@@ -29,9 +30,10 @@ pub async fn receive(
     request: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
+    events: web::Data<EventWriter>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let response = handle(&request, body, &state)
+    let response = handle(&request, body, &state, &events)
         .await
         .unwrap_or_else(|error| error.error_response());
     state
@@ -44,6 +46,7 @@ async fn handle(
     request: &HttpRequest,
     body: web::Payload,
     state: &AppState,
+    events: &EventWriter,
 ) -> Result<HttpResponse, ApiError> {
     let body = match body.to_bytes_limited(MAX_BODY_BYTES).await {
         Ok(Ok(body)) => body,
@@ -79,7 +82,7 @@ async fn handle(
         .record("event_type", delivery.event_type());
 
     let deadline = tokio::time::Instant::now() + PROCESSING_DEADLINE;
-    let outcome = tokio::time::timeout_at(deadline, apply(state, &delivery, deadline))
+    let outcome = tokio::time::timeout_at(deadline, apply(state, events, &delivery, deadline))
         .await
         .map_err(|_| {
             tracing::error!("event not applied within {PROCESSING_DEADLINE:?}; answering 503");
@@ -105,11 +108,12 @@ async fn handle(
 /// A snapshot event carries the customer; a thin one names it, and the customer is fetched.
 async fn apply(
     state: &AppState,
+    events: &EventWriter,
     delivery: &Delivery<'_>,
     deadline: tokio::time::Instant,
 ) -> Result<Outcome, ApiError> {
     match delivery {
-        Delivery::Snapshot(event) => state.events.apply(event, deadline).await.map_err(|error| {
+        Delivery::Snapshot(event) => events.apply(event, deadline).await.map_err(|error| {
             tracing::error!(error = %error, "event not applied; answering 503");
             ApiError::Unavailable
         }),

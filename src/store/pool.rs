@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, PgPool};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
 /// How long a request may wait for a pooled connection before answering 503.
 /// sqlx's default is 30 s, far beyond what a webhook sender waits.
@@ -168,6 +168,26 @@ pub async fn admin_pool(options: PgConnectOptions) -> Result<PgPool, sqlx::Error
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await
+}
+
+/// A connection of its own for a webhook writer (`sync::batch`), outside the pool: opened with
+/// the pool's options from the writer's task, so that its socket is driven by the runtime of
+/// the HTTP worker whose events it writes (no hop to another thread per statement), and kept
+/// for as long as it works. Its session: the statement timeout, and generic plans for the
+/// batch statements (see `sync::batch`), which is also why it never joins the pool.
+pub(crate) async fn writer_connection(
+    pool: &PgPool,
+    statement_timeout: Duration,
+) -> Result<PgConnection, sqlx::Error> {
+    let mut connection = PgConnection::connect_with(&pool.connect_options()).await?;
+    let set = format!(
+        "set statement_timeout = '{}ms'; set plan_cache_mode = force_generic_plan",
+        statement_timeout.as_millis()
+    );
+    sqlx::raw_sql(AssertSqlSafe(set))
+        .execute(&mut connection)
+        .await?;
+    Ok(connection)
 }
 
 /// Sets `statement_timeout` for the life of each new connection: one round trip per

@@ -18,8 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Connection, PgPool, Postgres};
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -29,12 +28,13 @@ use super::{EventPlan, Outcome, SyncError, SyncSettings, event_state, plan};
 use crate::domain::EventId;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
-use crate::store::pool::PING_IF_IDLE_FOR;
+use crate::store::pool::{self, PING_IF_IDLE_FOR};
 use crate::store::session::EventScope;
 use crate::stripe::event::{EventObject, StripeEvent};
 
-/// Writers working at once: while one waits for its write, the next reads its snapshot.
-const WRITERS: usize = 4;
+/// Writers working at once per HTTP worker: while one waits for its write, the next reads its
+/// snapshot.
+const WRITERS: usize = 2;
 /// Events one batch takes at most; the statements' arrays stay a few hundred KB.
 const MAX_BATCH: usize = 64;
 /// A generic plan is made once, from the statistics of that moment, and PostgreSQL makes a
@@ -75,6 +75,8 @@ struct EventText {
 
 impl EventWriter {
     /// Starts the writers on the current runtime; they stop when the last handle is dropped.
+    /// `serve` starts one set per HTTP worker, on the worker's own thread: a request's event
+    /// is then written by a task of the same thread, on a connection driven by it.
     pub fn start(pool: PgPool, settings: SyncSettings, metrics: Arc<Metrics>) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let receiver = Arc::new(Mutex::new(receiver));
@@ -132,7 +134,7 @@ type Reply = oneshot::Sender<Result<Outcome, SyncError>>;
 
 /// A connection a writer keeps between batches (session mode).
 struct Held {
-    connection: PoolConnection<Postgres>,
+    connection: PgConnection,
     last_used: Instant,
     /// When its plans were last discarded.
     planned: Instant,
@@ -308,47 +310,40 @@ impl Writer {
         let mut connection = self.connection(held.take()).await?;
         let mut scope = EventScope::within(&mut connection.connection, self.settings.connection);
         let applied = apply::apply_events(&mut scope, &batch).await;
-        match &applied {
-            // A connection the database dropped is not kept; the pool opens another.
-            Err(StoreError::Unavailable(_)) => connection.connection.close_on_drop(),
-            _ => {
-                connection.last_used = Instant::now();
-                *held = Some(connection);
-            }
+        // A connection the database dropped is not kept: the next batch opens another.
+        if !matches!(applied, Err(StoreError::Unavailable(_))) {
+            connection.last_used = Instant::now();
+            *held = Some(connection);
         }
         Ok(applied?)
     }
 
-    /// The writer's own connection, kept from batch to batch: a connection that goes back to
-    /// sqlx's pool costs a round trip (its ping) every time, once per batch. As the pool does
-    /// for its own, a connection idle longer than [`PING_IF_IDLE_FOR`] is pinged first, so
-    /// that one a database restart broke meanwhile is replaced rather than failing a batch.
+    /// The writer's own connection ([`pool::writer_connection`]), kept from batch to batch: a
+    /// connection that goes back to sqlx's pool costs a round trip (its ping) every time, once
+    /// per batch. As the pool does for its own, a connection idle longer than
+    /// [`PING_IF_IDLE_FOR`] is pinged first, so that one a database restart broke meanwhile
+    /// is replaced rather than failing a batch.
     async fn connection(&self, held: Option<Held>) -> Result<Held, StoreError> {
-        if let Some(mut held) = held {
-            if held.last_used.elapsed() <= PING_IF_IDLE_FOR || held.connection.ping().await.is_ok()
-            {
-                if held.planned.elapsed() > REPLAN_EVERY {
-                    // Every cached plan of the session, the statements' and those of the
-                    // functions they call, is made again at its next use.
-                    sqlx::raw_sql("discard plans")
-                        .execute(&mut *held.connection)
-                        .await?;
-                    held.planned = Instant::now();
-                }
-                return Ok(held);
+        if let Some(mut held) = held
+            && (held.last_used.elapsed() <= PING_IF_IDLE_FOR
+                || held.connection.ping().await.is_ok())
+        {
+            if held.planned.elapsed() > REPLAN_EVERY {
+                // Every cached plan of the session, the statements' and those of the functions
+                // they call, is made again at its next use.
+                sqlx::raw_sql("discard plans")
+                    .execute(&mut held.connection)
+                    .await?;
+                held.planned = Instant::now();
             }
-            held.connection.close_on_drop();
+            return Ok(held);
         }
-        let mut connection = self.pool.acquire().await?;
         // The batch statements take their rows as arrays. On its own, PostgreSQL plans them
         // afresh at every execution (a plan for the arrays' actual lengths looks cheaper than
         // the generic one), which costs more than the batch's writes at one event per batch;
-        // the generic plans are the same index lookups. The setting stays on this session,
-        // which therefore never goes back to the pool: it is closed when dropped.
-        connection.close_on_drop();
-        sqlx::raw_sql("set plan_cache_mode = force_generic_plan")
-            .execute(&mut *connection)
-            .await?;
+        // the generic plans are the same index lookups: the connection asks for those.
+        let connection =
+            pool::writer_connection(&self.pool, self.settings.connection.statement_timeout).await?;
         Ok(Held {
             connection,
             last_used: Instant::now(),
