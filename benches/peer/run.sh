@@ -58,6 +58,8 @@ cleanup() {
   [ -n "$PEER" ] && kill $PEER 2>/dev/null
   [ -n "$OURS" ] && kill $OURS 2>/dev/null
   wait 2>/dev/null
+  # A run's events (hundreds of MB) are removed after it; a run that failed leaves them here.
+  rm -f "$R"/events_*.bin
   [ -f $P/pgdata/postmaster.pid ] && runuser -u postgres -- $PGBIN/pg_ctl -D $P/pgdata -m fast -w stop >/dev/null 2>&1
   if [ $KEEP = 0 ]; then rm -rf "$P"; else echo "work directory kept: $P"; fi
 }
