@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{Connection, PgConnection, PgPool};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::apply::{self, BatchEvent};
@@ -32,11 +32,6 @@ use crate::store::pool::{self, PING_IF_IDLE_FOR};
 use crate::store::session::EventScope;
 use crate::stripe::event::{EventObject, StripeEvent};
 
-/// Writers per HTTP worker. One: the events that arrive while it writes make its next batch,
-/// and the workers' writers overlap each other's commits. (Measured at 16 and 32 senders on 2
-/// cores: one writer per worker made batches a third larger than two did, cost PostgreSQL less
-/// per event and served more events per second in 5 of 6 paired runs.)
-const WRITERS: usize = 1;
 /// Events one batch takes at most; the statements' arrays stay a few hundred KB.
 const MAX_BATCH: usize = 64;
 /// A generic plan is made once, from the statistics of that moment, and PostgreSQL makes a
@@ -48,7 +43,7 @@ const REPLAN_EVERY: Duration = Duration::from_secs(5);
 /// Events waiting for a writer at most; a request beyond waits to enqueue (within its deadline).
 const QUEUE_CAPACITY: usize = 4096;
 
-/// Hands verified events to the writers and returns their outcomes.
+/// Hands verified events to a writer and returns their outcomes.
 #[derive(Debug, Clone)]
 pub struct EventWriter {
     queue: mpsc::Sender<Job>,
@@ -76,20 +71,21 @@ struct EventText {
 }
 
 impl EventWriter {
-    /// Starts the writers on the current runtime; they stop when the last handle is dropped.
-    /// `serve` starts one set per HTTP worker, on the worker's own thread: a request's event
-    /// is then written by a task of the same thread, on a connection driven by it.
+    /// Starts the writer on the current runtime; it stops when the last handle is dropped.
+    /// `serve` starts one per HTTP worker, on the worker's own thread: a request's event is
+    /// then written by a task of the same thread, on a connection driven by it. One writer:
+    /// the events that arrive while it writes make its next batch, and the workers' writers
+    /// overlap each other's commits. (Measured at 16 and 32 senders on 2 cores: one writer per
+    /// worker made batches a third larger than two did, cost PostgreSQL less per event and
+    /// served more events per second in 5 of 6 paired runs.)
     pub fn start(pool: PgPool, settings: SyncSettings, metrics: Arc<Metrics>) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let receiver = Arc::new(Mutex::new(receiver));
-        let writer = Arc::new(Writer {
+        let writer = Writer {
             pool,
             settings,
             metrics,
-        });
-        for _ in 0..WRITERS {
-            tokio::spawn(writer.clone().run(receiver.clone()));
-        }
+        };
+        tokio::spawn(writer.run(receiver));
         Self { queue }
     }
 
@@ -143,22 +139,15 @@ struct Held {
 }
 
 impl Writer {
-    async fn run(self: Arc<Self>, receiver: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    async fn run(self, mut receiver: mpsc::Receiver<Job>) {
         let mut held = None;
-        loop {
-            let mut jobs = Vec::new();
-            {
-                // One writer at a time waits at the head of the queue and takes what is there.
-                let mut receiver = receiver.lock().await;
-                let Some(first) = receiver.recv().await else {
-                    return;
-                };
-                jobs.push(first);
-                while jobs.len() < MAX_BATCH {
-                    match receiver.try_recv() {
-                        Ok(job) => jobs.push(job),
-                        Err(_) => break,
-                    }
+        // Waits for an event, then takes every one queued behind it.
+        while let Some(first) = receiver.recv().await {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
                 }
             }
             self.apply_jobs(jobs, &mut held).await;
