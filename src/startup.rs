@@ -28,9 +28,9 @@ use crate::sync::batch::EventWriter;
 
 /// In-flight events get this long to finish after SIGTERM; Stripe retries anything cut off.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
-/// HTTP workers at most (one per core below that). Each has webhook writers with connections
-/// of their own (`sync::batch`), and the database, not the HTTP side, is what a webhook waits
-/// for: more workers would only hold more connections.
+/// HTTP workers at most (one per core below that). Each has its webhook writer with a
+/// connection of its own (`sync::batch`), and the database, not the HTTP side, is what a
+/// webhook waits for: more workers would only hold more connections.
 const MAX_HTTP_WORKERS: usize = 4;
 
 pub struct Application {
@@ -102,7 +102,7 @@ impl Application {
         });
         let customers_on = state.customers.is_some();
         let server = HttpServer::new(move || {
-            // Called on each HTTP worker's thread: the worker's own writers, on its runtime, so
+            // Called on each HTTP worker's thread: the worker's own writer, on its runtime, so
             // that an event goes from request to database and back without changing threads.
             let events = EventWriter::start(
                 state.pool.clone(),

@@ -181,8 +181,8 @@ pub(crate) async fn writer_connection(
 ) -> Result<PgConnection, sqlx::Error> {
     let mut connection = PgConnection::connect_with(&pool.connect_options()).await?;
     let set = format!(
-        "set statement_timeout = '{}ms'; set plan_cache_mode = force_generic_plan",
-        statement_timeout.as_millis()
+        "{}; set plan_cache_mode = force_generic_plan",
+        set_statement_timeout(statement_timeout)
     );
     sqlx::raw_sql(AssertSqlSafe(set))
         .execute(&mut connection)
@@ -196,10 +196,7 @@ fn with_session_statement_timeout(
     pool: PgPoolOptions,
     statement_timeout: Duration,
 ) -> PgPoolOptions {
-    let set = format!(
-        "set statement_timeout = '{}ms'",
-        statement_timeout.as_millis()
-    );
+    let set = set_statement_timeout(statement_timeout);
     pool.after_connect(move |connection, _meta| {
         // A simple query: no prepared statement is left behind.
         sqlx::raw_sql(AssertSqlSafe(set.clone()))
@@ -207,6 +204,11 @@ fn with_session_statement_timeout(
             .map(|result| result.map(drop))
             .boxed()
     })
+}
+
+/// The session's `statement_timeout`, as a statement.
+fn set_statement_timeout(timeout: Duration) -> String {
+    format!("set statement_timeout = '{}ms'", timeout.as_millis())
 }
 
 #[cfg(test)]
