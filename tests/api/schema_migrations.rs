@@ -7,7 +7,7 @@ use stripe_customer_sync::store::schema::MIGRATOR;
 use crate::helpers::{migrated_database, shim_only_database};
 
 /// Everything the migrations can create in `public`, one sorted line per fact: tables (owner,
-/// RLS, comment), every relation by kind, columns (type, default, nullability, identity),
+/// RLS, comment, storage parameters), every relation by kind, columns (type, default, nullability, identity),
 /// constraints, indexes, policies, triggers, functions (full definition, so security and
 /// config included) and every privilege on relations and functions. sqlx's own bookkeeping
 /// table is left out: it rightly changes with every migration.
@@ -18,9 +18,9 @@ with ours as (
     where c.relnamespace = 'public'::regnamespace
       and c.relname not in ('_sqlx_migrations', '_sqlx_migrations_pkey')
 )
-select format('relation %s kind=%s owner=%s rls=%s force_rls=%s comment=%s',
+select format('relation %s kind=%s owner=%s rls=%s force_rls=%s comment=%s options=%s',
               relname, relkind, pg_get_userbyid(relowner), relrowsecurity, relforcerowsecurity,
-              obj_description(oid, 'pg_class'))
+              obj_description(oid, 'pg_class'), reloptions)
 from ours
 union all
 select format('column %s.%s %s default=%s not_null=%s identity=%s',
