@@ -23,8 +23,10 @@
 # PEER_QUIET_MAX_WAIT=120 s); CPU is read from /proc (cpu.py): PostgreSQL's (postmaster and
 # backends) and the service process's, per event. Prints one JSON line per run and, at the end,
 # a table of medians over the repetitions: events/s, p50/p99 ms, non-2xx, PostgreSQL CPU ms and
-# service CPU ms per event, and ours / peer. Quote ratios from one run, never absolute figures
-# across runs.
+# service CPU ms per event, WAL KB per event, and ours / peer; and the checkpoints that completed
+# during a system's runs at that level, summed (each ends by flushing the data files, which
+# stalls commits for a few hundred ms: the tail latency follows them). Quote ratios from one
+# run, never absolute figures across runs.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -77,6 +79,8 @@ fi
 runuser -u postgres -- $PGBIN/pg_ctl -D $P/pgdata -l $R/pg.log -w \
   -o "-p $PGPORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$R" start >/dev/null || exit 1
 PSQL="psql -X -q -At -h 127.0.0.1 -p $PGPORT -U postgres"
+# Checkpoints completed so far; each ends by flushing the data files, which stalls commits.
+CHECKPOINTS='select checkpoints_timed + checkpoints_req from pg_stat_bgwriter'
 export DATABASE_URL=postgres://postgres@127.0.0.1:$PGPORT/peer WEBHOOK_SECRET=whsec_test_peer_benchmark_secret
 OURS_URL=postgres://postgres@127.0.0.1:$PGPORT/ours
 if ! $PSQL -d peer -c 'select 1 from stripe.customers limit 1' >/dev/null 2>&1 || [ ! -f $R/seed_ids.json ]; then
@@ -115,12 +119,15 @@ for rep in $(seq 1 $REPS); do for c in $CONCS; do for sys in peer ours; do
   if [ $sys = peer ]; then url=http://127.0.0.1:$PEER_PORT/webhook; lua=$A/wrk_webhook.lua; spid=$NODEPID
   else url=http://127.0.0.1:$OURS_PORT/webhooks/stripe; lua=$A/wrk_ours.lua; spid=$OURS; fi
   python3 $P/cpu.py snap $spid $P/pgdata > $R/a.json
+  wal0=$($PSQL -c 'select pg_current_wal_lsn()'); ck0=$($PSQL -c "$CHECKPOINTS")
   wrk -t1 -c$c -d${SECS}s --timeout 10s -s $lua $url -- $R/events_${tag}.bin > $R/wrk_${tag}.txt 2>&1
   python3 $P/cpu.py snap $spid $P/pgdata > $R/b.json
+  wal=$($PSQL -c "select pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal0')::bigint")
   sleep 1
+  ck=$(( $($PSQL -c "$CHECKPOINTS") - ck0 ))
   W=$(sed -n 's/^WRKJSON //p' $R/wrk_${tag}.txt); CPU=$(python3 $P/cpu.py diff $R/a.json $R/b.json)
   [ -n "$W" ] || { echo "wrk printed no result:"; cat $R/wrk_${tag}.txt; exit 1; }
-  echo "{\"sys\":\"$sys\",\"c\":$c,\"rep\":$rep,\"wrk\":$W,\"cpu\":$CPU}" | tee -a $R/side.jsonl
+  echo "{\"sys\":\"$sys\",\"c\":$c,\"rep\":$rep,\"wrk\":$W,\"cpu\":$CPU,\"wal_bytes\":$wal,\"checkpoints\":$ck}" | tee -a $R/side.jsonl
   rm -f $R/events_${tag}.bin
 done; done; done
 python3 - $R/side.jsonl <<'PY'
@@ -128,14 +135,14 @@ import json,sys,statistics as st
 rows=[json.loads(l) for l in open(sys.argv[1])]
 reps=max(r['rep'] for r in rows)
 print(f"\nmedians of {reps} run(s) per system and level")
-print("\n| senders | system | events/s | p50 ms | p99 ms | non-2xx | PG CPU ms/event | service CPU ms/event |")
-print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("\n| senders | system | events/s | p50 ms | p99 ms | non-2xx | PG CPU ms/event | service CPU ms/event | WAL KB/event | checkpoints |")
+print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for c in sorted({r['c'] for r in rows}):
   for s in ('peer','ours'):
     rs=[r for r in rows if r['c']==c and r['sys']==s]
     if not rs: continue
     med=lambda f: st.median(f(r) for r in rs)
-    print(f"| {c} | {s} | {med(lambda r:r['wrk']['rps']):.0f} | {med(lambda r:r['wrk']['lat_p50_ms']):.2f} | {med(lambda r:r['wrk']['lat_p99_ms']):.2f} | {sum(r['wrk']['non2xx'] for r in rs)} | {med(lambda r:r['cpu']['pg_cpu_s']*1000/max(r['wrk']['requests'],1)):.3f} | {med(lambda r:r['cpu']['server_cpu_s']*1000/max(r['wrk']['requests'],1)):.3f} |")
+    print(f"| {c} | {s} | {med(lambda r:r['wrk']['rps']):.0f} | {med(lambda r:r['wrk']['lat_p50_ms']):.2f} | {med(lambda r:r['wrk']['lat_p99_ms']):.2f} | {sum(r['wrk']['non2xx'] for r in rs)} | {med(lambda r:r['cpu']['pg_cpu_s']*1000/max(r['wrk']['requests'],1)):.3f} | {med(lambda r:r['cpu']['server_cpu_s']*1000/max(r['wrk']['requests'],1)):.3f} | {med(lambda r:r['wal_bytes']/1024/max(r['wrk']['requests'],1)):.1f} | {sum(r['checkpoints'] for r in rs)} |")
   o=[r['wrk']['rps'] for r in rows if r['c']==c and r['sys']=='ours']; p=[r['wrk']['rps'] for r in rows if r['c']==c and r['sys']=='peer']
-  if o and p: print(f"|   | ours / peer | {st.median(o)/st.median(p):.2f}× | | | | | |")
+  if o and p: print(f"|   | ours / peer | {st.median(o)/st.median(p):.2f}× | | | | | | | |")
 PY
