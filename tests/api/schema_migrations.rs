@@ -7,10 +7,11 @@ use stripe_customer_sync::store::schema::MIGRATOR;
 use crate::helpers::{migrated_database, shim_only_database};
 
 /// Everything the migrations can create in `public`, one sorted line per fact: tables (owner,
-/// RLS, comment, storage parameters), every relation by kind, columns (type, default, nullability, identity),
-/// constraints, indexes, policies, triggers, functions (full definition, so security and
-/// config included) and every privilege on relations and functions. sqlx's own bookkeeping
-/// table is left out: it rightly changes with every migration.
+/// RLS, comment, storage parameters), every relation by kind, columns (type, default,
+/// nullability, identity), constraints, indexes, policies, triggers, functions (full
+/// definition, so security and config included) and every privilege on relations and
+/// functions. sqlx's own bookkeeping table is left out: it rightly changes with every
+/// migration.
 const CATALOG_SNAPSHOT: &str = r#"
 with ours as (
     select c.*
