@@ -60,6 +60,10 @@ pub fn pgbench_script_text() -> String {
     let insert = bind_pgbench(INSERT_SQL, |n| match n {
         9 => new_customer.into(),
         10 => uuid("u"),
+        // A time-ordered id, as the service's own (UUID version 7: milliseconds first).
+        15 => "(lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0') \
+               || '7' || substr(md5(random()::text), 1, 19))::uuid"
+            .into(),
         n => ledger(n, "etype_c"),
     });
     let snapshot_update = bind_pgbench(SNAPSHOT_SQL, |n| match n {

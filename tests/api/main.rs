@@ -18,6 +18,7 @@ mod operability;
 mod poison_events;
 mod poolers;
 mod profile_push;
+mod row_ids;
 mod row_storage;
 mod schema_constraints;
 mod schema_migrations;

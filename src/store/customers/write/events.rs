@@ -12,7 +12,7 @@ use crate::store::StoreError;
 use crate::store::ledger::{LedgerEntry, Recorded, RowGuard, record_guard};
 
 /// The rows to write of a batch of events, as arrays: `$1`–`$7` as `WRITE_PAGE_SQL`'s
-/// `$2`–`$8`; `$21`–`$22` the metadata of an insert's alternatives ([`IfUserNotFree`]), null
+/// `$2`–`$8`, `$23` as its `$9` (the new ids of inserts); `$21`–`$22` the metadata of an insert's alternatives ([`IfUserNotFree`]), null
 /// for a row without. Where a row has alternatives, the one whose facts hold now is written:
 /// the user linked if it exists and no row holds it, otherwise no user and the metadata for
 /// why. Only the choice is made here; each alternative was decided by the rules.
@@ -27,12 +27,13 @@ macro_rules! events_input {
                     i.email, i.name, i.default_payment_method,
                     (case when f.user_missing then i.metadata_if_user_missing
                           when f.user_taken then i.metadata_if_user_taken
-                          else i.metadata end)::jsonb as metadata
+                          else i.metadata end)::jsonb as metadata,
+                    i.new_id
                from unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[],
-                           $6::text[], $7::text[], $21::text[], $22::text[])
+                           $6::text[], $7::text[], $21::text[], $22::text[], $23::uuid[])
                     as i(stripe_customer_id, version, user_id, email, name,
                          default_payment_method, metadata, metadata_if_user_missing,
-                         metadata_if_user_taken)
+                         metadata_if_user_taken, new_id)
                left join lateral (
                     select not exists (select 1 from auth.users u where u.id = i.user_id)
                                as user_missing,
@@ -138,7 +139,7 @@ macro_rules! events_recorded {
 /// the ledger columns of every event as arrays (as `LedgerEntry::bind_to`), `$16` the customer
 /// each event wrote (null: it writes none), `$17`–`$18` outcome and reason of those that write
 /// none, `$19`–`$20` their guards, `$21`–`$22` the alternatives of inserts (see
-/// [`events_input!`]).
+/// [`events_input!`]), `$23` the new ids of inserts.
 ///
 /// No statement-wide event id for the audit trail: its trigger reads each row's event from the
 /// `sync.last_event_id` the write sets. A duplicate event id (a delivery another replica is
@@ -284,6 +285,7 @@ pub async fn write_events(
         .bind(&ledger.guard_versions)
         .bind(&if_user_missing)
         .bind(&if_user_taken)
+        .bind(&rows.new_ids)
         .fetch_all(db)
         .await?;
     Ok(recorded.into_iter().collect())
