@@ -20,7 +20,7 @@
 # PEER_WORK_DIR to a directory to keep (and reuse) its cluster, seeds and node_modules instead.
 #
 # Before each run it waits for a quiet machine (< 0.25 cores busy for 3 s, at most
-# PEER_QUIET_MAX_WAIT=120 s); CPU is read from /proc (cpu.py): PostgreSQL's (postmaster and
+# PEER_QUIET_MAX_WAIT=120 s) and writes back the page cache (`sync`); CPU is read from /proc (cpu.py): PostgreSQL's (postmaster and
 # backends) and the service process's, per event. Prints one JSON line per run and, at the end,
 # a table of medians over the repetitions: events/s, p50/p99 ms, non-2xx, PostgreSQL CPU ms and
 # service CPU ms per event, WAL KB per event, and ours / peer; and the checkpoints that completed
@@ -116,6 +116,11 @@ for rep in $(seq 1 $REPS); do for c in $CONCS; do for sys in peer ours; do
   tag=${sys}_c${c}_r${rep}_$RANDOM
   n=$(( SECS * (c == 1 ? 3000 : 8000) ))
   (cd $A && node gen_run.js $tag $n >/dev/null)
+  # Write back every dirty page first: the run's own events file (~2 KB per event) and what
+  # the previous run left in the page cache. Otherwise the kernel flushes them during this
+  # run, in bursts that stall every commit's WAL flush, and one system's leftovers land in
+  # the other's tail.
+  sync
   if [ $sys = peer ]; then url=http://127.0.0.1:$PEER_PORT/webhook; lua=$A/wrk_webhook.lua; spid=$NODEPID
   else url=http://127.0.0.1:$OURS_PORT/webhooks/stripe; lua=$A/wrk_ours.lua; spid=$OURS; fi
   python3 $P/cpu.py snap $spid $P/pgdata > $R/a.json
