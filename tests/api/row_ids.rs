@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::helpers::commands::{backfill, workdir};
 use crate::helpers::events::{CustomerEvent, new_customer_id};
 use crate::helpers::stripe_double::{Customer, StripeDouble, output};
-use crate::helpers::{now, spawn_app};
+use crate::helpers::{insert_customer_by_hand, now, spawn_app};
 
 async fn id_of(pool: &PgPool, stripe_customer_id: &str) -> Uuid {
     sqlx::query_scalar("select id from public.stripe_customers where stripe_customer_id = $1")
@@ -79,14 +79,7 @@ async fn rows_the_service_inserts_get_ids_in_creation_order_whichever_way_they_a
 async fn a_row_inserted_by_hand_keeps_the_random_default_id() {
     let app = spawn_app().await;
     let customer = new_customer_id();
-    sqlx::query(
-        "insert into public.stripe_customers (stripe_customer_id, customer_email)
-         values ($1, 'by-hand@example.com')",
-    )
-    .bind(&customer)
-    .execute(&app.db.pool)
-    .await
-    .expect("insert by hand");
+    insert_customer_by_hand(&app.db.pool, &customer, "by-hand@example.com").await;
 
     assert_eq!(id_of(&app.db.pool, &customer).await.get_version_num(), 4);
 }

@@ -6,7 +6,7 @@
 use sqlx::PgPool;
 
 use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
-use crate::helpers::spawn_app;
+use crate::helpers::{insert_customer_by_hand, spawn_app};
 
 /// The heap page (block number) the row of `stripe_customer_id` is on.
 async fn page_of(pool: &PgPool, stripe_customer_id: &str) -> i64 {
@@ -36,14 +36,7 @@ async fn an_update_that_keeps_email_and_user_is_written_on_the_rows_own_full_pag
         filler += 1;
         assert!(filler < 200, "a page holds fewer rows than that");
         let id = format!("cus_filler{filler}");
-        sqlx::query(
-            "insert into public.stripe_customers (stripe_customer_id, customer_email)
-             values ($1, 'f@example.com')",
-        )
-        .bind(&id)
-        .execute(&app.db.pool)
-        .await
-        .expect("insert a filler row");
+        insert_customer_by_hand(&app.db.pool, &id, "f@example.com").await;
         if page_of(&app.db.pool, &id).await > 0 {
             break;
         }

@@ -72,6 +72,20 @@ pub async fn create_auth_users(pool: &PgPool, n: usize) -> Vec<Uuid> {
     .unwrap()
 }
 
+/// Inserts a customer row by hand, as SQL in the editor would: only the required columns, the
+/// rest (the id among them) from the table's defaults.
+pub async fn insert_customer_by_hand(pool: &PgPool, stripe_customer_id: &str, email: &str) {
+    sqlx::query(
+        "insert into public.stripe_customers (stripe_customer_id, customer_email)
+         values ($1, $2)",
+    )
+    .bind(stripe_customer_id)
+    .bind(email)
+    .execute(pool)
+    .await
+    .expect("insert a customer row by hand");
+}
+
 pub async fn count(pool: &PgPool, table: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
         .fetch_one(pool)

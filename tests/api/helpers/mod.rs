@@ -25,7 +25,7 @@ pub use app::{
 pub use cluster::TestServer;
 pub use database::{
     TestDatabase, as_user, count, create_auth_user, create_auth_user_with_id, create_auth_users,
-    migrated_database, readme_login_sql, shim_only_database,
+    insert_customer_by_hand, migrated_database, readme_login_sql, shim_only_database,
 };
 pub use dedicated_cluster::DedicatedCluster;
 pub use rows::{LinkState, TableCounts, link_states};
