@@ -12,10 +12,11 @@ use crate::store::StoreError;
 use crate::store::ledger::{LedgerEntry, Recorded, RowGuard, record_guard};
 
 /// The rows to write of a batch of events, as arrays: `$1`–`$7` as `WRITE_PAGE_SQL`'s
-/// `$2`–`$8`, `$23` as its `$9` (the new ids of inserts); `$21`–`$22` the metadata of an insert's alternatives ([`IfUserNotFree`]), null
-/// for a row without. Where a row has alternatives, the one whose facts hold now is written:
-/// the user linked if it exists and no row holds it, otherwise no user and the metadata for
-/// why. Only the choice is made here; each alternative was decided by the rules.
+/// `$2`–`$8`, `$23` as its `$9` (the new ids of inserts); `$21`–`$22` the metadata of an
+/// insert's alternatives ([`IfUserNotFree`]), null for a row without. Where a row has
+/// alternatives, the one whose facts hold now is written: the user linked if it exists and no
+/// row holds it, otherwise no user and the metadata for why. Only the choice is made here; each
+/// alternative was decided by the rules.
 macro_rules! events_input {
     () => {
         "with audit_context as (

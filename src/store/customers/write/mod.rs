@@ -70,8 +70,8 @@ mod events;
 pub(crate) use events::{EventWrite, IfUserNotFree, write_events};
 
 /// Inserts the row and records the event. Binds: the ledger's `$1`–`$8` (see
-/// `LedgerEntry::bind_to`), then `$9`–`$14` (see `bind_row`), then `$15` the row's new id. Public, with [`UPDATE_SQL`]
-/// and `SNAPSHOT_SQL`, for `benches/end_to_end.rs`.
+/// `LedgerEntry::bind_to`), then `$9`–`$14` (see `bind_row`), then `$15` the row's new id.
+/// Public, with [`UPDATE_SQL`] and `SNAPSHOT_SQL`, for `benches/end_to_end.rs`.
 pub const INSERT_SQL: &str = concat!(
     audit_context!(),
     ", input as (
