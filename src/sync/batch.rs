@@ -6,7 +6,8 @@
 //! waiting at that moment and applies them together: one snapshot read, `decide()` for each,
 //! one write that keeps each event's guard (see `sync::apply::apply_events`). A batch is as
 //! large as the load makes it: one event when requests come one at a time, dozens under
-//! concurrency.
+//! concurrency; a writer waits a moment for the senders it has just answered
+//! ([`next_batch::GATHER_FOR`]), so that a batch takes all of them, not half.
 //!
 //! Whatever the batch cannot settle is applied on its own, in arrival order, by the single
 //! event path ([`super::apply_event`]): an event whose guard no longer held at the write (a
@@ -14,6 +15,8 @@
 //! batch, and every event of a batch whose write the database refused for its data or for a
 //! race. A batch that failed because the database is unavailable wrote nothing (the write is
 //! one statement) and answers every one of its events with the error: 503, Stripe retries.
+
+mod next_batch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,9 +34,8 @@ use crate::store::StoreError;
 use crate::store::pool::{self, PING_IF_IDLE_FOR};
 use crate::store::session::EventScope;
 use crate::stripe::event::{EventObject, StripeEvent};
+use next_batch::NextBatch;
 
-/// Events one batch takes at most; the statements' arrays stay a few hundred KB.
-const MAX_BATCH: usize = 64;
 /// A generic plan is made once, from the statistics of that moment, and PostgreSQL makes a
 /// new one only when the table is next analyzed; a table that grows fast from empty (a new
 /// deployment's ledger) would be scanned whole until then. Planning again this often keeps the
@@ -141,16 +143,11 @@ struct Held {
 impl Writer {
     async fn run(self, mut receiver: mpsc::Receiver<Job>) {
         let mut held = None;
-        // Waits for an event, then takes every one queued behind it.
-        while let Some(first) = receiver.recv().await {
-            let mut jobs = vec![first];
-            while jobs.len() < MAX_BATCH {
-                match receiver.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
-            }
+        let mut next = NextBatch::default();
+        while let Some(jobs) = next.take(&mut receiver).await {
+            let taken = jobs.len();
             self.apply_jobs(jobs, &mut held).await;
+            next.committed(taken, &receiver);
         }
     }
 
