@@ -147,7 +147,7 @@ impl Writer {
         while let Some(jobs) = next.take(&mut receiver).await {
             let taken = jobs.len();
             self.apply_jobs(jobs, &mut held).await;
-            next.committed(taken, &receiver);
+            next.answered(taken, &receiver);
         }
     }
 

@@ -8,15 +8,15 @@ use tokio::time::Instant;
 /// Events one batch takes at most; the statements' arrays stay a few hundred KB.
 pub const MAX_BATCH: usize = 64;
 
-/// How long a writer waits for more events when fewer are queued than it had pending at its
-/// last commit (the batch it wrote and those that queued behind it).
+/// How long a writer waits for more events when fewer are queued than it had pending when it
+/// answered its last batch (that batch and those that queued behind it).
 ///
-/// Why: senders that wait for their answer before sending again (Stripe's deliveries to one
-/// endpoint, `stripe listen`, a load test) otherwise split into two cohorts, one in the batch
-/// being written and one queued behind it, and every batch carries half of them. The senders
-/// just answered send again within a fraction of a millisecond; waiting for them makes one
-/// batch of all, and the database's cost per batch (executor start-up, constraint set-up,
-/// commit and WAL flush) is shared by twice as many events.
+/// Why: senders that wait for their answer before sending again (each connection carries one
+/// request at a time, as a load test or a replay does) otherwise split into two cohorts, one
+/// in the batch being written and one queued behind it, and every batch carries half of them.
+/// The senders just answered send again within a fraction of a millisecond; waiting for them
+/// makes one batch of all, and the database's cost per batch (executor start-up, constraint
+/// set-up, commit and WAL flush) is shared by twice as many events.
 ///
 /// A writer that had one event pending (one sender) never waits. Otherwise the wait ends as
 /// soon as the expected number is queued, at the latest at the runtime timer's first tick
@@ -26,26 +26,26 @@ pub const GATHER_FOR: Duration = Duration::from_micros(500);
 /// What a writer expects of its next batch.
 #[derive(Debug)]
 pub struct NextBatch {
-    /// Events pending at the last commit: the batch and those queued behind it.
-    pending_at_commit: usize,
+    /// Events pending when the last batch was answered: the batch and those queued behind it.
+    pending_at_answer: usize,
 }
 
 impl Default for NextBatch {
     fn default() -> Self {
         Self {
-            pending_at_commit: 1,
+            pending_at_answer: 1,
         }
     }
 }
 
 impl NextBatch {
     /// Waits for an event and takes every one queued behind it; when that is fewer than were
-    /// pending at the last commit, waits up to [`GATHER_FOR`] for the rest. `None`: the queue
-    /// is closed and empty.
+    /// pending when the last batch was answered, waits up to [`GATHER_FOR`] for the rest.
+    /// `None`: the queue is closed and empty.
     pub async fn take<T>(&self, receiver: &mut mpsc::Receiver<T>) -> Option<Vec<T>> {
         let mut batch = vec![receiver.recv().await?];
         take_queued(receiver, &mut batch);
-        let expected = self.pending_at_commit.min(MAX_BATCH);
+        let expected = self.pending_at_answer.min(MAX_BATCH);
         let until = Instant::now() + GATHER_FOR;
         while batch.len() < expected {
             match tokio::time::timeout_at(until, receiver.recv()).await {
@@ -59,11 +59,11 @@ impl NextBatch {
         Some(batch)
     }
 
-    /// Notes that a batch of `taken` events committed and was answered. Call it before the
-    /// writer's task yields: the queue then holds what arrived during the write, and none of
-    /// the senders just answered can have sent again yet.
-    pub fn committed<T>(&mut self, taken: usize, receiver: &mpsc::Receiver<T>) {
-        self.pending_at_commit = taken + receiver.len();
+    /// Notes that a batch of `taken` events was written and answered (whatever the outcome).
+    /// Call it before the writer's task yields: the queue then holds what arrived during the
+    /// write, and none of the senders just answered can have sent again yet.
+    pub fn answered<T>(&mut self, taken: usize, receiver: &mpsc::Receiver<T>) {
+        self.pending_at_answer = taken + receiver.len();
     }
 }
 
@@ -104,17 +104,17 @@ mod tests {
     async fn a_writer_that_had_one_event_pending_never_waits_for_a_second() {
         let (sender, mut receiver) = queue_of(0..0).await;
         let mut next = NextBatch::default();
-        next.committed(1, &receiver);
+        next.answered(1, &receiver);
         sender.send(7).await.unwrap();
         assert_eq!(next.take(&mut receiver).now_or_never(), Some(Some(vec![7])));
     }
 
     #[tokio::test]
-    async fn a_batch_waits_for_as_many_events_as_were_pending_at_the_last_commit() {
+    async fn a_batch_waits_for_as_many_events_as_were_pending_when_the_last_was_answered() {
         // A batch of 3 committed while a fourth event queued behind it: 4 pending.
         let (sender, mut receiver) = queue_of(0..1).await;
         let mut next = NextBatch::default();
-        next.committed(3, &receiver);
+        next.answered(3, &receiver);
         // The three senders just answered send again once the writer waits.
         let resend = tokio::spawn(async move {
             for item in 1..4 {
@@ -131,7 +131,7 @@ mod tests {
     async fn a_batch_waits_gather_for_then_goes_without_the_events_that_did_not_come() {
         let (_sender, mut receiver) = queue_of(0..1).await;
         let mut next = NextBatch::default();
-        next.committed(8, &receiver);
+        next.answered(8, &receiver);
         let started = Instant::now();
         let batch = tokio::time::timeout(Duration::from_secs(5), next.take(&mut receiver))
             .await
@@ -144,7 +144,7 @@ mod tests {
     async fn a_batch_never_takes_more_than_max_batch_events() {
         let (_sender, mut receiver) = queue_of(0..MAX_BATCH + 10).await;
         let mut next = NextBatch::default();
-        next.committed(MAX_BATCH + 10, &receiver);
+        next.answered(MAX_BATCH + 10, &receiver);
         let batch = next.take(&mut receiver).await.unwrap();
         assert_eq!(batch, (0..MAX_BATCH).collect::<Vec<_>>());
     }
@@ -153,7 +153,7 @@ mod tests {
     async fn a_closed_queue_ends_the_wait_and_then_the_writer() {
         let (sender, mut receiver) = queue_of(0..2).await;
         let mut next = NextBatch::default();
-        next.committed(6, &receiver);
+        next.answered(6, &receiver);
         drop(sender);
         assert_eq!(
             next.take(&mut receiver).now_or_never(),
