@@ -69,7 +69,8 @@ pub const SNAPSHOT_SQL: &str = concat!(
 
 /// The snapshot read of many events at once (group commit): binds `$1` event ids (text[]),
 /// `$2` customer ids (text[]), `$3` candidate users (uuid[]); one row per element, in their
-/// order, with the columns of [`SNAPSHOT_SQL`].
+/// order, with the columns of [`SNAPSHOT_SQL`]. (Elements read by subscript, not `unnest`: see
+/// `store::customers::write`.)
 const EVENTS_SNAPSHOT_SQL: &str = concat!(
     "select
              exists (select 1 from public.stripe_webhook_events e where e.id = i.event_id)
@@ -80,8 +81,9 @@ const EVENTS_SNAPSHOT_SQL: &str = concat!(
              ",
     candidate_columns!(),
     "
-         from unnest($1::text[], $2::text[], $3::uuid[]) with ordinality
-              as i(event_id, stripe_customer_id, user_id, ord)
+         from (select ($1::text[])[n] as event_id, ($2::text[])[n] as stripe_customer_id,
+                      ($3::uuid[])[n] as user_id, n as ord
+                 from generate_subscripts($1::text[], 1) as n) as i
          left join public.stripe_customers c on c.stripe_customer_id = i.stripe_customer_id
          order by i.ord"
 );
@@ -99,7 +101,8 @@ const PAGE_SNAPSHOT_SQL: &str = concat!(
              ",
     value_columns!(),
     "
-         from unnest($1::text[], $2::uuid[]) with ordinality as i(stripe_customer_id, user_id, ord)
+         from (select ($1::text[])[n] as stripe_customer_id, ($2::uuid[])[n] as user_id, n as ord
+                 from generate_subscripts($1::text[], 1) as n) as i
          left join public.stripe_customers c on c.stripe_customer_id = i.stripe_customer_id
          order by i.ord"
 );

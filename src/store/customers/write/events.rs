@@ -30,11 +30,14 @@ macro_rules! events_input {
                           when f.user_taken then i.metadata_if_user_taken
                           else i.metadata end)::jsonb as metadata,
                     i.new_id
-               from unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[],
-                           $6::text[], $7::text[], $21::text[], $22::text[], $23::uuid[])
-                    as i(stripe_customer_id, version, user_id, email, name,
-                         default_payment_method, metadata, metadata_if_user_missing,
-                         metadata_if_user_taken, new_id)
+               from (select ($1::text[])[n] as stripe_customer_id, ($2::text[])[n] as version,
+                            ($3::uuid[])[n] as user_id, ($4::text[])[n] as email,
+                            ($5::text[])[n] as name, ($6::text[])[n] as default_payment_method,
+                            ($7::text[])[n] as metadata,
+                            ($21::text[])[n] as metadata_if_user_missing,
+                            ($22::text[])[n] as metadata_if_user_taken,
+                            ($23::uuid[])[n] as new_id
+                       from generate_subscripts($1::text[], 1) as n) as i
                left join lateral (
                     select not exists (select 1 from auth.users u where u.id = i.user_id)
                                as user_missing,
@@ -104,13 +107,15 @@ macro_rules! events_recorded {
     () => {
         concat!(
             ", g as (
-             select *
-               from unnest($8::text[], $9::text[], $10::boolean[], $11::text[],
-                           $12::timestamptz[], $13::text[], $14::boolean[], $15::text[],
-                           $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])
-                    as g(id, type, livemode, api_version, stripe_created, payload,
-                         payload_sanitized, deleted_customer_id, written_customer_id,
-                         outcome, reason, guard_customer_id, guard_version)
+             select ($8::text[])[n] as id, ($9::text[])[n] as type,
+                    ($10::boolean[])[n] as livemode, ($11::text[])[n] as api_version,
+                    ($12::timestamptz[])[n] as stripe_created, ($13::text[])[n] as payload,
+                    ($14::boolean[])[n] as payload_sanitized,
+                    ($15::text[])[n] as deleted_customer_id,
+                    ($16::text[])[n] as written_customer_id, ($17::text[])[n] as outcome,
+                    ($18::text[])[n] as reason, ($19::text[])[n] as guard_customer_id,
+                    ($20::text[])[n] as guard_version
+               from generate_subscripts($8::text[], 1) as n
          )
          insert into public.stripe_webhook_events
              (id, type, livemode, api_version, stripe_created, payload, payload_sanitized,

@@ -2,6 +2,13 @@
 //! what is recorded beside it ([`Recording`]). The row's insert and update are written once
 //! ([`insert_row!`], [`update_row!`]) over a relation `i` of the values to write; each
 //! statement below says where `i` comes from and what it records beside the row.
+//!
+//! A statement that writes many rows binds one array per column and reads element `n` of each,
+//! for each `n` of `generate_subscripts`, rather than `unnest(a, b, …)`: PostgreSQL runs that
+//! unnest as one set-returning function per array, each materialised in a tuplestore of its
+//! own, a fixed cost per statement that group commit pays at every batch, most of all at one
+//! event per batch. (Measured with pgbench on PostgreSQL 15, ten one-element arrays: 0.064–0.068
+//! ms per statement with unnest, 0.034–0.035 ms by subscript.)
 
 use sqlx::PgExecutor;
 use sqlx::types::Json;
@@ -122,10 +129,11 @@ const WRITE_PAGE_SQL: &str = concat!(
     ", input as (
              select i.stripe_customer_id, i.version, i.user_id, i.email, i.name,
                     i.default_payment_method, i.metadata::jsonb as metadata, i.new_id, i.ord
-               from unnest($2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[],
-                           $7::text[], $8::text[], $9::uuid[]) with ordinality
-                    as i(stripe_customer_id, version, user_id, email, name,
-                         default_payment_method, metadata, new_id, ord)
+               from (select ($2::text[])[n] as stripe_customer_id, ($3::text[])[n] as version,
+                            ($4::uuid[])[n] as user_id, ($5::text[])[n] as email,
+                            ($6::text[])[n] as name, ($7::text[])[n] as default_payment_method,
+                            ($8::text[])[n] as metadata, ($9::uuid[])[n] as new_id, n::bigint as ord
+                       from generate_subscripts($2::text[], 1) as n) as i
          ), inserted as (
              ",
     insert_row!(),
