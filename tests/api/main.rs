@@ -18,6 +18,7 @@ mod operability;
 mod poison_events;
 mod poolers;
 mod profile_push;
+mod query_plans;
 mod row_ids;
 mod row_storage;
 mod schema_constraints;

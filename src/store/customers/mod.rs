@@ -23,6 +23,19 @@ pub(crate) use write::{
 };
 pub use write::{INSERT_SQL, UPDATE_SQL};
 
+/// The statements that bind one array per column (a batch of events, a page of customers), by
+/// name. Public for `tests/api/query_plans.rs`, which checks that their plans reach the rows
+/// through the indexes, whatever the planner guesses of the arrays' length.
+pub const ARRAY_STATEMENTS: [(&str, &str); 7] = [
+    ("snapshot of a batch of events", read::EVENTS_SNAPSHOT_SQL),
+    ("write of a batch of events", write::WRITE_EVENTS_SQL),
+    ("write of a batch of inserts", write::INSERT_EVENTS_SQL),
+    ("write of a batch of updates", write::UPDATE_EVENTS_SQL),
+    ("record of a batch of events", write::RECORD_EVENTS_SQL),
+    ("snapshot of a page of customers", read::PAGE_SNAPSHOT_SQL),
+    ("write of a page of customers", write::WRITE_PAGE_SQL),
+];
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 

@@ -69,9 +69,9 @@ pub const SNAPSHOT_SQL: &str = concat!(
 
 /// The snapshot read of many events at once (group commit): binds `$1` event ids (text[]),
 /// `$2` customer ids (text[]), `$3` candidate users (uuid[]); one row per element, in their
-/// order, with the columns of [`SNAPSHOT_SQL`]. (Elements read by subscript, not `unnest`: see
-/// `store::customers::write`.)
-const EVENTS_SNAPSHOT_SQL: &str = concat!(
+/// order, with the columns of [`SNAPSHOT_SQL`]. (One array unnested, the others read by subscript:
+/// see `store::customers::write`.)
+pub(super) const EVENTS_SNAPSHOT_SQL: &str = concat!(
     "select
              exists (select 1 from public.stripe_webhook_events e where e.id = i.event_id)
                  as already_recorded,
@@ -81,16 +81,16 @@ const EVENTS_SNAPSHOT_SQL: &str = concat!(
              ",
     candidate_columns!(),
     "
-         from (select ($1::text[])[n] as event_id, ($2::text[])[n] as stripe_customer_id,
+         from (select u.event_id, ($2::text[])[n] as stripe_customer_id,
                       ($3::uuid[])[n] as user_id, n as ord
-                 from generate_subscripts($1::text[], 1) as n) as i
+                 from unnest($1::text[]) with ordinality as u(event_id, n)) as i
          left join public.stripe_customers c on c.stripe_customer_id = i.stripe_customer_id
          order by i.ord"
 );
 
 /// The snapshot of a page of customers: binds `$1` customer ids (text[]), `$2` candidate users
 /// (uuid[]); one row per element, in their order.
-const PAGE_SNAPSHOT_SQL: &str = concat!(
+pub(super) const PAGE_SNAPSHOT_SQL: &str = concat!(
     "select
              ",
     stored_columns!(),
@@ -101,8 +101,8 @@ const PAGE_SNAPSHOT_SQL: &str = concat!(
              ",
     value_columns!(),
     "
-         from (select ($1::text[])[n] as stripe_customer_id, ($2::uuid[])[n] as user_id, n as ord
-                 from generate_subscripts($1::text[], 1) as n) as i
+         from (select u.stripe_customer_id, ($2::uuid[])[n] as user_id, n as ord
+                 from unnest($1::text[]) with ordinality as u(stripe_customer_id, n)) as i
          left join public.stripe_customers c on c.stripe_customer_id = i.stripe_customer_id
          order by i.ord"
 );

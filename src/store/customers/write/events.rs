@@ -30,14 +30,14 @@ macro_rules! events_input {
                           when f.user_taken then i.metadata_if_user_taken
                           else i.metadata end)::jsonb as metadata,
                     i.new_id
-               from (select ($1::text[])[n] as stripe_customer_id, ($2::text[])[n] as version,
+               from (select u.stripe_customer_id, ($2::text[])[n] as version,
                             ($3::uuid[])[n] as user_id, ($4::text[])[n] as email,
                             ($5::text[])[n] as name, ($6::text[])[n] as default_payment_method,
                             ($7::text[])[n] as metadata,
                             ($21::text[])[n] as metadata_if_user_missing,
                             ($22::text[])[n] as metadata_if_user_taken,
                             ($23::uuid[])[n] as new_id
-                       from generate_subscripts($1::text[], 1) as n) as i
+                       from unnest($1::text[]) with ordinality as u(stripe_customer_id, n)) as i
                left join lateral (
                     select not exists (select 1 from auth.users u where u.id = i.user_id)
                                as user_missing,
@@ -107,7 +107,7 @@ macro_rules! events_recorded {
     () => {
         concat!(
             ", g as (
-             select ($8::text[])[n] as id, ($9::text[])[n] as type,
+             select u.id, ($9::text[])[n] as type,
                     ($10::boolean[])[n] as livemode, ($11::text[])[n] as api_version,
                     ($12::timestamptz[])[n] as stripe_created, ($13::text[])[n] as payload,
                     ($14::boolean[])[n] as payload_sanitized,
@@ -115,7 +115,7 @@ macro_rules! events_recorded {
                     ($16::text[])[n] as written_customer_id, ($17::text[])[n] as outcome,
                     ($18::text[])[n] as reason, ($19::text[])[n] as guard_customer_id,
                     ($20::text[])[n] as guard_version
-               from generate_subscripts($8::text[], 1) as n
+               from unnest($8::text[]) with ordinality as u(id, n)
          )
          insert into public.stripe_webhook_events
              (id, type, livemode, api_version, stripe_created, payload, payload_sanitized,
@@ -151,25 +151,25 @@ macro_rules! events_recorded {
 /// `sync.last_event_id` the write sets. A duplicate event id (a delivery another replica is
 /// recording) fails the statement on the ledger's primary key, and nothing is written. The
 /// variants below leave out the insert or the update the batch does not need.
-const WRITE_EVENTS_SQL: &str = concat!(
+pub(in crate::store::customers) const WRITE_EVENTS_SQL: &str = concat!(
     events_input!(),
     events_inserted!(),
     events_updated!(),
     events_recorded!()
 );
-const INSERT_EVENTS_SQL: &str = concat!(
+pub(in crate::store::customers) const INSERT_EVENTS_SQL: &str = concat!(
     events_input!(),
     events_inserted!(),
     none_updated!(),
     events_recorded!()
 );
-const UPDATE_EVENTS_SQL: &str = concat!(
+pub(in crate::store::customers) const UPDATE_EVENTS_SQL: &str = concat!(
     events_input!(),
     none_inserted!(),
     events_updated!(),
     events_recorded!()
 );
-const RECORD_EVENTS_SQL: &str = concat!(
+pub(in crate::store::customers) const RECORD_EVENTS_SQL: &str = concat!(
     events_input!(),
     none_inserted!(),
     none_updated!(),
