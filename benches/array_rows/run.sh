@@ -13,21 +13,7 @@
 set -u
 SECS=${1:-5}; REPS=${2:-3}
 
-[ "$(id -u)" = 0 ] || { echo "run.sh: run it as root (PostgreSQL runs as the postgres user)"; exit 1; }
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-W=$(mktemp -d /tmp/array-rows.XXXXXX)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cleanup() {
-  [ -f $W/pgdata/postmaster.pid ] && runuser -u postgres -- $PGBIN/pg_ctl -D $W/pgdata -m fast -w stop >/dev/null 2>&1
-  rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-chmod 755 $W && mkdir $W/pgdata && chown postgres $W $W/pgdata && chmod 700 $W/pgdata
-runuser -u postgres -- $PGBIN/initdb -D $W/pgdata -U postgres --auth=trust >/dev/null || exit 1
-runuser -u postgres -- $PGBIN/pg_ctl -D $W/pgdata -l $W/pg.log -w \
-  -o "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$W" start >/dev/null || exit 1
+. "$(cd "$(dirname "$0")" && pwd)/../throwaway_cluster.sh" array-rows
 
 # The ten arrays' types, in order; every column is read, so that no shape skips work.
 TYPES=(text text uuid text text text text text text uuid)

@@ -17,26 +17,12 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 BIN=${1:--}; ROWS=${2:-500000}; SECS=${3:-10}; REPS=${4:-2}
 
-[ "$(id -u)" = 0 ] || { echo "run.sh: run it as root (PostgreSQL runs as the postgres user)"; exit 1; }
+. "$HERE/../throwaway_cluster.sh" in-place-updates
 if [ "$BIN" = - ]; then
   BIN=$REPO/target/release/stripe-customer-sync
   [ -x "$BIN" ] || (cd "$REPO" && cargo build --release) || exit 1
 fi
 BIN=$(realpath "$BIN")
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-W=$(mktemp -d /tmp/in-place-updates.XXXXXX)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cleanup() {
-  [ -f $W/pgdata/postmaster.pid ] && runuser -u postgres -- $PGBIN/pg_ctl -D $W/pgdata -m fast -w stop >/dev/null 2>&1
-  rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-chmod 755 $W && mkdir $W/pgdata && chown postgres $W $W/pgdata && chmod 700 $W/pgdata
-runuser -u postgres -- $PGBIN/initdb -D $W/pgdata -U postgres --auth=trust >/dev/null || exit 1
-runuser -u postgres -- $PGBIN/pg_ctl -D $W/pgdata -l $W/pg.log -w \
-  -o "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$W" start >/dev/null || exit 1
 Q="psql -X -q -At -h 127.0.0.1 -p $PORT -U postgres -d bench"
 psql -X -q -h 127.0.0.1 -p $PORT -U postgres -c 'create database bench' || exit 1
 DATABASE_URL=postgres://postgres@127.0.0.1:$PORT/bench "$BIN" migrate --supabase-shim >/dev/null || exit 1
