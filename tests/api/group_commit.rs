@@ -159,6 +159,57 @@ async fn events_queued_together_are_applied_in_batches_each_exactly_once_and_in_
     );
 }
 
+/// A batch whose events all write a row takes a statement without the guard of an event that
+/// writes none; one that mixes the two must keep it, or the others would not be recorded by
+/// the batch and would each fall back to the single-event path.
+#[tokio::test]
+async fn a_batch_mixing_customer_events_with_events_that_write_no_row_records_them_all_together() {
+    let db = migrated_database().await;
+    let url = db.url.clone();
+    let app = spawn_app_with(db, |_| {}).await;
+    // Two of each in turn: the HTTP workers take connections in turn, and each has its own
+    // writer, so each writer's batch gets both kinds.
+    let mut payloads = Vec::new();
+    for _ in 0..5 {
+        for _ in 0..2 {
+            payloads.push(CustomerEvent::created(&new_customer_id(), T0).json());
+        }
+        for _ in 0..2 {
+            payloads.push(CustomerEvent::new("invoice.paid", &new_customer_id(), T0).json());
+        }
+    }
+
+    let lock = TableLock::take(&url).await;
+    let release = async {
+        until_sessions_wait_for_the_lock(&app, 1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        lock.release().await;
+    };
+    let (answers, ()) = tokio::join!(deliver_all(&app, &payloads), release);
+
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+    }
+    let ignored = answers
+        .iter()
+        .filter(|(_, body)| body["status"] == "ignored")
+        .count();
+    assert_eq!(ignored, 10);
+    assert_eq!(app.ledger_count().await, payloads.len() as i64);
+    assert_eq!(app.customer_count().await, 10);
+    let batches = metric(&app, "stripe_webhook_batch_events_count").await;
+    let batched = metric(&app, "stripe_webhook_batch_events_sum").await;
+    assert!(
+        batches < batched,
+        "{batched} events in {batches} batches: none was applied together"
+    );
+    assert_eq!(
+        metric(&app, "stripe_webhook_events_applied_one_by_one_total").await,
+        0.0,
+        "every event was settled by its batch"
+    );
+}
+
 #[tokio::test]
 async fn an_outage_while_a_batch_waits_answers_503_to_each_of_its_events_writes_nothing_and_each_is_processed_on_retry()
  {

@@ -25,12 +25,25 @@ pub use write::{INSERT_SQL, UPDATE_SQL};
 
 /// The statements that bind one array per column (a batch of events, a page of customers), by
 /// name. Public for `tests/api/query_plans.rs`, which checks that their plans reach the rows
-/// through the indexes, whatever the planner guesses of the arrays' length.
-pub const ARRAY_STATEMENTS: [(&str, &str); 7] = [
+/// through the indexes, whatever the planner guesses of the arrays' length, and for
+/// `benches/batch_statements.rs`, which times two of them.
+pub const ARRAY_STATEMENTS: [(&str, &str); 10] = [
     ("snapshot of a batch of events", read::EVENTS_SNAPSHOT_SQL),
     ("write of a batch of events", write::WRITE_EVENTS_SQL),
     ("write of a batch of inserts", write::INSERT_EVENTS_SQL),
     ("write of a batch of updates", write::UPDATE_EVENTS_SQL),
+    (
+        "write of a batch of events that all write a row",
+        write::WRITE_ROW_EVENTS_SQL,
+    ),
+    (
+        "write of a batch of inserts that all write a row",
+        write::INSERT_ROW_EVENTS_SQL,
+    ),
+    (
+        "write of a batch of updates that all write a row",
+        write::UPDATE_ROW_EVENTS_SQL,
+    ),
     ("record of a batch of events", write::RECORD_EVENTS_SQL),
     ("snapshot of a page of customers", read::PAGE_SNAPSHOT_SQL),
     ("write of a page of customers", write::WRITE_PAGE_SQL),

@@ -79,7 +79,8 @@ macro_rules! record_processed {
 mod events;
 pub(crate) use events::{EventWrite, IfUserNotFree, write_events};
 pub(super) use events::{
-    INSERT_EVENTS_SQL, RECORD_EVENTS_SQL, UPDATE_EVENTS_SQL, WRITE_EVENTS_SQL,
+    INSERT_EVENTS_SQL, INSERT_ROW_EVENTS_SQL, RECORD_EVENTS_SQL, UPDATE_EVENTS_SQL,
+    UPDATE_ROW_EVENTS_SQL, WRITE_EVENTS_SQL, WRITE_ROW_EVENTS_SQL,
 };
 
 /// Inserts the row and records the event. Binds: the ledger's `$1`–`$8` (see
