@@ -59,6 +59,24 @@ async fn deliver_all(app: &TestApp, payloads: &[String]) -> Vec<(u16, Value)> {
     join_all(payloads.iter().map(|payload| app.deliver_json(payload))).await
 }
 
+/// Delivers `payloads` all at once while the table is locked, so that the writers' first
+/// writes block and the rest queue up behind them; lets go once a writer waits.
+async fn deliver_all_queued_behind_a_lock(
+    app: &TestApp,
+    url: &str,
+    payloads: &[String],
+) -> Vec<(u16, Value)> {
+    let lock = TableLock::take(url).await;
+    let release = async {
+        until_sessions_wait_for_the_lock(app, 1).await;
+        // Let the rest of the deliveries queue up behind the blocked writers.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        lock.release().await;
+    };
+    let (answers, ()) = tokio::join!(deliver_all(app, payloads), release);
+    answers
+}
+
 /// The value of one sample line of `/metrics`; 0 when absent.
 async fn metric(app: &TestApp, series: &str) -> f64 {
     app.metrics_text()
@@ -104,14 +122,7 @@ async fn events_queued_together_are_applied_in_batches_each_exactly_once_and_in_
     payloads.extend(duplicates);
     let distinct_events = payloads.len() as i64 / 2;
 
-    let lock = TableLock::take(&url).await;
-    let release = async {
-        until_sessions_wait_for_the_lock(&app, 1).await;
-        // Let the rest of the deliveries queue up behind the blocked writers.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        lock.release().await;
-    };
-    let (answers, ()) = tokio::join!(deliver_all(&app, &payloads), release);
+    let answers = deliver_all_queued_behind_a_lock(&app, &url, &payloads).await;
 
     for (status, body) in &answers {
         assert_eq!(*status, 200, "{body}");
@@ -179,13 +190,7 @@ async fn a_batch_mixing_customer_events_with_events_that_write_no_row_records_th
         }
     }
 
-    let lock = TableLock::take(&url).await;
-    let release = async {
-        until_sessions_wait_for_the_lock(&app, 1).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        lock.release().await;
-    };
-    let (answers, ()) = tokio::join!(deliver_all(&app, &payloads), release);
+    let answers = deliver_all_queued_behind_a_lock(&app, &url, &payloads).await;
 
     for (status, body) in &answers {
         assert_eq!(*status, 200, "{body}");
