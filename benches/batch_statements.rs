@@ -17,11 +17,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{AssertSqlSafe, PgPool};
-use stripe_customer_sync::local_db::{ClusterOptions, LocalCluster, PgBinaries};
+use sqlx::PgPool;
 use stripe_customer_sync::store::customers::ARRAY_STATEMENTS;
-use stripe_customer_sync::store::schema;
+
+#[path = "support/cluster.rs"]
+mod support_cluster;
+use support_cluster::BenchCluster;
 
 const DATABASE: &str = "bench";
 const WITH_GUARD: &str = "write of a batch of inserts";
@@ -45,40 +46,22 @@ fn main() {
 }
 
 async fn run(seconds: u64, reps: u64) {
-    let work = tempfile::Builder::new()
-        .prefix("batch-statements-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("bench dir");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // PostgreSQL runs as its own user when this runs as root: it must reach the directory.
-        std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-    }
-    let binaries = PgBinaries::locate().unwrap_or_else(|e| panic!("{e}"));
-    let cluster = LocalCluster::start(
-        &binaries,
-        &ClusterOptions {
-            data_dir: work.path().join("pgdata"),
-            durable: true,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let db = migrated_database(&cluster).await;
+    let bench = BenchCluster::start("batch-statements-");
+    let db = bench.migrated_database(DATABASE).await;
 
     let scripts: Vec<(&str, PathBuf)> = [WITH_GUARD, WITHOUT_GUARD]
         .into_iter()
         .enumerate()
         .map(|(i, name)| {
-            let path = work.path().join(format!("statement_{i}.pgbench"));
+            let path = bench.dir().join(format!("statement_{i}.pgbench"));
             std::fs::write(&path, pgbench_script(statement(name))).expect("write script");
             (name, path)
         })
         .collect();
-    let pgbench = pgbench(&binaries);
+    let pgbench = bench.pgbench();
     let mut runs: Vec<[f64; 2]> = Vec::new();
     for rep in 1..=reps {
-        let latencies = run_pgbench(&pgbench, &scripts, &cluster.url(DATABASE), seconds);
+        let latencies = run_pgbench(&pgbench, &scripts, &bench.cluster().url(DATABASE), seconds);
         println!(
             "run {rep}: {} {:.3} ms, {} {:.3} ms",
             WITH_GUARD, latencies[0], WITHOUT_GUARD, latencies[1]
@@ -97,29 +80,6 @@ async fn run(seconds: u64, reps: u64) {
         "| without / with the guard | {:.2}× |",
         without_guard / with_guard
     );
-    cluster.stop().unwrap_or_else(|e| panic!("{e}"));
-}
-
-async fn migrated_database(cluster: &LocalCluster) -> PgPool {
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&cluster.url("postgres"))
-        .await
-        .expect("connect");
-    sqlx::raw_sql(AssertSqlSafe(format!("create database {DATABASE}")))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    let db = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&cluster.url(DATABASE))
-        .await
-        .expect("connect bench database");
-    schema::apply_supabase_shim_if_missing(&db)
-        .await
-        .expect("shim");
-    schema::migrate(&db).await.expect("migrations");
-    db
 }
 
 fn statement(name: &str) -> &'static str {
@@ -256,18 +216,6 @@ async fn assert_every_event_wrote_its_row(db: &PgPool) {
     .expect("count rows");
     assert!(events > 0, "no event was recorded");
     assert_eq!(events, customers, "an event was recorded without its row");
-}
-
-fn pgbench(binaries: &PgBinaries) -> PathBuf {
-    let beside = binaries.dir().join("pgbench");
-    if beside.is_file() {
-        return beside;
-    }
-    std::fs::canonicalize(binaries.dir().join("postgres"))
-        .ok()
-        .and_then(|real| Some(real.parent()?.join("pgbench")))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("pgbench"))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

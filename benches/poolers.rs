@@ -21,19 +21,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::AssertSqlSafe;
-use sqlx::postgres::PgPoolOptions;
 use stripe_customer_sync::domain::WebhookSecret;
-use stripe_customer_sync::local_db::{ClusterOptions, LocalCluster, PgBinaries};
 use stripe_customer_sync::store::pool::PoolMode;
-use stripe_customer_sync::store::schema;
 use stripe_customer_sync::stripe::signature::sign;
 
 #[allow(dead_code)] // the test helper; the benchmark uses PgBouncer only
 #[path = "../tests/api/helpers/pgbouncer.rs"]
 mod pgbouncer;
+#[path = "support/cluster.rs"]
+mod support_cluster;
 
 use pgbouncer::{Route, Upstream};
+use support_cluster::BenchCluster;
 
 const SECRET: &str = "whsec_bench_4eC39HqLyjWDarjtT1zdp7dc";
 const DATABASE: &str = "bench";
@@ -78,44 +77,9 @@ async fn run() {
         .map(|c| c.trim().parse().expect("BENCH_CONCURRENCY"))
         .collect();
 
-    let work = tempfile::Builder::new()
-        .prefix("bench-poolers-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("bench dir");
-    std::fs::set_permissions(
-        work.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod bench dir");
-    let binaries = PgBinaries::locate().unwrap_or_else(|e| panic!("{e}"));
-    let cluster = LocalCluster::start(
-        &binaries,
-        &ClusterOptions {
-            data_dir: work.path().join("pgdata"),
-            durable: true,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let direct_url = cluster.url(DATABASE);
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&cluster.url("postgres"))
-        .await
-        .expect("connect");
-    sqlx::raw_sql(AssertSqlSafe(format!("create database {DATABASE}")))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    admin.close().await;
-    let db = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&direct_url)
-        .await
-        .expect("connect bench database");
-    schema::apply_supabase_shim_if_missing(&db)
-        .await
-        .expect("shim");
-    schema::migrate(&db).await.expect("migrations");
+    let bench = BenchCluster::start("bench-poolers-");
+    let db = bench.migrated_database(DATABASE).await;
+    let direct_url = bench.cluster().url(DATABASE);
 
     let routes: Vec<(&str, Route)> = UPSTREAMS
         .iter()
@@ -127,7 +91,7 @@ async fn run() {
         .collect();
     let serves: Vec<Serve> = routes
         .iter()
-        .map(|(name, route)| Serve::start(route, &direct_url, &work.path().join(name)))
+        .map(|(name, route)| Serve::start(route, &direct_url, &bench.dir().join(name)))
         .collect();
     for serve in &serves {
         serve.wait_until_ready().await;
@@ -198,7 +162,6 @@ async fn run() {
     drop(serves);
     drop(routes);
     db.close().await;
-    cluster.stop().expect("stop postgres");
 }
 
 #[derive(Clone, Debug)]

@@ -40,14 +40,10 @@ mod report;
 mod rng;
 mod serve;
 mod settings;
+#[path = "../support/cluster.rs"]
+mod support_cluster;
 
-use std::path::Path;
 use std::time::Instant;
-
-use sqlx::AssertSqlSafe;
-use sqlx::postgres::PgPoolOptions;
-use stripe_customer_sync::local_db::{ClusterOptions, LocalCluster, PgBinaries};
-use stripe_customer_sync::store::schema;
 
 use cpu::CpuSample;
 use database::{checkpoint, seed_our_users, seed_pgbench_customers, seed_pgbench_users};
@@ -55,11 +51,12 @@ use events::EventGenerator;
 use load::drive;
 use lookups::lookup_benchmark;
 use perf::{start_perf, stop_perf};
-use pgbench::{PgbenchLevel, find_pgbench, run_pgbench};
+use pgbench::{PgbenchLevel, run_pgbench};
 use pgbench_script::pgbench_script_text;
 use report::{LevelReport, print_machine, print_summary};
 use serve::Serve;
 use settings::Settings;
+use support_cluster::BenchCluster;
 
 const SECRET: &str = "whsec_bench_4eC39HqLyjWDarjtT1zdp7dc";
 const DATABASE: &str = "bench";
@@ -87,40 +84,11 @@ fn main() {
 async fn run(settings: Settings) {
     let started = Instant::now();
     print_machine();
-    let work = tempfile::Builder::new()
-        .prefix("bench-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("bench dir");
-    make_traversable(work.path());
-    let binaries = PgBinaries::locate().unwrap_or_else(|e| panic!("{e}"));
-    let pgbench_bin = find_pgbench(&binaries);
-    let cluster = LocalCluster::start(
-        &binaries,
-        &ClusterOptions {
-            data_dir: work.path().join("pgdata"),
-            durable: true,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let bench = BenchCluster::start("bench-");
+    let pgbench_bin = bench.pgbench();
+    let cluster = bench.cluster();
     let url = cluster.url(DATABASE);
-    let admin = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&cluster.url("postgres"))
-        .await
-        .expect("connect");
-    sqlx::raw_sql(AssertSqlSafe(format!("create database {DATABASE}")))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    let db = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&url)
-        .await
-        .expect("connect bench database");
-    schema::apply_supabase_shim_if_missing(&db)
-        .await
-        .expect("shim");
-    schema::migrate(&db).await.expect("migrations");
+    let db = bench.migrated_database(DATABASE).await;
     let settings_line: String = sqlx::query_scalar(
         "select string_agg(name || '=' || setting, ' ' order by name) from pg_settings
           where name in ('fsync', 'synchronous_commit', 'wal_sync_method', 'full_page_writes',
@@ -137,7 +105,7 @@ async fn run(settings: Settings) {
     let seeds = settings.events.max(2_000) as u64;
     seed_pgbench_customers(&db, seeds).await;
 
-    let serve = Serve::start(&settings.serve_bin, &url, work.path());
+    let serve = Serve::start(&settings.serve_bin, &url, bench.dir());
     serve.wait_until_up().await;
     generator.host = serve.address.clone();
     println!(
@@ -159,7 +127,7 @@ async fn run(settings: Settings) {
     generator.commit_level(&warm.created);
 
     let payload_sample = generator.sample_payload();
-    let pgbench_script = work.path().join("per_event.pgbench");
+    let pgbench_script = bench.dir().join("per_event.pgbench");
     std::fs::write(&pgbench_script, pgbench_script_text()).expect("write pgbench script");
 
     let mut reports = Vec::new();
@@ -178,9 +146,9 @@ async fn run(settings: Settings) {
             .as_ref()
             .filter(|(at, _)| *at == concurrency)
             .map(|(_, out)| start_perf(out));
-        let before = CpuSample::take(&serve, &cluster);
+        let before = CpuSample::take(&serve, cluster);
         let load = drive(&serve.address, level.events, concurrency).await;
-        let cpu = CpuSample::take(&serve, &cluster).since(&before);
+        let cpu = CpuSample::take(&serve, cluster).since(&before);
         if let Some(perf) = perf {
             stop_perf(perf);
         }
@@ -213,12 +181,12 @@ async fn run(settings: Settings) {
 
         seed_pgbench_users(&db, index, concurrency, settings.events).await;
         checkpoint(&db).await;
-        let before = CpuSample::take(&serve, &cluster);
+        let before = CpuSample::take(&serve, cluster);
         let pg = run_pgbench(
             &pgbench_bin,
             &pgbench_script,
             &url,
-            work.path(),
+            bench.dir(),
             PgbenchLevel {
                 index,
                 concurrency,
@@ -227,7 +195,7 @@ async fn run(settings: Settings) {
                 payload: &payload_sample,
             },
         );
-        let pg_cpu = CpuSample::take(&serve, &cluster).since(&before);
+        let pg_cpu = CpuSample::take(&serve, cluster).since(&before);
         let pg_rows: i64 = sqlx::query_scalar(
             "select count(*) from public.stripe_webhook_events where id like $1",
         )
@@ -268,8 +236,6 @@ async fn run(settings: Settings) {
     };
 
     db.close().await;
-    admin.close().await;
-    cluster.stop().expect("stop postgres");
 
     print_summary(&reports, memory, log_bytes, lookups.as_ref());
     println!("\ntotal time {:.0} s", started.elapsed().as_secs_f64());
@@ -283,10 +249,4 @@ async fn run(settings: Settings) {
         "ledger rows and `processed` answers disagree (or not every event was processed) at \
          concurrency {wrong:?}: the figures above are no result"
     );
-}
-
-/// The cluster runs as the `postgres` OS user when we are root: it must reach its directory.
-fn make_traversable(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }

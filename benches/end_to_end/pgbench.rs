@@ -1,9 +1,7 @@
 //! pgbench at the same concurrency: PostgreSQL's own limit for the per-event work.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-
-use stripe_customer_sync::local_db::PgBinaries;
 
 use crate::database::row_metadata;
 use crate::percentile::percentile;
@@ -96,16 +94,4 @@ pub fn run_pgbench(
         p99_ms: percentile(&latencies, 0.99) as f64 / 1000.0,
         max_ms: latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
     }
-}
-
-/// pgbench of the same installation: beside `postgres`, or beside what a symlink to it points
-/// at (`/usr/local/bin/postgres -> /usr/lib/postgresql/15/bin/postgres`), else on PATH.
-pub fn find_pgbench(binaries: &PgBinaries) -> PathBuf {
-    let beside = |dir: &Path| Some(dir.join("pgbench")).filter(|p| p.is_file());
-    beside(binaries.dir())
-        .or_else(|| {
-            let real = std::fs::canonicalize(binaries.dir().join("postgres")).ok()?;
-            beside(real.parent()?)
-        })
-        .unwrap_or_else(|| PathBuf::from("pgbench"))
 }
