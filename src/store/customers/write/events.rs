@@ -100,8 +100,8 @@ macro_rules! none_updated {
     };
 }
 
-/// Records each event of the batch whose rows pass `$recorded_if` (over `g`, one row per
-/// event). Binds `$8`–`$20` (see [`WRITE_EVENTS_SQL`]).
+/// Records each event of the batch whose row of `g` (one per event) passes `$recorded_if`.
+/// Binds `$8`–`$20` (see [`WRITE_EVENTS_SQL`]).
 macro_rules! events_recorded {
     ($recorded_if:expr) => {
         concat!(
