@@ -163,11 +163,12 @@ async fn run_locked(
             {
                 lock.keep_alive().await?;
             }
-            let Ok(event) = event::decode(listed.json.as_bytes()) else {
+            let Ok(mut event) = event::decode(listed.json.as_bytes()) else {
                 tracing::error!(event_id = %listed.id, "Stripe listed an event that cannot be read; left out");
                 summary.undecodable += 1;
                 continue;
             };
+            event.payload_sanitized = listed.sanitized;
             let outcome = sync::apply_event(pool, settings, &event).await?;
             *summary.applied.entry(outcome.status()).or_default() += 1;
             if let Outcome::Skipped(reason) = outcome {
@@ -298,6 +299,7 @@ mod tests {
             event_type: event_type.into(),
             created,
             json: String::new(),
+            sanitized: false,
         }
     }
 

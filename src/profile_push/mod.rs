@@ -189,12 +189,17 @@ impl Pusher {
                         .await?;
                 Ok(finished(done, Outcome::Retrying))
             }
-            Ok(Posted::Rejected { status, message }) => {
+            Ok(Posted::Rejected {
+                status,
+                message,
+                error,
+            }) => {
                 // Stripe's message may quote the email: it goes to the row, not the log.
                 tracing::error!(
                     user_id = %claimed.user_id,
                     stripe_customer_id = customer_id,
                     status,
+                    stripe_error = %error.loggable(),
                     "Stripe refused the profile push; see last_error in \
                      public.stripe_customer_outbox"
                 );

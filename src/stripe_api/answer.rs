@@ -8,17 +8,21 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error(
-        "Stripe refused STRIPE_API_KEY ({status}): is it a key of the right account and mode \
-         (test/live), and may it (a restricted key) read customers (and write them, for the \
-         profile push)?"
-    )]
-    Unauthorized { status: u16 },
-    #[error("Stripe answered {status} to {url}: {message}")]
+    /// 401 or 403: the key is not valid, or (a restricted key) lacks a permission. `detail`
+    /// names the permission and quotes Stripe's message, which speaks of the key, never of a
+    /// customer.
+    #[error("{detail}")]
+    Unauthorized { status: u16, detail: String },
+    /// A 4xx other than 401, 403, 404 and 429: Stripe refused the request as sent. `message` is
+    /// what may be logged of Stripe's error (type, code, param, request id): Stripe's own
+    /// message can quote customer data (an email), so it is not kept here.
+    #[error("Stripe refused {url} ({status}: {message})")]
     Rejected {
         status: u16,
         url: String,
         message: String,
+        /// Stripe's `error.code` (`email_invalid`, …), when it gave one.
+        code: Option<String>,
     },
     #[error("{url} failed {attempts} times, giving up; the last time: {last}")]
     Exhausted {
@@ -26,16 +30,96 @@ pub enum ApiError {
         attempts: u32,
         last: String,
     },
-    #[error("Stripe's answer to {url} is not what its API documents: {detail}")]
+    /// Not an answer Stripe's API gives: an unknown URL (a 404 without `resource_missing`), a
+    /// proxy's HTML, a cut-off or non-JSON body, an object of another type, another id than
+    /// asked, another mode than the key's. A configuration error: nothing is concluded from it.
+    #[error(
+        "the answer to {url} is not what Stripe's API documents ({detail}): is STRIPE_API_BASE \
+         Stripe's API (https://api.stripe.com, without /v1) and STRIPE_API_KEY a key of this \
+         account and mode?"
+    )]
     Malformed { url: String, detail: String },
     #[error("cannot build a request: {0}")]
     Request(String),
 }
 
-/// A 2xx or 404 answer, and when the request that got it started.
+/// Stripe's error object (`{"error": {"type", "code", "param", "message"}}`) and the
+/// `Request-Id` of the answer that carried it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StripeError {
+    pub kind: Option<String>,
+    pub code: Option<String>,
+    pub param: Option<String>,
+    pub message: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl StripeError {
+    /// Reads Stripe's error body; `None` when the body is not one (HTML, nothing, other JSON).
+    pub(super) fn read(headers: &HeaderMap, body: &[u8]) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            error: Detail,
+        }
+        #[derive(serde::Deserialize)]
+        struct Detail {
+            #[serde(default, rename = "type")]
+            kind: Option<String>,
+            #[serde(default)]
+            code: Option<String>,
+            #[serde(default)]
+            param: Option<String>,
+            #[serde(default)]
+            message: Option<String>,
+        }
+        let Body { error } = serde_json::from_slice(body).ok()?;
+        let request_id = headers
+            .get("Request-Id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Some(Self {
+            kind: error.kind,
+            code: error.code,
+            param: error.param,
+            message: error.message,
+            request_id,
+        })
+    }
+
+    pub fn is_resource_missing(&self) -> bool {
+        self.code.as_deref() == Some(RESOURCE_MISSING)
+    }
+
+    /// What may be logged: type, code, param and request id; never the message.
+    pub fn loggable(&self) -> String {
+        let mut parts = Vec::new();
+        for (name, value) in [
+            ("type", &self.kind),
+            ("code", &self.code),
+            ("param", &self.param),
+            ("request", &self.request_id),
+        ] {
+            if let Some(value) = value {
+                parts.push(format!("{name} {value}"));
+            }
+        }
+        if parts.is_empty() {
+            "no details".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// The code of Stripe's 404 for an id this key's account and mode do not know.
+pub const RESOURCE_MISSING: &str = "resource_missing";
+
+/// A 2xx answer, or a 404 `resource_missing`, and when the request that got it started.
 #[derive(Debug, Clone)]
 pub struct Answer {
-    /// `None`: 404, Stripe has no such object.
+    /// `None`: 404 with `resource_missing`: this key's account and mode do not know the id.
+    /// Not a deletion (Stripe answers a deleted customer 200 `"deleted": true`), and never
+    /// an unknown URL (that is [`ApiError::Malformed`]).
     pub body: Option<Vec<u8>>,
     /// A Unix second no later than Stripe's read of what it answered, by Stripe's own clock
     /// where it says (see [`read_no_later_than`]): the answer reflects every change Stripe
@@ -58,8 +142,14 @@ pub enum Posted {
         problem: String,
         retry_after: Option<Duration>,
     },
-    /// Any other 4xx: the same request fails again; Stripe's message says why.
-    Rejected { status: u16, message: String },
+    /// Any other 4xx (a 404 only with `resource_missing`): the same request fails again.
+    /// `message` is Stripe's (it may quote the customer's data: store it, do not log it);
+    /// `error` is the rest of Stripe's error, which may be logged.
+    Rejected {
+        status: u16,
+        message: String,
+        error: StripeError,
+    },
 }
 
 pub(super) enum Verdict {
@@ -119,7 +209,8 @@ pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
-/// `error.message` of Stripe's error body, or a short note when there is none.
+/// `error.message` of Stripe's error body (with its code), or a short note when there is none.
+/// It may quote customer data: for errors kept out of logs, or about the key and URL.
 pub(super) fn error_message(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Body {

@@ -16,11 +16,12 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::ExposeSecret;
 
 use super::answer::{
-    Answer, ApiError, Posted, Verdict, classify, error_message, read_no_later_than, response_date,
-    retry_after, without_url,
+    Answer, ApiError, Posted, StripeError, Verdict, classify, error_message, read_no_later_than,
+    response_date, retry_after, without_url,
 };
 use super::retry::RetryPolicy;
 use crate::configuration::StripeApiSettings;
+use crate::domain::StripeMode;
 
 /// The API version every request asks for, so that the account's default version (which the
 /// dashboard can change) never changes the answers: the current one, whose customer shape the
@@ -34,6 +35,8 @@ pub struct StripeClient {
     base: Url,
     authorization: HeaderValue,
     retry: RetryPolicy,
+    /// The key's mode: Stripe answers a test key with test objects only.
+    key_livemode: bool,
 }
 
 impl std::fmt::Debug for StripeClient {
@@ -67,7 +70,21 @@ impl StripeClient {
             base: settings.base.clone(),
             authorization,
             retry,
+            key_livemode: settings.mode == StripeMode::Live,
         })
+    }
+
+    /// The same client with another retry policy.
+    pub fn with_retry(&self, retry: RetryPolicy) -> Self {
+        Self {
+            retry,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the key reads live data (`sk_live_`, `rk_live_`) rather than test data.
+    pub fn key_livemode(&self) -> bool {
+        self.key_livemode
     }
 
     /// `base` + `path` (relative, e.g. `v1/customers`), with `query` appended.
@@ -132,11 +149,20 @@ impl StripeClient {
                                 .headers()
                                 .get("Idempotent-Replayed")
                                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+                            let headers = response.headers().clone();
                             match response.bytes().await {
+                                Ok(body) if status == StatusCode::NOT_FOUND => {
+                                    unknown_id_or_url(&headers, &body, &request_line)?;
+                                    return Ok(Answer {
+                                        body: None,
+                                        requested_at: read_no_later_than(requested_at, stripe_date),
+                                        url: request_line,
+                                        replayed,
+                                    });
+                                }
                                 Ok(body) => {
                                     return Ok(Answer {
-                                        body: (status != StatusCode::NOT_FOUND)
-                                            .then(|| body.into()),
+                                        body: Some(body.into()),
                                         requested_at: read_no_later_than(requested_at, stripe_date),
                                         url: request_line,
                                         replayed,
@@ -147,22 +173,25 @@ impl StripeClient {
                             }
                         }
                         Verdict::Unauthorized => {
-                            return Err(ApiError::Unauthorized {
-                                status: status.as_u16(),
-                            });
+                            return Err(unauthorized(&method, &url, response).await);
                         }
                         Verdict::Fail => {
+                            let headers = response.headers().clone();
                             let body = response.bytes().await.unwrap_or_default();
+                            let error = StripeError::read(&headers, &body).unwrap_or_default();
                             return Err(ApiError::Rejected {
                                 status: status.as_u16(),
                                 url: request_line,
-                                message: error_message(&body),
+                                message: error.loggable(),
+                                code: error.code,
                             });
                         }
                         Verdict::Retry => {
                             let retry_after = retry_after(response.headers());
+                            let headers = response.headers().clone();
                             let body = response.bytes().await.unwrap_or_default();
-                            (format!("{status}: {}", error_message(&body)), retry_after)
+                            let error = StripeError::read(&headers, &body).unwrap_or_default();
+                            (format!("{status}: {}", error.loggable()), retry_after)
                         }
                     }
                 }
@@ -227,13 +256,20 @@ impl StripeClient {
             }
         };
         let status = response.status();
-        let verdict = match classify(status, response.headers()) {
-            // A write to something Stripe does not have is no answer to wait for.
-            Verdict::Answer if status == StatusCode::NOT_FOUND => Verdict::Fail,
-            verdict => verdict,
-        };
         let retry_after = retry_after(response.headers());
-        match verdict {
+        match classify(status, response.headers()) {
+            Verdict::Answer if status == StatusCode::NOT_FOUND => {
+                let headers = response.headers().clone();
+                let body = response.bytes().await.unwrap_or_default();
+                // An unknown URL is a configuration error, not a refusal of these values.
+                unknown_id_or_url(&headers, &body, &format!("POST {url}"))?;
+                // The customer is unknown to this key: Stripe refuses the write as sent.
+                Ok(Posted::Rejected {
+                    status: status.as_u16(),
+                    message: error_message(&body),
+                    error: StripeError::read(&headers, &body).unwrap_or_default(),
+                })
+            }
             Verdict::Answer => match response.bytes().await {
                 Ok(body) => Ok(Posted::Done(body.into())),
                 // Cut off: Stripe may or may not have applied it; the idempotency key makes the
@@ -243,20 +279,22 @@ impl StripeClient {
                     retry_after: None,
                 }),
             },
-            Verdict::Unauthorized => Err(ApiError::Unauthorized {
-                status: status.as_u16(),
-            }),
+            Verdict::Unauthorized => Err(unauthorized(&Method::POST, &url, response).await),
             Verdict::Fail => {
+                let headers = response.headers().clone();
                 let body = response.bytes().await.unwrap_or_default();
                 Ok(Posted::Rejected {
                     status: status.as_u16(),
                     message: error_message(&body),
+                    error: StripeError::read(&headers, &body).unwrap_or_default(),
                 })
             }
             Verdict::Retry => {
+                let headers = response.headers().clone();
                 let body = response.bytes().await.unwrap_or_default();
+                let error = StripeError::read(&headers, &body).unwrap_or_default();
                 Ok(Posted::Retry {
-                    problem: format!("{status}: {}", error_message(&body)),
+                    problem: format!("{status}: {}", error.loggable()),
                     retry_after,
                 })
             }
@@ -274,6 +312,61 @@ impl StripeClient {
         // uuid's v4 generator is the one random source already in the crate.
         let random = (uuid::Uuid::new_v4().as_u128() % 1_000) as f64 / 1_000.0;
         exponential.mul_f64(0.5 + random / 2.0)
+    }
+}
+
+/// A 404's meaning: `Ok` for Stripe's `resource_missing` (this key's account and mode do not
+/// know the id); anything else (Stripe's "Unrecognized request URL", a proxy's page) is not
+/// an answer about the object, and says so with Stripe's own message.
+fn unknown_id_or_url(headers: &HeaderMap, body: &[u8], request_line: &str) -> Result<(), ApiError> {
+    match StripeError::read(headers, body) {
+        Some(error) if error.is_resource_missing() => Ok(()),
+        Some(error) => Err(ApiError::Malformed {
+            url: request_line.to_owned(),
+            detail: format!(
+                "404 without resource_missing; Stripe says: {}",
+                error.message.as_deref().unwrap_or("nothing")
+            ),
+        }),
+        None => Err(ApiError::Malformed {
+            url: request_line.to_owned(),
+            detail: "404 without Stripe's error body".into(),
+        }),
+    }
+}
+
+/// A 401 or 403, as a message that says what to fix: the key, or the permission the request
+/// needs (Stripe's dashboard names restricted keys' permissions this way).
+async fn unauthorized(method: &Method, url: &Url, response: reqwest::Response) -> ApiError {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap_or_default();
+    let says = StripeError::read(&headers, &body)
+        .and_then(|e| e.message)
+        .unwrap_or_else(|| "nothing".into());
+    let permission = permission_for(method, url.path());
+    let detail = if status == 401 {
+        format!(
+            "Stripe refused STRIPE_API_KEY (401): the key is not valid (mistyped, rolled or \
+             revoked); Stripe says: {says}"
+        )
+    } else {
+        format!(
+            "STRIPE_API_KEY may not {method} {} ({status}): a restricted key needs the \
+             \"{permission}\" permission; Stripe says: {says}",
+            url.path()
+        )
+    };
+    ApiError::Unauthorized { status, detail }
+}
+
+/// The permission of a restricted key that a request needs.
+fn permission_for(method: &Method, path: &str) -> &'static str {
+    let events = path.trim_end_matches('/').ends_with("/v1/events");
+    match (events, method == Method::GET) {
+        (true, _) => "Events: Read",
+        (false, true) => "Customers: Read",
+        (false, false) => "Customers: Write",
     }
 }
 

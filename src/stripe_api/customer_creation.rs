@@ -1,10 +1,9 @@
 //! `POST /v1/customers` (with an idempotency key) and `GET /v1/customers/search` by the user id
 //! in the metadata: what `POST /customers` needs to create a user's customer exactly once.
 
-use super::customers::ApiCustomer;
+use super::customers::{self, ApiCustomer};
 use super::list;
 use super::{ApiError, StripeClient};
-use crate::stripe::event::decode_customer_object;
 
 /// What a new customer is created with.
 #[derive(Debug, Clone)]
@@ -58,14 +57,13 @@ pub async fn create(
     let body = answer
         .body
         .as_deref()
-        .ok_or_else(|| malformed("404: is STRIPE_API_BASE Stripe's API?".into()))?;
-    let text = std::str::from_utf8(body).map_err(|_| malformed("not UTF-8".into()))?;
-    let decoded = decode_customer_object(text).map_err(|e| malformed(e.to_string()))?;
+        .ok_or_else(|| malformed("a create answered 404 resource_missing".into()))?;
+    let customer = customers::decode_answer(body, client.key_livemode()).map_err(malformed)?;
+    if customer.deleted {
+        return Err(malformed("a create answered a deleted customer".into()));
+    }
     Ok(Created {
-        customer: ApiCustomer {
-            customer: decoded,
-            deleted: false,
-        },
+        customer,
         requested_at: answer.requested_at,
         replayed: answer.replayed,
     })
@@ -92,14 +90,8 @@ pub async fn search_by_user(
         &[("query", query.as_str()), ("limit", "10")],
     )?;
     let answer = client.get(url).await?;
-    let found = list::items(&answer, |object| {
-        decode_customer_object(object)
-            .map(|customer| ApiCustomer {
-                customer,
-                deleted: false,
-            })
-            .map_err(|e| e.to_string())
-    })?;
+    let livemode = client.key_livemode();
+    let found = list::items(&answer, |item| customers::decode(item.json, livemode))?;
     Ok((found.items, answer.requested_at))
 }
 

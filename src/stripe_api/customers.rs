@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::list;
 use super::{ApiError, Posted, StripeClient};
 use crate::stripe::event::{CustomerObject, decode_customer_object};
+use crate::stripe::sanitize;
 
 /// Stripe's largest page.
 pub const PAGE_SIZE: usize = 100;
@@ -38,15 +39,23 @@ impl CustomerPage {
 /// What `GET /v1/customers/{id}` said.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Retrieved {
+    /// The customer, live or (`deleted: true`) deleted by Stripe.
     Found(ApiCustomer),
-    /// 404: Stripe has no customer with this id (in this account and mode).
-    Missing,
+    /// 404 `resource_missing`: this key's account and mode do not know the id (a wrong key,
+    /// account or mode, test data wiped in the dashboard). Not a deletion: never a tombstone.
+    ResourceMissing,
 }
 
+/// What an object says of itself before it is read as a customer.
 #[derive(Deserialize)]
-struct DeletedFlag {
+struct Probe<'a> {
+    #[serde(borrow, default)]
+    object: Option<&'a str>,
     #[serde(default)]
     deleted: bool,
+    /// Absent from a deleted customer's stub.
+    #[serde(default)]
+    livemode: Option<bool>,
 }
 
 /// The page after `starting_after` (the first page without it), `limit=100`.
@@ -62,7 +71,8 @@ pub async fn list_page(
     let answer = client
         .get(client.url(&["v1", "customers"], &query)?)
         .await?;
-    let page = list::items(&answer, decode)?;
+    let livemode = client.key_livemode();
+    let page = list::items(&answer, |item| decode(item.json, livemode))?;
     Ok(CustomerPage {
         customers: page.items,
         has_more: page.has_more,
@@ -76,16 +86,19 @@ pub async fn retrieve(client: &StripeClient, id: &str) -> Result<(Retrieved, i64
         .get(client.url(&["v1", "customers", id], &[])?)
         .await?;
     let Some(body) = answer.body.as_deref() else {
-        return Ok((Retrieved::Missing, answer.requested_at));
+        return Ok((Retrieved::ResourceMissing, answer.requested_at));
     };
-    let text = std::str::from_utf8(body).map_err(|_| ApiError::Malformed {
-        url: answer.url.clone(),
-        detail: "not UTF-8".into(),
-    })?;
-    let customer = decode(text).map_err(|detail| ApiError::Malformed {
-        url: answer.url.clone(),
-        detail,
-    })?;
+    let customer =
+        decode_answer(body, client.key_livemode()).map_err(|detail| ApiError::Malformed {
+            url: answer.url.clone(),
+            detail,
+        })?;
+    if customer.customer.id != id {
+        return Err(ApiError::Malformed {
+            url: answer.url.clone(),
+            detail: format!("customer {} answered for {id}", customer.customer.id),
+        });
+    }
     Ok((Retrieved::Found(customer), answer.requested_at))
 }
 
@@ -128,11 +141,43 @@ pub async fn update(
         .await
 }
 
-fn decode(object_json: &str) -> Result<ApiCustomer, String> {
+/// A whole answer's body as one customer: cleaned of what PostgreSQL cannot hold first, as
+/// every JSON from Stripe is (`stripe::sanitize`).
+pub(super) fn decode_answer(body: &[u8], key_livemode: bool) -> Result<ApiCustomer, String> {
+    let storable = sanitize::storable(body);
+    let text = std::str::from_utf8(&storable.body).map_err(|_| "not UTF-8".to_owned())?;
+    decode(text, key_livemode)
+}
+
+/// A customer object as Stripe's API documents it: `object` is `customer`, and its mode is the
+/// key's (Stripe answers a key with its own mode's objects only).
+pub(super) fn decode(object_json: &str, key_livemode: bool) -> Result<ApiCustomer, String> {
+    let probe: Probe<'_> =
+        serde_json::from_str(object_json).map_err(|e| format!("not a JSON object: {e}"))?;
+    if probe.object != Some("customer") {
+        return Err(format!(
+            "{} object, not a customer",
+            probe.object.unwrap_or("an untyped")
+        ));
+    }
+    if let Some(livemode) = probe.livemode
+        && livemode != key_livemode
+    {
+        return Err(format!(
+            "a {} customer answered to a {} key",
+            mode_name(livemode),
+            mode_name(key_livemode)
+        ));
+    }
     let customer = decode_customer_object(object_json).map_err(|e| e.to_string())?;
-    let DeletedFlag { deleted } =
-        serde_json::from_str(object_json).map_err(|e| format!("not an object: {e}"))?;
-    Ok(ApiCustomer { customer, deleted })
+    Ok(ApiCustomer {
+        customer,
+        deleted: probe.deleted,
+    })
+}
+
+fn mode_name(livemode: bool) -> &'static str {
+    if livemode { "live-mode" } else { "test-mode" }
 }
 
 #[cfg(test)]
@@ -141,7 +186,11 @@ mod tests {
 
     #[test]
     fn deleted_customer_is_its_id_and_the_flag() {
-        let decoded = decode(r#"{"id":"cus_D1","object":"customer","deleted":true}"#).unwrap();
+        let decoded = decode(
+            r#"{"id":"cus_D1","object":"customer","deleted":true}"#,
+            false,
+        )
+        .unwrap();
         assert!(decoded.deleted);
         assert_eq!(decoded.customer.id, "cus_D1");
         assert_eq!(decoded.customer.email, None);
@@ -152,6 +201,7 @@ mod tests {
         let decoded = decode(
             r#"{"id":"cus_L1","object":"customer","email":"l@example.com","name":null,
             "invoice_settings":{"default_payment_method":"pm_1"},"metadata":{"user_id":"u"}}"#,
+            false,
         )
         .unwrap();
         assert!(!decoded.deleted);
@@ -164,7 +214,26 @@ mod tests {
 
     #[test]
     fn objects_that_are_not_customers_are_refused() {
-        assert!(decode(r#"{"id":"in_1","object":"invoice"}"#).is_err());
-        assert!(decode(r#"{"object":"customer"}"#).is_err());
+        assert!(decode(r#"{"id":"in_1","object":"invoice"}"#, false).is_err());
+        assert!(decode(r#"{"object":"customer"}"#, false).is_err());
+        assert!(decode(r#"{"id":"cus_1"}"#, false).is_err());
+    }
+
+    #[test]
+    fn a_customer_of_the_other_mode_than_the_key_is_refused() {
+        let live = r#"{"id":"cus_L1","object":"customer","livemode":true,"email":"l@example.com"}"#;
+        assert!(decode(live, true).is_ok());
+        let error = decode(live, false).unwrap_err();
+        assert!(
+            error.contains("live-mode customer answered to a test-mode key"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn characters_postgresql_cannot_hold_are_cleaned_from_an_answer() {
+        let body = br#"{"id":"cus_N1","object":"customer","name":"Ada\u0000","metadata":{}}"#;
+        let decoded = decode_answer(body, false).unwrap();
+        assert_eq!(decoded.customer.name.as_deref(), Some("Ada\u{FFFD}"));
     }
 }

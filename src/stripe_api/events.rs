@@ -23,8 +23,10 @@ pub struct ListedEvent {
     pub event_type: String,
     /// Unix seconds.
     pub created: i64,
-    /// The event exactly as listed.
+    /// The event as listed, cleaned of what PostgreSQL cannot hold (`stripe::sanitize`).
     pub json: String,
+    /// The cleaning changed it: it is not byte for byte what Stripe listed.
+    pub sanitized: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -45,9 +47,11 @@ impl EventPage {
 #[derive(Deserialize)]
 struct Envelope {
     id: String,
+    object: String,
     #[serde(rename = "type")]
     event_type: String,
     created: i64,
+    livemode: bool,
 }
 
 /// The page of customer events created at or after `created_gte` (Unix seconds) that follows
@@ -69,14 +73,26 @@ pub async fn list_page(
         query.push(("starting_after", cursor));
     }
     let answer = client.get(client.url(&["v1", "events"], &query)?).await?;
-    let page = list::items(&answer, |raw| {
+    let key_livemode = client.key_livemode();
+    let page = list::items(&answer, |item| {
         let envelope: Envelope =
-            serde_json::from_str(raw).map_err(|e| format!("not an event: {e}"))?;
+            serde_json::from_str(item.json).map_err(|e| format!("not an event: {e}"))?;
+        if envelope.object != "event" {
+            return Err(format!("{} object, not an event", envelope.object));
+        }
+        // Stripe lists a key's own mode only: another mode is not Stripe's answer.
+        if envelope.livemode != key_livemode {
+            return Err(format!(
+                "event {} of the other mode than the key's",
+                envelope.id
+            ));
+        }
         Ok(ListedEvent {
             id: envelope.id,
             event_type: envelope.event_type,
             created: envelope.created,
-            json: raw.to_owned(),
+            json: item.json.to_owned(),
+            sanitized: item.sanitized,
         })
     })?;
     Ok(EventPage {

@@ -6,9 +6,13 @@ use serde_json::value::RawValue;
 
 use super::Answer;
 use super::ApiError;
+use crate::stripe::sanitize;
 
 #[derive(Deserialize)]
 struct ListBody<'a> {
+    /// `list`, or `search_result` for a search.
+    #[serde(borrow)]
+    object: &'a str,
     #[serde(borrow)]
     data: Vec<&'a RawValue>,
     #[serde(default)]
@@ -21,11 +25,18 @@ pub struct Items<T> {
     pub has_more: bool,
 }
 
+/// One item of a list as the decoder gets it: cleaned of what PostgreSQL cannot hold
+/// (`stripe::sanitize`, as a webhook body is), and whether the cleaning changed it.
+pub struct Item<'a> {
+    pub json: &'a str,
+    pub sanitized: bool,
+}
+
 /// Decodes each item of `answer`'s list with `decode`; any item that does not decode makes the
 /// whole answer malformed, naming the item.
 pub fn items<T>(
     answer: &Answer,
-    decode: impl Fn(&str) -> Result<T, String>,
+    decode: impl Fn(Item<'_>) -> Result<T, String>,
 ) -> Result<Items<T>, ApiError> {
     let malformed = |detail: String| ApiError::Malformed {
         url: answer.url.clone(),
@@ -34,14 +45,27 @@ pub fn items<T>(
     let body = answer
         .body
         .as_deref()
-        .ok_or_else(|| malformed("404: is STRIPE_API_BASE Stripe's API?".into()))?;
+        .ok_or_else(|| malformed("a list answered 404 resource_missing".into()))?;
     let list: ListBody<'_> =
         serde_json::from_slice(body).map_err(|e| malformed(format!("not a list: {e}")))?;
+    if !matches!(list.object, "list" | "search_result") {
+        return Err(malformed(format!("a {:?} object, not a list", list.object)));
+    }
     let items = list
         .data
         .iter()
         .enumerate()
-        .map(|(i, item)| decode(item.get()).map_err(|e| malformed(format!("data[{i}]: {e}"))))
+        .map(|(i, item)| {
+            let storable = sanitize::storable(item.get().as_bytes());
+            let json = std::str::from_utf8(&storable.body).map_err(|e| e.to_string());
+            json.and_then(|json| {
+                decode(Item {
+                    json,
+                    sanitized: storable.sanitized,
+                })
+            })
+            .map_err(|e| malformed(format!("data[{i}]: {e}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if list.has_more && items.is_empty() {
         return Err(malformed("an empty page that has more".into()));

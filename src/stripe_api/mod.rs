@@ -8,6 +8,7 @@ pub mod customer_creation;
 pub mod customers;
 pub mod events;
 mod list;
+pub mod preflight;
 mod retry;
 
 pub use answer::{Answer, ApiError, Posted};
