@@ -15,12 +15,11 @@ use sqlx::PgPool;
 use crate::domain::StripeCustomerId;
 use crate::store::session::EventScope;
 use crate::store::{StoreError, recorded};
-use crate::stripe::event::CustomerObject;
 use crate::stripe::thin_event::ThinEvent;
-use crate::stripe_api::customers::{self, Retrieved};
+use crate::stripe_api::customers::{self, ApiCustomer, Retrieved};
 use crate::stripe_api::{ApiError, StripeClient};
 use crate::sync::fetched::FetchedCustomer;
-use crate::sync::{IgnoreReason, Outcome, SkipReason, SyncError, SyncSettings, thin};
+use crate::sync::{FailReason, IgnoreReason, Outcome, SkipReason, SyncError, SyncSettings, thin};
 
 /// The fetch's share of the webhook's 4.5 s: [`crate::stripe_api::RetryPolicy::within_a_webhook`]
 /// keeps its attempts inside it; this bounds them whatever happens.
@@ -35,6 +34,13 @@ pub enum ThinEventError {
     Stripe(#[from] ApiError),
     #[error("fetching the customer from Stripe took longer than {FETCH_DEADLINE:?}")]
     FetchTimedOut,
+    /// The event's mode is not the key's: the key cannot read its customer.
+    #[error(
+        "a {} thin event cannot be fetched with STRIPE_API_KEY, a key of the other mode: set a \
+         key of the event's mode, or STRIPE_MODE to the key's mode",
+        if *event_livemode { "live-mode" } else { "test-mode" }
+    )]
+    OtherModeKey { event_livemode: bool },
     #[error(transparent)]
     Sync(#[from] SyncError),
 }
@@ -72,25 +78,75 @@ pub async fn handle(
         return Ok(thin::record(pool, settings.connection, event, skipped).await?);
     };
     let client = client.ok_or(ThinEventError::NotConfigured)?;
+    match fetch(client, event, &customer_id).await? {
+        Fetch::Customer {
+            customer,
+            requested_at,
+        } => {
+            let fetched = FetchedCustomer {
+                customer: &customer.customer,
+                deleted: customer.deleted,
+                requested_at,
+            };
+            Ok(thin::apply_fetched(pool, settings, event, &customer_id, fetched).await?)
+        }
+        Fetch::Unknown { error } => Ok(thin::record_failed(
+            pool,
+            settings.connection,
+            event,
+            FailReason::CustomerNotFound,
+            &error,
+        )
+        .await?),
+    }
+}
+
+/// What the fetch of a thin event's customer found.
+pub(crate) enum Fetch {
+    /// The customer as Stripe answered it (`deleted: true` included), and when it was read.
+    Customer {
+        customer: ApiCustomer,
+        requested_at: i64,
+    },
+    /// Stripe's 404 `resource_missing`: this key's account and mode do not know the customer.
+    /// Only Stripe's own deletion makes a tombstone, so this is recorded as `failed`
+    /// (`customer_not_found`), to re-apply once the key is right; `error` says so.
+    Unknown { error: String },
+}
+
+/// Fetches the thin event's customer within [`FETCH_DEADLINE`]. Anything that is not one of
+/// Stripe's documented answers about the customer (an unknown URL, a proxy's page, another
+/// object or id, the key refused) is an error, and nothing is written.
+pub(crate) async fn fetch(
+    client: &StripeClient,
+    event: &ThinEvent<'_>,
+    customer_id: &StripeCustomerId,
+) -> Result<Fetch, ThinEventError> {
+    // Stripe answers a key with its own mode's customers: a thin event of the other mode
+    // cannot be read with this key, and a 404 for it would say nothing of the customer.
+    if event.livemode != client.key_livemode() {
+        return Err(ThinEventError::OtherModeKey {
+            event_livemode: event.livemode,
+        });
+    }
     let (retrieved, requested_at) = tokio::time::timeout(
         FETCH_DEADLINE,
         customers::retrieve(client, customer_id.as_str()),
     )
     .await
     .map_err(|_| ThinEventError::FetchTimedOut)??;
-    // 404: Stripe has no such customer (any more): applied as deleted, as `deleted: true` is.
-    let missing = CustomerObject {
-        id: customer_id.as_str().to_owned(),
-        ..CustomerObject::default()
-    };
-    let (customer, deleted) = match &retrieved {
-        Retrieved::Found(found) => (&found.customer, found.deleted),
-        Retrieved::Missing => (&missing, true),
-    };
-    let fetched = FetchedCustomer {
-        customer,
-        deleted,
-        requested_at,
-    };
-    Ok(thin::apply_fetched(pool, settings, event, &customer_id, fetched).await?)
+    Ok(match retrieved {
+        Retrieved::Found(customer) => Fetch::Customer {
+            customer,
+            requested_at,
+        },
+        Retrieved::ResourceMissing => Fetch::Unknown {
+            error: format!(
+                "Stripe answered 404 resource_missing for customer {customer_id}: STRIPE_API_KEY's \
+                 account and mode do not know it (a key of another account or mode, or test \
+                 data deleted in the dashboard); re-apply with `reapply-failed` once the key is \
+                 right"
+            ),
+        },
+    })
 }

@@ -273,7 +273,7 @@ pub(crate) async fn record_only(
 
 /// Records an event the database refused. Should even its payload be refused, a stub that
 /// names the event stands in for it, so that the failure is on record all the same.
-async fn record_failed(
+pub(crate) async fn record_failed(
     conn: &mut EventScope<'_>,
     entry: &LedgerEntry<'_>,
     reason: FailReason,

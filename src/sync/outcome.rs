@@ -65,6 +65,9 @@ pub enum FailReason {
     ConstraintViolation,
     /// Class 54: a value beyond a limit of the server (an index entry too large, …).
     LimitExceeded,
+    /// A thin event's customer is unknown to the API key (Stripe's 404 `resource_missing`): a
+    /// wrong key, account or mode rather than a deletion; re-appliable once the key is right.
+    CustomerNotFound,
 }
 
 impl FailReason {
@@ -81,6 +84,7 @@ impl FailReason {
             FailReason::InvalidData => "invalid_data",
             FailReason::ConstraintViolation => "constraint_violation",
             FailReason::LimitExceeded => "limit_exceeded",
+            FailReason::CustomerNotFound => "customer_not_found",
         }
     }
 }

@@ -11,6 +11,7 @@
 use sqlx::PgPool;
 
 use super::fetched::FetchedCustomer;
+use super::outcome::FailReason;
 use super::rules::{CustomerEventKind, Origin};
 use super::{
     Outcome, SyncError, SyncSettings, apply_customer_state, incoming, record_only,
@@ -41,10 +42,25 @@ fn ledger_entry<'a>(
     }
 }
 
-/// Applies the fetched state of the thin event's customer (`deleted`: Stripe answered 404 or
+/// Applies the fetched state of the thin event's customer (`deleted`: Stripe answered
 /// `deleted: true`, applied as a delete) and records the event.
 pub async fn apply_fetched(
     pool: &PgPool,
+    settings: &SyncSettings,
+    event: &ThinEvent<'_>,
+    customer_id: &StripeCustomerId,
+    fetched: FetchedCustomer<'_>,
+) -> Result<Outcome, SyncError> {
+    let mut scope = EventScope::begin(pool, settings.connection).await?;
+    let outcome = apply_fetched_in(&mut scope, settings, event, customer_id, fetched).await?;
+    scope.commit().await?;
+    Ok(outcome)
+}
+
+/// [`apply_fetched`] in the caller's scope (`reapply-failed`'s transaction, which also removes
+/// the event's `failed` row); the caller commits.
+pub async fn apply_fetched_in(
+    scope: &mut EventScope<'_>,
     settings: &SyncSettings,
     event: &ThinEvent<'_>,
     customer_id: &StripeCustomerId,
@@ -71,9 +87,22 @@ pub async fn apply_fetched(
         fetched.customer,
         event.livemode,
     );
-    let mut scope = EventScope::begin(pool, settings.connection).await?;
-    let applied = apply_customer_state(&mut scope, &entry, &incoming).await;
-    let outcome = recording_refusal(&mut scope, &entry, applied).await?;
+    let applied = apply_customer_state(scope, &entry, &incoming).await;
+    recording_refusal(scope, &entry, applied).await
+}
+
+/// Records a thin event as `failed` without fetching anything more: its customer could not be
+/// read as it is (`reason`), and a later `reapply-failed` fetches it again.
+pub async fn record_failed(
+    pool: &PgPool,
+    connection: ConnectionPolicy,
+    event: &ThinEvent<'_>,
+    reason: FailReason,
+    error: &str,
+) -> Result<Outcome, SyncError> {
+    let entry = ledger_entry(event, None);
+    let mut scope = EventScope::begin(pool, connection).await?;
+    let outcome = super::record_failed(&mut scope, &entry, reason, error).await?;
     scope.commit().await?;
     Ok(outcome)
 }
