@@ -20,6 +20,10 @@ pub enum SyncStatus {
     Synced,
     Unlinked,
     Deleted,
+    /// `verify --fix` found that the API key's account and mode do not know the customer
+    /// (Stripe's 404 `resource_missing`). Not a deletion: the user link stays, and the next
+    /// state Stripe sends or answers for the customer applies as on any live row.
+    Missing,
 }
 
 impl SyncStatus {
@@ -28,6 +32,7 @@ impl SyncStatus {
             Self::Synced => "synced",
             Self::Unlinked => "unlinked",
             Self::Deleted => "deleted",
+            Self::Missing => "missing",
         }
     }
 
@@ -36,6 +41,7 @@ impl SyncStatus {
             "synced" => Some(Self::Synced),
             "unlinked" => Some(Self::Unlinked),
             "deleted" => Some(Self::Deleted),
+            "missing" => Some(Self::Missing),
             _ => None,
         }
     }

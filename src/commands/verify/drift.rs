@@ -3,9 +3,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::{RowField, StoredCustomer, StripeCustomerId, UserFacts};
+use crate::domain::{RowField, StoredCustomer, StripeCustomerId, SyncStatus, UserFacts};
 use crate::store::customers::StoredRow;
-use crate::stripe::event::CustomerObject;
 use crate::stripe_api::customers::Retrieved;
 use crate::sync::rules::{self, CustomerEventKind, Decision, FetchCommand, Origin};
 
@@ -13,6 +12,8 @@ use crate::sync::rules::{self, CustomerEventKind, Decision, FetchCommand, Origin
 #[serde(rename_all = "snake_case")]
 pub enum DriftKind {
     MissingInStripe,
+    /// A row `verify --fix` marked `missing` whose customer Stripe knows again.
+    FoundInStripe,
     DeletedInStripe,
     Email,
     Name,
@@ -24,6 +25,7 @@ impl DriftKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::MissingInStripe => "missing_in_stripe",
+            Self::FoundInStripe => "found_in_stripe",
             Self::DeletedInStripe => "deleted_in_stripe",
             Self::Email => "email",
             Self::Name => "name",
@@ -46,14 +48,22 @@ pub struct Difference {
 /// is newer: that is for `--fix` to find out, which may come out `stale_event`), its decided
 /// values compared with the row's. The link itself is not compared: it rests on `auth.users`.
 pub fn compare(row: &StoredRow, retrieved: &Retrieved, user_id_key: &str) -> Vec<Difference> {
-    let missing = CustomerObject {
-        id: row.stripe_customer_id.clone(),
-        ..CustomerObject::default()
+    let found = match retrieved {
+        // Not a state of the customer: the key's account and mode do not know it. Reported as
+        // such whatever the row says; only Stripe's `deleted: true` is a deletion.
+        Retrieved::ResourceMissing => {
+            return vec![Difference {
+                kind: DriftKind::MissingInStripe,
+                table: Value::String(row.stripe_customer_id.clone()),
+                stripe: Value::Null,
+            }];
+        }
+        Retrieved::Found(found) => found,
     };
-    let (customer, kind) = match retrieved {
-        Retrieved::Missing => (&missing, CustomerEventKind::Deleted),
-        Retrieved::Found(found) if found.deleted => (&found.customer, CustomerEventKind::Deleted),
-        Retrieved::Found(found) => (&found.customer, CustomerEventKind::Updated),
+    let (customer, kind) = if found.deleted {
+        (&found.customer, CustomerEventKind::Deleted)
+    } else {
+        (&found.customer, CustomerEventKind::Updated)
     };
     let Ok(customer_id) = StripeCustomerId::parse(&row.stripe_customer_id) else {
         return Vec::new();
@@ -89,17 +99,10 @@ pub fn compare(row: &StoredRow, retrieved: &Retrieved, user_id_key: &str) -> Vec
     let values = &row.values;
     let changes = decided.changes(values);
     if changes.contains(&RowField::Status) && kind == CustomerEventKind::Deleted {
-        return vec![match retrieved {
-            Retrieved::Missing => Difference {
-                kind: DriftKind::MissingInStripe,
-                table: Value::String(row.stripe_customer_id.clone()),
-                stripe: Value::Null,
-            },
-            Retrieved::Found(_) => Difference {
-                kind: DriftKind::DeletedInStripe,
-                table: Value::String("live".into()),
-                stripe: Value::String("deleted".into()),
-            },
+        return vec![Difference {
+            kind: DriftKind::DeletedInStripe,
+            table: Value::String("live".into()),
+            stripe: Value::String("deleted".into()),
         }];
     }
     let text = |value: Option<&str>| value.map_or(Value::Null, |v| Value::String(v.to_owned()));
@@ -131,6 +134,13 @@ pub fn compare(row: &StoredRow, retrieved: &Retrieved, user_id_key: &str) -> Vec
                     stripe: stripe.unwrap_or(Value::Null),
                 })
             }
+            RowField::Status if row.stored.status == Some(SyncStatus::Missing) => {
+                Some(Difference {
+                    kind: DriftKind::FoundInStripe,
+                    table: Value::String(SyncStatus::Missing.as_str().into()),
+                    stripe: Value::String("live".into()),
+                })
+            }
             // The link rests on `auth.users`, which verify does not read; the rest is the
             // rules' own bookkeeping.
             RowField::UserId | RowField::Status | RowField::Error | RowField::Livemode => None,
@@ -141,6 +151,7 @@ pub fn compare(row: &StoredRow, retrieved: &Retrieved, user_id_key: &str) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stripe::event::CustomerObject;
     use crate::stripe_api::customers::ApiCustomer;
     use serde_json::json;
 
@@ -224,7 +235,7 @@ mod tests {
     #[test]
     fn missing_and_deleted_customers_are_drift_of_their_own() {
         assert_eq!(
-            kinds(&compare(&row(), &Retrieved::Missing, "user_id")),
+            kinds(&compare(&row(), &Retrieved::ResourceMissing, "user_id")),
             [DriftKind::MissingInStripe]
         );
         let deleted = Retrieved::Found(ApiCustomer {
@@ -237,6 +248,16 @@ mod tests {
         assert_eq!(
             kinds(&compare(&row(), &deleted, "user_id")),
             [DriftKind::DeletedInStripe]
+        );
+    }
+
+    #[test]
+    fn a_row_marked_missing_whose_customer_stripe_knows_again_is_drift() {
+        let mut marked = row();
+        marked.stored.status = Some(SyncStatus::Missing);
+        assert_eq!(
+            kinds(&compare(&marked, &stripe(|_| {}), "user_id")),
+            [DriftKind::FoundInStripe]
         );
     }
 

@@ -9,7 +9,6 @@ use sqlx::PgPool;
 use super::{DriftedRow, Report, VerifyError, VerifyOptions, compare};
 use crate::progress;
 use crate::store::customers::{self as store, StoredRow};
-use crate::stripe::event::CustomerObject;
 use crate::stripe_api::StripeClient;
 use crate::stripe_api::customers::{self, Retrieved};
 use crate::sync::SyncSettings;
@@ -17,10 +16,11 @@ use crate::sync::apply::Applied;
 use crate::sync::fetched::{self, FetchRun, FetchedCustomer};
 use crate::sync::rules::FetchCommand;
 
-/// `--fix` turns rows missing in Stripe into tombstones (terminal) only while they are at most
-/// this share of the rows checked, or at most [`MASS_DELETE_FLOOR`] rows: more says more about
-/// the key (another account, a restore, an outage answered as 404) than about the customers.
-/// `--allow-mass-delete` lifts it.
+/// `--fix` marks rows whose customer the key does not know (404 `resource_missing`) as
+/// `missing` only while they are at most this share of the rows checked, or at most
+/// [`MASS_DELETE_FLOOR`] rows: more says more about the key (another account or mode, wiped
+/// test data) than about the customers. `--allow-mass-delete` lifts it. A mark is never a
+/// tombstone: the link stays, and the customer's next state applies.
 pub const MASS_DELETE_SHARE: f64 = 0.10;
 pub const MASS_DELETE_FLOOR: u64 = 5;
 
@@ -30,9 +30,8 @@ const ROWS_PER_READ: i64 = 500;
 /// One row checked.
 struct Checked {
     row: DriftedRow,
-    /// Stripe answered 404.
+    /// Stripe answered 404 `resource_missing`.
     missing: bool,
-    requested_at: i64,
 }
 
 pub async fn run(
@@ -80,23 +79,18 @@ pub async fn run(
             .then(|| mass_delete_refusal(missing, checked_rows))
             .flatten();
         if refusal.is_none() {
+            // Marked, never tombstoned: only Stripe's own `deleted: true` deletes.
             for checked in drifted.iter_mut().filter(|c| c.missing) {
-                let tombstone = CustomerObject {
-                    id: checked.row.stripe_customer_id.clone(),
-                    ..CustomerObject::default()
-                };
-                let applied = fetched::apply_one(
-                    pool,
-                    settings,
-                    &run,
-                    FetchedCustomer {
-                        customer: &tombstone,
-                        deleted: true,
-                        requested_at: checked.requested_at,
-                    },
-                )
-                .await?;
-                checked.row.fix = Some(fix_result(applied.applied));
+                let marked =
+                    store::mark_missing(pool, &checked.row.stripe_customer_id, &run.run_id).await?;
+                checked.row.fix = Some(
+                    if marked {
+                        "marked_missing"
+                    } else {
+                        "unchanged"
+                    }
+                    .into(),
+                );
             }
         } else if let Some(why) = refusal {
             tracing::warn!("{why}");
@@ -122,7 +116,7 @@ pub async fn run(
         by_kind,
         fixed: rows
             .iter()
-            .filter(|r| r.fix.as_deref() == Some("applied"))
+            .filter(|r| matches!(r.fix.as_deref(), Some("applied" | "marked_missing")))
             .count() as u64,
         fix_refused,
         rows,
@@ -193,8 +187,7 @@ async fn check(
             differences,
             fix: fix_outcome,
         },
-        missing: retrieved == Retrieved::Missing,
-        requested_at,
+        missing: retrieved == Retrieved::ResourceMissing,
     }))
 }
 

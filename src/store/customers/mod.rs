@@ -10,9 +10,11 @@
 //! [`super::StoreError::Conflict`], and the caller decides again. Round trips, not SQL, bound
 //! throughput: an event costs two statements, a page of fetched customers two as well.
 
+mod missing;
 mod read;
 mod write;
 
+pub(crate) use missing::mark_missing;
 pub use read::SNAPSHOT_SQL;
 pub(crate) use read::{
     Snapshot, SnapshotKey, StoredRow, count_live, live_rows, snapshot, snapshot_events,
