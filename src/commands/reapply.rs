@@ -11,11 +11,16 @@ use std::process::ExitCode;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::configuration::{DatabaseArgs, SyncArgs};
+use crate::configuration::{DatabaseArgs, StripeApiArgs, StripeApiSettings, SyncArgs};
+use crate::domain::StripeCustomerId;
 use crate::store::StoreError;
 use crate::store::ledger::{self, FailedEvent};
-use crate::stripe::event;
-use crate::sync::{self, SyncError, SyncSettings};
+use crate::store::session::EventScope;
+use crate::stripe::thin_event::{self, Delivery, ThinEvent};
+use crate::stripe_api::{RetryPolicy, StripeClient};
+use crate::sync::fetched::FetchedCustomer;
+use crate::sync::{self, SyncError, SyncSettings, thin};
+use crate::thin_events::{self, Fetch};
 
 #[derive(clap::Args, Debug)]
 pub struct ReapplyArgs {
@@ -23,6 +28,9 @@ pub struct ReapplyArgs {
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub sync: SyncArgs,
+    /// Needed only for failed thin events, whose customer is fetched again.
+    #[command(flatten)]
+    pub stripe: StripeApiArgs,
     /// Only this event (`evt_…`); default: every failed event, oldest first.
     #[arg(long, value_name = "EVENT_ID")]
     pub event_id: Option<String>,
@@ -46,42 +54,39 @@ pub struct Reapplied {
 pub async fn run(
     pool: &PgPool,
     settings: &SyncSettings,
+    client: Option<&StripeClient>,
     only: Option<&str>,
 ) -> Result<Vec<Reapplied>, StoreError> {
     let failed = ledger::failed_events(pool, only).await?;
     let mut results = Vec::with_capacity(failed.len());
     for event in &failed {
-        let result = reapply(pool, settings, event).await;
+        let result = reapply(pool, settings, client, event).await;
         tracing::info!(event_id = %event.id, status = %result.status, "re-applied a failed event");
         results.push(result);
     }
     Ok(results)
 }
 
-async fn reapply(pool: &PgPool, settings: &SyncSettings, failed: &FailedEvent) -> Reapplied {
-    let still_failing = |error: String| Reapplied {
-        event_id: failed.id.clone(),
-        status: "failed".into(),
-        reason: None,
-        error: Some(error),
-    };
-    let mut decoded = match event::decode(failed.payload.as_bytes()) {
-        Ok(decoded) => decoded,
-        Err(error) => return still_failing(format!("the stored payload is not an event: {error}")),
-    };
-    decoded.payload_sanitized = failed.payload_sanitized;
-
-    let attempt = async {
-        let mut tx = pool.begin().await.map_err(StoreError::from)?;
-        if !ledger::forget_failed(&mut *tx, &failed.id).await? {
-            // Re-applied meanwhile (another run): nothing to do.
-            return Ok(None);
+async fn reapply(
+    pool: &PgPool,
+    settings: &SyncSettings,
+    client: Option<&StripeClient>,
+    failed: &FailedEvent,
+) -> Reapplied {
+    let delivery = match thin_event::decode_delivery(failed.payload.as_bytes()) {
+        Ok(delivery) => delivery.sanitized(failed.payload_sanitized),
+        Err(error) => {
+            return still_failing(
+                failed,
+                format!("the stored payload is not an event: {error}"),
+            );
         }
-        let outcome = sync::apply_event_on(&mut tx, settings, &decoded).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok::<_, SyncError>(Some(outcome))
     };
-    match attempt.await {
+    let attempt = match &delivery {
+        Delivery::Snapshot(decoded) => reapply_snapshot(pool, settings, failed, decoded).await,
+        Delivery::Thin(event) => reapply_thin(pool, settings, client, failed, event).await,
+    };
+    match attempt {
         Ok(Some(outcome)) => Reapplied {
             event_id: failed.id.clone(),
             status: outcome.status().into(),
@@ -95,8 +100,82 @@ async fn reapply(pool: &PgPool, settings: &SyncSettings, failed: &FailedEvent) -
             error: None,
         },
         // The transaction rolled back: the event is still on record as failed.
-        Err(error) => still_failing(error.to_string()),
+        Err(error) => still_failing(failed, error),
     }
+}
+
+fn still_failing(failed: &FailedEvent, error: String) -> Reapplied {
+    Reapplied {
+        event_id: failed.id.clone(),
+        status: "failed".into(),
+        reason: None,
+        error: Some(error),
+    }
+}
+
+/// The event as delivered, through the webhook's apply loop, in the transaction that removes
+/// its `failed` row. `Ok(None)`: re-applied meanwhile by another run.
+async fn reapply_snapshot(
+    pool: &PgPool,
+    settings: &SyncSettings,
+    failed: &FailedEvent,
+    decoded: &crate::stripe::event::StripeEvent<'_>,
+) -> Result<Option<sync::Outcome>, String> {
+    let attempt = async {
+        let mut tx = pool.begin().await.map_err(StoreError::from)?;
+        if !ledger::forget_failed(&mut *tx, &failed.id).await? {
+            return Ok(None);
+        }
+        let outcome = sync::apply_event_on(&mut tx, settings, decoded).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok::<_, SyncError>(Some(outcome))
+    };
+    attempt.await.map_err(|error| error.to_string())
+}
+
+/// A thin event as the webhook handles it: its customer fetched from Stripe now (outside any
+/// transaction), then applied in the transaction that removes its `failed` row. A customer the
+/// key still does not know leaves the event failed, as it was.
+async fn reapply_thin(
+    pool: &PgPool,
+    settings: &SyncSettings,
+    client: Option<&StripeClient>,
+    failed: &FailedEvent,
+    event: &ThinEvent<'_>,
+) -> Result<Option<sync::Outcome>, String> {
+    let client = client.ok_or_else(|| {
+        "a thin event is re-applied by fetching its customer: set STRIPE_API_KEY".to_owned()
+    })?;
+    let customer_id = event
+        .customer_id
+        .as_deref()
+        .and_then(|id| StripeCustomerId::parse(id).ok())
+        .ok_or_else(|| "the thin event names no valid customer".to_owned())?;
+    let (customer, requested_at) = match thin_events::fetch(client, event, &customer_id).await {
+        Ok(Fetch::Customer {
+            customer,
+            requested_at,
+        }) => (customer, requested_at),
+        Ok(Fetch::Unknown { error }) => return Err(error),
+        Err(error) => return Err(error.to_string()),
+    };
+    let fetched = FetchedCustomer {
+        customer: &customer.customer,
+        deleted: customer.deleted,
+        requested_at,
+    };
+    let attempt = async {
+        let mut tx = pool.begin().await.map_err(StoreError::from)?;
+        if !ledger::forget_failed(&mut *tx, &failed.id).await? {
+            return Ok(None);
+        }
+        let mut scope = EventScope::within(&mut tx, settings.connection);
+        let outcome =
+            thin::apply_fetched_in(&mut scope, settings, event, &customer_id, fetched).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok::<_, SyncError>(Some(outcome))
+    };
+    attempt.await.map_err(|error| error.to_string())
 }
 
 /// One line per event (or JSON); exit 1 when any still fails.
@@ -127,11 +206,20 @@ pub fn print(results: &[Reapplied], json: bool) -> ExitCode {
 
 /// The command's main: `reapply-failed`'s main: the database, then [`crate::commands::reapply::run`] (no Stripe API).
 pub(crate) async fn command(args: ReapplyArgs) -> Result<ExitCode, CliError> {
-    let sync = args.sync.settings_without_api()?;
+    let api = StripeApiSettings::optional(&args.stripe)?;
+    let (sync, client) = match &api {
+        Some(api) => {
+            let client = StripeClient::new(api, RetryPolicy::default())
+                .map_err(|e| CliError::failed("Stripe client", e))?;
+            super::fetch_context::check_stripe(&client).await?;
+            (args.sync.settings(api)?, Some(client))
+        }
+        None => (args.sync.settings_without_api()?, None),
+    };
     let database = Database::from_args(&args.database).await?;
     let result = match pool::command_pool(database.options.clone(), 2).await {
         Ok(pool) => {
-            let result = run(&pool, &sync, args.event_id.as_deref()).await;
+            let result = run(&pool, &sync, client.as_ref(), args.event_id.as_deref()).await;
             pool.close().await;
             result.map_err(|e| CliError::failed("reapply-failed", e))
         }
