@@ -90,6 +90,7 @@ pub struct Metrics {
     profile_pushes: Family<PushLabels, Counter>,
     profile_push_queue_depth: Gauge,
     profile_push_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    stripe_api_unreachable_at_start: Gauge,
     /// `POST /customers` and `ensure-customer`.
     pub customers: customers::CustomerMetrics,
     /// Group commit of webhook events.
@@ -173,6 +174,12 @@ impl Default for Metrics {
             "Users in public.stripe_customer_outbox with a change not yet pushed to Stripe (as of this process's last look: every sweep and after each batch)",
             profile_push_queue_depth.clone(),
         );
+        let stripe_api_unreachable_at_start = Gauge::default();
+        registry.register(
+            "stripe_api_unreachable_at_start",
+            "1 when Stripe's API did not answer serve's start-up check (serve started all the same)",
+            stripe_api_unreachable_at_start.clone(),
+        );
         let profile_push_oldest_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
             "stripe_profile_push_oldest_age_seconds",
@@ -198,6 +205,7 @@ impl Default for Metrics {
             profile_pushes,
             profile_push_queue_depth,
             profile_push_oldest_age,
+            stripe_api_unreachable_at_start,
         }
     }
 }
@@ -256,6 +264,11 @@ impl Metrics {
     pub fn profile_push_queue(&self, depth: i64, oldest_age_secs: f64) {
         self.profile_push_queue_depth.set(depth);
         self.profile_push_oldest_age.set(oldest_age_secs);
+    }
+
+    /// Stripe's API did not answer `serve`'s start-up check.
+    pub fn stripe_api_unreachable_at_start(&self) {
+        self.stripe_api_unreachable_at_start.set(1);
     }
 
     pub fn signature_rejected(&self, reason: &'static str) {

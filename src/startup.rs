@@ -38,6 +38,7 @@ pub struct Application {
     server: Server,
     catch_up: Option<Worker>,
     profile_push: Option<profile_push::worker::Worker>,
+    metrics: Arc<Metrics>,
 }
 
 impl Application {
@@ -91,6 +92,7 @@ impl Application {
             _ => None,
         };
         let customers_endpoint = customers_endpoint(settings, &pool, &metrics)?;
+        let app_metrics = metrics.clone();
         let allowed_origins = settings.customers.allowed_origins.clone();
         let state = web::Data::new(AppState {
             verifier: SignatureVerifier::new(&settings.webhook.secrets, settings.webhook.tolerance),
@@ -142,11 +144,17 @@ impl Application {
             server,
             catch_up,
             profile_push,
+            metrics: app_metrics,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// What `/metrics` serves.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Serves until SIGTERM (or the server stops), then stops the background workers

@@ -9,9 +9,12 @@ use super::migrate::prepare_schema;
 use crate::configuration::{ServeArgs, Settings};
 use crate::startup::Application;
 use crate::store::pool;
+use crate::stripe_api::preflight::{self, Preflight};
+use crate::stripe_api::{RetryPolicy, StripeClient};
 
 pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let settings = Settings::from_args(&args)?;
+    let stripe_api = check_stripe_api(&settings).await?;
     let database = Database::open(settings.database.connect_options.clone()).await?;
     if !args.skip_migrations {
         // Over MIGRATION_DATABASE_URL when set: the migrator needs a session.
@@ -37,10 +40,46 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
         "listening for Stripe webhooks on POST /webhooks/stripe"
     );
     log_what_is_off(&args, &settings);
+    if let StripeApiAtStart::Unreachable = stripe_api {
+        application.metrics().stripe_api_unreachable_at_start();
+    }
     let served = application.run_until_stopped().await;
     pool.close().await;
     database.close();
     served.map_err(|e| CliError::failed("server", e))
+}
+
+/// What the start-up check of Stripe's API found, when it let `serve` start.
+enum StripeApiAtStart {
+    NoKey,
+    Answered,
+    Unreachable,
+}
+
+/// With a key, one cheap request to Stripe's API: an answer that is not Stripe's (an unknown
+/// URL, an invalid key, another mode) stops start-up with the fix; an unreachable Stripe only
+/// warns, since webhooks need no API.
+async fn check_stripe_api(settings: &Settings) -> Result<StripeApiAtStart, CliError> {
+    let Some(api) = &settings.stripe_api else {
+        return Ok(StripeApiAtStart::NoKey);
+    };
+    let client = StripeClient::new(api, RetryPolicy::default())
+        .map_err(|e| CliError::failed("Stripe client", e))?;
+    match preflight::check(&client).await {
+        Ok(Preflight::Answered) => Ok(StripeApiAtStart::Answered),
+        Ok(Preflight::Unreachable(why)) => {
+            tracing::warn!(
+                "Stripe's API did not answer the start-up check ({why}); starting all the same: \
+                 webhooks need no API, and thin events, catch-up, POST /customers and the \
+                 profile push retry until it answers"
+            );
+            Ok(StripeApiAtStart::Unreachable)
+        }
+        Err(error) => Err(CliError::failed(
+            "Stripe's API refused the start-up check",
+            error,
+        )),
+    }
 }
 
 /// Says at start-up which optional parts are off, and why.
