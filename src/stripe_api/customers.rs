@@ -126,8 +126,9 @@ impl CustomerUpdate<'_> {
     }
 }
 
-/// `POST /v1/customers/{id}` with `update`, once, under `idempotency_key`. Stripe's answer
-/// (the updated customer) is not read: the `customer.updated` event that follows brings it
+/// `POST /v1/customers/{id}` with `update`, once, under `idempotency_key`. Stripe's answer is
+/// read only to know it is Stripe's: the updated customer, of this id and the key's mode (a
+/// proxy's 200 page is no push). The `customer.updated` event that follows brings the values
 /// into the table through the sync rules.
 pub async fn update(
     client: &StripeClient,
@@ -136,9 +137,23 @@ pub async fn update(
     idempotency_key: &str,
 ) -> Result<Posted, ApiError> {
     let url = client.url(&["v1", "customers", id], &[])?;
-    client
-        .post_form_once(url, &update.form(), idempotency_key)
-        .await
+    let posted = client
+        .post_form_once(url.clone(), &update.form(), idempotency_key)
+        .await?;
+    if let Posted::Done(body) = &posted {
+        let malformed = |detail: String| ApiError::Malformed {
+            url: format!("POST {url}"),
+            detail,
+        };
+        let customer = decode_answer(body, client.key_livemode()).map_err(malformed)?;
+        if customer.customer.id != id || customer.deleted {
+            return Err(malformed(format!(
+                "customer {} answered for {id}",
+                customer.customer.id
+            )));
+        }
+    }
+    Ok(posted)
 }
 
 /// A whole answer's body as one customer: cleaned of what PostgreSQL cannot hold first, as
