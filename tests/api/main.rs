@@ -28,6 +28,8 @@ mod schema_privileges;
 mod schema_rls;
 mod serve_binary;
 mod smoke;
+mod stripe_answers;
+mod stripe_misreads;
 mod sync_deletion;
 mod sync_linking;
 mod sync_rules;

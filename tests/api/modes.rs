@@ -112,7 +112,7 @@ async fn a_key_of_a_mode_the_deployment_does_not_keep_is_refused() {
 }
 
 #[tokio::test]
-async fn verify_fix_refuses_to_tombstone_more_than_a_small_share_unless_allowed() {
+async fn verify_fix_refuses_to_mark_more_than_a_small_share_missing_unless_allowed() {
     let db = migrated_database().await;
     let double = StripeDouble::start().await;
     let ids: Vec<String> = (0..10).map(|i| format!("cus_Mass{i:02}")).collect();
@@ -149,6 +149,6 @@ async fn verify_fix_refuses_to_tombstone_more_than_a_small_share_unless_allowed(
     assert_eq!(report["fixed"], 7, "{report}");
     let links = link_states(&db.pool).await;
     for id in &ids[..7] {
-        assert_eq!(links[id.as_str()], LinkState::deleted(), "{id}");
+        assert_eq!(links[id.as_str()], LinkState::missing(None), "{id}");
     }
 }

@@ -10,7 +10,8 @@ use crate::helpers::events::{
 };
 use crate::helpers::stripe_double::{Customer, Fault, StripeDouble, Target};
 use crate::helpers::{
-    LinkState, TableCounts, create_auth_user_with_id, now, spawn_app, spawn_app_with_stripe,
+    LinkState, TableCounts, create_auth_user, create_auth_user_with_id, event_id_of, now,
+    spawn_app, spawn_app_with_stripe,
 };
 
 #[tokio::test]
@@ -126,18 +127,28 @@ async fn snapshot_event_older_than_the_thin_events_fetch_is_stale_and_a_newer_on
 }
 
 #[tokio::test]
-async fn customer_stripe_no_longer_has_is_applied_as_deleted() {
+async fn customer_the_key_does_not_know_is_failed_customer_not_found_and_keeps_its_link() {
     let double = StripeDouble::start().await;
     let app = spawn_app_with_stripe(&double).await;
+    let user = create_auth_user(&app.db.pool).await;
     let id = new_customer_id();
-    app.deliver_expecting(&CustomerEvent::created(&id, now() - 60).json(), "processed")
-        .await;
-    // 404: Stripe never had it (or it is long gone).
+    app.deliver_expecting(
+        &CustomerEvent::created(&id, now() - 60)
+            .for_user(user)
+            .json(),
+        "processed",
+    )
+    .await;
+    // 404 resource_missing: a key of another account or mode, or wiped test data; not a
+    // deletion Stripe reported.
     double.add([Customer::new(&id)]);
     double.forget(&id);
-    app.deliver_expecting(&thin_event("v1.customer.updated", &id), "processed")
+    let thin = thin_event("v1.customer.updated", &id);
+    app.deliver_expecting(&thin, "failed customer_not_found")
         .await;
-    assert_eq!(app.link_state(&id).await, LinkState::deleted());
+    assert_eq!(app.link_state(&id).await, LinkState::linked(user));
+    app.assert_recorded(&event_id_of(&thin), "failed customer_not_found")
+        .await;
 }
 
 #[tokio::test]

@@ -146,7 +146,8 @@ async fn verify_reports_each_kind_of_drift_and_after_fix_a_second_verify_exits_z
 
     let links = link_states(pool).await;
     assert_eq!(links["cus_Gone"], LinkState::deleted());
-    assert_eq!(links["cus_Never"], LinkState::deleted());
+    // Unknown to the key is not deleted: marked, never a tombstone.
+    assert_eq!(links["cus_Never"], LinkState::missing(None));
     assert_eq!(links["cus_Moved"], LinkState::linked(users[2]));
     assert_eq!(links["cus_Same"], LinkState::linked(users[0]));
     let email = app.customer("cus_Email").await.unwrap();
@@ -164,9 +165,19 @@ async fn verify_reports_each_kind_of_drift_and_after_fix_a_second_verify_exits_z
     .unwrap();
     assert_eq!(by_verify, 6, "the audit trail names the fixing run");
 
+    // cus_Never was only marked: once the key knows it again, a fix takes Stripe's state.
+    double.add([Customer::new("cus_Never")]);
+    let found = verify(&double, &app.db.url, dir.path(), &["--fix", "--json"]).await;
+    assert_eq!(found.code, Some(1), "{}", found.stderr);
+    assert_eq!(found.report()["by_kind"], json!({"found_in_stripe": 1}));
+    assert_eq!(
+        link_states(pool).await["cus_Never"],
+        LinkState::unlinked("missing_user_id")
+    );
+
     let clean = verify(&double, &app.db.url, dir.path(), &["--json"]).await;
     assert_eq!(clean.code, Some(0), "{}", clean.stdout);
-    assert_eq!(clean.report()["checked"], 5);
+    assert_eq!(clean.report()["checked"], 6);
     assert_eq!(clean.report()["drifted"], 0);
     let clean = verify(&double, &app.db.url, dir.path(), &[]).await;
     assert!(clean.stdout.contains("no drift"), "{}", clean.stdout);

@@ -141,6 +141,15 @@ impl LinkState {
             error: None,
         }
     }
+
+    /// Marked by `verify --fix` for Stripe's 404 `resource_missing`: the link as it was.
+    pub fn missing(user_id: Option<Uuid>) -> Self {
+        Self {
+            user_id,
+            status: "missing".into(),
+            error: Some("missing_in_stripe".into()),
+        }
+    }
 }
 
 /// Every row's link, by customer id.

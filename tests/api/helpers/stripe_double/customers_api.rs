@@ -49,11 +49,18 @@ pub(super) async fn list(request: HttpRequest, state: web::Data<Shared>) -> Http
             );
         }
     };
+    // A list of one from the start is the service's start-up check, not a page of a listing.
+    let startup_check = limit == 1 && start == 0;
     let page = start / limit + 1;
-    if let Some(response) = refused(&state, &request, Some(page)) {
+    if let Some(response) = refused(&state, &request, (!startup_check).then_some(page)) {
         return response;
     }
-    let fault = state.lock().unwrap().fault_for(Asked::CustomersPage(page));
+    let asked = if startup_check {
+        Asked::StartupCheck
+    } else {
+        Asked::CustomersPage(page)
+    };
+    let fault = state.lock().unwrap().fault_for(asked);
     if let Some(response) = answer_fault(&state, fault).await {
         return response;
     }
@@ -308,6 +315,10 @@ fn metadata_query(query: &str) -> Option<(String, String)> {
 pub(super) async fn search(request: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
     let _in_flight = InFlight::enter(&state).await;
     if let Some(response) = refused(&state, &request, None) {
+        return response;
+    }
+    let fault = state.lock().unwrap().fault_for(Asked::Search);
+    if let Some(response) = answer_fault(&state, fault).await {
         return response;
     }
     let pairs = query_pairs(request.query_string());

@@ -20,6 +20,13 @@ pub enum Fault {
     /// (Creates only) the customer is created and its key stored, then no answer until
     /// released (then a 500): Stripe did the work, the caller never heard.
     HangAfterCreating,
+    /// Exactly this answer: one of Stripe's own (a 404 `resource_missing`, a 401), or what
+    /// something in its place answers (a proxy's HTML page, a cut-off body).
+    Canned {
+        status: u16,
+        content_type: &'static str,
+        body: &'static str,
+    },
 }
 
 /// Which requests a fault applies to.
@@ -39,6 +46,10 @@ pub enum Target {
     Update(String),
     /// `POST /v1/customers`.
     Create,
+    /// `GET /v1/customers/search`.
+    Search,
+    /// The start-up check: `GET /v1/customers?limit=1`.
+    StartupCheck,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +67,8 @@ pub(super) enum Asked<'a> {
     EventsPage(usize),
     Update(&'a str),
     Create,
+    Search,
+    StartupCheck,
 }
 
 impl State {
@@ -70,6 +83,8 @@ impl State {
                     (Target::EventsPagesFrom(n), Asked::EventsPage(p)) => p >= n,
                     (Target::Update(id), Asked::Update(asked)) => id == asked,
                     (Target::Create, Asked::Create) => true,
+                    (Target::Search, Asked::Search) => true,
+                    (Target::StartupCheck, Asked::StartupCheck) => true,
                     _ => false,
                 }
         })?;
@@ -127,6 +142,14 @@ pub(super) fn fault_response(fault: Fault) -> HttpResponse {
         Fault::Unavailable => {
             stripe_error(503, "api_error", None, "Stripe is temporarily unavailable.")
         }
+        Fault::Canned {
+            status,
+            content_type,
+            body,
+        } => HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+            .insert_header(("Request-Id", "req_double"))
+            .content_type(content_type)
+            .body(body),
     }
 }
 
@@ -151,4 +174,19 @@ pub(super) async fn hang(state: &Shared) -> HttpResponse {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     fault_response(Fault::ServerError)
+}
+
+/// What Stripe answers a path its API does not have: a 404 without a code.
+pub(super) async fn unrecognized_url(request: actix_web::HttpRequest) -> HttpResponse {
+    stripe_error(
+        404,
+        "invalid_request_error",
+        None,
+        &format!(
+            "Unrecognized request URL ({}: {}). Please see https://stripe.com/docs or we can \
+             help at https://support.stripe.com/.",
+            request.method(),
+            request.path()
+        ),
+    )
 }

@@ -23,11 +23,13 @@
 //! - 401 without the right `Authorization: Bearer` key;
 //! - scripted faults: a 429 with `Retry-After`, a 500, or no answer at all (a hang) for a
 //!   chosen page or customer;
+//! - any other path: Stripe's 404 "Unrecognized request URL", without a code;
 //! - a log of every request (path, query, `Stripe-Version`, time), to check what was sent.
 //!
 //! Customers are kept as small specs and rendered per request in the shape of API version
 //! 2026-09-30.endive, so 100,000 of them cost a few megabytes.
 
+pub mod answers;
 mod customer;
 mod customers_api;
 mod events_api;
@@ -51,6 +53,7 @@ pub use state::Request;
 use customers_api::{create, list, retrieve, search, update};
 use events_api::list_events;
 use faults::Rule;
+use faults::unrecognized_url;
 use jwks::jwks;
 use state::{Event, Shared};
 
@@ -96,6 +99,7 @@ impl StripeDouble {
                 .route("/v1/customers/{id}", web::post().to(update))
                 .route("/jwks.json", web::get().to(jwks))
                 .route("/v1/events", web::get().to(list_events))
+                .default_service(web::to(unrecognized_url))
         })
         .workers(2)
         .disable_signals()
@@ -235,11 +239,13 @@ impl StripeDouble {
             .collect()
     }
 
-    /// Every request to Stripe's API (the JWKS aside).
+    /// Every request to Stripe's API for the work itself (the JWKS and the start-up check of
+    /// `serve` and the commands aside: see [`Self::startup_checks`]).
     pub fn api_requests(&self) -> Vec<Request> {
         self.requests()
             .into_iter()
             .filter(|r| r.path.starts_with("/v1/"))
+            .filter(|r| !(r.path == "/v1/customers" && r.page.is_none() && r.method == "GET"))
             .collect()
     }
 
@@ -289,11 +295,23 @@ impl StripeDouble {
             .collect()
     }
 
-    /// The list requests received, in order.
+    /// The list requests for pages received, in order (the start-up check aside).
     pub fn list_requests(&self) -> Vec<Request> {
         self.requests()
             .into_iter()
-            .filter(|r| r.path == "/v1/customers")
+            .filter(|r| r.path == "/v1/customers" && r.page.is_some())
+            .collect()
+    }
+
+    /// The start-up checks received (`GET /v1/customers?limit=1`).
+    pub fn startup_checks(&self) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| {
+                r.path == "/v1/customers"
+                    && r.page.is_none()
+                    && r.query.get("limit").map(String::as_str) == Some("1")
+            })
             .collect()
     }
 
