@@ -33,13 +33,35 @@ impl<'a> LedgerEntry<'a> {
     where
         'a: 'q,
     {
+        self.bind_with_payload(query, Some(self.payload))
+    }
+
+    /// [`Self::bind_to`] with the payload the outcome keeps: none for an `ignored` event.
+    pub(crate) fn bind_for_outcome<'q>(&self, query: PgQuery<'q>, outcome: &str) -> PgQuery<'q>
+    where
+        'a: 'q,
+    {
+        self.bind_with_payload(query, self.payload_kept(outcome))
+    }
+
+    /// The payload the ledger keeps for `outcome`: an `ignored` event (a type the service does
+    /// not apply, another mode) keeps its id, type, mode, times and outcome, and no payload:
+    /// nothing re-applies it, and its payload was most of the ledger's bytes.
+    pub(crate) fn payload_kept(&self, outcome: &str) -> Option<&'a str> {
+        (outcome != "ignored").then_some(self.payload)
+    }
+
+    fn bind_with_payload<'q>(&self, query: PgQuery<'q>, payload: Option<&'a str>) -> PgQuery<'q>
+    where
+        'a: 'q,
+    {
         query
             .bind(self.event_id)
             .bind(self.event_type)
             .bind(self.livemode)
             .bind(self.api_version)
             .bind(self.stripe_created)
-            .bind(self.payload)
+            .bind(payload)
             .bind(self.payload_sanitized)
             .bind(self.deleted_customer_id)
     }
@@ -101,7 +123,7 @@ pub async fn record(
         record_guard!()
     ));
     let result = entry
-        .bind_to(query)
+        .bind_for_outcome(query, recorded.outcome)
         .bind(recorded.outcome)
         .bind(recorded.reason)
         .bind(recorded.error)
@@ -116,7 +138,7 @@ pub async fn record(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FailedEvent {
     pub id: String,
-    /// The stored payload, as text.
+    /// The stored payload, as text (a `failed` event always keeps it).
     pub payload: String,
     pub payload_sanitized: bool,
 }

@@ -353,7 +353,7 @@ struct LedgerColumns<'a> {
     livemodes: Vec<bool>,
     api_versions: Vec<Option<&'a str>>,
     created: Vec<DateTime<Utc>>,
-    payloads: Vec<&'a str>,
+    payloads: Vec<Option<&'a str>>,
     sanitized: Vec<bool>,
     deleted_customer_ids: Vec<Option<&'a str>>,
     written_customer_ids: Vec<Option<&'a str>>,
@@ -371,7 +371,6 @@ impl<'a> LedgerColumns<'a> {
         self.livemodes.push(entry.livemode);
         self.api_versions.push(entry.api_version);
         self.created.push(entry.stripe_created);
-        self.payloads.push(entry.payload);
         self.sanitized.push(entry.payload_sanitized);
         self.deleted_customer_ids.push(entry.deleted_customer_id);
         let (written, outcome, reason, guard) = match *event {
@@ -382,6 +381,7 @@ impl<'a> LedgerColumns<'a> {
                 recorded, guard, ..
             } => (None, recorded.outcome, recorded.reason, guard),
         };
+        self.payloads.push(entry.payload_kept(outcome));
         self.written_customer_ids.push(written);
         self.outcomes.push(outcome);
         self.reasons.push(reason);
