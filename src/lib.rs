@@ -13,6 +13,7 @@ pub mod configuration;
 pub mod domain;
 pub(crate) mod ensure_customer;
 pub(crate) mod http;
+pub mod ledger_retention;
 pub mod local_db;
 pub(crate) mod metrics;
 pub(crate) mod profile_push;

@@ -91,6 +91,8 @@ pub struct Metrics {
     profile_push_queue_depth: Gauge,
     profile_push_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     stripe_api_unreachable_at_start: Gauge,
+    ledger_rows_removed: Counter,
+    ledger_size: Gauge,
     /// `POST /customers` and `ensure-customer`.
     pub customers: customers::CustomerMetrics,
     /// Group commit of webhook events.
@@ -174,6 +176,18 @@ impl Default for Metrics {
             "Users in public.stripe_customer_outbox with a change not yet pushed to Stripe (as of this process's last look: every sweep and after each batch)",
             profile_push_queue_depth.clone(),
         );
+        let ledger_rows_removed = Counter::default();
+        registry.register(
+            "stripe_ledger_rows_removed",
+            "Ledger rows removed by LEDGER_RETENTION",
+            ledger_rows_removed.clone(),
+        );
+        let ledger_size = Gauge::default();
+        registry.register(
+            "stripe_ledger_size_bytes",
+            "The ledger's size on disk (table, TOAST, indexes), read at each retention pass",
+            ledger_size.clone(),
+        );
         let stripe_api_unreachable_at_start = Gauge::default();
         registry.register(
             "stripe_api_unreachable_at_start",
@@ -206,6 +220,8 @@ impl Default for Metrics {
             profile_push_queue_depth,
             profile_push_oldest_age,
             stripe_api_unreachable_at_start,
+            ledger_rows_removed,
+            ledger_size,
         }
     }
 }
@@ -264,6 +280,16 @@ impl Metrics {
     pub fn profile_push_queue(&self, depth: i64, oldest_age_secs: f64) {
         self.profile_push_queue_depth.set(depth);
         self.profile_push_oldest_age.set(oldest_age_secs);
+    }
+
+    /// A retention pass removed `rows` ledger rows.
+    pub fn ledger_rows_removed(&self, rows: u64) {
+        self.ledger_rows_removed.inc_by(rows);
+    }
+
+    /// The ledger's size on disk, in bytes.
+    pub fn ledger_size(&self, bytes: i64) {
+        self.ledger_size.set(bytes);
     }
 
     /// Stripe's API did not answer `serve`'s start-up check.

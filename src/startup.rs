@@ -18,6 +18,7 @@ use crate::domain::StripeMode;
 use crate::ensure_customer::{self, CustomerCreator};
 use crate::http::customers::{self, CustomersEndpoint};
 use crate::http::{AppState, health, webhook};
+use crate::ledger_retention;
 use crate::metrics::Metrics;
 use crate::profile_push::{self, Pusher};
 use crate::store::pool::{self, ConnectionPolicy, PoolMode};
@@ -38,6 +39,7 @@ pub struct Application {
     server: Server,
     catch_up: Option<Worker>,
     profile_push: Option<profile_push::worker::Worker>,
+    ledger_retention: Option<ledger_retention::Worker>,
     metrics: Arc<Metrics>,
 }
 
@@ -93,6 +95,8 @@ impl Application {
         };
         let customers_endpoint = customers_endpoint(settings, &pool, &metrics)?;
         let app_metrics = metrics.clone();
+        // Off the webhooks' hot path: one statement at a time, a batch of rows each.
+        let retention_pool = pool.clone();
         let allowed_origins = settings.customers.allowed_origins.clone();
         let state = web::Data::new(AppState {
             verifier: SignatureVerifier::new(&settings.webhook.secrets, settings.webhook.tolerance),
@@ -139,11 +143,17 @@ impl Application {
         // Started once nothing can fail any more: no run without a server.
         let catch_up = catch_up.map(|(context, interval)| Worker::spawn(context, interval));
         let profile_push = profile_push.map(profile_push::worker::Worker::spawn);
+        let ledger_retention = ledger_retention::Worker::spawn(
+            retention_pool,
+            settings.ledger_retention,
+            app_metrics.clone(),
+        );
         Ok(Self {
             port,
             server,
             catch_up,
             profile_push,
+            ledger_retention,
             metrics: app_metrics,
         })
     }
@@ -171,7 +181,12 @@ impl Application {
                 profile_push.stop().await;
             }
         };
-        tokio::join!(catch_up, profile_push);
+        let retention = async {
+            if let Some(retention) = self.ledger_retention {
+                retention.stop().await;
+            }
+        };
+        tokio::join!(catch_up, profile_push, retention);
         served
     }
 }

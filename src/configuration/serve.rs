@@ -8,7 +8,7 @@ use super::{
     ConfigError, CustomerSettings, CustomersArgs, DatabaseArgs, DatabaseSettings, ProfileArgs,
     ProfilePushSettings, StripeApiArgs, StripeApiSettings, SyncArgs,
 };
-use crate::domain::{SignatureTolerance, WebhookSecrets};
+use crate::domain::{LedgerRetention, SignatureTolerance, WebhookSecrets};
 use crate::sync::SyncSettings;
 
 /// The settings of `serve`.
@@ -103,6 +103,16 @@ pub(crate) struct ServeArgs {
     /// `POST /customers`: token verification and CORS.
     #[command(flatten)]
     pub customers: CustomersArgs,
+
+    /// How long the ledger keeps an event: 90d, 2160h, … (at least 31d: catch-up reaches 30
+    /// days back), or `off` to keep every event. Failed events and recorded deletions stay.
+    #[arg(
+        long,
+        env = "LEDGER_RETENTION",
+        default_value = crate::domain::ledger_retention::DEFAULT,
+        value_name = "DURATION"
+    )]
+    pub ledger_retention: String,
 }
 
 /// Well inside Stripe's retry window (3 days live, hours in test mode), so a delivery that
@@ -125,6 +135,8 @@ pub struct Settings {
     pub profile_push: ProfilePushSettings,
     /// `POST /customers`; on when `stripe_api` is set and tokens can be verified.
     pub customers: CustomerSettings,
+    /// How long the ledger keeps an event.
+    pub ledger_retention: LedgerRetention,
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +205,8 @@ impl Settings {
         let catch_up_interval = crate::domain::parse_duration(&args.catch_up_interval)
             .map_err(|e| ConfigError::new("CATCH_UP_INTERVAL", e))?;
         let profile_push = ProfilePushSettings::from_args(args)?;
+        let ledger_retention = LedgerRetention::parse(&args.ledger_retention)
+            .map_err(|e| ConfigError::new("LEDGER_RETENTION", e))?;
         Ok(Self {
             database,
             webhook: WebhookSettings { secrets, tolerance },
@@ -203,6 +217,7 @@ impl Settings {
             stripe_api,
             customers: CustomerSettings::from_args(&args.customers)?,
             profile_push,
+            ledger_retention,
         })
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod customer;
 pub mod duration;
 pub mod event_id;
 pub(crate) mod event_order;
+pub mod ledger_retention;
 pub mod stripe_customer_id;
 pub mod stripe_mode;
 pub mod webhook_secret;
@@ -17,6 +18,7 @@ pub(crate) use customer::{
 pub use duration::parse_duration;
 pub use event_id::EventId;
 pub(crate) use event_order::EventOrder;
+pub use ledger_retention::LedgerRetention;
 pub use stripe_customer_id::StripeCustomerId;
 pub use stripe_mode::StripeMode;
 pub use webhook_secret::{SignatureTolerance, WebhookSecret, WebhookSecrets};

@@ -7,6 +7,7 @@ pub(crate) mod customer_creations;
 pub mod customers;
 mod error;
 pub(crate) mod ledger;
+pub mod ledger_retention;
 pub(crate) mod outbox;
 pub mod pool;
 pub(crate) mod recorded;

@@ -3,7 +3,9 @@
 use stripe_customer_sync::configuration::{
     DatabaseSettings, Settings, StripeApiSettings, WebhookSettings,
 };
-use stripe_customer_sync::domain::{SignatureTolerance, StripeMode, WebhookSecrets};
+use stripe_customer_sync::domain::{
+    LedgerRetention, SignatureTolerance, StripeMode, WebhookSecrets, ledger_retention,
+};
 use stripe_customer_sync::startup::Application;
 use stripe_customer_sync::store::pool::{self, ConnectionPolicy};
 use stripe_customer_sync::sync::SyncSettings;
@@ -53,6 +55,7 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         catch_up_interval: None,
         customers: Default::default(),
         profile_push: Default::default(),
+        ledger_retention: LedgerRetention::parse(ledger_retention::DEFAULT).unwrap(),
     };
     configure(&mut settings);
     // Under TEST_UPSTREAM, through a pooler, unless the test chose its own way to the database.
