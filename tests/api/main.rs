@@ -1,6 +1,7 @@
 //! Integration tests: one binary (one link, one throwaway PostgreSQL cluster per run),
 //! one module per rule family.
 
+mod audit_history;
 mod backfill;
 mod backup;
 mod catch_up;
@@ -12,6 +13,7 @@ mod database_roles;
 mod fixtures_replay;
 mod group_commit;
 mod helpers;
+mod ledger_retention;
 mod migrate_command;
 mod modes;
 mod operability;
