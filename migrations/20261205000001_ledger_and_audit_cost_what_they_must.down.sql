@@ -1,5 +1,5 @@
 -- Reverts 20261205000001_ledger_and_audit_cost_what_they_must: payloads required again (an
--- ignored event without one gets a stub naming it), default compression and storage, and the
+-- ignored event without one gets a stub naming it), default compression, and the
 -- audit trigger writing whole rows for every update. Audit rows written in the delta shape
 -- stay as they are (public.stripe_customers_history, which reads them, goes with this file).
 
@@ -14,8 +14,7 @@ update public.stripe_webhook_events
 alter table public.stripe_webhook_events
     drop constraint stripe_webhook_events_payload_unless_ignored,
     alter column payload set not null,
-    alter column payload set compression default,
-    reset (toast_tuple_target);
+    alter column payload set compression default;
 
 drop function public.stripe_customers_history(text);
 

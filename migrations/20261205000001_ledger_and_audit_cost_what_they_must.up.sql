@@ -5,16 +5,18 @@
 --   mode, times and outcome, and no payload: nothing re-applies it, and its payload (invoices of
 --   10 KB and more) was most of the ledger's bytes and WAL. `failed` events keep theirs: they are
 --   re-applied from it.
--- * A kept payload is compressed: lz4 where the server was built with it (pglz otherwise), and
---   `toast_tuple_target` at its minimum, so that the compressor runs on a 2 KB event too (by
---   default PostgreSQL compresses only rows over about 2 KB, which most events are not).
+-- * A kept payload is compressed with lz4 where the server was built with it (pglz otherwise):
+--   PostgreSQL compresses a row over about 2 KB (a fixed threshold of the build), and lz4 does it
+--   at a fraction of pglz's CPU. `toast_tuple_target` stays at its default: it cannot lower that
+--   threshold, and below the default it moves the compressed payload out of the row into the
+--   TOAST table (measured by benches/ledger_bytes: twice the WAL for a 2.6 KB event).
 -- * An UPDATE's audit row holds only the columns that changed, old and new value of each;
 --   INSERT keeps the new row and DELETE the old one, as before. Rows written in the earlier
 --   whole-row shape stay as they are: public.stripe_customers_history rebuilds every version of
 --   a customer, in full, from either shape.
 --
--- Nothing here rewrites or scans the ledger or the audit trail: a column's compression and a
--- table's storage parameters apply to rows written from now on, and the new check is added NOT
+-- Nothing here rewrites or scans the ledger or the audit trail: a column's compression applies
+-- to rows written from now on, and the new check is added NOT
 -- VALID: every row already there has a payload (the column was NOT NULL), so validating it
 -- would only hold the table's lock for a scan of a year of events. Readers of `payload` are
 -- the service's own (re-apply reads `failed` events, which always keep theirs).
@@ -27,8 +29,6 @@ alter table public.stripe_webhook_events
     alter column payload drop not null,
     add constraint stripe_webhook_events_payload_unless_ignored
         check (payload is not null or outcome = 'ignored') not valid;
-
-alter table public.stripe_webhook_events set (toast_tuple_target = 128);
 
 -- lz4 compresses a Stripe event about as well as pglz at a fraction of the CPU; a server built
 -- without it refuses the setting, and then pglz (the default) it is.
