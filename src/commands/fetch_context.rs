@@ -3,7 +3,7 @@
 //! client.
 
 use super::CliError;
-use super::database::Database;
+use super::database::{Database, LocalUse};
 use crate::configuration::{DatabaseArgs, StripeApiArgs, StripeApiSettings, SyncArgs};
 use crate::store::pool;
 use crate::stripe_api::{RetryPolicy, StripeClient};
@@ -28,12 +28,14 @@ impl FetchContext {
         let sync = sync.settings(&api)?;
         let client = StripeClient::new(&api, RetryPolicy::default())
             .map_err(|e| CliError::failed("Stripe client", e))?;
-        let database = Database::from_args(database).await?;
+        let database = Database::from_args(database, LocalUse::Command).await?;
         let pool = match pool::command_pool(database.options.clone(), connections).await {
             Ok(pool) => pool,
             Err(error) => {
                 database.close();
-                return Err(CliError::failed("cannot connect to the database", error));
+                return Err(CliError::database(format!(
+                    "cannot connect to the database: {error}"
+                )));
             }
         };
         Ok(Self {

@@ -12,6 +12,7 @@ mod database_roles;
 mod fixtures_replay;
 mod group_commit;
 mod helpers;
+mod local_database;
 mod migrate_command;
 mod modes;
 mod operability;
