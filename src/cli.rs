@@ -36,7 +36,8 @@ enum Command {
     Migrate(MigrateArgs),
     /// Bring every existing Stripe customer in through the sync rules (resumable).
     Backfill(BackfillArgs),
-    /// Compare every live row with Stripe and report drift; exit 1 on drift.
+    /// Compare every live row with Stripe and report drift; exit 1 on drift, 3 when rows were
+    /// left unchecked.
     Verify(VerifyArgs),
     /// Apply the customer events Stripe still holds (30 days) that the ledger lacks.
     CatchUp(CatchUpArgs),

@@ -4,6 +4,7 @@
 mod backfill;
 mod backup;
 mod catch_up;
+mod command_reports;
 mod concurrency_guards;
 mod customer_tokens;
 mod customers_endpoint;
@@ -12,6 +13,7 @@ mod database_roles;
 mod fixtures_replay;
 mod group_commit;
 mod helpers;
+mod json_errors;
 mod local_database;
 mod migrate_command;
 mod modes;

@@ -15,8 +15,8 @@ mod write;
 
 pub use read::SNAPSHOT_SQL;
 pub(crate) use read::{
-    Snapshot, SnapshotKey, StoredRow, count_live, live_rows, snapshot, snapshot_events,
-    snapshot_page,
+    Snapshot, SnapshotKey, StoredRow, count_live, count_other_live, live_rows, snapshot,
+    snapshot_events, snapshot_page,
 };
 pub(crate) use write::{
     EventWrite, IfUserNotFree, Recording, RowToWrite, write_events, write_one, write_page,
