@@ -4,6 +4,7 @@
 mod backfill;
 mod backup;
 mod catch_up;
+mod catch_up_events_api;
 mod command_reports;
 mod concurrency_guards;
 mod customer_tokens;

@@ -17,6 +17,9 @@ pub enum Fault {
     Hang,
     /// 503, as while Stripe is down.
     Unavailable,
+    /// 404 for the URL itself, as Stripe answers a path it does not know (and a mock without
+    /// that API).
+    UnknownUrl,
     /// (Creates only) the customer is created and its key stored, then no answer until
     /// released (then a 500): Stripe did the work, the caller never heard.
     HangAfterCreating,
@@ -127,6 +130,12 @@ pub(super) fn fault_response(fault: Fault) -> HttpResponse {
         Fault::Unavailable => {
             stripe_error(503, "api_error", None, "Stripe is temporarily unavailable.")
         }
+        Fault::UnknownUrl => stripe_error(
+            404,
+            "invalid_request_error",
+            None,
+            "Unrecognized request URL. Please see https://stripe.com/docs.",
+        ),
     }
 }
 
