@@ -1,4 +1,4 @@
-//! Test and live data never mix unless a deployment asks for both (DESIGN.md, "Modes").
+//! Test and live data never mix unless a deployment asks for both (docs/design.md, "Modes").
 
 use serde_json::json;
 use stripe_customer_sync::domain::StripeMode;

@@ -54,7 +54,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::{RowWrite, UnlinkReason};
 
-/// `customer_metadata` as a write sets it: `{"stripe": …, "sync": …}` (DESIGN.md "Data").
+/// `customer_metadata` as a write sets it: `{"stripe": …, "sync": …}` (docs/design.md "Data").
 #[derive(Serialize)]
 struct MetadataJson<'a> {
     stripe: &'a Map<String, Value>,
