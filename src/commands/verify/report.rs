@@ -17,13 +17,14 @@ pub struct DriftedRow {
     pub fix: Option<String>,
 }
 
-/// The live rows verify did not compare with Stripe, by why. Never silent: they make the run
-/// "not verified" (exit [`EXIT_NOT_VERIFIED`]) unless `--allow-unchecked`.
+/// The live rows of this run's scope that verify did not compare with Stripe, by why. Never
+/// silent: they make the run "not verified" (exit [`EXIT_NOT_VERIFIED`]) unless
+/// `--allow-unchecked`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Unchecked {
     pub count: u64,
-    /// `no_mode_recorded` (rows from before the sync recorded a mode, or filled by hand),
-    /// `other_mode` (rows of the mode the key cannot read), `not_a_customer_id`.
+    /// `no_mode_recorded` (rows from before the sync recorded a mode, or filled by hand: either
+    /// mode's key may speak for them, neither did), `not_a_customer_id`.
     pub by_reason: BTreeMap<String, u64>,
 }
 
@@ -51,6 +52,9 @@ pub struct Report {
     pub fix_refused: Option<String>,
     /// Live rows not compared, and why.
     pub unchecked: Unchecked,
+    /// Live rows of the other Stripe mode: a key of that mode verifies them (with
+    /// `STRIPE_MODE=both`); not this run's to check, and said so.
+    pub other_mode_rows: u64,
     /// Ordered by customer id.
     pub rows: Vec<DriftedRow>,
 }
@@ -137,6 +141,13 @@ pub fn render(report: &Report) -> String {
             }
         );
     }
+    if report.other_mode_rows > 0 {
+        let _ = writeln!(
+            text,
+            "{} live rows of the other Stripe mode are left to a key of that mode",
+            report.other_mode_rows
+        );
+    }
     if report.rows.iter().any(|r| r.fix.is_some()) {
         let _ = writeln!(text, "fixed {} of {}", report.fixed, report.drifted);
     }
@@ -183,6 +194,7 @@ mod tests {
             fixed: 0,
             fix_refused: None,
             unchecked,
+            other_mode_rows: 0,
             rows,
         }
     }
@@ -213,7 +225,7 @@ mod tests {
     fn rows_left_unchecked_are_counted_by_reason_and_make_the_run_not_verified() {
         let mut unchecked = Unchecked::default();
         unchecked.add("no_mode_recorded", 2);
-        unchecked.add("other_mode", 0);
+        unchecked.add("not_a_customer_id", 0);
         let report = report(Vec::new(), unchecked);
         assert_eq!(
             serde_json::to_value(&report).unwrap()["unchecked"],

@@ -340,7 +340,7 @@ pub async fn count_live(pool: &PgPool, livemode: bool) -> Result<i64, StoreError
     .await?)
 }
 
-/// The live rows `verify` with a key of one mode cannot compare, by why: `no_mode_recorded`
+/// The live rows `verify` with a key of one mode does not compare, by why: `no_mode_recorded`
 /// (rows written before the sync recorded modes, or filled by hand) and `other_mode` (rows of
 /// the other Stripe mode, which this key cannot read).
 pub async fn count_other_live(
