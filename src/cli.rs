@@ -36,7 +36,8 @@ enum Command {
     Migrate(MigrateArgs),
     /// Bring every existing Stripe customer in through the sync rules (resumable).
     Backfill(BackfillArgs),
-    /// Compare every live row with Stripe and report drift; exit 1 on drift.
+    /// Compare every live row with Stripe and report drift; exit 1 on drift, 3 when rows were
+    /// left unchecked.
     Verify(VerifyArgs),
     /// Apply the customer events Stripe still holds (30 days) that the ledger lacks.
     CatchUp(CatchUpArgs),
@@ -50,11 +51,27 @@ enum Command {
     Healthcheck(HealthcheckArgs),
 }
 
+impl Command {
+    /// Whether the command prints JSON on stdout (`--json`, or always for `ensure-customer`):
+    /// then a failure is printed there as JSON too.
+    fn prints_json(&self) -> bool {
+        match self {
+            Self::Backfill(args) => args.json,
+            Self::Verify(args) => args.json,
+            Self::CatchUp(args) => args.json,
+            Self::ReapplyFailed(args) => args.json,
+            Self::EnsureCustomer(_) => true,
+            Self::Serve(_) | Self::Migrate(_) | Self::Replay(_) | Self::Healthcheck(_) => false,
+        }
+    }
+}
+
 pub fn run() -> ExitCode {
     crate::tls::install_crypto_provider();
     // Optional, for local development; real environment variables win.
     let _ = dotenvy::dotenv();
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|error| refuse_arguments(error));
+    let json = cli.command.prints_json();
     let result = cli
         .log
         .format()
@@ -65,12 +82,32 @@ pub fn run() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("stripe-customer-sync: {error}");
-            match error {
-                CliError::Config(_) => ExitCode::from(2),
-                CliError::Failed(_) => ExitCode::FAILURE,
+            if json {
+                println!("{}", error.to_json());
             }
+            error.exit_code()
         }
     }
+}
+
+/// clap's answer to arguments it cannot parse (usage on stderr, exit 2), preceded on stdout by
+/// the JSON error object when `--json` was asked for: a script reads one either way.
+fn refuse_arguments(error: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let answer = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    );
+    if !answer && std::env::args().any(|arg| arg == "--json") {
+        let message = error.to_string();
+        let message = message.lines().next().unwrap_or_default();
+        let message = message.trim_start_matches("error: ");
+        println!(
+            "{}",
+            serde_json::json!({"error": {"code": "invalid_arguments", "message": message}})
+        );
+    }
+    error.exit()
 }
 
 async fn dispatch(command: Command) -> Result<ExitCode, CliError> {

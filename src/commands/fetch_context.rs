@@ -3,7 +3,7 @@
 //! client.
 
 use super::CliError;
-use super::database::Database;
+use super::database::{Database, LocalUse};
 use crate::configuration::{DatabaseArgs, StripeApiArgs, StripeApiSettings, SyncArgs};
 use crate::store::pool;
 use crate::stripe_api::preflight::{self, Preflight};
@@ -30,12 +30,14 @@ impl FetchContext {
         let client = StripeClient::new(&api, RetryPolicy::default())
             .map_err(|e| CliError::failed("Stripe client", e))?;
         check_stripe(&client).await?;
-        let database = Database::from_args(database).await?;
+        let database = Database::from_args(database, LocalUse::Command).await?;
         let pool = match pool::command_pool(database.options.clone(), connections).await {
             Ok(pool) => pool,
             Err(error) => {
                 database.close();
-                return Err(CliError::failed("cannot connect to the database", error));
+                return Err(CliError::database(format!(
+                    "cannot connect to the database: {error}"
+                )));
             }
         };
         Ok(Self {

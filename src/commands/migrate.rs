@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use sqlx::postgres::PgConnectOptions;
 
 use super::CliError;
-use super::database::Database;
+use super::database::{Database, LocalUse};
 use crate::backup;
 use crate::configuration::DatabaseArgs;
 use crate::store::{pool, schema};
@@ -29,11 +29,11 @@ pub(crate) struct MigrateArgs {
 }
 
 pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
-    let database = Database::from_args(&args.database).await?;
+    let database = Database::from_args(&args.database, LocalUse::Migrate).await?;
     let result = async {
         let pool = pool::admin_pool(database.options.clone())
             .await
-            .map_err(|e| CliError::failed("cannot connect to the database", e))?;
+            .map_err(|e| CliError::database(format!("cannot connect to the database: {e}")))?;
         if let Some(backup_dir) = &args.backup_dir {
             let backup = backup::run(&database.url, &pool, backup_dir)
                 .await
@@ -73,7 +73,7 @@ pub(super) async fn prepare_schema(
 ) -> Result<(), CliError> {
     let pool = pool::admin_pool(options.clone())
         .await
-        .map_err(|e| CliError::failed("cannot connect to the database", e))?;
+        .map_err(|e| CliError::database(format!("cannot connect to the database: {e}")))?;
     if with_shim
         && schema::apply_supabase_shim_if_missing(&pool)
             .await

@@ -25,17 +25,55 @@ pub(crate) use serve::serve;
 
 use crate::configuration;
 
-/// Failures that end a command: one line on stderr and an exit code.
+/// Failures that end a command: one line on stderr (and, for a command asked for `--json`,
+/// one JSON object on stdout) and an exit code.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CliError {
     #[error(transparent)]
     Config(#[from] configuration::ConfigError),
+    /// The database could not be reached, or the local one could not start.
+    #[error("{0}")]
+    Database(String),
     #[error("{0}")]
     Failed(String),
 }
 
+/// A bad setting or argument: the process exits 2, as for clap's own usage errors.
+pub(crate) const EXIT_CONFIGURATION: u8 = 2;
+
 impl CliError {
     pub(crate) fn failed(context: &str, error: impl std::fmt::Display) -> Self {
         Self::Failed(format!("{context}: {error}"))
+    }
+
+    pub(crate) fn database(message: impl Into<String>) -> Self {
+        Self::Database(message.into())
+    }
+
+    /// What a script matches on, in `{"error": {"code": …}}`.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "invalid_configuration",
+            Self::Database(_) => "database_unavailable",
+            Self::Failed(_) => "failed",
+        }
+    }
+
+    pub(crate) fn exit_code(&self) -> std::process::ExitCode {
+        match self {
+            Self::Config(_) => std::process::ExitCode::from(EXIT_CONFIGURATION),
+            Self::Database(_) | Self::Failed(_) => std::process::ExitCode::FAILURE,
+        }
+    }
+
+    /// `{"error": {"code": …, "message": …}}` (and the `variable` of a bad setting): what a
+    /// `--json` command prints on stdout when it fails, so a script never reads an empty
+    /// stdout.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let mut error = serde_json::json!({ "code": self.code(), "message": self.to_string() });
+        if let Self::Config(config) = self {
+            error["variable"] = config.variable.into();
+        }
+        serde_json::json!({ "error": error })
     }
 }

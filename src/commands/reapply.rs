@@ -4,7 +4,7 @@
 //! `failed` row, so an event is never lost between the two and never applied twice.
 
 use crate::commands::CliError;
-use crate::commands::database::Database;
+use crate::commands::database::{Database, LocalUse};
 use crate::store::pool;
 use std::process::ExitCode;
 
@@ -216,14 +216,16 @@ pub(crate) async fn command(args: ReapplyArgs) -> Result<ExitCode, CliError> {
         }
         None => (args.sync.settings_without_api()?, None),
     };
-    let database = Database::from_args(&args.database).await?;
+    let database = Database::from_args(&args.database, LocalUse::Command).await?;
     let result = match pool::command_pool(database.options.clone(), 2).await {
         Ok(pool) => {
             let result = run(&pool, &sync, client.as_ref(), args.event_id.as_deref()).await;
             pool.close().await;
             result.map_err(|e| CliError::failed("reapply-failed", e))
         }
-        Err(error) => Err(CliError::failed("cannot connect to the database", error)),
+        Err(error) => Err(CliError::database(format!(
+            "cannot connect to the database: {error}"
+        ))),
     };
     database.close();
     Ok(print(&result?, args.json))

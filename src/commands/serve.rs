@@ -4,7 +4,7 @@
 use sqlx::postgres::PgConnectOptions;
 
 use super::CliError;
-use super::database::Database;
+use super::database::{Database, LocalUse};
 use super::migrate::prepare_schema;
 use crate::configuration::{ServeArgs, Settings};
 use crate::startup::Application;
@@ -15,7 +15,8 @@ use crate::stripe_api::{RetryPolicy, StripeClient};
 pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let settings = Settings::from_args(&args)?;
     let stripe_api = check_stripe_api(&settings).await?;
-    let database = Database::open(settings.database.connect_options.clone()).await?;
+    let database =
+        Database::open(settings.database.connect_options.clone(), LocalUse::Serve).await?;
     if !args.skip_migrations {
         // Over MIGRATION_DATABASE_URL when set: the migrator needs a session.
         let options = (settings.database.migration_connect_options.clone())

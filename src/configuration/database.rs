@@ -12,7 +12,9 @@ use crate::store::pool::{self, ConnectionPolicy, PoolMode};
 /// Where the database is.
 #[derive(Args, Debug, Clone)]
 pub struct DatabaseArgs {
-    /// PostgreSQL connection string. Without it, `serve` runs a local database of its own.
+    /// PostgreSQL connection string. Without it, every command uses the local database under
+    /// `.stripe-customer-sync/` in the working directory: the one a running `serve` keeps up,
+    /// or one started for the command (created and migrated the first time) and stopped after.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::{ConfigError, ServeArgs};
 use crate::domain::ColumnName;
 
-/// How `serve` pushes profile changes to Stripe (DESIGN.md "Profile changes reach Stripe").
+/// How `serve` pushes profile changes to Stripe (docs/design.md "Profile changes reach Stripe").
 #[derive(Debug, Clone)]
 pub struct ProfilePushSettings {
     /// `PROFILE_NAME_COLUMN`: the column of `public.profiles` pushed as the customer's name.

@@ -23,7 +23,8 @@ pub struct StripeApiArgs {
     )]
     pub stripe_api_key: Option<String>,
 
-    /// Stripe API base URL (tests point it at a local double).
+    /// Stripe API base URL: https; plain http too for a test-mode key (a Stripe mock such as
+    /// `http://stripe-mock:12111`) or to localhost. A live key goes over https only.
     #[arg(
         long,
         env = "STRIPE_API_BASE",
@@ -72,7 +73,7 @@ impl StripeApiSettings {
         Ok(Self {
             key,
             mode,
-            base: stripe_api_base(&args.stripe_api_base)?,
+            base: stripe_api_base(&args.stripe_api_base, Some(mode))?,
         })
     }
 
@@ -80,7 +81,7 @@ impl StripeApiSettings {
     /// checked, so a typo shows before the key is added).
     pub(crate) fn optional(args: &StripeApiArgs) -> Result<Option<Self>, ConfigError> {
         match args.stripe_api_key.as_deref().map(str::trim) {
-            None | Some("") => stripe_api_base(&args.stripe_api_base).map(|_| None),
+            None | Some("") => stripe_api_base(&args.stripe_api_base, None).map(|_| None),
             Some(_) => Self::from_args(args).map(Some),
         }
     }
@@ -124,8 +125,11 @@ fn stripe_api_key(raw: Option<&str>) -> Result<(SecretString, StripeMode), Confi
     Ok((SecretString::from(key.to_owned()), mode))
 }
 
-/// https, or plain http to this machine only (a test double): the key travels in a header.
-fn stripe_api_base(raw: &str) -> Result<Url, ConfigError> {
+/// https; or plain http to this machine, or anywhere with a test-mode key (a Stripe mock in
+/// a compose file, `http://stripe-mock:12111`): a test key reaches no real money and no real
+/// customer, while a live key in clear would. `mode`: the key's, `None` without one (nothing
+/// travels).
+fn stripe_api_base(raw: &str, mode: Option<StripeMode>) -> Result<Url, ConfigError> {
     const VARIABLE: &str = "STRIPE_API_BASE";
     let mut url = Url::parse(raw.trim()).map_err(|_| {
         ConfigError::new(
@@ -135,11 +139,12 @@ fn stripe_api_base(raw: &str) -> Result<Url, ConfigError> {
     })?;
     match url.scheme() {
         "https" => {}
-        "http" if is_loopback(&url) => {}
+        "http" if is_loopback(&url) || mode != Some(StripeMode::Live) => {}
         "http" => {
             return Err(ConfigError::new(
                 VARIABLE,
-                "must use https (plain http only to localhost): the API key would travel in clear",
+                "must use https with a live key (plain http only to localhost, or with a test \
+                 key): the key would travel in clear",
             ));
         }
         _ => {

@@ -232,6 +232,29 @@ fn stripe_api_takes_secret_and_restricted_keys_and_defaults_to_stripe() {
 }
 
 #[test]
+fn plain_http_reaches_any_host_with_a_test_key_and_only_localhost_with_a_live_one() {
+    for key in ["sk_test_x", "rk_test_x"] {
+        let settings = parse_api(&[
+            &format!("--stripe-api-key={key}"),
+            "--stripe-api-base=http://stripe-mock:12111",
+        ])
+        .unwrap();
+        assert_eq!(settings.base.as_str(), "http://stripe-mock:12111/");
+    }
+    let live_local = parse_api(&[
+        "--stripe-api-key=sk_live_x",
+        "--stripe-api-base=http://localhost:12111",
+    ]);
+    assert!(live_local.is_ok(), "{live_local:?}");
+    let error = parse_api(&[
+        "--stripe-api-key=sk_live_x",
+        "--stripe-api-base=http://stripe-mock:12111",
+    ])
+    .unwrap_err();
+    assert_eq!(error.variable, "STRIPE_API_BASE");
+}
+
+#[test]
 fn each_bad_stripe_api_value_names_its_variable_and_never_echoes_the_key() {
     let cases: &[(&[&str], &str)] = &[
         (&[], "STRIPE_API_KEY"),
@@ -248,8 +271,15 @@ fn each_bad_stripe_api_value_names_its_variable_and_never_echoes_the_key() {
         ),
         (
             &[
-                "--stripe-api-key=sk_test_x",
+                "--stripe-api-key=sk_live_Secret123",
                 "--stripe-api-base=http://api.stripe.com",
+            ],
+            "STRIPE_API_BASE",
+        ),
+        (
+            &[
+                "--stripe-api-key=rk_live_Secret123",
+                "--stripe-api-base=http://stripe-mock:12111",
             ],
             "STRIPE_API_BASE",
         ),

@@ -1,6 +1,6 @@
 //! The order of the states of one customer: Stripe does not deliver in order and `created` has
 //! 1-second resolution, so states are ordered by (`created`, type rank), and a state read from
-//! Stripe's API ranks below every event of its second (DESIGN.md "Sync rules", 3).
+//! Stripe's API ranks below every event of its second (docs/design.md "Sync rules", 3).
 
 /// The three customer events the service applies, in their tie-breaking rank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Get or create a user's Stripe customer, exactly once (DESIGN.md "The app's side"): the use
+//! Get or create a user's Stripe customer, exactly once (docs/design.md "The app's side"): the use
 //! case behind `POST /customers` and `stripe-customer-sync ensure-customer`.
 //!
 //! Exactly one customer per user, whatever the concurrency, the replicas or the crashes:

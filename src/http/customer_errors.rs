@@ -1,5 +1,5 @@
 //! What `POST /customers` answers when it does not answer a customer: a status and
-//! `{"error":{"code","message"}}`, as DESIGN.md lists them.
+//! `{"error":{"code","message"}}`, as docs/design.md lists them.
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;

@@ -12,6 +12,22 @@ use super::process::{OsUser, initdb, spawn_tied_to_process};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Our clusters listen on a socket only, under PostgreSQL's default port number.
+const DEFAULT_PORT: u16 = 5432;
+
+/// The URL of a database on a cluster that listens on a Unix socket in `socket_dir`, in the
+/// form sqlx and psql alike understand. The port is left out when it is the default.
+pub(super) fn local_url(socket_dir: &Path, port: u16, database: &str) -> String {
+    let port = if port == DEFAULT_PORT {
+        String::new()
+    } else {
+        format!("&port={port}")
+    };
+    format!(
+        "postgres://postgres@localhost/{database}?host={}{port}",
+        socket_dir.display()
+    )
+}
 
 /// How a cluster is laid out and how much it cares about surviving a power cut.
 #[derive(Debug, Clone)]
@@ -115,10 +131,7 @@ impl LocalCluster {
 
     /// `postgres://postgres@localhost/DB?host=SOCKET_DIR`, understood by sqlx and psql alike.
     pub fn url(&self, database: &str) -> String {
-        format!(
-            "postgres://postgres@localhost/{database}?host={}",
-            self.socket_dir.display()
-        )
+        local_url(&self.socket_dir, DEFAULT_PORT, database)
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -5,15 +5,20 @@
 //! `initdb` and `postgres` as the `postgres` OS user when we are root, because `initdb` refuses
 //! root, and listen on a Unix socket only, so two clusters never race for a TCP port.
 //!
-//! One file per concern: finding the binaries, the cluster's start and stop, running
-//! PostgreSQL's programs as the right OS user, the directories it may safely use, and the
-//! database `serve` provisions on it.
+//! Every command without `DATABASE_URL` uses the same local database: the cluster a running
+//! `serve` (or another command) keeps up, found from its data directory ([`RunningCluster`]),
+//! or else one started for the command and stopped after it.
+//!
+//! One file per concern: finding the binaries, the cluster's start and stop, finding one
+//! another process runs, running PostgreSQL's programs as the right OS user, the directories
+//! it may safely use, and the database `serve` provisions on it.
 
 mod binaries;
 mod cluster;
 mod dirs;
 mod process;
 mod provision;
+mod running;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,6 +27,7 @@ pub use binaries::{PgBinaries, pg_program};
 pub use cluster::{ClusterOptions, LocalCluster};
 pub use dirs::socket_dir_for;
 pub(crate) use provision::{LOCAL_DATA_DIR, LOCAL_DATABASE, create_local_database};
+pub use running::RunningCluster;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalDbError {

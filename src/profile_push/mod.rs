@@ -1,4 +1,4 @@
-//! Profile changes reach Stripe (DESIGN.md "Profile changes reach Stripe"): one queued user
+//! Profile changes reach Stripe (docs/design.md "Profile changes reach Stripe"): one queued user
 //! at a time, taken from `public.stripe_customer_outbox`, decided and pushed.
 //!
 //! The values pushed are read at push time (so any number of quick edits give one push of the

@@ -1,6 +1,7 @@
 //! Thin events (Stripe's event destinations, `object: "v2.core.event"`): a verified body that
 //! carries the event's id, type and time and the id of the object it is about, but not the
-//! object. For `v1.customer.*` the service fetches the customer itself (DESIGN.md "Thin events").
+//! object. For `v1.customer.*` the service fetches the customer itself (docs/design.md,
+//! "Thin events").
 //!
 //! Shape: `{"id":"evt_…","object":"v2.core.event","type":"v1.customer.updated",
 //! "created":"<RFC 3339>","livemode":…,"related_object":{"id":"cus_…","type":"customer",

@@ -1,4 +1,4 @@
-//! The rules of DESIGN.md ("Sync rules"), in one place: `rules::decide` decides (pure),
+//! The rules of docs/design.md ("Sync rules"), in one place: `rules::decide` decides (pure),
 //! `apply` is the one loop through which every customer state reaches the table, whatever
 //! its origin, and `store` reads and writes. This module is the way in for a verified event
 //! (`batch`: the webhook's writers, which apply the events waiting together); `thin`,

@@ -89,7 +89,7 @@ impl FailReason {
     }
 }
 
-/// Why a verified customer event left the table as it was (DESIGN.md's snake_case reasons).
+/// Why a verified customer event left the table as it was (docs/design.md's snake_case reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
     /// Ordered before the row's last applied event.

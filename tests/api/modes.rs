@@ -1,4 +1,4 @@
-//! Test and live data never mix unless a deployment asks for both (DESIGN.md, "Modes").
+//! Test and live data never mix unless a deployment asks for both (docs/design.md, "Modes").
 
 use serde_json::json;
 use stripe_customer_sync::domain::StripeMode;
@@ -92,6 +92,10 @@ async fn verify_fix_with_a_test_key_leaves_live_rows_alone() {
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(run.status.code(), Some(0), "{report}");
     assert_eq!(report["checked"], 2, "only the test-mode rows are checked");
+    assert_eq!(
+        report["other_mode_rows"], 3,
+        "the live rows are counted apart"
+    );
     let links = link_states(&app.db.pool).await;
     for id in ["cus_LiveA", "cus_LiveB", "cus_LiveC"] {
         assert_eq!(links[id], LinkState::unlinked("missing_user_id"), "{id}");

@@ -1,4 +1,4 @@
-//! "The service works through every way a Supabase project is reached" (DESIGN.md, Connection
+//! "The service works through every way a Supabase project is reached" (docs/design.md, Connection
 //! poolers): the same suite against the direct connection and through PgBouncer (Debian's
 //! package, stock configuration) in session mode and in transaction mode.
 //!

@@ -26,7 +26,7 @@ async fn api_role_privileges(pool: &PgPool) -> Vec<String> {
     .expect("read privileges")
 }
 
-/// DESIGN.md grants the API roles exactly one thing: users read their own link (through RLS).
+/// docs/design.md grants the API roles exactly one thing: users read their own link (through RLS).
 const DESIGN_GRANTS: [&str; 1] = ["stripe_customers authenticated SELECT"];
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Deleted is terminal (DESIGN.md, "Sync rules"): once a `customer.deleted` of an id is
+//! Deleted is terminal (docs/design.md, "Sync rules"): once a `customer.deleted` of an id is
 //! recorded, nothing applied afterwards creates or revives a live row for it, whatever the
 //! delivery order and whether or not the delete could write a tombstone.
 

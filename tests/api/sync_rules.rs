@@ -1,4 +1,4 @@
-//! DESIGN.md's sync rules for `customer.created` / `updated` / `deleted`: what lands in
+//! docs/design.md's sync rules for `customer.created` / `updated` / `deleted`: what lands in
 //! `public.stripe_customers`, exactly once, whatever order Stripe delivers in.
 
 use chrono::{DateTime, Utc};

@@ -1,4 +1,4 @@
-//! DESIGN.md's HTTP table for `POST /webhooks/stripe`, row by row. Every refusal is checked to
+//! docs/design.md's HTTP table for `POST /webhooks/stripe`, row by row. Every refusal is checked to
 //! have written nothing: no ledger row, no customer row, no audit row.
 
 use serde_json::{Value, json};

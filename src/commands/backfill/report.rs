@@ -7,14 +7,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::sync::apply::{Applied, AppliedCustomer};
 
-/// Counts over the whole run (resumed parts included).
+/// Counts over the whole run (resumed parts included). `inserted`, `updated`, `unchanged`
+/// and `skipped` partition `customers`: each customer seen is counted in exactly one of them.
+/// `unlinked` is a subset of the first three, never added to them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub customers: u64,
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
-    /// Of the inserted, updated and unchanged rows: those left without a user, by `sync.error`.
+    /// Of the inserted, updated and unchanged rows: those standing without a user, by
+    /// `sync.error`.
     pub unlinked: BTreeMap<String, u64>,
     /// Customers that changed nothing, by reason (`stale_event`, `customer_deleted`, …).
     pub skipped: BTreeMap<String, u64>,
@@ -30,7 +33,8 @@ impl Totals {
                 // A duplicate is an event's; a run has none.
                 Applied::Unchanged | Applied::Duplicate => self.unchanged += 1,
                 Applied::Skipped(reason) => {
-                    *self.skipped.entry(reason.as_str().to_owned()).or_default() += 1
+                    *self.skipped.entry(reason.as_str().to_owned()).or_default() += 1;
+                    continue;
                 }
             }
             if let Some(reason) = result.unlinked {
@@ -114,16 +118,23 @@ pub fn render(summary: &Summary) -> String {
     text += &format!("  {:<12}{:>9}\n", "unchanged", t.unchanged);
     text += &format!(
         "  {:<12}{:>9}{}\n",
-        "unlinked",
-        t.unlinked.values().sum::<u64>(),
-        by_reason(&t.unlinked)
-    );
-    text += &format!(
-        "  {:<12}{:>9}{}\n",
         "skipped",
         t.skipped.values().sum::<u64>(),
         by_reason(&t.skipped)
     );
+    text += &format!("  {:<12}{:>9}\n", "= customers", t.customers);
+    let unlinked = t.unlinked.values().sum::<u64>();
+    if unlinked > 0 {
+        text += &format!(
+            "  of the {} rows {}: {unlinked} without a user{}\n",
+            t.inserted + t.updated + t.unchanged,
+            verb(
+                "inserted, updated or unchanged",
+                "that would be written or stay"
+            ),
+            by_reason(&t.unlinked)
+        );
+    }
     text += &format!(
         "  this invocation: {} customers in {:.1} s ({:.0}/s; database {:.1} s)\n",
         summary.customers_this_invocation, summary.elapsed_secs, rate, summary.database_secs
@@ -175,15 +186,17 @@ mod tests {
              \x20 inserted          990\n\
              \x20 updated             2\n\
              \x20 unchanged           5\n\
-             \x20 unlinked           20  (missing_user_id 20)\n\
              \x20 skipped             3  (missing_email 2, stale_event 1)\n\
+             \x20 = customers      1000\n\
+             \x20 of the 997 rows inserted, updated or unchanged: 20 without a user  \
+             (missing_user_id 20)\n\
              \x20 this invocation: 600 customers in 2.0 s (300/s; database 1.5 s)\n"
         );
         assert!(render(&summary(true)).contains("would insert"));
     }
 
     #[test]
-    fn totals_count_each_outcome_and_each_unlinked_row() {
+    fn outcomes_partition_the_customers_seen_and_unlinked_rows_are_a_subset_of_the_written() {
         let mut totals = Totals::default();
         totals.add(&[
             AppliedCustomer {
@@ -196,10 +209,15 @@ mod tests {
             },
             AppliedCustomer {
                 applied: Applied::Skipped(crate::sync::SkipReason::StaleEvent),
-                unlinked: None,
+                unlinked: Some(crate::domain::UnlinkReason::UnknownUser),
             },
         ]);
         assert_eq!(totals.customers, 3);
+        let skipped: u64 = totals.skipped.values().sum();
+        assert_eq!(
+            totals.inserted + totals.updated + totals.unchanged + skipped,
+            totals.customers
+        );
         assert_eq!((totals.inserted, totals.unchanged), (1, 1));
         assert_eq!(totals.unlinked["unknown_user"], 2);
         assert_eq!(totals.skipped["stale_event"], 1);

@@ -23,7 +23,7 @@ mod run;
 
 pub use args::{VerifyArgs, VerifyOptions};
 pub use drift::{Difference, DriftKind, compare};
-pub use report::{DriftedRow, Report, print};
+pub use report::{DriftedRow, Report, Unchecked, print};
 pub use run::run;
 
 use crate::store::StoreError;
@@ -60,5 +60,5 @@ pub(crate) async fn command(args: VerifyArgs) -> Result<ExitCode, CliError> {
     let result = run(&context.pool, &context.client, &context.sync, &options).await;
     context.close().await;
     let report = result.map_err(|e| CliError::failed("verify", e))?;
-    Ok(print(&report, args.json))
+    Ok(print(&report, args.json, args.allow_unchecked))
 }

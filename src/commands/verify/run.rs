@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use sqlx::PgPool;
 
-use super::{DriftedRow, Report, VerifyError, VerifyOptions, compare};
+use super::{DriftedRow, Report, Unchecked, VerifyError, VerifyOptions, compare};
+use crate::domain::StripeCustomerId;
 use crate::progress;
 use crate::store::customers::{self as store, StoredRow};
 use crate::stripe_api::StripeClient;
@@ -27,7 +28,16 @@ pub const MASS_DELETE_FLOOR: u64 = 5;
 /// Rows are read in pages of this many, by id.
 const ROWS_PER_READ: i64 = 500;
 
-/// One row checked.
+/// What became of one row.
+enum Outcome {
+    /// As Stripe has it.
+    Clean,
+    Drifted(Checked),
+    /// Not compared, and why.
+    Unchecked(&'static str),
+}
+
+/// One row checked that drifted.
 struct Checked {
     row: DriftedRow,
     /// Stripe answered 404 `resource_missing`.
@@ -48,16 +58,25 @@ pub async fn run(
 
     let mut checked_rows = 0;
     let mut drifted: Vec<Checked> = Vec::new();
+    let mut unchecked = Unchecked::default();
+    let mut other_mode_rows = 0;
+    for (reason, rows) in store::count_other_live(pool, options.livemode).await? {
+        // Rows of the other mode are a key of that mode's to verify, not this run's.
+        if reason == "other_mode" {
+            other_mode_rows = rows as u64;
+        } else {
+            unchecked.add(&reason, rows as u64);
+        }
+    }
     let mut after: Option<String> = None;
     loop {
         let rows =
             store::live_rows(pool, options.livemode, after.as_deref(), ROWS_PER_READ).await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.stripe_customer_id.clone());
-        checked_rows += rows.len() as u64;
         let run = &run;
         let bar = &bar;
-        let results: Vec<Option<Checked>> = stream::iter(rows)
+        let results: Vec<Outcome> = stream::iter(rows)
             .map(|row| async move {
                 let checked = check(pool, client, settings, run, options.fix, row).await;
                 bar.inc(1);
@@ -66,7 +85,16 @@ pub async fn run(
             .buffer_unordered(concurrency)
             .try_collect()
             .await?;
-        drifted.extend(results.into_iter().flatten());
+        for outcome in results {
+            match outcome {
+                Outcome::Clean => checked_rows += 1,
+                Outcome::Drifted(checked) => {
+                    checked_rows += 1;
+                    drifted.push(checked);
+                }
+                Outcome::Unchecked(reason) => unchecked.add(reason, 1),
+            }
+        }
     }
     bar.finish_and_clear();
 
@@ -119,6 +147,8 @@ pub async fn run(
             .filter(|r| matches!(r.fix.as_deref(), Some("applied" | "marked_missing")))
             .count() as u64,
         fix_refused,
+        unchecked,
+        other_mode_rows,
         rows,
     };
     tracing::info!(
@@ -126,6 +156,7 @@ pub async fn run(
         checked = report.checked,
         drifted = report.drifted,
         fixed = report.fixed,
+        unchecked = report.unchecked.count,
         "verify complete"
     );
     Ok(report)
@@ -152,7 +183,8 @@ fn mass_delete_refusal(missing: u64, checked: u64) -> Option<String> {
 }
 
 /// Fetches one row's customer, compares, and (with `fix`) applies Stripe's state, except for a
-/// customer missing in Stripe: those wait until every row has been checked (see `run`).
+/// customer missing in Stripe: those wait until every row has been checked (see `run`). A row
+/// whose id is no Stripe customer id (filled by hand) is not asked about: `not_a_customer_id`.
 async fn check(
     pool: &PgPool,
     client: &StripeClient,
@@ -160,11 +192,14 @@ async fn check(
     run: &FetchRun,
     fix: bool,
     row: StoredRow,
-) -> Result<Option<Checked>, VerifyError> {
+) -> Result<Outcome, VerifyError> {
+    if StripeCustomerId::parse(&row.stripe_customer_id).is_err() {
+        return Ok(Outcome::Unchecked("not_a_customer_id"));
+    }
     let (retrieved, requested_at) = customers::retrieve(client, &row.stripe_customer_id).await?;
     let differences = compare(&row, &retrieved, &settings.user_id_metadata_key);
     if differences.is_empty() {
-        return Ok(None);
+        return Ok(Outcome::Clean);
     }
     let mut fix_outcome = None;
     if fix && let Retrieved::Found(found) = &retrieved {
@@ -181,7 +216,7 @@ async fn check(
         .await?;
         fix_outcome = Some(fix_result(applied.applied));
     }
-    Ok(Some(Checked {
+    Ok(Outcome::Drifted(Checked {
         row: DriftedRow {
             stripe_customer_id: row.stripe_customer_id,
             differences,

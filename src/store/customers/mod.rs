@@ -17,8 +17,8 @@ mod write;
 pub(crate) use missing::mark_missing;
 pub use read::SNAPSHOT_SQL;
 pub(crate) use read::{
-    Snapshot, SnapshotKey, StoredRow, count_live, live_rows, snapshot, snapshot_events,
-    snapshot_page,
+    Snapshot, SnapshotKey, StoredRow, count_live, count_other_live, live_rows, snapshot,
+    snapshot_events, snapshot_page,
 };
 pub(crate) use write::{
     EventWrite, IfUserNotFree, Recording, RowToWrite, write_events, write_one, write_page,
@@ -56,7 +56,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::{RowWrite, UnlinkReason};
 
-/// `customer_metadata` as a write sets it: `{"stripe": …, "sync": …}` (DESIGN.md "Data").
+/// `customer_metadata` as a write sets it: `{"stripe": …, "sync": …}` (docs/design.md "Data").
 #[derive(Serialize)]
 struct MetadataJson<'a> {
     stripe: &'a Map<String, Value>,

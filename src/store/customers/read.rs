@@ -340,6 +340,28 @@ pub async fn count_live(pool: &PgPool, livemode: bool) -> Result<i64, StoreError
     .await?)
 }
 
+/// The live rows `verify` with a key of one mode does not compare, by why: `no_mode_recorded`
+/// (rows written before the sync recorded modes, or filled by hand) and `other_mode` (rows of
+/// the other Stripe mode, which this key cannot read).
+pub async fn count_other_live(
+    pool: &PgPool,
+    livemode: bool,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "select case when jsonb_typeof(customer_metadata #> '{sync,livemode}') = 'boolean'
+                     then 'other_mode' else 'no_mode_recorded' end as reason,
+                count(*)
+           from public.stripe_customers
+          where (customer_metadata #>> '{sync,status}') is distinct from 'deleted'
+            and (customer_metadata #> '{sync,livemode}') is distinct from to_jsonb($1::boolean)
+          group by 1
+          order by 1",
+    )
+    .bind(livemode)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// The next `limit` live rows of one mode after `after`, by customer id (keyset paging:
 /// stable and cheap on the unique index however large the table).
 pub async fn live_rows(

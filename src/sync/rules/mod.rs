@@ -1,4 +1,4 @@
-//! DESIGN.md's sync rules as one pure function: given the incoming customer event and what
+//! docs/design.md's sync rules as one pure function: given the incoming customer event and what
 //! the table holds, decide what to write. No I/O here, so every rule is tested in isolation.
 
 use chrono::{DateTime, Utc};
@@ -29,7 +29,7 @@ pub enum Origin<'a> {
         command: FetchCommand,
         run_id: &'a str,
     },
-    /// A thin event (`v1.customer.*`, DESIGN.md "Thin events"): it carries only the customer's
+    /// A thin event (`v1.customer.*`, docs/design.md "Thin events"): it carries only the customer's
     /// id, so the state is the customer as fetched from Stripe's API after the event arrived.
     /// Ordered as a fetched state (`created` is the fetch's start); recorded under the event's
     /// own id and type (`v1.customer.updated`), which read back as fetched.

@@ -17,6 +17,9 @@ pub enum Fault {
     Hang,
     /// 503, as while Stripe is down.
     Unavailable,
+    /// 404 for the URL itself, as Stripe answers a path it does not know (and a mock without
+    /// that API).
+    UnknownUrl,
     /// (Creates only) the customer is created and its key stored, then no answer until
     /// released (then a 500): Stripe did the work, the caller never heard.
     HangAfterCreating,
@@ -150,6 +153,12 @@ pub(super) fn fault_response(fault: Fault) -> HttpResponse {
             .insert_header(("Request-Id", "req_double"))
             .content_type(content_type)
             .body(body),
+        Fault::UnknownUrl => stripe_error(
+            404,
+            "invalid_request_error",
+            None,
+            "Unrecognized request URL. Please see https://stripe.com/docs.",
+        ),
     }
 }
 
