@@ -19,6 +19,9 @@ pub enum ApiError {
         status: u16,
         url: String,
         message: String,
+        /// What logs may say of the error (never `message`); boxed, so that every `Result`
+        /// carrying an ApiError stays small.
+        fields: Box<super::ErrorFields>,
     },
     #[error("{url} failed {attempts} times, giving up; the last time: {last}")]
     Exhausted {

@@ -19,6 +19,7 @@ use super::answer::{
     Answer, ApiError, Posted, Verdict, classify, error_message, read_no_later_than, response_date,
     retry_after, without_url,
 };
+use super::error_fields::ErrorFields;
 use super::retry::RetryPolicy;
 use crate::configuration::StripeApiSettings;
 
@@ -152,11 +153,13 @@ impl StripeClient {
                             });
                         }
                         Verdict::Fail => {
+                            let headers = response.headers().clone();
                             let body = response.bytes().await.unwrap_or_default();
                             return Err(ApiError::Rejected {
                                 status: status.as_u16(),
                                 url: request_line,
                                 message: error_message(&body),
+                                fields: Box::new(ErrorFields::read(&headers, &body)),
                             });
                         }
                         Verdict::Retry => {

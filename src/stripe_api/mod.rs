@@ -6,10 +6,12 @@ mod answer;
 mod client;
 pub mod customer_creation;
 pub mod customers;
+mod error_fields;
 pub mod events;
 mod list;
 mod retry;
 
 pub use answer::{Answer, ApiError, Posted};
 pub use client::StripeClient;
+pub use error_fields::ErrorFields;
 pub use retry::RetryPolicy;
