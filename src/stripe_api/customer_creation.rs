@@ -58,7 +58,7 @@ pub async fn create(
     let body = answer
         .body
         .as_deref()
-        .ok_or_else(|| malformed("404: is STRIPE_API_BASE Stripe's API?".into()))?;
+        .ok_or_else(|| no_such_endpoint(&answer.url))?;
     let text = std::str::from_utf8(body).map_err(|_| malformed("not UTF-8".into()))?;
     let decoded = decode_customer_object(text).map_err(|e| malformed(e.to_string()))?;
     Ok(Created {
@@ -69,6 +69,21 @@ pub async fn create(
         requested_at: answer.requested_at,
         replayed: answer.replayed,
     })
+}
+
+/// A 404 to `POST /v1/customers` or `GET /v1/customers/search`, which Stripe always has: not a
+/// missing customer but an unknown URL (STRIPE_API_BASE ending in `/v1`, a proxy), which Stripe
+/// answers 404 `invalid_request_error` without a code. A refusal like any other 4xx: the same
+/// request fails the same way until the configuration changes.
+fn no_such_endpoint(request_line: &str) -> ApiError {
+    ApiError::Rejected {
+        status: 404,
+        url: request_line.to_owned(),
+        message: "no such endpoint: is STRIPE_API_BASE Stripe's API (https://api.stripe.com, \
+                  without /v1)?"
+            .into(),
+        fields: Default::default(),
+    }
 }
 
 /// Stripe's search query for customers whose metadata `key` holds `user_id`.
@@ -92,6 +107,9 @@ pub async fn search_by_user(
         &[("query", query.as_str()), ("limit", "10")],
     )?;
     let answer = client.get(url).await?;
+    if answer.body.is_none() {
+        return Err(no_such_endpoint(&answer.url));
+    }
     let found = list::items(&answer, |object| {
         decode_customer_object(object)
             .map(|customer| ApiCustomer {
