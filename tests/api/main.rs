@@ -3,6 +3,7 @@
 
 mod backfill;
 mod backup;
+mod capacity;
 mod catch_up;
 mod concurrency_guards;
 mod customer_tokens;

@@ -143,6 +143,7 @@ pub(super) async fn update(
             let response = hang(&state).await;
             return answer(500, false, response);
         }
+        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(fault) => {
             let response = fault_response(fault);
             let status = response.status().as_u16();
@@ -308,6 +309,10 @@ fn metadata_query(query: &str) -> Option<(String, String)> {
 pub(super) async fn search(request: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
     let _in_flight = InFlight::enter(&state).await;
     if let Some(response) = refused(&state, &request, None) {
+        return response;
+    }
+    let fault = state.lock().unwrap().fault_for(Asked::Search);
+    if let Some(response) = answer_fault(&state, fault).await {
         return response;
     }
     let pairs = query_pairs(request.query_string());

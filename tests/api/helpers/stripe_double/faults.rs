@@ -20,6 +20,14 @@ pub enum Fault {
     /// (Creates only) the customer is created and its key stored, then no answer until
     /// released (then a 500): Stripe did the work, the caller never heard.
     HangAfterCreating,
+    /// Answered normally, this much later (a slow Stripe).
+    Delay(Duration),
+    /// 400 `invalid_request_error` `email_invalid` on `email`, its message quoting the email,
+    /// as Stripe refuses an address it finds invalid.
+    InvalidEmail,
+    /// 404 `invalid_request_error` without a code: "Unrecognized request URL", as Stripe
+    /// answers a path it does not have (a base URL ending in `/v1`).
+    UnknownUrl,
 }
 
 /// Which requests a fault applies to.
@@ -39,6 +47,8 @@ pub enum Target {
     Update(String),
     /// `POST /v1/customers`.
     Create,
+    /// `GET /v1/customers/search`.
+    Search,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +66,7 @@ pub(super) enum Asked<'a> {
     EventsPage(usize),
     Update(&'a str),
     Create,
+    Search,
 }
 
 impl State {
@@ -70,6 +81,7 @@ impl State {
                     (Target::EventsPagesFrom(n), Asked::EventsPage(p)) => p >= n,
                     (Target::Update(id), Asked::Update(asked)) => id == asked,
                     (Target::Create, Asked::Create) => true,
+                    (Target::Search, Asked::Search) => true,
                     _ => false,
                 }
         })?;
@@ -127,6 +139,23 @@ pub(super) fn fault_response(fault: Fault) -> HttpResponse {
         Fault::Unavailable => {
             stripe_error(503, "api_error", None, "Stripe is temporarily unavailable.")
         }
+        Fault::InvalidEmail => HttpResponse::BadRequest()
+            .insert_header(("Request-Id", "req_double_refused"))
+            .json(json!({"error": {
+                "type": "invalid_request_error",
+                "code": "email_invalid",
+                "param": "email",
+                "message": "Invalid email address: refused@example.com",
+            }})),
+        Fault::UnknownUrl => stripe_error(
+            404,
+            "invalid_request_error",
+            None,
+            "Unrecognized request URL (GET: /v1/v1/customers/search). Please see \
+             https://stripe.com/docs or we can help at https://support.stripe.com/.",
+        ),
+        // Answered normally after the delay, never here.
+        Fault::Delay(_) => stripe_error(500, "api_error", None, "a delay is not an answer"),
     }
 }
 
@@ -135,6 +164,10 @@ pub(super) fn fault_response(fault: Fault) -> HttpResponse {
 pub(super) async fn answer_fault(state: &Shared, fault: Option<Fault>) -> Option<HttpResponse> {
     match fault? {
         Fault::Hang => Some(hang(state).await),
+        Fault::Delay(delay) => {
+            tokio::time::sleep(delay).await;
+            None
+        }
         fault => {
             let response = fault_response(fault);
             set_last_status(state, response.status().as_u16());
