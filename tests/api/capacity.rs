@@ -80,10 +80,11 @@ async fn sign_ups_waiting_on_a_slow_stripe_leave_every_webhook_answered_promptly
         }
     }));
     let webhooks_meanwhile = async {
-        // Every sign-up waits on Stripe now.
+        // As many sign-ups wait on Stripe as the webhooks' pool has connections (all of them
+        // do, unless they hold connections while waiting).
         double
             .wait_for("the sign-ups to reach Stripe", |d| {
-                d.create_requests().len() == SIGN_UPS
+                d.create_requests().len() >= 10
             })
             .await;
         let mut answers = Vec::new();
