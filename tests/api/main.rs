@@ -8,6 +8,7 @@ mod catch_up;
 mod concurrency_guards;
 mod customer_tokens;
 mod customers_endpoint;
+mod customers_refusal;
 mod database_outage;
 mod database_roles;
 mod fixtures_replay;
