@@ -20,6 +20,7 @@ mod operability;
 mod poison_events;
 mod poolers;
 mod profile_push;
+mod profile_push_coalescing;
 mod query_plans;
 mod row_ids;
 mod row_storage;
