@@ -151,6 +151,36 @@ enum Call {
     Search { attempt: Attempt, then: AfterSearch },
 }
 
+/// Gives the request's lease back when it is dropped unsettled: cut off mid-call, or ended by
+/// an error that recorded nothing (only `owner`'s lease: never another request's).
+struct LeaseGuard {
+    pool: PgPool,
+    user_id: Uuid,
+    owner: Uuid,
+    settled: bool,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // no runtime left: the lease runs out by itself
+        };
+        let (pool, user_id, owner) = (self.pool.clone(), self.user_id, self.owner);
+        runtime.spawn(async move {
+            let released = async {
+                let mut conn = pool.acquire().await?;
+                store::release_lease(&mut conn, user_id, owner).await
+            };
+            if let Err(error) = released.await {
+                tracing::warn!(error = %error, "could not give a creation's lease back; it runs out by itself");
+            }
+        });
+    }
+}
+
 pub struct CustomerCreator {
     pool: PgPool,
     client: StripeClient,
@@ -250,7 +280,19 @@ impl CustomerCreator {
                 Decision::Call(call) => break *call,
             }
         };
-        self.call_stripe(user_id, owner, call, current).await
+        // A request cut off mid-call (the client went away and the server dropped it) gives
+        // its lease back, so that the user's next request goes on at once with the same key
+        // rather than waiting for the lease to run out.
+        let mut lease = LeaseGuard {
+            pool: self.pool.clone(),
+            user_id,
+            owner,
+            settled: false,
+        };
+        let result = self.call_stripe(user_id, owner, call, current).await;
+        // Ended with the result (linked, or the refusal recorded): nothing to give back.
+        lease.settled = matches!(result, Ok(_) | Err(EnsureError::Refused(_)));
+        result
     }
 
     /// One short transaction under the user's lock: what to do, and the lease when it is to
@@ -462,7 +504,7 @@ impl CustomerCreator {
             self.counters().stripe_call(call, "failed");
             let released = async {
                 let mut conn = self.pool.acquire().await?;
-                store::release_lease(&mut conn, user_id, attempt, owner).await
+                store::release_lease(&mut conn, user_id, owner).await
             };
             if let Err(release) = released.await {
                 tracing::warn!(error = %release, "could not give the creation's lease back; it runs out by itself");

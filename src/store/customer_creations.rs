@@ -340,22 +340,21 @@ pub async fn take_lease(
     Ok(())
 }
 
-/// Gives the lease back without a result (Stripe unavailable): the next request may call at
-/// once, with the same key. Only `owner`'s: a lease that ran out and was taken is not touched.
+/// Gives the lease back without a result (Stripe unavailable, the request cut off): the next
+/// request may call at once, with the same key. Only `owner`'s: a lease that ran out and was
+/// taken by another, or was ended with a result, is not touched.
 pub async fn release_lease(
     conn: &mut PgConnection,
     user_id: Uuid,
-    attempt: i64,
     owner: Uuid,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "update public.stripe_customer_creations
             set lease_owner = null, lease_until = null
-          where user_id = $1 and attempt = $2 and lease_owner = $3",
+          where user_id = $1 and lease_owner = $2",
     )
     .persistent(false)
     .bind(user_id)
-    .bind(attempt)
     .bind(owner)
     .execute(&mut *conn)
     .await?;
