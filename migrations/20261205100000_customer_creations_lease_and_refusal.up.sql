@@ -24,9 +24,9 @@ alter table public.stripe_customer_creations
     -- which call (create or search), Stripe's status, error type and code, and the user's
     -- email and name it was refused for.
     add column refused_at timestamptz,
-    add column refusals integer not null default 0,
+    add column refusals bigint not null default 0,
     add column refused_step text,
-    add column refusal_status integer,
+    add column refusal_status bigint,
     add column refusal_type text,
     add column refusal_code text,
     add column refused_email text,

@@ -206,9 +206,9 @@ pub async fn last_attempt(
         lease_owner: Option<Uuid>,
         lease_held: bool,
         refused_age: Option<f64>,
-        refusals: i32,
+        refusals: i64,
         refused_step: Option<String>,
-        refusal_status: Option<i32>,
+        refusal_status: Option<i64>,
         refusal_type: Option<String>,
         refusal_code: Option<String>,
         refused_email: Option<String>,
@@ -370,7 +370,7 @@ pub async fn record_refusal(
     attempt: i64,
     refusal: &Refusal,
 ) -> Result<u32, StoreError> {
-    let count: Option<i32> = sqlx::query_scalar(
+    let count: Option<i64> = sqlx::query_scalar(
         "update public.stripe_customer_creations
             set lease_owner = null, lease_until = null,
                 refused_at = clock_timestamp(), refusals = refusals + 1,
@@ -383,7 +383,7 @@ pub async fn record_refusal(
     .bind(user_id)
     .bind(attempt)
     .bind(refusal.step.as_str())
-    .bind(i32::from(refusal.status))
+    .bind(i64::from(refusal.status))
     .bind(refusal.kind.as_deref())
     .bind(refusal.code.as_deref())
     .bind(refusal.email.as_deref())
