@@ -167,7 +167,7 @@ impl Default for Metrics {
         let profile_pushes = Family::<PushLabels, Counter>::default();
         registry.register(
             "stripe_profile_pushes",
-            "Profile changes taken from public.stripe_customer_outbox, by outcome (pushed, unchanged: Stripe had the values, not_linked, other_mode, retrying: 429/5xx/no answer, rejected: another 4xx)",
+            "Profile changes taken from public.stripe_customer_outbox, by outcome (pushed, unchanged: Stripe had the values, not_linked, other_mode, retrying: 429/5xx/no answer, rejected: another 4xx, backing_off: the failed values still wait)",
             profile_pushes.clone(),
         );
         let profile_push_queue_depth = Gauge::default();

@@ -93,14 +93,23 @@ impl Application {
             }),
             _ => None,
         };
+        // Webhooks keep `pool` (DATABASE_MAX_CONNECTIONS) and their writers' own connections;
+        // every other part has connections of its own (DESIGN.md "Capacity").
         let customers_endpoint = customers_endpoint(settings, &pool, &metrics)?;
+        let health_pool = pool::pool_beside(
+            &pool,
+            pool::HEALTH_CONNECTIONS,
+            settings.database.connection,
+        );
         let app_metrics = metrics.clone();
-        // Off the webhooks' hot path: one statement at a time, a batch of rows each.
-        let retention_pool = pool.clone();
+        // Off the webhooks' hot path and out of their pool: one statement at a time, a batch
+        // of rows each.
+        let retention_pool = pool::pool_beside(&pool, 1, settings.database.connection);
         let allowed_origins = settings.customers.allowed_origins.clone();
         let state = web::Data::new(AppState {
             verifier: SignatureVerifier::new(&settings.webhook.secrets, settings.webhook.tolerance),
             pool,
+            health_pool,
             sync: settings.sync.clone(),
             metrics,
             stripe_api: client(RetryPolicy::within_a_webhook())?,
@@ -211,7 +220,11 @@ fn customers_endpoint(
         .map_err(std::io::Error::other)?;
     let verifier = TokenVerifier::new(settings.customers.jwt_secret.as_ref(), jwks);
     let creator = CustomerCreator::new(
-        pool.clone(),
+        pool::pool_beside(
+            pool,
+            pool::CUSTOMERS_CONNECTIONS,
+            settings.database.connection,
+        ),
         client,
         settings.sync.clone(),
         api.mode == StripeMode::Live,
@@ -269,7 +282,8 @@ fn profile_push_settings(settings: &Settings) -> ProfilePushSettings {
 }
 
 /// A catch-up run holds one transaction open for its whole run (its lock) and reads and
-/// writes with prepared statements: it needs connections that keep their session. Behind a
+/// writes with prepared statements: it needs connections that keep their session, and gets a
+/// small pool of its own beside the webhooks' (never theirs). Behind a
 /// transaction pooler it gets a small pool of its own on `MIGRATION_DATABASE_URL`, the session
 /// connection; without one, it is off (and says so).
 fn catch_up_database(settings: &Settings, pool: &PgPool) -> Option<(PgPool, SyncSettings)> {
@@ -277,7 +291,9 @@ fn catch_up_database(settings: &Settings, pool: &PgPool) -> Option<(PgPool, Sync
     const CATCH_UP_CONNECTIONS: u32 = 2;
     let serving = settings.database.connection;
     if serving.mode.keeps_sessions() {
-        return Some((pool.clone(), settings.sync.clone()));
+        // Its own connections: a long run never takes the webhooks'.
+        let own = pool::pool_beside(pool, CATCH_UP_CONNECTIONS, serving);
+        return Some((own, settings.sync.clone()));
     }
     let Some(options) = settings.database.migration_connect_options.clone() else {
         tracing::warn!(

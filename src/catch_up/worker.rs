@@ -130,6 +130,7 @@ async fn run_periodically(
 fn events_api_out_of_reach(error: &ApiError) -> Option<&'static str> {
     match error {
         ApiError::Unauthorized { .. } => Some("Stripe refused the key for GET /v1/events"),
+        ApiError::UnknownUrl { .. } => Some("GET /v1/events is unknown to STRIPE_API_BASE"),
         ApiError::Malformed { .. } => Some("the answer to GET /v1/events is no events list"),
         ApiError::Rejected {
             status: 400 | 404, ..

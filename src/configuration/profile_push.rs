@@ -1,5 +1,5 @@
 //! The profile push's settings in `serve`: `PROFILE_NAME_COLUMN`, `PROFILE_PUSH_TIMEOUT`,
-//! `PROFILE_PUSH_MAX_BACKOFF`.
+//! `PROFILE_PUSH_MAX_BACKOFF`, `PROFILE_PUSH_MIN_INTERVAL`.
 
 use std::time::Duration;
 
@@ -15,6 +15,9 @@ pub struct ProfilePushSettings {
     pub timeout: Duration,
     /// The back-off's cap (`PROFILE_PUSH_MAX_BACKOFF`).
     pub max_backoff: Duration,
+    /// The least time between two calls to Stripe for one user (`PROFILE_PUSH_MIN_INTERVAL`):
+    /// a burst of edits becomes one push per interval, the latest values last.
+    pub min_interval: Duration,
     /// Wake on the triggers' NOTIFY (a LISTEN session). Off where the connection cannot keep a
     /// session (a transaction-mode pooler): then the sweep runs every second instead.
     pub listen: bool,
@@ -26,6 +29,7 @@ impl Default for ProfilePushSettings {
             name_column: ColumnName::parse("full_name").expect("a valid column name"),
             timeout: Duration::from_secs(10),
             max_backoff: Duration::from_secs(600),
+            min_interval: Duration::from_secs(1),
             listen: true,
         }
     }
@@ -44,6 +48,7 @@ impl ProfilePushSettings {
             name_column,
             timeout: positive("PROFILE_PUSH_TIMEOUT", &args.profile_push_timeout)?,
             max_backoff: positive("PROFILE_PUSH_MAX_BACKOFF", &args.profile_push_max_backoff)?,
+            min_interval: positive("PROFILE_PUSH_MIN_INTERVAL", &args.profile_push_min_interval)?,
             listen: true,
         })
     }

@@ -100,6 +100,16 @@ pub(crate) struct ServeArgs {
     )]
     pub profile_push_max_backoff: String,
 
+    /// The least time between two pushes of one user's profile to Stripe: a burst of edits
+    /// becomes one push per interval, the latest values always last (1s, 5s, …).
+    #[arg(
+        long,
+        env = "PROFILE_PUSH_MIN_INTERVAL",
+        default_value = "1s",
+        value_name = "DURATION"
+    )]
+    pub profile_push_min_interval: String,
+
     /// `POST /customers`: token verification and CORS.
     #[command(flatten)]
     pub customers: CustomersArgs,

@@ -198,6 +198,10 @@ fn each_bad_value_names_its_variable() {
             &[SECRET, "--profile-push-max-backoff=1"],
             "PROFILE_PUSH_MAX_BACKOFF",
         ),
+        (
+            &[SECRET, "--profile-push-min-interval=often"],
+            "PROFILE_PUSH_MIN_INTERVAL",
+        ),
     ];
     for (args, variable) in cases {
         let error = parse(args).unwrap_err();

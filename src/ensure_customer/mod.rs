@@ -1,57 +1,71 @@
 //! Get or create a user's Stripe customer, exactly once (docs/design.md "The app's side"): the use
 //! case behind `POST /customers` and `stripe-customer-sync ensure-customer`.
 //!
-//! Exactly one customer per user, whatever the concurrency, the replicas or the crashes:
+//! Exactly one customer per user, whatever the concurrency, the replicas or the crashes, and no
+//! database connection held while Stripe answers (DESIGN.md "Capacity"):
 //!
-//! - callers for one user queue in memory first ([`user_locks`]), then on a per-user
-//!   transaction-scoped advisory lock in PostgreSQL, held for each step of the creation,
-//!   Stripe call included (bounded by [`STRIPE_DEADLINE`] and the step's timeouts);
-//! - a user with a live linked row gets it at once, without a call to Stripe;
+//! - callers for one user queue in memory first ([`user_locks`]);
+//! - a short transaction under a per-user transaction-scoped advisory lock decides the step
+//!   ([`plan`]): a user with a live linked row gets it at once, without a call to Stripe;
+//!   otherwise the request takes the attempt's LEASE (the attempt row says "in flight, by me,
+//!   until then") and commits; a request that finds the lease held by another (here or on
+//!   another replica) waits for that one's result, polling, instead of calling Stripe too;
+//! - Stripe is called with no connection held; a short transaction records the result: the
+//!   customer row and the attempt finished, or a refusal, or the lease given back;
 //! - each creation is an attempt N, recorded (committed) before Stripe is called, whose
 //!   `Idempotency-Key` is `<user_id>:<N>`: any retry of the attempt, from any replica, makes
 //!   Stripe replay its first answer rather than create again;
-//! - an attempt found unfinished and older than a step can last was interrupted (a crash
-//!   between Stripe's answer and the row): the customer is looked up in Stripe by the metadata
-//!   user id first, then the same key is sent again (Stripe keeps keys ≥ 24 h); only when that
-//!   key expired and the look-up found nothing does a new attempt start ([`plan`]).
+//! - an attempt whose lease ran out unreleased was interrupted (a crash between Stripe's answer
+//!   and the row): the customer is looked up in Stripe by the metadata user id first, then the
+//!   same key is sent again (Stripe keeps keys >= 24 h); only when that key expired and the
+//!   look-up found nothing does a new attempt start;
+//! - a creation Stripe refuses (a 4xx other than 429, to the create or to that look-up) is
+//!   recorded with the attempt, for every replica to see: no new call for the user until a
+//!   back-off passes or their email or name changed ([`refusal`]).
 //!
 //! The customer Stripe returns is written through the one apply loop
 //! ([`crate::sync::created`]), so the `customer.created` webhook, before or after, is applied
 //! by the ordinary rules; the attempt is marked finished in the same transaction.
 
 pub mod plan;
+pub mod refusal;
 pub mod user_locks;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::domain::{ColumnName, StripeCustomerId};
 use crate::metrics::customers::CustomerMetrics;
 use crate::store::StoreError;
-use crate::store::customer_creations::{self as store, Attempt};
+use crate::store::customer_creations::{self as store, Attempt, Lease, Refusal, RefusedStep};
 use crate::stripe::event::CustomerObject;
 use crate::stripe_api::customer_creation::{self as stripe, NewCustomer};
 use crate::stripe_api::customers::ApiCustomer;
 use crate::stripe_api::{ApiError, RetryPolicy, StripeClient};
 use crate::sync::created::{CreatedCustomer, apply_created};
 use crate::sync::{SyncError, SyncSettings};
-use plan::{AfterSearch, Step};
+use plan::{AfterSearch, LEASE, Step, Values, refusal_backoff};
+pub use refusal::Refused;
 use user_locks::UserLocks;
 
-/// How long one Stripe call (all its retries) may take while the user's lock is held.
+/// How long one Stripe call (all its retries) may take; no connection is held meanwhile.
 pub const STRIPE_DEADLINE: Duration = Duration::from_secs(10);
-/// How long a step may wait for the user's lock (another creation's step) and run a statement.
-const STEP_WAIT: Duration = Duration::from_secs(15);
-/// A step whose process stopped mid-way (frozen, cut off from the network) loses the lock
-/// after this long idle: the server ends its session. Above [`STRIPE_DEADLINE`].
-const STEP_IDLE: Duration = Duration::from_secs(20);
-/// How long a caller waits behind others of the same user in this process.
+/// How long a step may wait for the user's lock (another request's short step) and run a
+/// statement.
+const STEP_WAIT: Duration = Duration::from_secs(5);
+/// A step's transaction never waits on the network: one idle this long belongs to a process
+/// that stopped mid-way, and the server ends its session (and frees the lock).
+const STEP_IDLE: Duration = Duration::from_secs(5);
+/// How long a caller waits for its turn: behind others of the same user in this process, and
+/// for another request's call to Stripe (on any replica) to finish.
 const QUEUE_WAIT: Duration = Duration::from_secs(25);
-/// Steps of one call: start an attempt, (search,) create; a restart after an expired key.
-const MAX_STEPS: usize = 4;
+/// Polling another request's lease: first after this, doubling up to [`POLL_MAX`].
+const POLL_FIRST: Duration = Duration::from_millis(100);
+const POLL_MAX: Duration = Duration::from_secs(1);
 
 /// Retries within [`STRIPE_DEADLINE`]: a blip or a rate limit is ridden out, an outage is a
 /// 503 for the app to retry (the same key then).
@@ -80,7 +94,11 @@ pub enum EnsureError {
     UnknownUser,
     #[error("the user has no email in auth.users, and the customer row needs one")]
     MissingEmail,
-    #[error("Stripe: {0}")]
+    /// Stripe refused these values (now, or earlier and the back-off has not passed).
+    #[error("{0}")]
+    Refused(Refused),
+    /// Told without Stripe's message, which can quote the email.
+    #[error("Stripe: {}", refusal::describe(.0))]
     Stripe(#[from] ApiError),
     #[error("Stripe did not answer within {STRIPE_DEADLINE:?}")]
     StripeTimedOut,
@@ -106,8 +124,60 @@ impl EnsureError {
         match self {
             Self::UnknownUser => "unknown_user",
             Self::MissingEmail => "missing_email",
+            Self::Refused(_) => "stripe_refused",
             _ => "unavailable",
         }
+    }
+}
+
+/// The user's present values, owned: what a new attempt sends.
+#[derive(Debug, Clone)]
+struct Current {
+    email: String,
+    name: Option<String>,
+}
+
+/// What the deciding transaction concluded.
+enum Decision {
+    Linked(String),
+    Refused(Refused),
+    Wait,
+    /// Call Stripe (the lease is ours).
+    Call(Box<(Call, Current)>),
+}
+
+enum Call {
+    Create(Attempt),
+    Search { attempt: Attempt, then: AfterSearch },
+}
+
+/// Gives the request's lease back when it is dropped unsettled: cut off mid-call, or ended by
+/// an error that recorded nothing (only `owner`'s lease: never another request's).
+struct LeaseGuard {
+    pool: PgPool,
+    user_id: Uuid,
+    owner: Uuid,
+    settled: bool,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // no runtime left: the lease runs out by itself
+        };
+        let (pool, user_id, owner) = (self.pool.clone(), self.user_id, self.owner);
+        runtime.spawn(async move {
+            let released = async {
+                let mut conn = pool.acquire().await?;
+                store::release_lease(&mut conn, user_id, owner).await
+            };
+            if let Err(error) = released.await {
+                tracing::warn!(error = %error, "could not give a creation's lease back; it runs out by itself");
+            }
+        });
     }
 }
 
@@ -131,7 +201,8 @@ impl std::fmt::Debug for CustomerCreator {
 }
 
 impl CustomerCreator {
-    /// `client` should retry as [`retry_policy`] says.
+    /// `client` should retry as [`retry_policy`] says. `pool`: connections of its own, never
+    /// the webhooks' (each is held for a few statements at a time).
     pub fn new(
         pool: PgPool,
         client: StripeClient,
@@ -173,98 +244,311 @@ impl CustomerCreator {
     }
 
     async fn get_or_create(&self, user_id: Uuid) -> Result<Ensured, EnsureError> {
-        let _queued = tokio::time::timeout(QUEUE_WAIT, self.queue.lock(user_id))
+        let deadline = Instant::now() + QUEUE_WAIT;
+        let _queued = tokio::time::timeout_at(deadline, self.queue.lock(user_id))
             .await
             .map_err(|_| EnsureError::Busy)?;
-        let mut mine: Option<Attempt> = None;
-        for _ in 0..MAX_STEPS {
-            let mut tx = self.pool.begin().await?;
-            store::lock_user(&mut tx, user_id, STEP_WAIT, STEP_IDLE).await?;
-            if let Some(linked) = store::linked_customer(&mut tx, user_id).await? {
-                tx.commit().await?;
-                return Ok(Ensured {
-                    stripe_customer_id: linked,
-                    user_id,
-                    created: false,
-                });
-            }
-            let user = store::user_record(&mut tx, user_id, &self.profile_name_column)
-                .await?
-                .ok_or(EnsureError::UnknownUser)?;
-            let email = user.email.as_deref().ok_or(EnsureError::MissingEmail)?;
-            let name = user.name.as_deref();
-            let last = store::last_attempt(&mut tx, user_id).await?;
-            let (started, after_search) = match plan::next_step(last.as_ref(), mine.as_ref()) {
-                Step::Start(attempt) => {
-                    // Committed before Stripe hears of it: a crash from here on leaves a trace.
-                    let started = store::start_attempt(&mut tx, user_id, attempt, email, name);
-                    mine = Some(started.await?);
-                    tx.commit().await?;
-                    continue;
+        // This request's lease holder id.
+        let owner = Uuid::new_v4();
+        let mut poll = POLL_FIRST;
+        let (call, current) = loop {
+            match self.decide(user_id, owner).await? {
+                Decision::Linked(stripe_customer_id) => {
+                    return Ok(Ensured {
+                        stripe_customer_id,
+                        user_id,
+                        created: false,
+                    });
                 }
-                Step::Create(started) => (started, None),
-                Step::SearchThen { attempt, then } => (attempt, Some(then)),
-            };
-            let attempt = started.attempt;
-            if let Some(then) = after_search {
-                tracing::warn!(
+                Decision::Refused(refused) => {
+                    tracing::info!(
+                        status = refused.status,
+                        stripe_code = refused.code.as_deref(),
+                        retry_in_s = refused.retry_in.as_secs(),
+                        "Stripe refused this user's customer earlier; not calling it again yet"
+                    );
+                    return Err(EnsureError::Refused(refused));
+                }
+                // Another request is calling Stripe for the user: its result, not a second call.
+                Decision::Wait => {
+                    if Instant::now() + poll > deadline {
+                        return Err(EnsureError::Busy);
+                    }
+                    tokio::time::sleep(poll).await;
+                    poll = (poll * 2).min(POLL_MAX);
+                }
+                Decision::Call(call) => break *call,
+            }
+        };
+        // A request cut off mid-call (the client went away and the server dropped it) gives
+        // its lease back, so that the user's next request goes on at once with the same key
+        // rather than waiting for the lease to run out.
+        let mut lease = LeaseGuard {
+            pool: self.pool.clone(),
+            user_id,
+            owner,
+            settled: false,
+        };
+        let result = self.call_stripe(user_id, owner, call, current).await;
+        // Ended with the result (linked, or the refusal recorded): nothing to give back.
+        lease.settled = matches!(result, Ok(_) | Err(EnsureError::Refused(_)));
+        result
+    }
+
+    /// One short transaction under the user's lock: what to do, and the lease when it is to
+    /// call Stripe.
+    async fn decide(&self, user_id: Uuid, owner: Uuid) -> Result<Decision, EnsureError> {
+        let mut tx = self.pool.begin().await?;
+        store::lock_user(&mut tx, user_id, STEP_WAIT, STEP_IDLE).await?;
+        if let Some(linked) = store::linked_customer(&mut tx, user_id).await? {
+            tx.commit().await?;
+            return Ok(Decision::Linked(linked));
+        }
+        let user = store::user_record(&mut tx, user_id, &self.profile_name_column)
+            .await?
+            .ok_or(EnsureError::UnknownUser)?;
+        let email = user.email.ok_or(EnsureError::MissingEmail)?;
+        let current = Current {
+            email,
+            name: user.name,
+        };
+        let values = Values {
+            email: &current.email,
+            name: current.name.as_deref(),
+        };
+        let last = store::last_attempt(&mut tx, user_id).await?;
+        let decision = match plan::next_step(last.as_ref(), values) {
+            Step::Refused(stored) => {
+                Decision::Refused(Refused::from_stored(stored, refusal_backoff(stored.count)))
+            }
+            Step::Wait => Decision::Wait,
+            Step::Start(attempt) => {
+                // Committed before Stripe hears of it: a crash from here on leaves a trace.
+                let started = store::start_attempt(
+                    &mut tx,
+                    user_id,
                     attempt,
+                    &current.email,
+                    current.name.as_deref(),
+                    owner,
+                    LEASE,
+                )
+                .await?;
+                Decision::Call(Box::new((Call::Create(started), current)))
+            }
+            Step::Create(attempt) => {
+                store::take_lease(&mut tx, user_id, attempt.attempt, owner, LEASE).await?;
+                Decision::Call(Box::new((Call::Create(attempt.clone()), current)))
+            }
+            Step::SearchThen { attempt, then } => {
+                store::take_lease(&mut tx, user_id, attempt.attempt, owner, LEASE).await?;
+                let call = Call::Search {
+                    attempt: attempt.clone(),
+                    then,
+                };
+                Decision::Call(Box::new((call, current)))
+            }
+        };
+        tx.commit().await?;
+        Ok(decision)
+    }
+
+    /// Calls Stripe with no connection held, then records the result.
+    async fn call_stripe(
+        &self,
+        user_id: Uuid,
+        owner: Uuid,
+        call: Call,
+        current: Current,
+    ) -> Result<Ensured, EnsureError> {
+        let started = match call {
+            Call::Create(attempt) => attempt,
+            Call::Search { attempt, then } => {
+                tracing::warn!(
+                    attempt = attempt.attempt,
                     "an earlier creation of this user's customer was interrupted; looking it up \
                      in Stripe first"
                 );
-                if let Some((found, requested_at)) = self.search(user_id).await? {
-                    return self
-                        .link(tx, user_id, attempt, &found.customer, requested_at)
-                        .await;
-                }
-                if then == AfterSearch::Start {
-                    let started = store::start_attempt(&mut tx, user_id, attempt + 1, email, name);
-                    mine = Some(started.await?);
-                    tx.commit().await?;
-                    continue;
+                match self.search(user_id).await {
+                    Ok(Some((found, requested_at))) => {
+                        return self
+                            .link(user_id, attempt.attempt, &found.customer, requested_at)
+                            .await;
+                    }
+                    Ok(None) if then == AfterSearch::Create => attempt,
+                    Ok(None) => self.replace(user_id, &attempt, owner, &current).await?,
+                    Err(error) => {
+                        let refused = Refusal {
+                            step: RefusedStep::Search,
+                            status: 0,
+                            kind: None,
+                            code: None,
+                            email: Some(current.email),
+                            name: current.name,
+                        };
+                        return Err(self
+                            .failed(user_id, attempt.attempt, owner, refused, error)
+                            .await);
+                    }
                 }
             }
-            // The attempt's own parameters, whatever the user's are now: the key is sent again
-            // with exactly what it was first sent with, or Stripe would refuse it.
-            let new_customer = NewCustomer {
-                email: &started.email,
-                name: started.name.as_deref(),
-                user_id_key: &self.sync.user_id_metadata_key,
-                user_id,
-            };
-            let key = format!("{user_id}:{attempt}");
-            let created = tokio::time::timeout(
-                STRIPE_DEADLINE,
-                stripe::create(&self.client, &new_customer, &key),
-            )
+        };
+        let attempt = started.attempt;
+        // The attempt's own parameters, whatever the user's are now: the key is sent again
+        // with exactly what it was first sent with, or Stripe would refuse it.
+        let new_customer = NewCustomer {
+            email: &started.email,
+            name: started.name.as_deref(),
+            user_id_key: &self.sync.user_id_metadata_key,
+            user_id,
+        };
+        let key = format!("{user_id}:{attempt}");
+        let created = tokio::time::timeout(
+            STRIPE_DEADLINE,
+            stripe::create(&self.client, &new_customer, &key),
+        )
+        .await
+        .map_err(|_| EnsureError::StripeTimedOut)
+        .and_then(|created| created.map_err(EnsureError::from));
+        let created = match created {
+            Ok(created) => created,
+            Err(error) => {
+                // What was refused: the values sent.
+                let refused = Refusal {
+                    step: RefusedStep::Create,
+                    status: 0,
+                    kind: None,
+                    code: None,
+                    email: Some(started.email.clone()),
+                    name: started.name.clone(),
+                };
+                return Err(self.failed(user_id, attempt, owner, refused, error).await);
+            }
+        };
+        let outcome = if created.replayed {
+            "replayed"
+        } else {
+            "created"
+        };
+        self.counters().stripe_call("create", outcome);
+        tracing::info!(
+            attempt,
+            replayed = created.replayed,
+            "Stripe customer created"
+        );
+        // A replay is the customer as it was when the attempt first reached Stripe, not as
+        // it is now: ordered at the attempt's start, so a change since (its webhook applied
+        // meanwhile) is never overwritten by it.
+        let state_at = if created.replayed {
+            created.requested_at.min(started.started_at.timestamp())
+        } else {
+            created.requested_at
+        };
+        self.link(user_id, attempt, &created.customer.customer, state_at)
             .await
-            .map_err(|_| EnsureError::StripeTimedOut)
-            .and_then(|created| created.map_err(EnsureError::from))
-            .inspect_err(|_| self.counters().stripe_call("create", "failed"))?;
-            let outcome = if created.replayed {
-                "replayed"
-            } else {
-                "created"
-            };
-            self.counters().stripe_call("create", outcome);
-            tracing::info!(
-                attempt,
-                replayed = created.replayed,
-                "Stripe customer created"
-            );
-            // A replay is the customer as it was when the attempt first reached Stripe, not as
-            // it is now: ordered at the attempt's start, so a change since (its webhook applied
-            // meanwhile) is never overwritten by it.
-            let state_at = if created.replayed {
-                created.requested_at.min(started.started_at.timestamp())
-            } else {
-                created.requested_at
-            };
-            return self
-                .link(tx, user_id, attempt, &created.customer.customer, state_at)
-                .await;
+    }
+
+    /// The key of `old` expired and Stripe holds no customer for the user: a new attempt, with
+    /// the lease, if this request still holds `old`'s.
+    async fn replace(
+        &self,
+        user_id: Uuid,
+        old: &Attempt,
+        owner: Uuid,
+        current: &Current,
+    ) -> Result<Attempt, EnsureError> {
+        let mut tx = self.pool.begin().await?;
+        store::lock_user(&mut tx, user_id, STEP_WAIT, STEP_IDLE).await?;
+        let last = store::last_attempt(&mut tx, user_id).await?;
+        let still_ours = last.is_some_and(|last| {
+            last.attempt == old.attempt
+                && !last.finished
+                && matches!(last.lease, Lease::Held { owner: o } | Lease::RunOut { owner: o } if o == owner)
+        });
+        if !still_ours {
+            return Err(EnsureError::Busy);
         }
-        Err(EnsureError::Busy)
+        let started = store::start_attempt(
+            &mut tx,
+            user_id,
+            old.attempt + 1,
+            &current.email,
+            current.name.as_deref(),
+            owner,
+            LEASE,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(started)
+    }
+
+    /// Records a failed call: a refusal (kept, shared by every replica) or, for an outage,
+    /// the lease given back so that the next request calls at once. Returns what to answer.
+    async fn failed(
+        &self,
+        user_id: Uuid,
+        attempt: i64,
+        owner: Uuid,
+        mut refused: Refusal,
+        error: EnsureError,
+    ) -> EnsureError {
+        let call = match refused.step {
+            RefusedStep::Create => "create",
+            RefusedStep::Search => "search",
+        };
+        let refusal = match &error {
+            EnsureError::Stripe(api) => refusal::refusal_of(api),
+            _ => None,
+        };
+        let Some((status, kind, code)) = refusal else {
+            self.counters().stripe_call(call, "failed");
+            let released = async {
+                let mut conn = self.pool.acquire().await?;
+                store::release_lease(&mut conn, user_id, owner).await
+            };
+            if let Err(release) = released.await {
+                tracing::warn!(error = %release, "could not give the creation's lease back; it runs out by itself");
+            }
+            return error;
+        };
+        self.counters().stripe_call(call, "refused");
+        refused.status = status;
+        refused.kind = kind;
+        refused.code = code;
+        let recorded = async {
+            let mut conn = self.pool.acquire().await?;
+            store::record_refusal(&mut conn, user_id, attempt, &refused).await
+        };
+        let count = match recorded.await {
+            Ok(count) => count,
+            Err(record) => {
+                tracing::warn!(error = %record, "could not record Stripe's refusal");
+                1
+            }
+        };
+        let fields = match &error {
+            EnsureError::Stripe(ApiError::Rejected { fields, .. }) => (**fields).clone(),
+            _ => Default::default(),
+        };
+        // Stripe's type, code, param and request id; never its message (it can quote the email).
+        tracing::error!(
+            call,
+            attempt,
+            status,
+            stripe_type = fields.kind.as_deref(),
+            stripe_code = fields.code.as_deref(),
+            stripe_param = fields.param.as_deref(),
+            request_id = fields.request_id.as_deref(),
+            "Stripe refused the creation of this user's customer; no new call until the user's \
+             email or name changes or the back-off passes"
+        );
+        EnsureError::Refused(Refused {
+            step: refused.step,
+            status,
+            kind: refused.kind,
+            code: refused.code,
+            retry_in: refusal_backoff(count),
+        })
     }
 
     /// A live customer Stripe holds for the user, if its search finds one.
@@ -275,8 +559,7 @@ impl CustomerCreator {
         )
         .await
         .map_err(|_| EnsureError::StripeTimedOut)
-        .and_then(|searched| searched.map_err(EnsureError::from))
-        .inspect_err(|_| self.counters().stripe_call("search", "failed"))?;
+        .and_then(|searched| searched.map_err(EnsureError::from))?;
         let (mut customers, requested_at) = searched;
         self.counters().stripe_call(
             "search",
@@ -298,10 +581,10 @@ impl CustomerCreator {
         Ok(customers.pop().map(|customer| (customer, requested_at)))
     }
 
-    /// Writes the customer through the one apply loop, marks the attempt finished, commits.
+    /// Writes the customer through the one apply loop, marks the attempt finished (its lease
+    /// ends with it), commits: one short transaction under the user's lock.
     async fn link(
         &self,
-        mut tx: Transaction<'static, Postgres>,
         user_id: Uuid,
         attempt: i64,
         customer: &CustomerObject,
@@ -314,6 +597,8 @@ impl CustomerCreator {
             })
         })?;
         let source_id = format!("ensure-customer:{user_id}:{attempt}");
+        let mut tx = self.pool.begin().await?;
+        store::lock_user(&mut tx, user_id, STEP_WAIT, STEP_IDLE).await?;
         let conn: &mut PgConnection = &mut tx;
         let outcome = apply_created(
             conn,

@@ -3,24 +3,42 @@
 
 use std::time::Duration;
 
-use crate::store::customer_creations::Attempt;
+use crate::store::customer_creations::{Attempt, Lease, RefusedStep, StoredRefusal};
 
-/// An unfinished attempt younger than this may still be in flight on another replica (a
-/// creation step is bounded well below it); one older was interrupted.
-pub const IN_FLIGHT_AT_MOST: Duration = Duration::from_secs(30);
+/// How long a request may call Stripe for an attempt before its lease runs out: a look-up and a
+/// create, each bounded by [`super::STRIPE_DEADLINE`], and the result's transaction. A lease
+/// that runs out unreleased means its holder stopped mid-call.
+pub const LEASE: Duration = Duration::from_secs(30);
 /// Stripe keeps an idempotency key at least 24 hours; an attempt younger than this (an hour of
 /// margin) can send its key again and get the first answer replayed.
 pub const KEY_WINDOW: Duration = Duration::from_secs(23 * 3600);
+/// After a refusal, no new call for the same values for this long; it doubles with each
+/// refusal of the same values in a row, up to [`REFUSAL_BACKOFF_MAX`].
+pub const REFUSAL_BACKOFF: Duration = Duration::from_secs(60);
+pub const REFUSAL_BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// The user's present email and name, as a new customer would get them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Values<'a> {
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step<'a> {
-    /// Record attempt N as started (committed before Stripe is called), then go on.
+    /// Stripe refused these values, and the back-off has not passed: no call.
+    Refused(&'a StoredRefusal),
+    /// Another request (here or on another replica) is calling Stripe for the user: wait for
+    /// its result.
+    Wait,
+    /// Record attempt N as started with the lease (committed before Stripe is called), then
+    /// create with its key.
     Start(i64),
-    /// Create with this attempt's key and parameters (a key Stripe saw replays its first
-    /// answer).
+    /// Take the lease, then create with this attempt's key and parameters (a key Stripe saw
+    /// replays its first answer).
     Create(&'a Attempt),
-    /// This attempt was interrupted: look the customer up in Stripe first; link it if found,
-    /// else `then`.
+    /// This attempt was interrupted: take the lease, look the customer up in Stripe first;
+    /// link it if found, else `then`.
     SearchThen {
         attempt: &'a Attempt,
         then: AfterSearch,
@@ -35,8 +53,16 @@ pub enum AfterSearch {
     Start,
 }
 
-/// `last`: the user's last attempt as stored; `mine`: the attempt this request started.
-pub fn next_step<'a>(last: Option<&'a Attempt>, mine: Option<&Attempt>) -> Step<'a> {
+/// How long a refusal counted `count` times in a row holds.
+pub fn refusal_backoff(count: u32) -> Duration {
+    REFUSAL_BACKOFF
+        .saturating_mul(1 << count.saturating_sub(1).min(16))
+        .min(REFUSAL_BACKOFF_MAX)
+}
+
+/// `last`: the user's last attempt as stored, read under the user's lock; `now`: the user's
+/// present values.
+pub fn next_step<'a>(last: Option<&'a Attempt>, now: Values<'_>) -> Step<'a> {
     let Some(last) = last else {
         return Step::Start(1);
     };
@@ -44,28 +70,53 @@ pub fn next_step<'a>(last: Option<&'a Attempt>, mine: Option<&Attempt>) -> Step<
         // Its customer was linked and is no longer (deleted, or unlinked by hand): a new one.
         return Step::Start(last.attempt + 1);
     }
-    let started_here =
-        mine.is_some_and(|mine| mine.attempt == last.attempt && mine.started_at == last.started_at);
-    if started_here || last.age < IN_FLIGHT_AT_MOST {
-        return Step::Create(last);
+    if let Some(stored) = &last.refusal {
+        let refused = &stored.refusal;
+        let same_values =
+            refused.email.as_deref() == Some(now.email) && refused.name.as_deref() == now.name;
+        if same_values && stored.age < refusal_backoff(stored.count) {
+            return Step::Refused(stored);
+        }
+        if refused.step == RefusedStep::Create {
+            // Nothing was created under the refused key: a new key, with the present values.
+            return Step::Start(last.attempt + 1);
+        }
+        // The look-up was refused: whether the attempt created is still unknown; go on as for
+        // any attempt whose outcome is unknown.
     }
-    let then = if last.age < KEY_WINDOW {
-        AfterSearch::Create
-    } else {
-        AfterSearch::Start
-    };
-    Step::SearchThen {
-        attempt: last,
-        then,
+    match last.lease {
+        Lease::Held { .. } => Step::Wait,
+        // Given back after Stripe was unavailable: the outcome is unknown, the key still
+        // replays it.
+        Lease::Free if last.age < KEY_WINDOW => Step::Create(last),
+        Lease::Free => Step::SearchThen {
+            attempt: last,
+            then: AfterSearch::Start,
+        },
+        Lease::RunOut { .. } => Step::SearchThen {
+            attempt: last,
+            then: if last.age < KEY_WINDOW {
+                AfterSearch::Create
+            } else {
+                AfterSearch::Start
+            },
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::customer_creations::Refusal;
     use chrono::Utc;
+    use uuid::Uuid;
 
-    fn attempt(n: i64, age_secs: u64, finished: bool) -> Attempt {
+    const NOW: Values<'static> = Values {
+        email: "a@example.com",
+        name: None,
+    };
+
+    fn attempt(n: i64, age_secs: u64, finished: bool, lease: Lease) -> Attempt {
         Attempt {
             attempt: n,
             started_at: Utc::now() - chrono::Duration::seconds(age_secs as i64),
@@ -73,35 +124,57 @@ mod tests {
             finished,
             email: "a@example.com".into(),
             name: None,
+            lease,
+            refusal: None,
+        }
+    }
+
+    fn refused(step: RefusedStep, email: &str, age_secs: u64, count: u32) -> Attempt {
+        Attempt {
+            refusal: Some(StoredRefusal {
+                refusal: Refusal {
+                    step,
+                    status: 400,
+                    kind: Some("invalid_request_error".into()),
+                    code: Some("email_invalid".into()),
+                    email: Some(email.into()),
+                    name: None,
+                },
+                age: Duration::from_secs(age_secs),
+                count,
+            }),
+            ..attempt(1, age_secs, false, Lease::Free)
         }
     }
 
     #[test]
-    fn a_first_creation_starts_attempt_1_then_creates_with_its_key() {
-        assert_eq!(next_step(None, None), Step::Start(1));
-        let mine = attempt(1, 0, false);
-        assert_eq!(next_step(Some(&mine), Some(&mine)), Step::Create(&mine));
+    fn a_first_creation_starts_attempt_1() {
+        assert_eq!(next_step(None, NOW), Step::Start(1));
     }
 
     #[test]
     fn a_customer_deleted_after_a_finished_attempt_gets_a_new_attempt() {
-        assert_eq!(
-            next_step(Some(&attempt(3, 9_999, true)), None),
-            Step::Start(4)
-        );
+        let finished = attempt(3, 9_999, true, Lease::Free);
+        assert_eq!(next_step(Some(&finished), NOW), Step::Start(4));
     }
 
     #[test]
-    fn an_attempt_in_flight_elsewhere_is_joined_with_the_same_key() {
-        let elsewhere = attempt(2, 1, false);
-        assert_eq!(next_step(Some(&elsewhere), None), Step::Create(&elsewhere));
+    fn an_attempt_in_flight_elsewhere_is_waited_for_not_called_again() {
+        let elsewhere = attempt(2, 1, false, Lease::Held { owner: Uuid::nil() });
+        assert_eq!(next_step(Some(&elsewhere), NOW), Step::Wait);
+    }
+
+    #[test]
+    fn an_attempt_given_back_after_an_outage_is_sent_again_with_its_key() {
+        let released = attempt(1, 120, false, Lease::Free);
+        assert_eq!(next_step(Some(&released), NOW), Step::Create(&released));
     }
 
     #[test]
     fn an_interrupted_attempt_is_looked_up_then_retried_with_its_key_within_the_window() {
-        let interrupted = attempt(1, 120, false);
+        let interrupted = attempt(1, 120, false, Lease::RunOut { owner: Uuid::nil() });
         assert_eq!(
-            next_step(Some(&interrupted), None),
+            next_step(Some(&interrupted), NOW),
             Step::SearchThen {
                 attempt: &interrupted,
                 then: AfterSearch::Create
@@ -110,28 +183,45 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupted_attempt_whose_key_expired_is_looked_up_then_replaced() {
-        let expired = attempt(1, 25 * 3600, false);
-        assert_eq!(
-            next_step(Some(&expired), None),
-            Step::SearchThen {
-                attempt: &expired,
-                then: AfterSearch::Start
-            }
-        );
+    fn an_attempt_whose_key_expired_is_looked_up_then_replaced() {
+        for lease in [Lease::Free, Lease::RunOut { owner: Uuid::nil() }] {
+            let expired = attempt(1, 25 * 3600, false, lease);
+            assert_eq!(
+                next_step(Some(&expired), NOW),
+                Step::SearchThen {
+                    attempt: &expired,
+                    then: AfterSearch::Start
+                }
+            );
+        }
     }
 
     #[test]
-    fn only_the_attempt_this_request_started_counts_as_its_own() {
-        let mine = attempt(1, 120, false);
-        let other = Attempt {
-            started_at: mine.started_at - chrono::Duration::seconds(1),
-            ..mine.clone()
-        };
-        assert_eq!(next_step(Some(&mine), Some(&mine)), Step::Create(&mine));
-        assert!(matches!(
-            next_step(Some(&other), Some(&mine)),
-            Step::SearchThen { .. }
-        ));
+    fn a_refusal_holds_for_the_same_values_until_its_back_off_passes() {
+        let fresh = refused(RefusedStep::Create, NOW.email, 5, 1);
+        assert!(matches!(next_step(Some(&fresh), NOW), Step::Refused(_)));
+        let passed = refused(RefusedStep::Create, NOW.email, 61, 1);
+        assert_eq!(next_step(Some(&passed), NOW), Step::Start(2));
+        let third = refused(RefusedStep::Create, NOW.email, 200, 3);
+        assert!(matches!(next_step(Some(&third), NOW), Step::Refused(_)));
+    }
+
+    #[test]
+    fn a_refused_create_with_changed_values_starts_a_new_attempt_at_once() {
+        let other = refused(RefusedStep::Create, "old@example.com", 5, 1);
+        assert_eq!(next_step(Some(&other), NOW), Step::Start(2));
+    }
+
+    #[test]
+    fn a_refused_search_never_starts_a_new_attempt_whose_predecessor_may_have_created() {
+        let search = refused(RefusedStep::Search, "old@example.com", 5, 1);
+        assert_eq!(next_step(Some(&search), NOW), Step::Create(&search));
+    }
+
+    #[test]
+    fn the_refusal_back_off_doubles_up_to_its_cap() {
+        assert_eq!(refusal_backoff(1), Duration::from_secs(60));
+        assert_eq!(refusal_backoff(2), Duration::from_secs(120));
+        assert_eq!(refusal_backoff(40), REFUSAL_BACKOFF_MAX);
     }
 }

@@ -52,6 +52,9 @@ impl CustomersError {
             Self::Ensure(EnsureError::MissingEmail) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "missing_email")
             }
+            // Stripe refused these values: not a fault of ours to retry, nor of the caller's
+            // request; permanent until the user's email or name changes (or a back-off).
+            Self::Ensure(EnsureError::Refused(_)) => (StatusCode::BAD_GATEWAY, "stripe_refused"),
             Self::Ensure(_) | Self::KeysUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
@@ -93,6 +96,14 @@ impl CustomersError {
             }
             _ => {}
         }
-        response.json(json!({ "error": { "code": code, "message": message } }))
+        let mut error = json!({ "code": code, "message": message });
+        if let Self::Ensure(EnsureError::Refused(refused)) = self {
+            // Stripe's error code and type (never its message, which can quote the email).
+            error["stripe_status"] = json!(refused.status);
+            error["stripe_code"] = json!(refused.code);
+            error["stripe_type"] = json!(refused.kind);
+            error["retry_after_secs"] = json!(refused.retry_in.as_secs().max(1));
+        }
+        response.json(json!({ "error": error }))
     }
 }

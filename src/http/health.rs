@@ -27,7 +27,7 @@ const READINESS_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Ready to take webhooks: the database answers and every migration is applied.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let checked = tokio::time::timeout(READINESS_DEADLINE, schema::is_current(&state.pool))
+    let checked = tokio::time::timeout(READINESS_DEADLINE, schema::is_current(&state.health_pool))
         .await
         .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut));
     match checked {

@@ -14,7 +14,10 @@ use crate::sync::SyncSettings;
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub verifier: SignatureVerifier,
+    /// The webhooks' pool: nothing else draws from it (DESIGN.md "Capacity").
     pub pool: PgPool,
+    /// `/readyz`'s own connection.
+    pub health_pool: PgPool,
     pub sync: SyncSettings,
     pub metrics: Arc<Metrics>,
     /// Stripe's API for thin events (retries bounded by the webhook's deadline); `None`

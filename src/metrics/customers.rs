@@ -28,12 +28,12 @@ impl CustomerMetrics {
         let metrics = Self::default();
         registry.register(
             "stripe_customer_requests",
-            "Calls of POST /customers and ensure-customer, by outcome (existing, created, invalid_token, forbidden, bad_request, unknown_user, missing_email, unavailable)",
+            "Calls of POST /customers and ensure-customer, by outcome (existing, created, invalid_token, forbidden, bad_request, unknown_user, missing_email, stripe_refused, unavailable)",
             metrics.requests.clone(),
         );
         registry.register(
             "stripe_customer_api_calls",
-            "Stripe API calls made to create users' customers, by call (create, search) and outcome (created, replayed, found, not_found, failed)",
+            "Stripe API calls made to create users' customers, by call (create, search) and outcome (created, replayed, found, not_found, refused, failed)",
             metrics.stripe_calls.clone(),
         );
         metrics

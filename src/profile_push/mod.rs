@@ -52,6 +52,9 @@ pub enum Outcome {
     OtherMode,
     /// 429, 5xx or no answer: tried again after the back-off.
     Retrying,
+    /// The values to push are those whose push failed, and their back-off has not ended: put
+    /// back until it does, no call (an edit that changed nothing pushed).
+    BackingOff,
     /// Stripe refused the update (another 4xx, or the key): kept with its error.
     Rejected,
     /// The row was not this worker's any more when the push finished: the lease ran out
@@ -67,6 +70,7 @@ impl Outcome {
             Self::NotLinked => "not_linked",
             Self::OtherMode => "other_mode",
             Self::Retrying => "retrying",
+            Self::BackingOff => "backing_off",
             Self::Rejected => "rejected",
             Self::LeaseLost => "lease_lost",
         }
@@ -93,7 +97,13 @@ impl Pusher {
 
     /// Claims the longest-waiting due row and pushes it; `None` when no row is due.
     pub async fn push_next(&self) -> Result<Option<Outcome>, StoreError> {
-        let Some(claimed) = outbox::claim(&self.pool, &self.worker_id, self.lease()).await? else {
+        let claimed = outbox::claim(
+            &self.pool,
+            &self.worker_id,
+            self.lease(),
+            self.settings.min_interval,
+        );
+        let Some(claimed) = claimed.await? else {
             return Ok(None);
         };
         let outcome = self.push(claimed).await?;
@@ -151,6 +161,18 @@ impl Pusher {
             let done = outbox::finish_unchanged(&self.pool, &self.worker_id, &claimed).await?;
             return Ok(finished(done, Outcome::Unchanged));
         }
+        // An edit ends the back-off of a failed push only when the values to push changed.
+        let values = values_digest(&update);
+        let same_as_failed = state.failed_values.as_deref() == Some(values.as_str());
+        if same_as_failed && state.backing_off {
+            let done = outbox::defer(&self.pool, &self.worker_id, &claimed).await?;
+            return Ok(finished(done, Outcome::BackingOff));
+        }
+        // Failures of these values so far (the back-off grows with them).
+        let claimed = Claimed {
+            attempts: if same_as_failed { claimed.attempts } else { 0 },
+            ..claimed
+        };
         let key = idempotency_key(&claimed, &update);
         let fields = update.fields();
         match customers::update(&self.client, customer_id, &update, &key).await {
@@ -184,9 +206,15 @@ impl Pusher {
                     retry_in_ms = wait.as_millis() as u64,
                     "profile push failed; retrying later"
                 );
-                let done =
-                    outbox::finish_failed(&self.pool, &self.worker_id, &claimed, &problem, wait)
-                        .await?;
+                let done = outbox::finish_failed(
+                    &self.pool,
+                    &self.worker_id,
+                    &claimed,
+                    &values,
+                    &problem,
+                    wait,
+                )
+                .await?;
                 Ok(finished(done, Outcome::Retrying))
             }
             Ok(Posted::Rejected {
@@ -199,15 +227,21 @@ impl Pusher {
                     user_id = %claimed.user_id,
                     stripe_customer_id = customer_id,
                     status,
-                    stripe_error = %error.loggable(),
+                    stripe_error = %error.fields.loggable(),
                     "Stripe refused the profile push; see last_error in \
                      public.stripe_customer_outbox"
                 );
                 let error = format!("{status}: {message}");
                 let wait = REJECTED_RETRY.max(self.settings.max_backoff);
-                let done =
-                    outbox::finish_failed(&self.pool, &self.worker_id, &claimed, &error, wait)
-                        .await?;
+                let done = outbox::finish_failed(
+                    &self.pool,
+                    &self.worker_id,
+                    &claimed,
+                    &values,
+                    &error,
+                    wait,
+                )
+                .await?;
                 Ok(finished(done, Outcome::Rejected))
             }
             Err(error) => {
@@ -216,9 +250,15 @@ impl Pusher {
                 tracing::error!(error = %error, "profile push failed");
                 let wait = REJECTED_RETRY.max(self.settings.max_backoff);
                 let message = error.to_string();
-                let done =
-                    outbox::finish_failed(&self.pool, &self.worker_id, &claimed, &message, wait)
-                        .await?;
+                let done = outbox::finish_failed(
+                    &self.pool,
+                    &self.worker_id,
+                    &claimed,
+                    &values,
+                    &message,
+                    wait,
+                )
+                .await?;
                 let outcome = match error {
                     ApiError::Unauthorized { .. } | ApiError::Request(_) => Outcome::Rejected,
                     _ => Outcome::Retrying,
@@ -272,12 +312,9 @@ impl Latest {
     }
 }
 
-/// The same change with the same values, tried again after a crash or a lost answer, carries
-/// the same key, so Stripe replays its first answer rather than applying it twice. A change's
-/// version is never reused; the attempt count moves on after a recorded failure, so a retry
-/// after a 5xx (which Stripe may have stored under the key) is a fresh request; the hash keeps
-/// one key from ever carrying two different sets of values (Stripe refuses that).
-fn idempotency_key(claimed: &Claimed, update: &CustomerUpdate<'_>) -> String {
+/// A digest of the values an update sends (which fields, and their values): what a failed push
+/// is remembered by, without keeping the values themselves twice.
+fn values_digest(update: &CustomerUpdate<'_>) -> String {
     let mut hash = Sha256::new();
     hash.update(update.email.unwrap_or_default().as_bytes());
     hash.update([0]);
@@ -287,12 +324,21 @@ fn idempotency_key(claimed: &Claimed, update: &CustomerUpdate<'_>) -> String {
         u8::from(update.name.is_some()),
     ]);
     let digest = hash.finalize();
+    hex::encode(&digest[..8])
+}
+
+/// The same change with the same values, tried again after a crash or a lost answer, carries
+/// the same key, so Stripe replays its first answer rather than applying it twice. A change's
+/// version is never reused; the attempt count moves on after a recorded failure, so a retry
+/// after a 5xx (which Stripe may have stored under the key) is a fresh request; the values'
+/// digest keeps one key from ever carrying two different sets of values (Stripe refuses that).
+fn idempotency_key(claimed: &Claimed, update: &CustomerUpdate<'_>) -> String {
     format!(
         "profile-push:{}:{}:{}:{}",
         claimed.user_id,
         claimed.version,
         claimed.attempts,
-        hex::encode(&digest[..8])
+        values_digest(update)
     )
 }
 

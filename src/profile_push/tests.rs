@@ -13,6 +13,8 @@ fn state() -> PushState {
         pushed_recently: false,
         pushed_email: None,
         pushed_name: None,
+        failed_values: None,
+        backing_off: false,
     }
 }
 

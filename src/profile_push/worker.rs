@@ -194,7 +194,7 @@ async fn drain(pusher: &Pusher, stopped: &watch::Receiver<bool>) -> Option<Durat
             }
         }
     }
-    match outbox::stats(&pusher.pool).await {
+    match outbox::stats(&pusher.pool, pusher.settings.min_interval).await {
         Ok(stats) => {
             pusher
                 .metrics

@@ -5,9 +5,11 @@
 //! here then needs a session, so it works through a transaction-mode pooler as it is.
 //!
 //! The lock is a TRANSACTION-scoped advisory lock (a session lock would outlive the transaction
-//! behind a pooler in transaction mode and land on someone else's connection): the caller holds
-//! it in an explicit transaction for the length of one step of the creation, Stripe call
-//! included, bounded by the timeouts set with it.
+//! behind a pooler in transaction mode and land on someone else's connection), held only for
+//! the short transactions that decide a step and record its result: never while Stripe
+//! answers. What stands for "a request is calling Stripe for this attempt" between those
+//! transactions, on every replica, is the attempt's LEASE (`lease_owner`, `lease_until`),
+//! taken in the deciding transaction and given back with the result.
 
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, PgConnection};
@@ -124,6 +126,55 @@ pub async fn user_record(
     }))
 }
 
+/// Who is calling Stripe for an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// Nobody: never taken, or given back with a result.
+    Free,
+    /// This request (by its owner id) until the lease runs out.
+    Held { owner: Uuid },
+    /// Taken and never given back: its holder stopped mid-call (a crash, a kill).
+    RunOut { owner: Uuid },
+}
+
+/// Which call Stripe refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedStep {
+    /// The create: nothing was created under the attempt's key.
+    Create,
+    /// The look-up after an interrupted attempt: whether it created is still unknown.
+    Search,
+}
+
+impl RefusedStep {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Search => "search",
+        }
+    }
+}
+
+/// What Stripe answered when it refused, and the user's values it refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub step: RefusedStep,
+    pub status: u16,
+    /// Stripe's `error.type` and `error.code`, when its answer had them.
+    pub kind: Option<String>,
+    pub code: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+/// A refusal as stored: how long ago, and how many in a row for the same values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRefusal {
+    pub refusal: Refusal,
+    pub age: std::time::Duration,
+    pub count: u32,
+}
+
 /// The user's last creation attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -136,52 +187,111 @@ pub struct Attempt {
     /// What the attempt sends to Stripe: every retry of its key sends the same.
     pub email: String,
     pub name: Option<String>,
+    pub lease: Lease,
+    pub refusal: Option<StoredRefusal>,
 }
 
 pub async fn last_attempt(
     conn: &mut PgConnection,
     user_id: Uuid,
 ) -> Result<Option<Attempt>, StoreError> {
-    type Row = (i64, DateTime<Utc>, f64, bool, String, Option<String>);
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        attempt: i64,
+        started_at: DateTime<Utc>,
+        age: f64,
+        finished: bool,
+        email: String,
+        name: Option<String>,
+        lease_owner: Option<Uuid>,
+        lease_held: bool,
+        refused_age: Option<f64>,
+        refusals: i64,
+        refused_step: Option<String>,
+        refusal_status: Option<i64>,
+        refusal_type: Option<String>,
+        refusal_code: Option<String>,
+        refused_email: Option<String>,
+        refused_name: Option<String>,
+    }
     let row: Option<Row> = sqlx::query_as(
         "select attempt, started_at,
-                greatest(extract(epoch from clock_timestamp() - started_at), 0)::float8,
-                finished_at is not null, email, name
+                greatest(extract(epoch from clock_timestamp() - started_at), 0)::float8 as age,
+                finished_at is not null as finished, email, name,
+                lease_owner, coalesce(lease_until > clock_timestamp(), false) as lease_held,
+                extract(epoch from clock_timestamp() - refused_at)::float8 as refused_age,
+                refusals, refused_step, refusal_status, refusal_type, refusal_code,
+                refused_email, refused_name
            from public.stripe_customer_creations where user_id = $1",
     )
     .persistent(false)
     .bind(user_id)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(
-        |(attempt, started_at, age, finished, email, name)| Attempt {
-            attempt,
-            started_at,
-            age: std::time::Duration::from_secs_f64(age),
-            finished,
-            email,
-            name,
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let lease = match (row.lease_owner, row.lease_held) {
+        (None, _) => Lease::Free,
+        (Some(owner), true) => Lease::Held { owner },
+        (Some(owner), false) => Lease::RunOut { owner },
+    };
+    let refusal = row.refused_age.map(|age| StoredRefusal {
+        refusal: Refusal {
+            step: match row.refused_step.as_deref() {
+                Some("search") => RefusedStep::Search,
+                _ => RefusedStep::Create,
+            },
+            status: row
+                .refusal_status
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(400),
+            kind: row.refusal_type,
+            code: row.refusal_code,
+            email: row.refused_email,
+            name: row.refused_name,
         },
-    ))
+        age: std::time::Duration::from_secs_f64(age.max(0.0)),
+        count: u32::try_from(row.refusals.max(1)).unwrap_or(1),
+    });
+    Ok(Some(Attempt {
+        attempt: row.attempt,
+        started_at: row.started_at,
+        age: std::time::Duration::from_secs_f64(row.age),
+        finished: row.finished,
+        email: row.email,
+        name: row.name,
+        lease,
+        refusal,
+    }))
 }
 
-/// Records that `attempt` starts now (not finished), sending `email` and `name`; returns it
-/// as stored.
+/// Records that `attempt` starts now (not finished), sending `email` and `name`, with its lease
+/// held by `owner` for `lease`; returns it as stored. A refusal of the same values keeps its
+/// count (the back-off goes on growing); other values start it again.
 pub async fn start_attempt(
     conn: &mut PgConnection,
     user_id: Uuid,
     attempt: i64,
     email: &str,
     name: Option<&str>,
+    owner: Uuid,
+    lease: std::time::Duration,
 ) -> Result<Attempt, StoreError> {
     let started_at: DateTime<Utc> = sqlx::query_scalar(
         "insert into public.stripe_customer_creations as c
-             (user_id, attempt, started_at, email, name)
-         values ($1, $2, clock_timestamp(), $3, $4)
+             (user_id, attempt, started_at, email, name, lease_owner, lease_until)
+         values ($1, $2, clock_timestamp(), $3, $4, $5,
+                 clock_timestamp() + make_interval(secs => $6))
          on conflict (user_id) do update
             set attempt = excluded.attempt, started_at = excluded.started_at,
                 email = excluded.email, name = excluded.name,
-                finished_at = null, stripe_customer_id = null
+                finished_at = null, stripe_customer_id = null,
+                lease_owner = excluded.lease_owner, lease_until = excluded.lease_until,
+                refusals = case when c.refused_email is not distinct from excluded.email
+                                 and c.refused_name is not distinct from excluded.name
+                                then c.refusals else 0 end,
+                refused_at = null
          returning started_at",
     )
     .persistent(false)
@@ -189,6 +299,8 @@ pub async fn start_attempt(
     .bind(attempt)
     .bind(email)
     .bind(name)
+    .bind(owner)
+    .bind(lease.as_secs_f64())
     .fetch_one(&mut *conn)
     .await?;
     Ok(Attempt {
@@ -198,10 +310,91 @@ pub async fn start_attempt(
         finished: false,
         email: email.to_owned(),
         name: name.map(str::to_owned),
+        lease: Lease::Held { owner },
+        refusal: None,
     })
 }
 
+/// Takes the lease of `attempt` for `owner` (the caller decided, under the user's lock, that
+/// nobody holds it). A refusal it had is over: its back-off passed or the values changed.
+pub async fn take_lease(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    attempt: i64,
+    owner: Uuid,
+    lease: std::time::Duration,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "update public.stripe_customer_creations
+            set lease_owner = $3, lease_until = clock_timestamp() + make_interval(secs => $4),
+                refused_at = null
+          where user_id = $1 and attempt = $2",
+    )
+    .persistent(false)
+    .bind(user_id)
+    .bind(attempt)
+    .bind(owner)
+    .bind(lease.as_secs_f64())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Gives the lease back without a result (Stripe unavailable, the request cut off): the next
+/// request may call at once, with the same key. Only `owner`'s: a lease that ran out and was
+/// taken by another, or was ended with a result, is not touched.
+pub async fn release_lease(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    owner: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "update public.stripe_customer_creations
+            set lease_owner = null, lease_until = null
+          where user_id = $1 and lease_owner = $2",
+    )
+    .persistent(false)
+    .bind(user_id)
+    .bind(owner)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that Stripe refused `attempt` (and gives the lease back): no new call for the user
+/// until the back-off passes or their values differ from the refused ones. Returns how many
+/// refusals in a row that makes (for the back-off).
+pub async fn record_refusal(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    attempt: i64,
+    refusal: &Refusal,
+) -> Result<u32, StoreError> {
+    let count: Option<i64> = sqlx::query_scalar(
+        "update public.stripe_customer_creations
+            set lease_owner = null, lease_until = null,
+                refused_at = clock_timestamp(), refusals = refusals + 1,
+                refused_step = $3, refusal_status = $4, refusal_type = $5, refusal_code = $6,
+                refused_email = $7, refused_name = $8
+          where user_id = $1 and attempt = $2
+         returning refusals",
+    )
+    .persistent(false)
+    .bind(user_id)
+    .bind(attempt)
+    .bind(refusal.step.as_str())
+    .bind(i64::from(refusal.status))
+    .bind(refusal.kind.as_deref())
+    .bind(refusal.code.as_deref())
+    .bind(refusal.email.as_deref())
+    .bind(refusal.name.as_deref())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(count.map_or(1, |c| u32::try_from(c.max(1)).unwrap_or(1)))
+}
+
 /// Records that `attempt` linked `stripe_customer_id`; in the transaction that wrote the row.
+/// The lease and any refusal end with it.
 pub async fn finish_attempt(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -210,7 +403,9 @@ pub async fn finish_attempt(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "update public.stripe_customer_creations
-            set finished_at = clock_timestamp(), stripe_customer_id = $3
+            set finished_at = clock_timestamp(), stripe_customer_id = $3,
+                lease_owner = null, lease_until = null,
+                refused_at = null, refusals = 0
           where user_id = $1 and attempt = $2",
     )
     .persistent(false)

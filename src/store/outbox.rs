@@ -31,11 +31,14 @@ pub struct Claimed {
     pub attempts: i64,
 }
 
-/// Claims the due row that has waited longest, for `lease`; `None` when no row is due.
+/// Claims the due row that has waited longest, for `lease`; `None` when no row is due. A row
+/// whose last call to Stripe ended less than `min_interval` ago is not due yet: one user's
+/// edits make at most one call per interval, and the latest values are read when it comes.
 pub async fn claim(
     db: impl PgExecutor<'_>,
     worker: &str,
     lease: Duration,
+    min_interval: Duration,
 ) -> Result<Option<Claimed>, StoreError> {
     let row: Option<(Uuid, i64, i64)> = sqlx::query_as(
         "update public.stripe_customer_outbox o
@@ -45,6 +48,8 @@ pub async fn claim(
                 select d.user_id from public.stripe_customer_outbox d
                  where d.next_attempt_at <= now()
                    and (d.claimed_until is null or d.claimed_until < now())
+                   and (d.last_call_at is null
+                        or d.last_call_at <= now() - make_interval(secs => $3))
                  order by d.next_attempt_at
                  limit 1
                    for update skip locked)
@@ -53,6 +58,7 @@ pub async fn claim(
     .persistent(false)
     .bind(worker)
     .bind(lease.as_secs_f64())
+    .bind(min_interval.as_secs_f64())
     .fetch_optional(db)
     .await?;
     Ok(row.map(|(user_id, version, attempts)| Claimed {
@@ -81,6 +87,9 @@ pub struct PushState {
     pub pushed_recently: bool,
     pub pushed_email: Option<String>,
     pub pushed_name: Option<String>,
+    /// The digest of the values whose push failed last, and whether they still wait.
+    pub failed_values: Option<String>,
+    pub backing_off: bool,
 }
 
 /// The row's state for a push; `None` when the row is gone (the user was deleted).
@@ -95,7 +104,8 @@ pub async fn push_state(
                 (c.customer_metadata #>> '{sync,livemode}')::boolean as livemode,
                 coalesce(o.pushed_at > now() - make_interval(secs => $2), false)
                     as pushed_recently,
-                o.pushed_email, o.pushed_name
+                o.pushed_email, o.pushed_name,
+                o.failed_values, coalesce(o.backoff_until > now(), false) as backing_off
            from public.stripe_customer_outbox o
            left join auth.users u on u.id = o.user_id
            left join public.stripe_customers c on c.user_id = o.user_id
@@ -161,7 +171,8 @@ pub async fn finish_pushed(
             set pushed_version = $3, pushed_email = $4, pushed_name = $5, pushed_at = now(),
                 next_attempt_at = case when version = $3 then null else now() end,
                 queued_at = case when version = $3 then queued_at else changed_at end,
-                attempts = 0, last_error = null, claimed_by = null, claimed_until = null
+                attempts = 0, last_error = null, claimed_by = null, claimed_until = null,
+                last_call_at = now(), failed_values = null, backoff_until = null
           where user_id = $1 and claimed_by = $2",
     )
     .persistent(false)
@@ -185,7 +196,8 @@ pub async fn finish_unchanged(
     let result = sqlx::query(
         "update public.stripe_customer_outbox
             set next_attempt_at = case when version = $3 then null else now() end,
-                attempts = 0, last_error = null, claimed_by = null, claimed_until = null
+                attempts = 0, last_error = null, claimed_by = null, claimed_until = null,
+                failed_values = null, backoff_until = null
           where user_id = $1 and claimed_by = $2",
     )
     .persistent(false)
@@ -197,26 +209,59 @@ pub async fn finish_unchanged(
     Ok(result.rows_affected() == 1)
 }
 
-/// The push failed: count it, keep the error visible, try again after `retry_in`.
+/// The push of the values digested as `values` failed, after `claimed.attempts` failures of
+/// the same values: count it, keep the error visible; those values wait `retry_in` (a change
+/// queued during the push is looked at again at once: other values go without waiting).
 pub async fn finish_failed(
     db: impl PgExecutor<'_>,
     worker: &str,
     claimed: &Claimed,
+    values: &str,
     error: &str,
     retry_in: Duration,
 ) -> Result<bool, StoreError> {
     let result = sqlx::query(
         "update public.stripe_customer_outbox
-            set attempts = attempts + 1, last_error = $3,
-                next_attempt_at = now() + make_interval(secs => $4),
+            set attempts = $3 + 1, last_error = $4,
+                failed_values = $5,
+                backoff_until = now() + make_interval(secs => $6),
+                next_attempt_at = case when version = $7 then now() + make_interval(secs => $6)
+                                       else now() end,
+                last_call_at = now(), claimed_by = null, claimed_until = null
+          where user_id = $1 and claimed_by = $2",
+    )
+    .persistent(false)
+    .bind(claimed.user_id)
+    .bind(worker)
+    .bind(claimed.attempts)
+    .bind(error)
+    .bind(values)
+    .bind(retry_in.as_secs_f64())
+    .bind(claimed.version)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// The values to push are those whose push failed, and their back-off has not ended (an edit
+/// that changed nothing pushed, e.g. another column of the profile): back until it ends, no
+/// call. A change queued meanwhile is looked at again at once.
+pub async fn defer(
+    db: impl PgExecutor<'_>,
+    worker: &str,
+    claimed: &Claimed,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "update public.stripe_customer_outbox
+            set next_attempt_at = case when version = $3 then greatest(backoff_until, now())
+                                       else now() end,
                 claimed_by = null, claimed_until = null
           where user_id = $1 and claimed_by = $2",
     )
     .persistent(false)
     .bind(claimed.user_id)
     .bind(worker)
-    .bind(error)
-    .bind(retry_in.as_secs_f64())
+    .bind(claimed.version)
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -237,8 +282,8 @@ pub async fn release(db: impl PgExecutor<'_>, worker: &str) -> Result<u64, Store
     Ok(result.rows_affected())
 }
 
-/// The queue at a glance, and when the next row falls due (a back-off ends, or another
-/// worker's lease runs out).
+/// The queue at a glance, and when the next row falls due (a back-off ends, another worker's
+/// lease runs out, or the interval after a user's last call passes).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QueueStats {
     /// Rows with a change not yet pushed.
@@ -248,15 +293,21 @@ pub struct QueueStats {
     pub next_due: Option<DateTime<Utc>>,
 }
 
-pub async fn stats(db: impl PgExecutor<'_>) -> Result<QueueStats, StoreError> {
+pub async fn stats(
+    db: impl PgExecutor<'_>,
+    min_interval: Duration,
+) -> Result<QueueStats, StoreError> {
     let (depth, oldest_age_secs, next_due): (i64, f64, Option<DateTime<Utc>>) = sqlx::query_as(
         "select count(*),
                 coalesce(extract(epoch from now() - min(queued_at))::float8, 0),
-                min(greatest(next_attempt_at, coalesce(claimed_until, next_attempt_at)))
+                min(greatest(next_attempt_at, coalesce(claimed_until, next_attempt_at),
+                             coalesce(last_call_at + make_interval(secs => $1),
+                                      next_attempt_at)))
            from public.stripe_customer_outbox
           where next_attempt_at is not null",
     )
     .persistent(false)
+    .bind(min_interval.as_secs_f64())
     .fetch_one(db)
     .await?;
     Ok(QueueStats {

@@ -1,5 +1,7 @@
 //! Connection pools: one for serving webhooks (short timeouts: a webhook must be answered
-//! within seconds, 503 when the database cannot) and plain connections for migrations.
+//! within seconds, 503 when the database cannot), small ones beside it for the parts of `serve`
+//! that must never take the webhooks' connections ([`pool_beside`]), and plain connections for
+//! migrations.
 //!
 //! Every pool here connects through any pooler a Supabase project offers (Supavisor, PgBouncer,
 //! session or transaction mode): the startup packet carries only the parameters poolers accept
@@ -144,6 +146,23 @@ pub fn serving_pool(
         PoolMode::Transaction => pool,
     }
     .connect_lazy_with(options)
+}
+
+/// Connections of `POST /customers` (and its `ensure-customer`), apart from the webhooks': a
+/// burst of sign-ups waits for these and never for a webhook's. Each creation holds one for a
+/// few statements at a time (never while Stripe answers), so a few serve hundreds of sign-ups
+/// a second; a request waiting for another's Stripe call polls without one.
+pub const CUSTOMERS_CONNECTIONS: u32 = 4;
+/// `/readyz`'s one connection: a probe never takes a webhook's, and a flood of probes queues
+/// on it (each bounded by its own deadline) rather than spreading over the webhooks' pool.
+pub const HEALTH_CONNECTIONS: u32 = 1;
+
+/// A pool of `connections` beside `webhooks`, to the same database with the same policy: a
+/// part of the service (DESIGN.md "Capacity") that must not take the webhooks' connections.
+/// Behind a pooler each part's client connections are separate too; the server connections
+/// behind a transaction pooler are shared, but none is held across a call to another peer.
+pub fn pool_beside(webhooks: &PgPool, connections: u32, policy: ConnectionPolicy) -> PgPool {
+    serving_pool((*webhooks.connect_options()).clone(), connections, policy)
 }
 
 /// The pool of a batch command (`backfill`, `verify`): connected up front, so a wrong

@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+
+use super::ErrorFields;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,8 +23,9 @@ pub enum ApiError {
         status: u16,
         url: String,
         message: String,
-        /// Stripe's `error.code` (`email_invalid`, …), when it gave one.
-        code: Option<String>,
+        /// What logs may say of the error (never Stripe's message); boxed, so that every
+        /// `Result` carrying an ApiError stays small.
+        fields: Box<ErrorFields>,
     },
     #[error("{url} failed {attempts} times, giving up; the last time: {last}")]
     Exhausted {
@@ -30,9 +33,17 @@ pub enum ApiError {
         attempts: u32,
         last: String,
     },
-    /// Not an answer Stripe's API gives: an unknown URL (a 404 without `resource_missing`), a
-    /// proxy's HTML, a cut-off or non-JSON body, an object of another type, another id than
-    /// asked, another mode than the key's. A configuration error: nothing is concluded from it.
+    /// A 404 without `resource_missing`: the path is not one of Stripe's API (Stripe answers
+    /// "Unrecognized request URL"; a proxy, its own page). `says`: Stripe's message, which names
+    /// the path, never a customer.
+    #[error(
+        "{url} is not a path of Stripe's API (404; Stripe says: {says}): is STRIPE_API_BASE \
+         Stripe's API (https://api.stripe.com, without /v1)?"
+    )]
+    UnknownUrl { url: String, says: String },
+    /// Not an answer Stripe's API gives: a proxy's HTML, a cut-off or non-JSON body, an object
+    /// of another type, another id than asked, another mode than the key's. A configuration
+    /// error: nothing is concluded from it.
     #[error(
         "the answer to {url} is not what Stripe's API documents ({detail}): is STRIPE_API_BASE \
          Stripe's API (https://api.stripe.com, without /v1) and STRIPE_API_KEY a key of this \
@@ -43,15 +54,12 @@ pub enum ApiError {
     Request(String),
 }
 
-/// Stripe's error object (`{"error": {"type", "code", "param", "message"}}`) and the
-/// `Request-Id` of the answer that carried it.
+/// Stripe's error answer: what logs may say of it, and its message (which can quote the
+/// customer's email: for errors about the key and the URL, or stored, never logged).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StripeError {
-    pub kind: Option<String>,
-    pub code: Option<String>,
-    pub param: Option<String>,
+    pub fields: ErrorFields,
     pub message: Option<String>,
-    pub request_id: Option<String>,
 }
 
 impl StripeError {
@@ -63,51 +71,18 @@ impl StripeError {
         }
         #[derive(serde::Deserialize)]
         struct Detail {
-            #[serde(default, rename = "type")]
-            kind: Option<String>,
-            #[serde(default)]
-            code: Option<String>,
-            #[serde(default)]
-            param: Option<String>,
             #[serde(default)]
             message: Option<String>,
         }
         let Body { error } = serde_json::from_slice(body).ok()?;
-        let request_id = headers
-            .get("Request-Id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
         Some(Self {
-            kind: error.kind,
-            code: error.code,
-            param: error.param,
+            fields: ErrorFields::read(headers, body),
             message: error.message,
-            request_id,
         })
     }
 
     pub fn is_resource_missing(&self) -> bool {
-        self.code.as_deref() == Some(RESOURCE_MISSING)
-    }
-
-    /// What may be logged: type, code, param and request id; never the message.
-    pub fn loggable(&self) -> String {
-        let mut parts = Vec::new();
-        for (name, value) in [
-            ("type", &self.kind),
-            ("code", &self.code),
-            ("param", &self.param),
-            ("request", &self.request_id),
-        ] {
-            if let Some(value) = value {
-                parts.push(format!("{name} {value}"));
-            }
-        }
-        if parts.is_empty() {
-            "no details".into()
-        } else {
-            parts.join(", ")
-        }
+        self.fields.code.as_deref() == Some(RESOURCE_MISSING)
     }
 }
 

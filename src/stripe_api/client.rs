@@ -19,6 +19,7 @@ use super::answer::{
     Answer, ApiError, Posted, StripeError, Verdict, classify, error_message, read_no_later_than,
     response_date, retry_after, without_url,
 };
+use super::error_fields::ErrorFields;
 use super::retry::RetryPolicy;
 use crate::configuration::StripeApiSettings;
 use crate::domain::StripeMode;
@@ -178,20 +179,20 @@ impl StripeClient {
                         Verdict::Fail => {
                             let headers = response.headers().clone();
                             let body = response.bytes().await.unwrap_or_default();
-                            let error = StripeError::read(&headers, &body).unwrap_or_default();
+                            let fields = ErrorFields::read(&headers, &body);
                             return Err(ApiError::Rejected {
                                 status: status.as_u16(),
                                 url: request_line,
-                                message: error.loggable(),
-                                code: error.code,
+                                message: fields.loggable(),
+                                fields: Box::new(fields),
                             });
                         }
                         Verdict::Retry => {
                             let retry_after = retry_after(response.headers());
                             let headers = response.headers().clone();
                             let body = response.bytes().await.unwrap_or_default();
-                            let error = StripeError::read(&headers, &body).unwrap_or_default();
-                            (format!("{status}: {}", error.loggable()), retry_after)
+                            let fields = ErrorFields::read(&headers, &body);
+                            (format!("{status}: {}", fields.loggable()), retry_after)
                         }
                     }
                 }
@@ -292,9 +293,9 @@ impl StripeClient {
             Verdict::Retry => {
                 let headers = response.headers().clone();
                 let body = response.bytes().await.unwrap_or_default();
-                let error = StripeError::read(&headers, &body).unwrap_or_default();
+                let fields = ErrorFields::read(&headers, &body);
                 Ok(Posted::Retry {
-                    problem: format!("{status}: {}", error.loggable()),
+                    problem: format!("{status}: {}", fields.loggable()),
                     retry_after,
                 })
             }
@@ -321,16 +322,13 @@ impl StripeClient {
 fn unknown_id_or_url(headers: &HeaderMap, body: &[u8], request_line: &str) -> Result<(), ApiError> {
     match StripeError::read(headers, body) {
         Some(error) if error.is_resource_missing() => Ok(()),
-        Some(error) => Err(ApiError::Malformed {
+        Some(error) => Err(ApiError::UnknownUrl {
             url: request_line.to_owned(),
-            detail: format!(
-                "404 without resource_missing; Stripe says: {}",
-                error.message.as_deref().unwrap_or("nothing")
-            ),
+            says: error.message.unwrap_or_else(|| "nothing".into()),
         }),
-        None => Err(ApiError::Malformed {
+        None => Err(ApiError::UnknownUrl {
             url: request_line.to_owned(),
-            detail: "404 without Stripe's error body".into(),
+            says: "nothing: no Stripe error body".into(),
         }),
     }
 }

@@ -57,7 +57,7 @@ pub async fn create(
     let body = answer
         .body
         .as_deref()
-        .ok_or_else(|| malformed("a create answered 404 resource_missing".into()))?;
+        .ok_or_else(|| no_such_endpoint(&answer.url))?;
     let customer = customers::decode_answer(body, client.key_livemode()).map_err(malformed)?;
     if customer.deleted {
         return Err(malformed("a create answered a deleted customer".into()));
@@ -67,6 +67,21 @@ pub async fn create(
         requested_at: answer.requested_at,
         replayed: answer.replayed,
     })
+}
+
+/// A 404 to `POST /v1/customers` or `GET /v1/customers/search`, which Stripe always has: not a
+/// missing customer but an unknown URL (STRIPE_API_BASE ending in `/v1`, a proxy), which Stripe
+/// answers 404 `invalid_request_error` without a code. A refusal like any other 4xx: the same
+/// request fails the same way until the configuration changes.
+fn no_such_endpoint(request_line: &str) -> ApiError {
+    ApiError::Rejected {
+        status: 404,
+        url: request_line.to_owned(),
+        message: "no such endpoint: is STRIPE_API_BASE Stripe's API (https://api.stripe.com, \
+                  without /v1)?"
+            .into(),
+        fields: Default::default(),
+    }
 }
 
 /// Stripe's search query for customers whose metadata `key` holds `user_id`.
@@ -90,6 +105,9 @@ pub async fn search_by_user(
         &[("query", query.as_str()), ("limit", "10")],
     )?;
     let answer = client.get(url).await?;
+    if answer.body.is_none() {
+        return Err(no_such_endpoint(&answer.url));
+    }
     let livemode = client.key_livemode();
     let found = list::items(&answer, |item| customers::decode(item.json, livemode))?;
     Ok((found.items, answer.requested_at))

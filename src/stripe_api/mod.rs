@@ -6,6 +6,7 @@ mod answer;
 mod client;
 pub mod customer_creation;
 pub mod customers;
+mod error_fields;
 pub mod events;
 mod list;
 pub mod preflight;
@@ -13,4 +14,5 @@ mod retry;
 
 pub use answer::{Answer, ApiError, Posted};
 pub use client::StripeClient;
+pub use error_fields::ErrorFields;
 pub use retry::RetryPolicy;

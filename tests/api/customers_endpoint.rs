@@ -212,10 +212,12 @@ async fn crash_after_stripe_created(app: &TestApp, double: &StripeDouble, user: 
     );
 }
 
+/// Moves the attempt (and the lease its killed process held) `by` into the past.
 async fn backdate_attempt(app: &TestApp, user: Uuid, by: &str) {
     sqlx::query(
         "update public.stripe_customer_creations
-            set started_at = started_at - $2::interval where user_id = $1",
+            set started_at = started_at - $2::interval, lease_until = lease_until - $2::interval
+          where user_id = $1",
     )
     .bind(user)
     .bind(by)

@@ -42,20 +42,20 @@ async fn replica(
 
 /// The database, the double, a linked user (through a `customer.created` webhook, as Stripe
 /// would deliver it) and `replicas` ready `serve` processes.
-struct Setup {
-    db: TestDatabase,
-    double: StripeDouble,
-    user: Uuid,
-    customer: String,
-    replicas: Vec<ServeProcess>,
+pub(crate) struct Setup {
+    pub(crate) db: TestDatabase,
+    pub(crate) double: StripeDouble,
+    pub(crate) user: Uuid,
+    pub(crate) customer: String,
+    pub(crate) replicas: Vec<ServeProcess>,
     _dir: tempfile::TempDir,
 }
 
-async fn setup(replicas: usize, before_start: impl AsyncFnOnce(&PgPool)) -> Setup {
+pub(crate) async fn setup(replicas: usize, before_start: impl AsyncFnOnce(&PgPool)) -> Setup {
     setup_with(replicas, &[], before_start).await
 }
 
-async fn setup_with(
+pub(crate) async fn setup_with(
     replicas: usize,
     extra: &[(&str, &str)],
     before_start: impl AsyncFnOnce(&PgPool),
@@ -91,7 +91,7 @@ async fn setup_with(
 }
 
 impl Setup {
-    async fn set_email(&self, email: &str) {
+    pub(crate) async fn set_email(&self, email: &str) {
         sqlx::query("update auth.users set email = $2 where id = $1")
             .bind(self.user)
             .bind(email)
@@ -102,7 +102,12 @@ impl Setup {
 
     /// Waits (up to `within`) until the double applied an update whose form has `field` =
     /// `value`; returns when that happened.
-    async fn wait_for_applied(&self, field: &str, value: &str, within: Duration) -> Instant {
+    pub(crate) async fn wait_for_applied(
+        &self,
+        field: &str,
+        value: &str,
+        within: Duration,
+    ) -> Instant {
         let deadline = Instant::now() + within;
         loop {
             if self
@@ -123,7 +128,7 @@ impl Setup {
     }
 
     /// Waits until the user's change is done (pushed or found unchanged).
-    async fn wait_until_done(&self, within: Duration) {
+    pub(crate) async fn wait_until_done(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             let row = outbox_row(&self.db.pool, self.user).await;
@@ -149,7 +154,7 @@ impl Setup {
     }
 }
 
-fn has(request: &Request, field: &str, value: &str) -> bool {
+pub(crate) fn has(request: &Request, field: &str, value: &str) -> bool {
     request.form.iter().any(|(k, v)| k == field && v == value)
 }
 

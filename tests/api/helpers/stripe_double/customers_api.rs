@@ -150,6 +150,7 @@ pub(super) async fn update(
             let response = hang(&state).await;
             return answer(500, false, response);
         }
+        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(fault) => {
             let response = fault_response(fault);
             let status = response.status().as_u16();

@@ -30,6 +30,11 @@ pub enum Fault {
         content_type: &'static str,
         body: &'static str,
     },
+    /// Answered normally, this much later (a slow Stripe).
+    Delay(Duration),
+    /// 400 `invalid_request_error` `email_invalid` on `email`, its message quoting the email,
+    /// as Stripe refuses an address it finds invalid.
+    InvalidEmail,
 }
 
 /// Which requests a fault applies to.
@@ -153,12 +158,23 @@ pub(super) fn fault_response(fault: Fault) -> HttpResponse {
             .insert_header(("Request-Id", "req_double"))
             .content_type(content_type)
             .body(body),
+        Fault::InvalidEmail => HttpResponse::BadRequest()
+            .insert_header(("Request-Id", "req_double_refused"))
+            .json(json!({"error": {
+                "type": "invalid_request_error",
+                "code": "email_invalid",
+                "param": "email",
+                "message": "Invalid email address: refused@example.com",
+            }})),
         Fault::UnknownUrl => stripe_error(
             404,
             "invalid_request_error",
             None,
-            "Unrecognized request URL. Please see https://stripe.com/docs.",
+            "Unrecognized request URL (GET: /v1/v1/customers/search). Please see \
+             https://stripe.com/docs or we can help at https://support.stripe.com/.",
         ),
+        // Answered normally after the delay, never here.
+        Fault::Delay(_) => stripe_error(500, "api_error", None, "a delay is not an answer"),
     }
 }
 
@@ -167,6 +183,10 @@ pub(super) fn fault_response(fault: Fault) -> HttpResponse {
 pub(super) async fn answer_fault(state: &Shared, fault: Option<Fault>) -> Option<HttpResponse> {
     match fault? {
         Fault::Hang => Some(hang(state).await),
+        Fault::Delay(delay) => {
+            tokio::time::sleep(delay).await;
+            None
+        }
         fault => {
             let response = fault_response(fault);
             set_last_status(state, response.status().as_u16());
