@@ -287,7 +287,7 @@ fn profile_push_settings(settings: &Settings) -> ProfilePushSettings {
 /// transaction pooler it gets a small pool of its own on `MIGRATION_DATABASE_URL`, the session
 /// connection; without one, it is off (and says so).
 fn catch_up_database(settings: &Settings, pool: &PgPool) -> Option<(PgPool, SyncSettings)> {
-    /// The lock's connection and one that applies events.
+    /// One applies events, one renews the run's lease and reads the ledger meanwhile.
     const CATCH_UP_CONNECTIONS: u32 = 2;
     let serving = settings.database.connection;
     if serving.mode.keeps_sessions() {

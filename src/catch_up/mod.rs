@@ -15,8 +15,9 @@
 //! lists all 30 days. A run that fails or is interrupted records nothing; the next one covers
 //! its window, and the ledger makes what it already applied a no-op: that is the resumption.
 //!
-//! One run at a time across replicas and the command line: a transaction-scoped advisory lock
-//! ([`crate::store::catch_up::try_lock`]); a dry run writes nothing and takes no lock.
+//! One run at a time across replicas and the command line: a lease
+//! ([`crate::store::catch_up::try_lock`]), renewed as the run goes, with no transaction held
+//! while Stripe answers; a dry run writes nothing and takes no lease.
 
 mod command;
 mod summary;
@@ -60,7 +61,9 @@ pub struct CatchUpOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatchUpError {
-    #[error("another catch-up is running (it holds the advisory lock); nothing was done")]
+    #[error(
+        "another catch-up is running (it holds the lease, which runs out within 30 s of its process stopping); nothing was done"
+    )]
     Locked,
     #[error(transparent)]
     Api(#[from] ApiError),

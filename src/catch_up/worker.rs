@@ -1,5 +1,5 @@
 //! `serve`'s background catch-up: a first run shortly after start-up, then one every
-//! `CATCH_UP_INTERVAL`. Every replica tries; the run's advisory lock lets one through and the
+//! `CATCH_UP_INTERVAL`. Every replica tries; the run's lease lets one through and the
 //! others skip their turn (counted as `locked`). A failed run is logged and counted; the next
 //! one covers its window.
 //!
@@ -174,7 +174,7 @@ fn record(metrics: &Metrics, result: Result<super::Summary, CatchUpError>) {
         }
         Err(CatchUpError::Locked) => {
             metrics.catch_up_finished(CatchUpResult::Locked, [], now);
-            tracing::info!("catch-up skipped: another replica is running it (advisory lock held)");
+            tracing::info!("catch-up skipped: another replica is running it (it holds the lease)");
         }
         Err(error) => {
             metrics.catch_up_finished(CatchUpResult::Failed, [], now);

@@ -1,14 +1,10 @@
 //! `catch-up`'s own state: the completed runs (where the next one starts listing) and the
-//! advisory lock that lets one replica run at a time.
+//! lease that lets one run at a time.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, PgPool, Postgres, Transaction};
+use sqlx::{PgExecutor, PgPool};
 
 use super::StoreError;
-
-/// The advisory lock key of a catch-up run ("STRPCTCH" in ASCII): one per database, so one run
-/// at a time across every replica and the command line.
-pub const LOCK_KEY: i64 = 0x5354_5250_4354_4348;
 
 /// Rows older than this are deleted as new ones are written: Stripe keeps events for 30 days,
 /// so a run that old cannot tell the next one anything it could still use.
@@ -75,69 +71,132 @@ pub async fn record_completed(
     Ok(())
 }
 
-/// The lock of one run: a TRANSACTION-scoped advisory lock, held by an open transaction on a
-/// connection of its own for as long as the run lasts. Transaction-scoped because a session
-/// lock outlives its transaction, which a transaction-mode pooler (PgBouncer, Supavisor on
-/// 6543) cannot allow: the next transaction of that session may run on another server
-/// connection. If the process dies, the connection closes and PostgreSQL ends the transaction
-/// and its lock with it.
+/// How long a run's lease lasts without being renewed. While the run's process lives, a task of
+/// its own renews it every third of that, whatever the run is waiting for; a process that died
+/// leaves it to run out, and the next run takes it within this long.
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The lease of one run (`public.stripe_catch_up_lease`): one run at a time across replicas and
+/// the command line, with no transaction or connection held while the run waits for Stripe (a
+/// transaction-scoped advisory lock did that for the run's whole length).
 pub struct RunLock {
-    transaction: Transaction<'static, Postgres>,
+    pool: PgPool,
+    holder: String,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
 }
 
 impl std::fmt::Debug for RunLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RunLock")
+        f.debug_struct("RunLock")
+            .field("holder", &self.holder)
+            .finish()
     }
 }
 
-/// Takes the lock if no other run holds it; `None` when one does.
+fn lease_interval() -> String {
+    format!("{} seconds", LEASE.as_secs())
+}
+
+/// Takes the lease if it is free or has run out; `None` while another run holds it.
 pub async fn try_lock(pool: &PgPool) -> Result<Option<RunLock>, StoreError> {
-    let mut transaction = pool.begin().await?;
-    let locked: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
-        .bind(LOCK_KEY)
-        .fetch_one(&mut *transaction)
-        .await?;
-    if locked {
-        Ok(Some(RunLock { transaction }))
-    } else {
-        transaction.rollback().await?;
-        Ok(None)
+    let holder = format!("run-{}", uuid::Uuid::new_v4().simple());
+    let taken: Option<String> = sqlx::query_scalar(
+        "insert into public.stripe_catch_up_lease (holder, held_until)
+         values ($1, now() + $2::interval)
+         on conflict (singleton) do update
+            set holder = excluded.holder, held_until = excluded.held_until
+          where public.stripe_catch_up_lease.held_until < now()
+         returning holder",
+    )
+    .bind(&holder)
+    .bind(lease_interval())
+    .fetch_optional(pool)
+    .await?;
+    Ok(taken.map(|holder| RunLock {
+        pool: pool.clone(),
+        renewer: tokio::spawn(renew_while_alive(pool.clone(), holder.clone())),
+        holder,
+    }))
+}
+
+/// Renews the lease every third of [`LEASE`] until the run ends (the task is aborted) or the
+/// lease is lost (the run finds out at its next [`RunLock::keep_alive`]).
+async fn renew_while_alive(pool: PgPool, holder: String) {
+    loop {
+        tokio::time::sleep(LEASE / 3).await;
+        match renew(&pool, &holder).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(error = %error, "could not renew the catch-up lease; trying again")
+            }
+        }
     }
+}
+
+async fn renew(pool: &PgPool, holder: &str) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "update public.stripe_catch_up_lease set held_until = now() + $2::interval
+          where holder = $1",
+    )
+    .bind(holder)
+    .bind(lease_interval())
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
 }
 
 impl RunLock {
-    /// Records the completed run in the lock's transaction and commits: the record and the end
-    /// of the lock are one step.
-    pub async fn complete(mut self, run: &CompletedRun) -> Result<(), StoreError> {
-        record_completed(&mut *self.transaction, run).await?;
-        self.transaction.commit().await?;
+    /// Records the completed run and gives the lease back, in one transaction: a run is on
+    /// record only if it still held the lease when it ended.
+    pub async fn complete(self, run: &CompletedRun) -> Result<(), StoreError> {
+        self.renewer.abort();
+        let mut transaction = self.pool.begin().await?;
+        let held = sqlx::query("delete from public.stripe_catch_up_lease where holder = $1")
+            .bind(&self.holder)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected()
+            == 1;
+        if !held {
+            return Err(lost());
+        }
+        record_completed(&mut *transaction, run).await?;
+        transaction.commit().await?;
         Ok(())
     }
 
-    /// Checks, on the lock's own connection, that the lock is still held (taking it again
-    /// within the transaction that holds it succeeds and nests). Called as the run goes: it
-    /// keeps the transaction from sitting idle long enough for an
-    /// `idle_in_transaction_session_timeout` (or a pooler's idle transaction timeout) to end it
-    /// unnoticed, and a run whose connection was lost stops rather than run beside another.
+    /// Renews the lease, and checks it is still this run's. Called as the run goes: a run whose
+    /// lease was lost (its database unreachable for longer than [`LEASE`], and another run took
+    /// it) stops rather than run beside the other.
     pub async fn keep_alive(&mut self) -> Result<(), StoreError> {
-        let held: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
-            .bind(LOCK_KEY)
-            .fetch_one(&mut *self.transaction)
-            .await?;
-        if held {
+        if renew(&self.pool, &self.holder).await? {
             Ok(())
         } else {
-            // Cannot happen within the transaction that took it; if it did, stop the run.
-            Err(StoreError::Unavailable(sqlx::Error::Protocol(
-                "the catch-up lock is no longer held".into(),
-            )))
+            Err(lost())
         }
     }
 
-    /// Ends the transaction, and the lock with it.
+    /// Gives the lease back.
     pub async fn release(self) -> Result<(), StoreError> {
-        self.transaction.rollback().await?;
+        self.renewer.abort();
+        sqlx::query("delete from public.stripe_catch_up_lease where holder = $1")
+            .bind(&self.holder)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
+}
+
+fn lost() -> StoreError {
+    StoreError::Unavailable(sqlx::Error::Protocol(
+        "the catch-up lease ran out and another run took it".into(),
+    ))
 }

@@ -304,6 +304,11 @@ async fn catch_up_interrupted_by_stripe_finishes_on_a_rerun_with_the_same_end_st
         0,
         "an interrupted run is not a completed one"
     );
+    // The killed run's lease runs out (30 s after its last renewal; aged here).
+    sqlx::query("update public.stripe_catch_up_lease set held_until = now() - interval '1 second'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
 
     // The rerun meets a rate limit and a server error, waits them out, and finishes.
     double.release_hangs();
@@ -411,9 +416,11 @@ async fn two_serve_replicas_catch_up_one_at_a_time_and_apply_each_event_once() {
     .unwrap();
     assert!(runs.len() >= 3);
     assert!(runs.iter().all(|(_, _, by)| by == "serve"));
+    // `listing_started_at` is one second before Stripe's `Date` (whole seconds) at the latest,
+    // so it reads up to 2 s early; `finished_at` is the end of the run.
     for pair in runs.windows(2) {
         assert!(
-            pair[1].0 >= pair[0].1 - chrono::Duration::seconds(1),
+            pair[1].0 >= pair[0].1 - chrono::Duration::seconds(2),
             "runs overlapped: {pair:?}"
         );
     }
@@ -496,14 +503,14 @@ async fn catch_up_while_another_run_holds_the_lock_does_nothing_and_says_so() {
         .json()
         .as_str()]);
     let dir = workdir();
-    // Another run: the lock held in an open transaction, as a run holds it.
-    let mut other = app.db.pool.begin().await.unwrap();
-    let held: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
-        .bind(stripe_customer_sync::store::catch_up::LOCK_KEY)
-        .fetch_one(&mut *other)
-        .await
-        .unwrap();
-    assert!(held);
+    // Another run holds the lease, as a run in progress on another replica does.
+    sqlx::query(
+        "insert into public.stripe_catch_up_lease (holder, held_until)
+         values ('run-elsewhere', now() + interval '5 minutes')",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
 
     let locked = catch_up(&double, &app.db.url, dir.path(), &[]).await;
     assert_eq!(locked.code, Some(1), "{}", locked.stderr);
@@ -517,10 +524,55 @@ async fn catch_up_while_another_run_holds_the_lock_does_nothing_and_says_so() {
     let dry = catch_up(&double, &app.db.url, dir.path(), &["--dry-run"]).await;
     assert_eq!(dry.code, Some(0), "{}", dry.stderr);
 
-    other.rollback().await.unwrap();
+    // That run's process died: its lease runs out, and the next run takes it over.
+    sqlx::query("update public.stripe_catch_up_lease set held_until = now() - interval '1 second'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
     let run = catch_up(&double, &app.db.url, dir.path(), &[]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(run.summary["applied"]["processed"], 1);
+    let leases: i64 = sqlx::query_scalar("select count(*) from public.stripe_catch_up_lease")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(leases, 0, "a completed run gives its lease back");
+}
+
+#[tokio::test]
+async fn catch_up_holds_no_transaction_while_stripe_answers() {
+    use std::time::Duration;
+    let app = spawn_app().await;
+    let double = StripeDouble::start().await;
+    double.add_events([CustomerEvent::created(&customer(2), now() - 60)
+        .json()
+        .as_str()]);
+    double.set_latency(Duration::from_secs(3));
+    let dir = workdir();
+    let command = double.command(&app.db.url, dir.path(), &["catch-up", "--json"]);
+    let run = tokio::spawn(crate::helpers::stripe_double::output(command));
+    // While the listing waits on Stripe: no session of the run sits in a transaction.
+    double
+        .wait_for("the listing request", |d| {
+            !d.event_list_requests().is_empty()
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let open: i64 = sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+          where datname = current_database() and pid <> pg_backend_pid()
+            and state like 'idle in transaction%'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(open, 0, "a transaction open while Stripe answers");
+    let out = run.await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
