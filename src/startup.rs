@@ -183,10 +183,20 @@ fn customers_endpoint(
         .customers
         .jwks_url
         .clone()
-        .map(|url| JwksCache::new(url, settings.customers.jwks_min_refetch))
+        .map(|url| {
+            JwksCache::new(
+                url,
+                settings.customers.jwks_min_refetch,
+                settings.customers.jwks_max_age,
+            )
+        })
         .transpose()
         .map_err(std::io::Error::other)?;
-    let verifier = TokenVerifier::new(settings.customers.jwt_secret.as_ref(), jwks);
+    let verifier = TokenVerifier::new(
+        settings.customers.jwt_secret.as_ref(),
+        jwks,
+        settings.customers.issuer(),
+    );
     let creator = CustomerCreator::new(
         pool.clone(),
         client,

@@ -39,6 +39,8 @@ pub enum Target {
     Update(String),
     /// `POST /v1/customers`.
     Create,
+    /// `GET /jwks.json` (the project's JWKS, not Stripe's).
+    Jwks,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +58,7 @@ pub(super) enum Asked<'a> {
     EventsPage(usize),
     Update(&'a str),
     Create,
+    Jwks,
 }
 
 impl State {
@@ -69,7 +72,7 @@ impl State {
                     (Target::EventsPage(n), Asked::EventsPage(p)) => n == p,
                     (Target::EventsPagesFrom(n), Asked::EventsPage(p)) => p >= n,
                     (Target::Update(id), Asked::Update(asked)) => id == asked,
-                    (Target::Create, Asked::Create) => true,
+                    (Target::Create, Asked::Create) | (Target::Jwks, Asked::Jwks) => true,
                     _ => false,
                 }
         })?;
