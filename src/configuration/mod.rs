@@ -11,6 +11,8 @@ mod database;
 mod http;
 mod log;
 mod profile_push;
+#[cfg(test)]
+mod properties;
 mod serve;
 mod stripe_api;
 mod sync;

@@ -18,6 +18,7 @@ mod metrics_addr;
 mod migrate_command;
 mod modes;
 mod operability;
+mod payload_cleaning;
 mod poison_events;
 mod poolers;
 mod profile_push;
