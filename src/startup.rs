@@ -231,7 +231,11 @@ fn metrics_server(
     .max_connections(METRICS_CONNECTIONS)
     .listen(listener)?
     .run();
-    tracing::info!(address = %address, port, "serving GET /metrics on METRICS_ADDR only");
+    tracing::info!(
+        metrics_address = %address,
+        metrics_port = port,
+        "serving GET /metrics on METRICS_ADDR only"
+    );
     Ok((port, server))
 }
 
