@@ -16,7 +16,7 @@ use crate::catch_up::worker::{self, Worker};
 use crate::configuration::{ProfilePushSettings, Settings};
 use crate::domain::StripeMode;
 use crate::ensure_customer::{self, CustomerCreator};
-use crate::http::connections::ConnectionCap;
+use crate::http::connections::{self, ConnectionCap};
 use crate::http::customers::{self, CustomersEndpoint};
 use crate::http::{AppState, health, webhook};
 use crate::metrics::Metrics;
@@ -33,6 +33,8 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 /// connection of its own (`sync::batch`), and the database, not the HTTP side, is what a
 /// webhook waits for: more workers would only hold more connections.
 const MAX_HTTP_WORKERS: usize = 4;
+/// How long an idle connection is kept for a next request (actix' default).
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Application {
     port: u16,
@@ -131,6 +133,7 @@ impl Application {
                 state.metrics.clone(),
             );
             App::new()
+                .wrap_fn(connections::track_requests)
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
                 .app_data(web::Data::new(events))
@@ -157,7 +160,8 @@ impl Application {
         // The head's deadline (408 and closed past it); the body's is the handlers'.
         .client_request_timeout(settings.http.head_timeout)
         .max_connections(cap.per_worker)
-        .on_connect(cap.on_connect())
+        .keep_alive(KEEP_ALIVE)
+        .on_connect(cap.on_connect(KEEP_ALIVE + settings.http.head_timeout))
         .listen(listener)?
         .run();
         // Started once nothing can fail any more: no run without a server.

@@ -3,10 +3,22 @@
 //! and new connections wait in the kernel's listen backlog until one closes (the request
 //! deadlines see to it that one does) — instead of `accept` failing with "Too many open files"
 //! while the database and Stripe need descriptors too.
+//!
+//! And each connection is watched between its requests: actix' head deadline
+//! (`client_request_timeout`) covers a connection's first request only, so a client could send
+//! one quick request and then trickle the next one's head for ever. A connection with no
+//! request in flight for longer than the keep-alive wait and a head's deadline together is
+//! shut down.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 
 /// Descriptors kept for what is not a client connection: standard streams, each worker's
 /// runtime (epoll, event fds), the log, the local database's pipes, the metrics listener, and
@@ -39,12 +51,28 @@ struct Counter {
     warned_at: AtomicU64,
 }
 
-/// Held in a connection's extensions: counts it open until it closes.
-struct OpenConnection(Arc<Counter>);
+/// Held in a connection's extensions (dropped with the connection, on its worker's thread):
+/// counts it open until it closes, and tells its watchdog whether a request is in flight.
+struct OpenConnection {
+    counter: Arc<Counter>,
+    watch: Option<Rc<Watch>>,
+}
+
+/// What the watchdog of one connection reads; only ever touched on the connection's worker
+/// thread.
+struct Watch {
+    closed: Cell<bool>,
+    in_flight: Cell<u32>,
+    /// Since when no request has been in flight (the connection's start, at first).
+    idle_since: Cell<Instant>,
+}
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.counter.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(watch) = &self.watch {
+            watch.closed.set(true);
+        }
     }
 }
 
@@ -71,16 +99,33 @@ impl ConnectionCap {
         }
     }
 
-    /// For `HttpServer::on_connect`: counts each connection while it is open, and warns (at
-    /// most every 10 s) when the cap is reached.
+    /// For `HttpServer::on_connect`: counts each connection while it is open, warns (at most
+    /// every 10 s) when the cap is reached, and starts its watchdog, which shuts it down once
+    /// no request has been in flight for `idle_limit` (the keep-alive wait and a head's
+    /// deadline): the next request's head is then trickling in. [`track_requests`] tells it.
     pub(crate) fn on_connect(
         &self,
+        idle_limit: Duration,
     ) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + 'static {
         let counter = self.open.clone();
         let (total, limit) = (self.total, self.open_files_limit);
-        move |_, extensions| {
+        move |io, extensions| {
             let open = counter.open.fetch_add(1, Ordering::Relaxed) + 1;
-            extensions.insert(OpenConnection(counter.clone()));
+            let watch = io
+                .downcast_ref::<actix_web::rt::net::TcpStream>()
+                .map(|stream| {
+                    let watch = Rc::new(Watch {
+                        closed: Cell::new(false),
+                        in_flight: Cell::new(0),
+                        idle_since: Cell::new(Instant::now()),
+                    });
+                    actix_web::rt::spawn(watchdog(stream.as_raw_fd(), watch.clone(), idle_limit));
+                    watch
+                });
+            extensions.insert(OpenConnection {
+                counter: counter.clone(),
+                watch,
+            });
             if open >= total {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -103,6 +148,58 @@ impl ConnectionCap {
                 }
             }
         }
+    }
+}
+
+/// For `App::wrap_fn`: tells the connection's watchdog when a request is in flight.
+pub(crate) fn track_requests<S>(
+    request: ServiceRequest,
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse, actix_web::Error>> + use<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let watch = request
+        .request()
+        .conn_data::<OpenConnection>()
+        .and_then(|connection| connection.watch.clone());
+    if let Some(watch) = &watch {
+        watch.in_flight.set(watch.in_flight.get() + 1);
+    }
+    let response = service.call(request);
+    async move {
+        let response = response.await;
+        if let Some(watch) = watch {
+            watch.in_flight.set(watch.in_flight.get().saturating_sub(1));
+            watch.idle_since.set(Instant::now());
+        }
+        response
+    }
+}
+
+/// Shuts the connection down once it has had no request in flight for `idle_limit`. Runs on
+/// the connection's worker thread, like the connection itself: `closed` is set in the same
+/// turn as the descriptor is closed, so `fd` is never another connection's.
+async fn watchdog(fd: RawFd, watch: Rc<Watch>, idle_limit: Duration) {
+    loop {
+        if watch.closed.get() {
+            return;
+        }
+        let now = Instant::now();
+        let wake = if watch.in_flight.get() > 0 {
+            // The handlers' own deadlines bound a request; look again later.
+            now + idle_limit
+        } else {
+            watch.idle_since.get() + idle_limit
+        };
+        if wake <= now {
+            tracing::debug!("closing a connection idle between requests past the deadlines");
+            // SAFETY: `fd` is this connection's open socket (not `closed`, see above); shutdown
+            // ends its traffic and actix then closes and drops it.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            return;
+        }
+        actix_web::rt::time::sleep_until(wake.into()).await;
     }
 }
 

@@ -49,8 +49,9 @@ async fn once_the_jwks_is_back_tokens_verify_again_within_seconds() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(answered.0, 201, "{}", answered.1);
+    // The first retry is due 1 s after the failure; before, the next fetch waited 30 s.
     assert!(
-        back.elapsed() < Duration::from_secs(5),
+        back.elapsed() < Duration::from_secs(8),
         "recovered only after {:?}",
         back.elapsed()
     );

@@ -136,3 +136,34 @@ async fn post_customers_refuses_a_missing_or_bad_token_before_waiting_for_the_bo
         assert!(answer.contains(r#""code":"invalid_token""#), "{answer}");
     }
 }
+
+#[tokio::test]
+async fn a_kept_alive_connection_whose_next_head_trickles_in_is_closed() {
+    // actix' own head deadline covers a connection's first request only.
+    let app = app_with_deadlines(Duration::from_secs(1), Duration::from_secs(1)).await;
+    let mut stream = send_raw(&app.address, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut first = [0u8; 1024];
+    let read = stream.read(&mut first).await.unwrap();
+    assert!(first[..read].starts_with(b"HTTP/1.1 200"));
+
+    // The next request's head, a byte a second.
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let closed = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if stream.write_all(b"x").await.is_err() {
+            break true;
+        }
+        let mut buffer = [0u8; 1024];
+        match tokio::time::timeout(Duration::from_millis(10), stream.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) => break true,
+            _ if started.elapsed() > Duration::from_secs(30) => break false,
+            _ => {}
+        }
+    };
+
+    assert!(closed, "still open after {:?}", started.elapsed());
+}
