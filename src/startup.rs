@@ -222,7 +222,9 @@ fn metrics_server(
     address: std::net::SocketAddr,
     state: web::Data<AppState>,
 ) -> std::io::Result<(u16, Server)> {
-    let listener = TcpListener::bind(address)?;
+    let listener = TcpListener::bind(address).map_err(|error| {
+        std::io::Error::new(error.kind(), format!("METRICS_ADDR {address}: {error}"))
+    })?;
     let port = listener.local_addr()?.port();
     let server = HttpServer::new(move || {
         App::new()
