@@ -18,6 +18,8 @@ pub mod local_db;
 pub(crate) mod metrics;
 pub(crate) mod profile_push;
 pub(crate) mod progress;
+#[cfg(test)]
+mod properties;
 pub(crate) mod report;
 pub mod startup;
 pub mod store;

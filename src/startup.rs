@@ -16,6 +16,7 @@ use crate::catch_up::worker::{self, Worker};
 use crate::configuration::{ProfilePushSettings, Settings};
 use crate::domain::StripeMode;
 use crate::ensure_customer::{self, CustomerCreator};
+use crate::http::connections::{self, ConnectionCap};
 use crate::http::customers::{self, CustomersEndpoint};
 use crate::http::{AppState, health, webhook};
 use crate::ledger_retention;
@@ -33,14 +34,18 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 /// connection of its own (`sync::batch`), and the database, not the HTTP side, is what a
 /// webhook waits for: more workers would only hold more connections.
 const MAX_HTTP_WORKERS: usize = 4;
+/// How long an idle connection is kept for a next request (actix' default).
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on `METRICS_ADDR`, when set: its port and server.
+    metrics_server: Option<(u16, Server)>,
     catch_up: Option<Worker>,
     profile_push: Option<profile_push::worker::Worker>,
     ledger_retention: Option<ledger_retention::Worker>,
-    metrics: Arc<Metrics>,
+    app_metrics: Arc<Metrics>,
 }
 
 impl Application {
@@ -114,8 +119,26 @@ impl Application {
             metrics,
             stripe_api: client(RetryPolicy::within_a_webhook())?,
             customers: customers_endpoint,
+            body_timeout: settings.http.body_timeout,
         });
         let customers_on = state.customers.is_some();
+        let own_metrics_server = settings
+            .http
+            .metrics_addr
+            .map(|address| metrics_server(address, state.clone()))
+            .transpose()?;
+        let public_metrics = own_metrics_server.is_none();
+        let workers = http_workers();
+        let cap = ConnectionCap::for_process(workers, settings.database.max_connections);
+        tracing::info!(
+            max_connections = cap.total,
+            per_worker = cap.per_worker,
+            open_files_limit = cap.open_files_limit,
+            request_head_timeout = ?settings.http.head_timeout,
+            request_body_timeout = ?settings.http.body_timeout,
+            "client connections capped below the open-files limit; each request's head and body \
+             have a deadline"
+        );
         let server = HttpServer::new(move || {
             // Called on each HTTP worker's thread: the worker's own writer, on its runtime, so
             // that an event goes from request to database and back without changing threads.
@@ -125,18 +148,20 @@ impl Application {
                 state.metrics.clone(),
             );
             App::new()
+                .wrap_fn(connections::track_requests)
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
                 .app_data(web::Data::new(events))
                 .route("/webhooks/stripe", web::post().to(webhook::receive))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
-                .route("/metrics", web::get().to(health::metrics))
                 .configure(|config| {
+                    if public_metrics {
+                        config.route("/metrics", web::get().to(health::metrics));
+                    }
                     if customers_on {
                         config.service(
                             web::resource("/customers")
-                                .app_data(web::PayloadConfig::new(customers::MAX_BODY_BYTES))
                                 .wrap(cors(&allowed_origins))
                                 .route(web::post().to(customers::ensure)),
                         );
@@ -145,8 +170,13 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         // SIGTERM: stop accepting, let in-flight events finish (bounded), then return.
-        .workers(http_workers())
+        .workers(workers)
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        // The head's deadline (408 and closed past it); the body's is the handlers'.
+        .client_request_timeout(settings.http.head_timeout)
+        .max_connections(cap.per_worker)
+        .keep_alive(KEEP_ALIVE)
+        .on_connect(cap.on_connect(KEEP_ALIVE + settings.http.head_timeout))
         .listen(listener)?
         .run();
         // Started once nothing can fail any more: no run without a server.
@@ -160,10 +190,11 @@ impl Application {
         Ok(Self {
             port,
             server,
+            metrics_server: own_metrics_server,
             catch_up,
             profile_push,
             ledger_retention,
-            metrics: app_metrics,
+            app_metrics,
         })
     }
 
@@ -173,13 +204,30 @@ impl Application {
 
     /// What `/metrics` serves.
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.app_metrics
+    }
+
+    /// The port of `/metrics` when it has an address of its own (`METRICS_ADDR`).
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(port, _)| *port)
     }
 
     /// Serves until SIGTERM (or the server stops), then stops the background workers
     /// (together: each waits for its own work in flight).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = self.server.await;
+        let served = match self.metrics_server {
+            None => self.server.await,
+            // The metrics server stops once the public one has (it has no signals of its own).
+            Some((_, metrics)) => {
+                let handle = metrics.handle();
+                let public = async {
+                    let served = self.server.await;
+                    handle.stop(true).await;
+                    served
+                };
+                tokio::join!(public, metrics).0
+            }
+        };
         let catch_up = async {
             if let Some(catch_up) = self.catch_up {
                 catch_up.stop().await;
@@ -200,6 +248,38 @@ impl Application {
     }
 }
 
+/// `GET /metrics` alone on `address` (`METRICS_ADDR`): one worker, stopped with the public
+/// server rather than by signals of its own.
+fn metrics_server(
+    address: std::net::SocketAddr,
+    state: web::Data<AppState>,
+) -> std::io::Result<(u16, Server)> {
+    let listener = TcpListener::bind(address).map_err(|error| {
+        std::io::Error::new(error.kind(), format!("METRICS_ADDR {address}: {error}"))
+    })?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(health::metrics))
+            .default_service(web::to(not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .max_connections(METRICS_CONNECTIONS)
+    .listen(listener)?
+    .run();
+    tracing::info!(
+        metrics_address = %address,
+        metrics_port = port,
+        "serving GET /metrics on METRICS_ADDR only"
+    );
+    Ok((port, server))
+}
+
+/// Scrapers, not the public: a handful of connections is plenty.
+const METRICS_CONNECTIONS: usize = 16;
+
 /// `POST /customers`, when STRIPE_API_KEY and a token setting are configured.
 fn customers_endpoint(
     settings: &Settings,
@@ -215,10 +295,20 @@ fn customers_endpoint(
         .customers
         .jwks_url
         .clone()
-        .map(|url| JwksCache::new(url, settings.customers.jwks_min_refetch))
+        .map(|url| {
+            JwksCache::new(
+                url,
+                settings.customers.jwks_min_refetch,
+                settings.customers.jwks_max_age,
+            )
+        })
         .transpose()
         .map_err(std::io::Error::other)?;
-    let verifier = TokenVerifier::new(settings.customers.jwt_secret.as_ref(), jwks);
+    let verifier = TokenVerifier::new(
+        settings.customers.jwt_secret.as_ref(),
+        jwks,
+        settings.customers.issuer(),
+    );
     let creator = CustomerCreator::new(
         pool::pool_beside(
             pool,

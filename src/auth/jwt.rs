@@ -7,6 +7,12 @@
 //! The algorithm comes from the key, never from the token alone: an HS256 token is checked only
 //! against the configured secret, an RS256/ES256 one only against the JWKS key its `kid` names
 //! with that key's algorithm; `alg: none` and everything else is refused.
+//!
+//! Times: `exp` and `nbf` with the same small leeway. Issuer: when the project's is known
+//! (`SUPABASE_URL`, or derived from `SUPABASE_JWKS_URL`), a user's token must name it, as Auth
+//! issues them (`https://<ref>.supabase.co/auth/v1`); a `service_role` key may also carry the
+//! issuer of Supabase's legacy API keys (`supabase`, or `supabase-demo` from the local CLI),
+//! with the project's `ref` when it names one.
 
 use std::collections::HashSet;
 
@@ -17,7 +23,7 @@ use uuid::Uuid;
 
 use super::jwks::{JwksCache, JwksError};
 
-/// Clock skew allowed on `exp`, as Supabase's own libraries allow a little.
+/// Clock skew allowed on `exp` and `nbf`, as Supabase's own libraries allow a little.
 const LEEWAY_SECS: u64 = 30;
 
 /// Who the token says is calling.
@@ -49,12 +55,21 @@ pub enum TokenError {
 struct Claims {
     #[allow(dead_code)] // checked by jsonwebtoken (validate_exp); typed here to be required
     exp: i64,
+    /// Typed for the same reason: a `nbf` of another type would be skipped by jsonwebtoken.
+    #[allow(dead_code)] // checked by jsonwebtoken (validate_nbf)
+    #[serde(default)]
+    nbf: Option<i64>,
     #[serde(default)]
     sub: Option<String>,
     #[serde(default)]
     role: Option<String>,
     #[serde(default)]
     aud: Option<Audience>,
+    #[serde(default)]
+    iss: Option<String>,
+    /// The project ref of a legacy API key (`service_role`, `anon`).
+    #[serde(default, rename = "ref")]
+    project_ref: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,10 +88,64 @@ impl Audience {
     }
 }
 
+/// The issuer the project's tokens must name: `<SUPABASE_URL>/auth/v1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer {
+    url: String,
+    /// `<ref>` of `https://<ref>.supabase.co`, when the project is hosted by Supabase.
+    project_ref: Option<String>,
+}
+
+impl Issuer {
+    /// The issuer of the project at `project_url` (`https://<ref>.supabase.co`).
+    pub fn of_project(project_url: &reqwest::Url) -> Self {
+        let url = format!("{}/auth/v1", project_url.as_str().trim_end_matches('/'));
+        let project_ref = project_url
+            .host_str()
+            .and_then(|host| host.strip_suffix(".supabase.co"))
+            .filter(|r| !r.is_empty() && !r.contains('.'))
+            .map(str::to_owned);
+        Self { url, project_ref }
+    }
+
+    /// The issuer of the project whose JWKS is at `jwks_url`, when it has Supabase's form
+    /// (`…/auth/v1/.well-known/jwks.json`).
+    pub fn of_jwks_url(jwks_url: &reqwest::Url) -> Option<Self> {
+        if jwks_url.query().is_some() || jwks_url.fragment().is_some() {
+            return None;
+        }
+        let base = jwks_url
+            .as_str()
+            .strip_suffix("/auth/v1/.well-known/jwks.json")?;
+        let project_url = reqwest::Url::parse(base).ok()?;
+        Some(Self::of_project(&project_url))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether a token of `role` may carry `iss` (and `project_ref`).
+    fn accepts(&self, role: Option<&str>, iss: Option<&str>, project_ref: Option<&str>) -> bool {
+        if iss == Some(self.url.as_str()) {
+            return true;
+        }
+        // Supabase's legacy API keys: signed with the project's secret, issuer "supabase".
+        let legacy_key = matches!(iss, Some("supabase" | "supabase-demo"));
+        let same_project = match (&self.project_ref, project_ref) {
+            (Some(ours), Some(theirs)) => ours == theirs,
+            _ => true,
+        };
+        role == Some("service_role") && legacy_key && same_project
+    }
+}
+
 /// Verifies tokens with what the project configured: the HS256 secret, the JWKS, or both.
 pub struct TokenVerifier {
     hs256: Option<DecodingKey>,
     jwks: Option<JwksCache>,
+    /// `None`: the project's URL is unknown, and `iss` is not checked.
+    issuer: Option<Issuer>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -84,16 +153,22 @@ impl std::fmt::Debug for TokenVerifier {
         f.debug_struct("TokenVerifier")
             .field("hs256", &self.hs256.as_ref().map(|_| "[redacted]"))
             .field("jwks", &self.jwks)
+            .field("issuer", &self.issuer)
             .finish()
     }
 }
 
 impl TokenVerifier {
-    pub fn new(secret: Option<&SecretString>, jwks: Option<JwksCache>) -> Self {
+    pub fn new(
+        secret: Option<&SecretString>,
+        jwks: Option<JwksCache>,
+        issuer: Option<Issuer>,
+    ) -> Self {
         Self {
             // Supabase signs with the secret's UTF-8 bytes, as written (not base64-decoded).
             hs256: secret.map(|s| DecodingKey::from_secret(s.expose_secret().as_bytes())),
             jwks,
+            issuer,
         }
     }
 
@@ -127,6 +202,7 @@ impl TokenVerifier {
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECS;
         validation.validate_exp = true;
+        validation.validate_nbf = true;
         // The audience depends on the role (service_role keys carry none): checked below.
         validation.validate_aud = false;
         validation.required_spec_claims = HashSet::from(["exp".to_owned()]);
@@ -135,11 +211,21 @@ impl TokenVerifier {
                 use jsonwebtoken::errors::ErrorKind;
                 TokenError::Invalid(match error.kind() {
                     ErrorKind::ExpiredSignature => "expired",
+                    ErrorKind::ImmatureSignature => "not yet valid",
                     ErrorKind::InvalidSignature => "bad signature",
                     _ => "malformed",
                 })
             })?
             .claims;
+        if let Some(issuer) = &self.issuer
+            && !issuer.accepts(
+                claims.role.as_deref(),
+                claims.iss.as_deref(),
+                claims.project_ref.as_deref(),
+            )
+        {
+            return Err(TokenError::Invalid("another issuer"));
+        }
         caller_of(&claims)
     }
 }
@@ -173,7 +259,7 @@ mod tests {
     const SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
 
     fn verifier() -> TokenVerifier {
-        TokenVerifier::new(Some(&SecretString::from(SECRET)), None)
+        TokenVerifier::new(Some(&SecretString::from(SECRET)), None, None)
     }
 
     fn hs256(claims: serde_json::Value) -> String {
@@ -286,7 +372,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_hs256_token_is_refused_where_only_a_jwks_is_configured() {
-        let verifier = TokenVerifier::new(None, None);
+        let verifier = TokenVerifier::new(None, None, None);
         let token = hs256(json!({"role": "service_role", "exp": in_an_hour()}));
         assert!(matches!(
             verifier.verify(&token).await,

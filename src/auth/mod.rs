@@ -5,6 +5,8 @@
 
 pub mod jwks;
 pub mod jwt;
+#[cfg(test)]
+mod properties;
 
 pub use jwks::JwksCache;
 pub use jwt::{Caller, TokenError, TokenVerifier};

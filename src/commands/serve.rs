@@ -93,12 +93,22 @@ fn log_what_is_off(args: &ServeArgs, settings: &Settings) {
         );
     }
     match settings.customers_endpoint_off() {
-        None => tracing::info!(
-            hs256 = settings.customers.jwt_secret.is_some(),
-            jwks = settings.customers.jwks_url.is_some(),
-            allowed_origins = settings.customers.allowed_origins.len(),
-            "POST /customers is on"
-        ),
+        None => {
+            let issuer = settings.customers.issuer();
+            tracing::info!(
+                hs256 = settings.customers.jwt_secret.is_some(),
+                jwks = settings.customers.jwks_url.is_some(),
+                issuer = issuer.as_ref().map(|issuer| issuer.as_str()),
+                allowed_origins = settings.customers.allowed_origins.len(),
+                "POST /customers is on"
+            );
+            if issuer.is_none() {
+                tracing::warn!(
+                    "SUPABASE_URL is not set (nor SUPABASE_JWKS_URL in Supabase's form): the \
+                     issuer (iss) of tokens is not checked; set SUPABASE_URL to the project's URL"
+                );
+            }
+        }
         Some(why) => tracing::info!("POST /customers is off (404): {why}"),
     }
     match (&settings.stripe_api, settings.catch_up_interval) {

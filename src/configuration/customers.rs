@@ -10,6 +10,7 @@ use reqwest::Url;
 use secrecy::SecretString;
 
 use super::{ConfigError, is_loopback};
+use crate::auth::jwt::Issuer;
 use crate::domain::ColumnName;
 
 /// Where a user's name comes from: for a new customer (`POST /customers`, `ensure-customer`)
@@ -52,6 +53,21 @@ pub(crate) struct CustomersArgs {
     #[arg(long, env = "SUPABASE_JWKS_URL", value_name = "URL")]
     pub supabase_jwks_url: Option<String>,
 
+    /// The project's URL (https://<ref>.supabase.co): tokens must be issued by
+    /// <SUPABASE_URL>/auth/v1. Derived from SUPABASE_JWKS_URL when that has Supabase's form.
+    #[arg(long, env = "SUPABASE_URL", value_name = "URL")]
+    pub supabase_url: Option<String>,
+
+    /// How long after their fetch the JWKS's keys may still verify tokens while the JWKS
+    /// cannot be fetched again (a revoked key stays valid at most this long): 30m, 1h, …
+    #[arg(
+        long,
+        env = "SUPABASE_JWKS_MAX_AGE",
+        default_value = "1h",
+        value_name = "DURATION"
+    )]
+    pub supabase_jwks_max_age: String,
+
     /// Browser origins allowed to call POST /customers (CORS), comma-separated, e.g.
     /// https://app.example.com,http://localhost:3000.
     #[arg(long, env = "ALLOWED_ORIGINS", value_name = "ORIGINS")]
@@ -66,6 +82,8 @@ impl fmt::Debug for CustomersArgs {
                 &self.supabase_jwt_secret.as_ref().map(|_| "[redacted]"),
             )
             .field("supabase_jwks_url", &self.supabase_jwks_url)
+            .field("supabase_url", &self.supabase_url)
+            .field("supabase_jwks_max_age", &self.supabase_jwks_max_age)
             .field("allowed_origins", &self.allowed_origins)
             .finish()
     }
@@ -80,6 +98,10 @@ pub struct CustomerSettings {
     pub allowed_origins: Vec<String>,
     /// The least time between two JWKS fetches caused by unknown key ids.
     pub jwks_min_refetch: Duration,
+    /// How long after their fetch the JWKS's keys may verify when it cannot be fetched again.
+    pub jwks_max_age: Duration,
+    /// `SUPABASE_URL`: the project's URL, for the issuer tokens must name.
+    pub project_url: Option<Url>,
 }
 
 impl fmt::Debug for CustomerSettings {
@@ -90,6 +112,8 @@ impl fmt::Debug for CustomerSettings {
                 &self.jwt_secret.as_ref().map(|_| "[redacted]"),
             )
             .field("jwks_url", &self.jwks_url.as_ref().map(Url::as_str))
+            .field("project_url", &self.project_url.as_ref().map(Url::as_str))
+            .field("jwks_max_age", &self.jwks_max_age)
             .field("allowed_origins", &self.allowed_origins)
             .finish()
     }
@@ -103,6 +127,8 @@ impl Default for CustomerSettings {
             jwks_url: None,
             allowed_origins: Vec::new(),
             jwks_min_refetch: crate::auth::jwks::MIN_REFETCH,
+            jwks_max_age: crate::auth::jwks::DEFAULT_MAX_AGE,
+            project_url: None,
         }
     }
 }
@@ -125,7 +151,21 @@ impl CustomerSettings {
         };
         let jwks_url = match args.supabase_jwks_url.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(raw) => Some(jwks_url(raw)?),
+            Some(raw) => Some(https_url("SUPABASE_JWKS_URL", raw)?),
+        };
+        let project_url = match args.supabase_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(project_url(raw)?),
+        };
+        let jwks_max_age = match crate::domain::parse_duration(&args.supabase_jwks_max_age) {
+            Ok(age) if !age.is_zero() => age,
+            Ok(_) => {
+                return Err(ConfigError::new(
+                    "SUPABASE_JWKS_MAX_AGE",
+                    "must be above 0 (the keys would never verify)",
+                ));
+            }
+            Err(e) => return Err(ConfigError::new("SUPABASE_JWKS_MAX_AGE", e)),
         };
         let allowed_origins = match args.allowed_origins.as_deref() {
             None => Vec::new(),
@@ -136,7 +176,18 @@ impl CustomerSettings {
             jwks_url,
             allowed_origins,
             jwks_min_refetch: crate::auth::jwks::MIN_REFETCH,
+            jwks_max_age,
+            project_url,
         })
+    }
+
+    /// The issuer tokens must name: `<SUPABASE_URL>/auth/v1`, or derived from a JWKS URL of
+    /// Supabase's form; `None`: unknown, and `iss` is not checked.
+    pub(crate) fn issuer(&self) -> Option<Issuer> {
+        match &self.project_url {
+            Some(url) => Some(Issuer::of_project(url)),
+            None => self.jwks_url.as_ref().and_then(Issuer::of_jwks_url),
+        }
     }
 
     /// A way to verify tokens is configured.
@@ -145,23 +196,41 @@ impl CustomerSettings {
     }
 }
 
+/// The project's URL: https (or http to this machine), nothing after the host but a `/`.
+fn project_url(raw: &str) -> Result<Url, ConfigError> {
+    const VARIABLE: &str = "SUPABASE_URL";
+    let url = https_url(VARIABLE, raw)?;
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(
+            VARIABLE,
+            "must be the project's URL alone, such as https://<ref>.supabase.co",
+        ));
+    }
+    Ok(url)
+}
+
 /// https, or plain http to this machine only (a local Supabase, a test double).
-fn jwks_url(raw: &str) -> Result<Url, ConfigError> {
+fn https_url(variable: &'static str, raw: &str) -> Result<Url, ConfigError> {
     const VARIABLE: &str = "SUPABASE_JWKS_URL";
+    let example = if variable == VARIABLE {
+        "https://<ref>.supabase.co/auth/v1/.well-known/jwks.json"
+    } else {
+        "https://<ref>.supabase.co"
+    };
     let url = Url::parse(raw).map_err(|_| {
         ConfigError::new(
-            VARIABLE,
-            "must be an absolute URL such as https://<ref>.supabase.co/auth/v1/.well-known/jwks.json",
+            variable,
+            format!("must be an absolute URL such as {example}"),
         )
     })?;
     match url.scheme() {
         "https" if url.host().is_some() => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
         "http" => Err(ConfigError::new(
-            VARIABLE,
-            "must use https (plain http only to localhost): keys fetched in clear can be forged",
+            variable,
+            "must use https (plain http only to localhost): what is fetched in clear can be forged",
         )),
-        _ => Err(ConfigError::new(VARIABLE, "must be an https URL")),
+        _ => Err(ConfigError::new(variable, "must be an https URL")),
     }
 }
 
@@ -258,11 +327,57 @@ mod tests {
                 "ALLOWED_ORIGINS",
             ),
             (&["--allowed-origins=app.example.com"], "ALLOWED_ORIGINS"),
+            (&["--supabase-url=abc.supabase.co"], "SUPABASE_URL"),
+            (&["--supabase-url=http://abc.supabase.co"], "SUPABASE_URL"),
+            (
+                &["--supabase-url=https://abc.supabase.co/auth/v1"],
+                "SUPABASE_URL",
+            ),
+            (&["--supabase-jwks-max-age=0"], "SUPABASE_JWKS_MAX_AGE"),
+            (&["--supabase-jwks-max-age=1 hour"], "SUPABASE_JWKS_MAX_AGE"),
         ];
         for (args, variable) in cases {
             let error = parse(args).unwrap_err();
             assert_eq!(error.variable, *variable, "{args:?}");
             assert!(!error.to_string().contains("Short-Secret"), "{error}");
         }
+    }
+
+    #[test]
+    fn the_issuer_comes_from_supabase_url_or_a_jwks_url_of_supabases_form() {
+        let issuer = |args: &[&str]| {
+            parse(args)
+                .unwrap()
+                .issuer()
+                .map(|issuer| issuer.as_str().to_owned())
+        };
+        let jwks = "--supabase-jwks-url=https://abc.supabase.co/auth/v1/.well-known/jwks.json";
+        let expected = Some("https://abc.supabase.co/auth/v1".to_owned());
+        assert_eq!(
+            issuer(&["--supabase-url=https://abc.supabase.co/"]),
+            expected
+        );
+        assert_eq!(
+            issuer(&["--supabase-url=https://abc.supabase.co"]),
+            expected
+        );
+        assert_eq!(issuer(&[jwks]), expected);
+        assert_eq!(
+            issuer(&["--supabase-url=http://127.0.0.1:54321", jwks]),
+            Some("http://127.0.0.1:54321/auth/v1".to_owned()),
+            "SUPABASE_URL wins"
+        );
+        assert_eq!(
+            issuer(&["--supabase-jwks-url=http://127.0.0.1:9/jwks.json"]),
+            None
+        );
+        assert_eq!(issuer(&[]), None);
+    }
+
+    #[test]
+    fn cached_keys_are_trusted_an_hour_by_default() {
+        assert_eq!(parse(&[]).unwrap().jwks_max_age, Duration::from_secs(3600));
+        let settings = parse(&["--supabase-jwks-max-age=15m"]).unwrap();
+        assert_eq!(settings.jwks_max_age, Duration::from_secs(900));
     }
 }

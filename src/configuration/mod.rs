@@ -3,13 +3,16 @@
 //! Each value is taken as text and parsed here rather than by clap, so that an error names the
 //! environment variable a container operator actually set, and never echoes a secret.
 //!
-//! One file per group of settings: `serve`'s own ([`Settings`]), the database, Stripe's API,
-//! the sync rules, the profile push, `POST /customers`, logging.
+//! One file per group of settings: `serve`'s own ([`Settings`]), its HTTP side, the database,
+//! Stripe's API, the sync rules, the profile push, `POST /customers`, logging.
 
 mod customers;
 mod database;
+mod http;
 mod log;
 mod profile_push;
+#[cfg(test)]
+mod properties;
 mod serve;
 mod stripe_api;
 mod sync;
@@ -23,6 +26,7 @@ use reqwest::Url;
 // What `serve` runs on (tests build it directly).
 pub use customers::CustomerSettings;
 pub use database::DatabaseSettings;
+pub use http::HttpSettings;
 pub use profile_push::ProfilePushSettings;
 pub use serve::{Settings, WebhookSettings};
 pub use stripe_api::StripeApiSettings;
@@ -32,6 +36,7 @@ pub use stripe_api::StripeApiArgs;
 pub use sync::SyncArgs;
 // The other arguments, and their errors.
 pub(crate) use customers::{CustomersArgs, ProfileArgs};
+pub(crate) use http::HttpArgs;
 pub(crate) use log::LogArgs;
 pub(crate) use serve::ServeArgs;
 

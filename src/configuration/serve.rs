@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use clap::Args;
 
 use super::{
-    ConfigError, CustomerSettings, CustomersArgs, DatabaseArgs, DatabaseSettings, ProfileArgs,
-    ProfilePushSettings, StripeApiArgs, StripeApiSettings, SyncArgs,
+    ConfigError, CustomerSettings, CustomersArgs, DatabaseArgs, DatabaseSettings, HttpArgs,
+    HttpSettings, ProfileArgs, ProfilePushSettings, StripeApiArgs, StripeApiSettings, SyncArgs,
 };
 use crate::domain::{LedgerRetention, SignatureTolerance, WebhookSecrets};
 use crate::sync::SyncSettings;
@@ -34,6 +34,10 @@ pub(crate) struct ServeArgs {
         value_name = "ADDR"
     )]
     pub listen_addr: String,
+
+    /// REQUEST_HEAD_TIMEOUT, REQUEST_BODY_TIMEOUT, METRICS_ADDR.
+    #[command(flatten)]
+    pub http: HttpArgs,
 
     /// How far a signature timestamp may be from now, either way, in seconds (0 is refused).
     #[arg(
@@ -136,6 +140,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub webhook: WebhookSettings,
     pub listen_addr: SocketAddr,
+    /// Request deadlines and the metrics' address.
+    pub http: HttpSettings,
     pub sync: SyncSettings,
     /// `None`: no STRIPE_API_KEY; thin events are answered 503 `not_configured`, no catch-up.
     pub stripe_api: Option<StripeApiSettings>,
@@ -221,6 +227,7 @@ impl Settings {
             database,
             webhook: WebhookSettings { secrets, tolerance },
             listen_addr,
+            http: HttpSettings::from_args(&args.http)?,
             sync,
             catch_up_interval: (stripe_api.is_some() && !catch_up_interval.is_zero())
                 .then_some(catch_up_interval),

@@ -5,6 +5,7 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use serde_json::json;
 
+use super::body::BodyError;
 use crate::auth::TokenError;
 use crate::ensure_customer::EnsureError;
 
@@ -24,6 +25,9 @@ pub enum CustomersError {
     BadRequest(&'static str),
     #[error(transparent)]
     Ensure(#[from] EnsureError),
+    /// 413, 408 (and the connection closed) or 400: the body is too large, too slow or broken.
+    #[error(transparent)]
+    Body(#[from] BodyError),
     /// The JWKS could not be fetched: 503.
     #[error("the signing keys cannot be fetched right now")]
     KeysUnavailable,
@@ -47,7 +51,13 @@ impl CustomersError {
         match self {
             Self::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
             Self::Forbidden | Self::OtherUser => (StatusCode::FORBIDDEN, "forbidden"),
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::BadRequest(_) | Self::Body(BodyError::Unreadable(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_request")
+            }
+            Self::Body(BodyError::TooLarge(_)) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
+            Self::Body(BodyError::TimedOut(_)) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::Ensure(EnsureError::UnknownUser) => (StatusCode::NOT_FOUND, "unknown_user"),
             Self::Ensure(EnsureError::MissingEmail) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "missing_email")
@@ -66,7 +76,7 @@ impl CustomersError {
         match self {
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::Forbidden | Self::OtherUser => Some("forbidden"),
-            Self::BadRequest(_) => Some("bad_request"),
+            Self::BadRequest(_) | Self::Body(_) => Some("bad_request"),
             Self::KeysUnavailable => Some("unavailable"),
             Self::Ensure(_) => None,
         }
@@ -93,6 +103,10 @@ impl CustomersError {
             }
             StatusCode::UNAUTHORIZED => {
                 response.insert_header(("WWW-Authenticate", "Bearer error=\"invalid_token\""));
+            }
+            // The rest of the body may still come: nothing else can be read on this connection.
+            StatusCode::REQUEST_TIMEOUT => {
+                response.force_close();
             }
             _ => {}
         }

@@ -1,5 +1,7 @@
-//! `POST /customers`: bearer token verified → the user it may act for → get or create that
-//! user's Stripe customer → JSON out. The work is `ensure_customer`'s; this reads and answers.
+//! `POST /customers`: bearer token verified → body read (only then, and with a deadline: a
+//! caller without a valid token cannot make the service wait for a body) → the user it may act
+//! for → get or create that user's Stripe customer → JSON out. The work is `ensure_customer`'s;
+//! this reads and answers.
 
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -31,14 +33,14 @@ struct Body {
 #[tracing::instrument(name = "ensure_customer", skip_all, fields(user_id = tracing::field::Empty))]
 pub async fn ensure(
     request: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let Some(endpoint) = state.customers.as_ref() else {
         return HttpResponse::NotFound()
             .json(json!({ "error": { "code": "not_found", "message": "no such route" } }));
     };
-    match handle(&request, &body, endpoint).await {
+    match handle(&request, body, endpoint, state.body_timeout).await {
         Ok(response) => response,
         Err(error) => {
             if let Some(outcome) = error.request_outcome() {
@@ -52,15 +54,17 @@ pub async fn ensure(
 
 async fn handle(
     request: &HttpRequest,
-    body: &[u8],
+    body: web::Payload,
     endpoint: &CustomersEndpoint,
+    body_timeout: std::time::Duration,
 ) -> Result<HttpResponse, CustomersError> {
     let token = bearer_token(request).ok_or(CustomersError::InvalidToken("no bearer token"))?;
     let caller = endpoint.verifier.verify(token).await?;
+    let body = super::body::read(body, MAX_BODY_BYTES, body_timeout).await?;
     let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
         Body::default()
     } else {
-        serde_json::from_slice(body)
+        serde_json::from_slice(&body)
             .map_err(|_| CustomersError::BadRequest("the body must be {\"user_id\": \"…\"}"))?
     };
     let named = body
@@ -99,7 +103,19 @@ async fn handle(
 
 /// The token of `Authorization: Bearer <token>` (the scheme in any case).
 fn bearer_token(request: &HttpRequest) -> Option<&str> {
-    let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    bearer_token_of(request.headers().get(AUTHORIZATION)?.as_bytes())
+}
+
+/// The token of an `Authorization` header's value, `Bearer <token>` (the scheme in any case).
+pub(crate) fn bearer_token_of(value: &[u8]) -> Option<&str> {
+    // As `HeaderValue::to_str`: visible ASCII and tabs only.
+    if !value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        return None;
+    }
+    let value = std::str::from_utf8(value).ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)

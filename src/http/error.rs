@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use super::body::BodyError;
 use crate::stripe::signature::SignatureError;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +15,9 @@ pub enum ApiError {
     MalformedPayload(String),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The body did not arrive within `REQUEST_BODY_TIMEOUT`; the connection is closed.
+    #[error("the request body did not arrive within {0:?}")]
+    RequestTimeout(std::time::Duration),
     /// Database unavailable or a transient failure: nothing was written, Stripe will retry.
     #[error("temporarily unavailable, retry later")]
     Unavailable,
@@ -29,6 +33,7 @@ impl ApiError {
             ApiError::Signature(e) => e.code(),
             ApiError::MalformedPayload(_) => "malformed_payload",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Unavailable => "unavailable",
             ApiError::NotConfigured => "not_configured",
         }
@@ -40,15 +45,33 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Signature(_) | ApiError::MalformedPayload(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable | ApiError::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unavailable) {
-            response.insert_header(("Retry-After", "5"));
+        match self {
+            ApiError::Unavailable => {
+                response.insert_header(("Retry-After", "5"));
+            }
+            // The rest of the body may still come: nothing else can be read on this connection.
+            ApiError::RequestTimeout(_) => {
+                response.force_close();
+            }
+            _ => {}
         }
         response.json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge(limit) => ApiError::PayloadTooLarge { limit },
+            BodyError::Unreadable(_) => ApiError::MalformedPayload(error.to_string()),
+            BodyError::TimedOut(deadline) => ApiError::RequestTimeout(deadline),
+        }
     }
 }

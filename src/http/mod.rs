@@ -1,5 +1,7 @@
 //! Thin HTTP handlers: read the request, call into `stripe` and `sync`, shape the response.
 
+mod body;
+pub(crate) mod connections;
 pub mod customer_errors;
 pub mod customers;
 pub mod error;

@@ -1,6 +1,7 @@
 //! What every handler shares, built once by `startup`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::PgPool;
 
@@ -25,4 +26,6 @@ pub(crate) struct AppState {
     pub stripe_api: Option<StripeClient>,
     /// `POST /customers`; `None` when it is off (no STRIPE_API_KEY or no token setting).
     pub customers: Option<CustomersEndpoint>,
+    /// `REQUEST_BODY_TIMEOUT`: a body must be in within this once its head is.
+    pub body_timeout: Duration,
 }

@@ -43,19 +43,7 @@ async fn handle(
     state: &AppState,
     events: &EventWriter,
 ) -> Result<HttpResponse, ApiError> {
-    let body = match body.to_bytes_limited(MAX_BODY_BYTES).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(error)) => {
-            return Err(ApiError::MalformedPayload(format!(
-                "could not read body: {error}"
-            )));
-        }
-        Err(_) => {
-            return Err(ApiError::PayloadTooLarge {
-                limit: MAX_BODY_BYTES,
-            });
-        }
-    };
+    let body = super::body::read(body, MAX_BODY_BYTES, state.body_timeout).await?;
     let header = request
         .headers()
         .get("Stripe-Signature")

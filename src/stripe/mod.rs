@@ -2,6 +2,8 @@
 //! envelope and the thin event envelope.
 
 pub mod event;
+#[cfg(test)]
+mod properties;
 pub(crate) mod sanitize;
 pub mod signature;
 pub(crate) mod thin_event;

@@ -168,4 +168,6 @@ fn timestamp(header: &str) -> Result<(&str, i64), SignatureError> {
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;

@@ -19,6 +19,8 @@ use super::{pgbouncer, stripe_double, tokens};
 /// The real application, on a random port, against its own fresh database.
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:<port>` of `/metrics` when the settings gave it an address of its own.
+    pub metrics_address: Option<String>,
     pub db: TestDatabase,
     pub client: reqwest::Client,
     /// The pooler between the app and `db` under `TEST_UPSTREAM`; kept up as long as the app.
@@ -45,6 +47,7 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
             tolerance: SignatureTolerance::default(),
         },
         listen_addr: "127.0.0.1:0".parse().unwrap(),
+        http: Default::default(),
         sync: SyncSettings {
             user_id_metadata_key: "user_id".into(),
             // The fixtures and builders are test-mode events, as `stripe listen` delivers.
@@ -82,9 +85,12 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
     );
     let application = Application::build(&settings, serving_pool).expect("build app");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let metrics_address =
+        (application.metrics_port()).map(|port| format!("http://127.0.0.1:{port}"));
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
+        metrics_address,
         db,
         client: reqwest::Client::new(),
         route,

@@ -54,6 +54,27 @@ impl ServeCommand {
         self
     }
 
+    /// Limits the process to `limit` open descriptors (`RLIMIT_NOFILE`, soft and hard), as
+    /// `prlimit --nofile=N` or a container's ulimit would.
+    pub fn open_files_limit(mut self, limit: u64) -> Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
+        unsafe {
+            self.command.pre_exec(move || {
+                let rlimit = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        self
+    }
+
     /// Applies pending migrations at start, as `serve` does unless told to skip them.
     pub fn migrating(mut self) -> Self {
         self.skip_migrations = false;

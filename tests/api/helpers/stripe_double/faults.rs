@@ -58,6 +58,8 @@ pub enum Target {
     Search,
     /// The start-up check: `GET /v1/customers?limit=1`.
     StartupCheck,
+    /// `GET /jwks.json` (the project's JWKS, not Stripe's).
+    Jwks,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +79,7 @@ pub(super) enum Asked<'a> {
     Create,
     Search,
     StartupCheck,
+    Jwks,
 }
 
 impl State {
@@ -90,9 +93,10 @@ impl State {
                     (Target::EventsPage(n), Asked::EventsPage(p)) => n == p,
                     (Target::EventsPagesFrom(n), Asked::EventsPage(p)) => p >= n,
                     (Target::Update(id), Asked::Update(asked)) => id == asked,
-                    (Target::Create, Asked::Create) => true,
-                    (Target::Search, Asked::Search) => true,
-                    (Target::StartupCheck, Asked::StartupCheck) => true,
+                    (Target::Create, Asked::Create)
+                    | (Target::Search, Asked::Search)
+                    | (Target::StartupCheck, Asked::StartupCheck)
+                    | (Target::Jwks, Asked::Jwks) => true,
                     _ => false,
                 }
         })?;
