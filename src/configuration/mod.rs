@@ -9,6 +9,7 @@
 mod customers;
 mod database;
 mod log;
+mod organizations;
 mod profile_push;
 mod serve;
 mod stripe_api;
@@ -23,6 +24,7 @@ use reqwest::Url;
 // What `serve` runs on (tests build it directly).
 pub use customers::CustomerSettings;
 pub use database::DatabaseSettings;
+pub use organizations::OrganizationSettings;
 pub use profile_push::ProfilePushSettings;
 pub use serve::{Settings, WebhookSettings};
 pub use stripe_api::StripeApiSettings;
@@ -33,6 +35,7 @@ pub use sync::SyncArgs;
 // The other arguments, and their errors.
 pub(crate) use customers::{CustomersArgs, ProfileArgs};
 pub(crate) use log::LogArgs;
+pub(crate) use organizations::OrganizationArgs;
 pub(crate) use serve::ServeArgs;
 
 /// One line that names the variable and says what is wrong with it.

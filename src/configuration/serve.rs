@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use clap::Args;
 
 use super::{
-    ConfigError, CustomerSettings, CustomersArgs, DatabaseArgs, DatabaseSettings, ProfileArgs,
-    ProfilePushSettings, StripeApiArgs, StripeApiSettings, SyncArgs,
+    ConfigError, CustomerSettings, CustomersArgs, DatabaseArgs, DatabaseSettings, OrganizationArgs,
+    OrganizationSettings, ProfileArgs, ProfilePushSettings, StripeApiArgs, StripeApiSettings,
+    SyncArgs,
 };
 use crate::domain::{LedgerRetention, SignatureTolerance, WebhookSecrets};
 use crate::sync::SyncSettings;
@@ -114,6 +115,10 @@ pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub customers: CustomersArgs,
 
+    /// Organization billing: the application's tables, the roles that may create.
+    #[command(flatten)]
+    pub organizations: OrganizationArgs,
+
     /// How long the ledger keeps an event: 90d, 2160h, … (at least 31d: catch-up reaches 30
     /// days back), or `off` to keep every event. Failed events and recorded deletions stay.
     #[arg(
@@ -147,6 +152,8 @@ pub struct Settings {
     pub customers: CustomerSettings,
     /// How long the ledger keeps an event.
     pub ledger_retention: LedgerRetention,
+    /// Organization billing's tables and roles (on where the tables exist).
+    pub organizations: OrganizationSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -228,6 +235,7 @@ impl Settings {
             customers: CustomerSettings::from_args(&args.customers)?,
             profile_push,
             ledger_retention,
+            organizations: OrganizationSettings::from_args(&args.organizations)?,
         })
     }
 }
