@@ -17,6 +17,7 @@ use crate::configuration::{ProfilePushSettings, Settings};
 use crate::domain::StripeMode;
 use crate::ensure_customer::{self, CustomerCreator};
 use crate::http::customers::{self, CustomersEndpoint};
+use crate::http::organization_customer;
 use crate::http::{AppState, health, webhook};
 use crate::ledger_retention;
 use crate::metrics::Metrics;
@@ -140,6 +141,13 @@ impl Application {
                                 .wrap(cors(&allowed_origins))
                                 .route(web::post().to(customers::ensure)),
                         );
+                        // Answers 404 where the organizations' tables do not exist.
+                        config.service(
+                            web::resource("/organizations/{organization_id}/customer")
+                                .app_data(web::PayloadConfig::new(customers::MAX_BODY_BYTES))
+                                .wrap(cors(&allowed_origins))
+                                .route(web::post().to(organization_customer::ensure)),
+                        );
                     }
                 })
                 .default_service(web::to(not_found))
@@ -229,6 +237,7 @@ fn customers_endpoint(
         settings.sync.clone(),
         api.mode == StripeMode::Live,
         settings.profile_push.name_column.clone(),
+        settings.organizations.clone(),
         metrics.clone(),
     );
     Ok(Some(CustomersEndpoint { verifier, creator }))

@@ -23,6 +23,7 @@ mod local_database;
 mod migrate_command;
 mod modes;
 mod operability;
+mod organizations_endpoint;
 mod organizations_link;
 mod organizations_off;
 mod organizations_rls;
