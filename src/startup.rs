@@ -286,6 +286,7 @@ fn profile_push_settings(settings: &Settings) -> ProfilePushSettings {
         || settings.database.migration_connect_options.is_some();
     ProfilePushSettings {
         listen: settings.profile_push.listen && session,
+        organizations_table: settings.organizations.organizations.clone(),
         ..settings.profile_push.clone()
     }
 }

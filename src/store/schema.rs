@@ -108,8 +108,9 @@ pub async fn migrate_with(
 }
 
 /// Installs what organization billing needs where the configured tables exist (the foreign
-/// key, the organizations' lookup, the members' read policy): see the migration
-/// `customers_may_belong_to_organizations`. Whether organizations are on.
+/// key, the organizations' lookup, the members' read policy, the outbox's trigger): see the
+/// migrations `customers_may_belong_to_organizations` and `outbox_for_organizations`. Whether
+/// organizations are on.
 pub async fn watch_organizations(
     pool: &PgPool,
     organizations: &OrganizationSettings,
@@ -123,11 +124,21 @@ pub async fn watch_organizations(
     if !installed {
         return Ok(false);
     }
-    sqlx::query_scalar("select public.stripe_customers_watch_organizations($1, $2)")
+    let on: bool = sqlx::query_scalar("select public.stripe_customers_watch_organizations($1, $2)")
         .bind(organizations.organizations.as_text())
         .bind(organizations.memberships.as_text())
         .fetch_one(pool)
-        .await
+        .await?;
+    if on {
+        // Changes of an organization's billing email or name are pushed (a warning in the
+        // server's log, and no push, where the table lacks those columns).
+        let _pushed: bool =
+            sqlx::query_scalar("select public.stripe_customer_outbox_watch_organizations($1)")
+                .bind(organizations.organizations.as_text())
+                .fetch_one(pool)
+                .await?;
+    }
+    Ok(on)
 }
 
 /// Attaches the outbox's trigger to `public.profiles` when both exist; whether it is attached.
