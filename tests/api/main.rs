@@ -26,6 +26,7 @@ mod operability;
 mod organizations_endpoint;
 mod organizations_link;
 mod organizations_off;
+mod organizations_paths;
 mod organizations_push;
 mod organizations_rls;
 mod poison_events;
