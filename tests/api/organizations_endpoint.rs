@@ -12,7 +12,7 @@ use crate::helpers::organizations::{
     add_member, create_organization, create_organizations_schema, customer_of_organization,
 };
 use crate::helpers::serve_process::ServeProcess;
-use crate::helpers::stripe_double::{StripeDouble, TEST_API_KEY};
+use crate::helpers::stripe_double::{Fault, StripeDouble, TEST_API_KEY, Target};
 use crate::helpers::tokens::{JWT_SECRET, service_role_token, user_token};
 use crate::helpers::{
     TestApp, create_auth_user, json_reply, post_customers, spawn_app, spawn_app_with_customers,
@@ -273,4 +273,64 @@ async fn ensure_customer_command_creates_the_organizations_customer_once() {
         (printed["stripe_customer_id"].clone(), Value::Bool(false))
     );
     assert!(double.api_requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_crash_after_stripe_created_then_a_retry_past_the_key_window_finds_the_organizations_customer()
+ {
+    let app = spawn_app().await;
+    create_organizations_schema(&app.db.pool).await;
+    let double = StripeDouble::start().await;
+    let organization = create_organization(&app.db.pool, "Acme", Some("billing@acme.test")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let command = || {
+        let mut command = double.command(
+            &app.db.url,
+            dir.path(),
+            &[
+                "ensure-customer",
+                "--organization-id",
+                &organization.to_string(),
+            ],
+        );
+        command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    // Stripe creates, its answer never arrives: the process dies before the row is written.
+    double.fail(Target::Create, Fault::HangAfterCreating, 1);
+    let mut child = command().spawn().unwrap();
+    double
+        .wait_for("the customer to be created", |d| d.customers().len() == 1)
+        .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    double.release_hangs();
+    assert_eq!(app.customer_count().await, 0, "the row write was cut off");
+    let made = double.customers()[0].id.clone();
+
+    // A day later Stripe forgot the key: the look-up by metadata organization_id finds it.
+    sqlx::query(
+        "update public.stripe_customer_creations
+            set started_at = started_at - interval '25 hours',
+                lease_until = lease_until - interval '25 hours'
+          where organization_id = $1",
+    )
+    .bind(organization)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    double.expire_idempotency_keys();
+    double.clear_requests();
+    let output = crate::helpers::stripe_double::output(command()).await;
+
+    assert!(output.status.success(), "{output:?}");
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["stripe_customer_id"], made.as_str());
+    assert_eq!(double.customers().len(), 1, "still one customer");
+    assert_eq!(double.search_requests().len(), 1, "looked up");
+    assert!(double.create_requests().is_empty(), "not created again");
+    let row = customer_of_organization(&app.db.pool, organization).await;
+    assert_eq!(row.expect("linked")["stripe_customer_id"], made.as_str());
 }

@@ -1,15 +1,30 @@
-//! The organization link on the paths other than a webhook (`backfill`'s pages), and what
-//! `serve` says at start-up about organization billing.
+//! The organization link on the paths other than a snapshot webhook (a thin event's fetch,
+//! `backfill`'s pages), and what `serve` says at start-up about organization billing.
 
 use uuid::Uuid;
 
 use crate::helpers::commands::{backfill, workdir};
+use crate::helpers::events::{new_customer_id, thin_event};
 use crate::helpers::organizations::{
     create_organization, create_organizations_schema, customer_of_organization,
 };
 use crate::helpers::serve_process::ServeProcess;
 use crate::helpers::stripe_double::{Customer, StripeDouble};
-use crate::helpers::{create_auth_user, migrated_database, spawn_app};
+use crate::helpers::{create_auth_user, migrated_database, spawn_app, spawn_app_with_stripe};
+
+#[tokio::test]
+async fn a_thin_event_links_the_fetched_customer_to_its_organization() {
+    let double = StripeDouble::start().await;
+    let app = spawn_app_with_stripe(&double).await;
+    create_organizations_schema(&app.db.pool).await;
+    let acme = create_organization(&app.db.pool, "Acme", None).await;
+    let id = new_customer_id();
+    double.add([Customer::new(&id).metadata("organization_id", &acme.to_string())]);
+    app.deliver_expecting(&thin_event("v1.customer.updated", &id), "processed")
+        .await;
+    let row = customer_of_organization(&app.db.pool, acme).await;
+    assert_eq!(row.expect("linked")["stripe_customer_id"], id.as_str());
+}
 
 #[tokio::test]
 async fn backfill_links_organizations_customers_beside_users_ones_on_one_page() {
