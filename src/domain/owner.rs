@@ -41,8 +41,10 @@ impl Owner {
     }
 }
 
-/// `user:<id>` or `organization:<id>`: names the owner in idempotency keys' neighbours (the
-/// audit trail's source), never ambiguous between the two.
+/// A user as their bare id (the idempotency keys and lock names of users' creations stay what
+/// they were before organizations), an organization as `organization:<id>`: the name of the
+/// owner in idempotency keys, the creations' lock and the audit trail's source, never
+/// ambiguous between the two.
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
