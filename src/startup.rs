@@ -18,6 +18,7 @@ use crate::domain::StripeMode;
 use crate::ensure_customer::{self, CustomerCreator};
 use crate::http::connections::{self, ConnectionCap};
 use crate::http::customers::{self, CustomersEndpoint};
+use crate::http::organization_customer;
 use crate::http::{AppState, health, webhook};
 use crate::ledger_retention;
 use crate::metrics::Metrics;
@@ -164,6 +165,13 @@ impl Application {
                             web::resource("/customers")
                                 .wrap(cors(&allowed_origins))
                                 .route(web::post().to(customers::ensure)),
+                        );
+                        // Answers 404 where the organizations' tables do not exist.
+                        config.service(
+                            web::resource("/organizations/{organization_id}/customer")
+                                .app_data(web::PayloadConfig::new(customers::MAX_BODY_BYTES))
+                                .wrap(cors(&allowed_origins))
+                                .route(web::post().to(organization_customer::ensure)),
                         );
                     }
                 })
@@ -319,6 +327,7 @@ fn customers_endpoint(
         settings.sync.clone(),
         api.mode == StripeMode::Live,
         settings.profile_push.name_column.clone(),
+        settings.organizations.clone(),
         metrics.clone(),
     );
     Ok(Some(CustomersEndpoint { verifier, creator }))
@@ -367,6 +376,7 @@ fn profile_push_settings(settings: &Settings) -> ProfilePushSettings {
         || settings.database.migration_connect_options.is_some();
     ProfilePushSettings {
         listen: settings.profile_push.listen && session,
+        organizations_table: settings.organizations.organizations.clone(),
         ..settings.profile_push.clone()
     }
 }

@@ -47,6 +47,8 @@ pub fn pgbench_script_text() -> String {
             13 => "(:pm)::text".into(),
             14 => "(:meta)::jsonb".into(),
             15 => "(:s_version)::text".into(),
+            // a user's customer: no organization
+            16 => "(null)::uuid".into(),
             _ => unreachable!("${n}"),
         }
     };
@@ -55,6 +57,7 @@ pub fn pgbench_script_text() -> String {
     let snapshot_new = bind_pgbench(SNAPSHOT_SQL, |n| match n {
         2 => new_customer.into(),
         3 => uuid("u"),
+        4 => "(null)::uuid".into(),
         n => ledger(n, "etype_c"),
     });
     let insert = bind_pgbench(INSERT_SQL, |n| match n {
@@ -69,6 +72,7 @@ pub fn pgbench_script_text() -> String {
     let snapshot_update = bind_pgbench(SNAPSHOT_SQL, |n| match n {
         2 => seeded_customer.into(),
         3 => uuid("uk"),
+        4 => "(null)::uuid".into(),
         n => ledger(n, "etype_u"),
     });
     let update = bind_pgbench(UPDATE_SQL, |n| match n {

@@ -163,7 +163,9 @@ impl Database {
             .await
             .map_err(|e| CliError::database(format!("local database: {e}")))?;
         if local == LocalUse::Command {
-            prepare_schema(&self.options, true).await?;
+            // The commands other than serve and migrate take no organization settings: the
+            // default tables (serve's start-up installs the configured ones).
+            prepare_schema(&self.options, true, &Default::default()).await?;
         }
         Ok(())
     }

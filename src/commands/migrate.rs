@@ -8,7 +8,7 @@ use sqlx::postgres::PgConnectOptions;
 use super::CliError;
 use super::database::{Database, LocalUse};
 use crate::backup;
-use crate::configuration::DatabaseArgs;
+use crate::configuration::{DatabaseArgs, OrganizationArgs, OrganizationSettings};
 use crate::store::{pool, schema};
 
 #[derive(clap::Args, Debug)]
@@ -26,9 +26,13 @@ pub(crate) struct MigrateArgs {
     /// public.profiles, public.stripe_customers as CSV. Nothing is migrated if this fails.
     #[arg(long, value_name = "DIR")]
     backup_dir: Option<PathBuf>,
+    /// ORGANIZATIONS_TABLE and the rest: organization billing is installed where they exist.
+    #[command(flatten)]
+    organizations: OrganizationArgs,
 }
 
 pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
+    let organizations = OrganizationSettings::from_args(&args.organizations)?;
     let database = Database::from_args(&args.database, LocalUse::Migrate).await?;
     let result = async {
         let pool = pool::admin_pool(database.options.clone())
@@ -58,19 +62,23 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
         prepare_schema(
             &database.options,
             args.supabase_shim || database.local.is_some(),
+            &organizations,
         )
         .await
+        .map(drop)
     }
     .await;
     database.close();
     result
 }
 
-/// Applies the Supabase shim (plain PostgreSQL only, when asked) and pending migrations.
+/// Applies the Supabase shim (plain PostgreSQL only, when asked) and pending migrations; says
+/// what the schema watches (profiles, organizations).
 pub(super) async fn prepare_schema(
     options: &PgConnectOptions,
     with_shim: bool,
-) -> Result<(), CliError> {
+    organizations: &OrganizationSettings,
+) -> Result<schema::Watched, CliError> {
     let pool = pool::admin_pool(options.clone())
         .await
         .map_err(|e| CliError::database(format!("cannot connect to the database: {e}")))?;
@@ -92,10 +100,15 @@ pub(super) async fn prepare_schema(
                 .into(),
         ));
     }
-    let profiles_watched = schema::migrate(&pool)
+    let watched = schema::migrate_with(&pool, organizations)
         .await
         .map_err(|e| CliError::failed("migration failed", e))?;
-    tracing::info!(profiles_watched, "migrations are current");
+    tracing::info!(
+        profiles_watched = watched.profiles_watched,
+        organizations_on = watched.organizations_on,
+        organizations_table = %organizations.organizations,
+        "migrations are current"
+    );
     pool.close().await;
-    Ok(())
+    Ok(watched)
 }

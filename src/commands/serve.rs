@@ -8,7 +8,7 @@ use super::database::{Database, LocalUse};
 use super::migrate::prepare_schema;
 use crate::configuration::{ServeArgs, Settings};
 use crate::startup::Application;
-use crate::store::pool;
+use crate::store::{pool, schema};
 use crate::stripe_api::preflight::{self, Preflight};
 use crate::stripe_api::{RetryPolicy, StripeClient};
 
@@ -21,7 +21,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
         // Over MIGRATION_DATABASE_URL when set: the migrator needs a session.
         let options = (settings.database.migration_connect_options.clone())
             .unwrap_or_else(|| database.options.clone());
-        prepare_schema(&options, database.local.is_some()).await?;
+        prepare_schema(&options, database.local.is_some(), &settings.organizations).await?;
     }
     let connection = settings.database.connection;
     warn_of_a_likely_pool_mode_mismatch(&database.options, connection.mode);
@@ -41,6 +41,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
         "listening for Stripe webhooks on POST /webhooks/stripe"
     );
     log_what_is_off(&args, &settings);
+    log_organizations(&pool, &settings).await;
     if let StripeApiAtStart::Unreachable = stripe_api {
         application.metrics().stripe_api_unreachable_at_start();
     }
@@ -48,6 +49,29 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
     pool.close().await;
     database.close();
     served.map_err(|e| CliError::failed("server", e))
+}
+
+/// Says whether organization billing is on: its tables exist and the schema watches them
+/// (installed by the start-up migration, or by `migrate` as a release step).
+async fn log_organizations(pool: &sqlx::PgPool, settings: &Settings) {
+    let tables = &settings.organizations;
+    match schema::organizations_on(pool, tables).await {
+        Ok(true) => tracing::info!(
+            organizations_table = %tables.organizations,
+            memberships_table = %tables.memberships,
+            "organization billing is on: POST /organizations/{{id}}/customer, members read \
+             their organization's customer"
+        ),
+        Ok(false) => tracing::info!(
+            organizations_table = %tables.organizations,
+            memberships_table = %tables.memberships,
+            "organization billing is off: the tables do not exist (or `migrate` has not run \
+             since they were created)"
+        ),
+        Err(error) => {
+            tracing::warn!(error = %error, "could not tell whether organization billing is on")
+        }
+    }
 }
 
 /// What the start-up check of Stripe's API found, when it let `serve` start.

@@ -10,6 +10,7 @@ mod customers;
 mod database;
 mod http;
 mod log;
+mod organizations;
 mod profile_push;
 #[cfg(test)]
 mod properties;
@@ -27,6 +28,7 @@ use reqwest::Url;
 pub use customers::CustomerSettings;
 pub use database::DatabaseSettings;
 pub use http::HttpSettings;
+pub use organizations::OrganizationSettings;
 pub use profile_push::ProfilePushSettings;
 pub use serve::{Settings, WebhookSettings};
 pub use stripe_api::StripeApiSettings;
@@ -38,6 +40,7 @@ pub use sync::SyncArgs;
 pub(crate) use customers::{CustomersArgs, ProfileArgs};
 pub(crate) use http::HttpArgs;
 pub(crate) use log::LogArgs;
+pub(crate) use organizations::OrganizationArgs;
 pub(crate) use serve::ServeArgs;
 
 /// One line that names the variable and says what is wrong with it.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{ConfigError, ServeArgs};
-use crate::domain::ColumnName;
+use crate::domain::{ColumnName, TableName};
 
 /// How `serve` pushes profile changes to Stripe (docs/design.md "Profile changes reach Stripe").
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct ProfilePushSettings {
     /// Wake on the triggers' NOTIFY (a LISTEN session). Off where the connection cannot keep a
     /// session (a transaction-mode pooler): then the sweep runs every second instead.
     pub listen: bool,
+    /// `ORGANIZATIONS_TABLE`: where an organization's billing email and name are read.
+    pub organizations_table: TableName,
 }
 
 impl Default for ProfilePushSettings {
@@ -31,6 +33,8 @@ impl Default for ProfilePushSettings {
             max_backoff: Duration::from_secs(600),
             min_interval: Duration::from_secs(1),
             listen: true,
+            organizations_table: TableName::parse("public.organizations")
+                .expect("a valid table name"),
         }
     }
 }
@@ -50,6 +54,8 @@ impl ProfilePushSettings {
             max_backoff: positive("PROFILE_PUSH_MAX_BACKOFF", &args.profile_push_max_backoff)?,
             min_interval: positive("PROFILE_PUSH_MIN_INTERVAL", &args.profile_push_min_interval)?,
             listen: true,
+            // `serve` sets it from ORGANIZATIONS_TABLE (`Settings::organizations`).
+            organizations_table: Self::default().organizations_table,
         })
     }
 }

@@ -6,7 +6,8 @@ use clap::Args;
 
 use super::{
     ConfigError, CustomerSettings, CustomersArgs, DatabaseArgs, DatabaseSettings, HttpArgs,
-    HttpSettings, ProfileArgs, ProfilePushSettings, StripeApiArgs, StripeApiSettings, SyncArgs,
+    HttpSettings, OrganizationArgs, OrganizationSettings, ProfileArgs, ProfilePushSettings,
+    StripeApiArgs, StripeApiSettings, SyncArgs,
 };
 use crate::domain::{LedgerRetention, SignatureTolerance, WebhookSecrets};
 use crate::sync::SyncSettings;
@@ -118,6 +119,10 @@ pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub customers: CustomersArgs,
 
+    /// Organization billing: the application's tables, the roles that may create.
+    #[command(flatten)]
+    pub organizations: OrganizationArgs,
+
     /// How long the ledger keeps an event: 90d, 2160h, … (at least 31d: catch-up reaches 30
     /// days back), or `off` to keep every event. Failed events and recorded deletions stay.
     #[arg(
@@ -153,6 +158,8 @@ pub struct Settings {
     pub customers: CustomerSettings,
     /// How long the ledger keeps an event.
     pub ledger_retention: LedgerRetention,
+    /// Organization billing's tables and roles (on where the tables exist).
+    pub organizations: OrganizationSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +242,7 @@ impl Settings {
             customers: CustomerSettings::from_args(&args.customers)?,
             profile_push,
             ledger_retention,
+            organizations: OrganizationSettings::from_args(&args.organizations)?,
         })
     }
 }

@@ -47,13 +47,17 @@ impl SyncStatus {
     }
 }
 
-/// Why a stored row has no `user_id` (`customer_metadata.sync.error`).
+/// Why a stored row has no owner, neither `user_id` nor `organization_id`
+/// (`customer_metadata.sync.error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnlinkReason {
     MissingUserId,
     InvalidUserId,
     UnknownUser,
     UserAlreadyLinked,
+    InvalidOrganizationId,
+    UnknownOrganization,
+    OrganizationAlreadyLinked,
 }
 
 impl UnlinkReason {
@@ -63,6 +67,9 @@ impl UnlinkReason {
             UnlinkReason::InvalidUserId => "invalid_user_id",
             UnlinkReason::UnknownUser => "unknown_user",
             UnlinkReason::UserAlreadyLinked => "user_already_linked",
+            UnlinkReason::InvalidOrganizationId => "invalid_organization_id",
+            UnlinkReason::UnknownOrganization => "unknown_organization",
+            UnlinkReason::OrganizationAlreadyLinked => "organization_already_linked",
         }
     }
 
@@ -72,17 +79,21 @@ impl UnlinkReason {
             Self::InvalidUserId,
             Self::UnknownUser,
             Self::UserAlreadyLinked,
+            Self::InvalidOrganizationId,
+            Self::UnknownOrganization,
+            Self::OrganizationAlreadyLinked,
         ]
         .into_iter()
         .find(|reason| reason.as_str() == s)
     }
 }
 
-/// What the database says about the candidate user, read in the same snapshot as the row.
+/// What the database says about the candidate owner (the user, or the organization, that the
+/// customer's metadata names), read in the same snapshot as the row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct UserFacts {
     pub exists: bool,
-    /// Another live customer row already holds this user.
+    /// Another live customer row already holds this user (or organization).
     pub linked_elsewhere: bool,
 }
 
@@ -100,6 +111,7 @@ pub struct StoredCustomer {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredValues {
     pub user_id: Option<Uuid>,
+    pub organization_id: Option<Uuid>,
     pub email: String,
     pub name: Option<String>,
     pub default_payment_method: Option<String>,
@@ -133,6 +145,8 @@ pub struct SyncState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowWrite {
     pub user_id: Option<Uuid>,
+    /// Never set together with `user_id` (a row has one owner).
+    pub organization_id: Option<Uuid>,
     /// `None` keeps the stored email (an existing row is never given an empty one).
     pub email: Option<String>,
     pub name: Option<String>,
@@ -147,6 +161,7 @@ pub struct RowWrite {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowField {
     UserId,
+    OrganizationId,
     Email,
     Name,
     DefaultPaymentMethod,
@@ -161,6 +176,10 @@ impl RowWrite {
     pub fn changes(&self, stored: &StoredValues) -> Vec<RowField> {
         let changed = [
             (RowField::UserId, stored.user_id != self.user_id),
+            (
+                RowField::OrganizationId,
+                stored.organization_id != self.organization_id,
+            ),
             (
                 RowField::Email,
                 self.email

@@ -1,5 +1,8 @@
-//! Get or create a user's Stripe customer, exactly once (docs/design.md "The app's side"): the use
-//! case behind `POST /customers` and `stripe-customer-sync ensure-customer`.
+//! Get or create an owner's Stripe customer, exactly once (docs/design.md "The app's side"): the
+//! use case behind `POST /customers`, `POST /organizations/{id}/customer` and
+//! `stripe-customer-sync ensure-customer`. The owner is a user or an organization
+//! ([`Owner`]); everything below holds for both, keyed by the owner (what the docs below call
+//! "the user" is either).
 //!
 //! Exactly one customer per user, whatever the concurrency, the replicas or the crashes, and no
 //! database connection held while Stripe answers (DESIGN.md "Capacity"):
@@ -13,7 +16,7 @@
 //! - Stripe is called with no connection held; a short transaction records the result: the
 //!   customer row and the attempt finished, or a refusal, or the lease given back;
 //! - each creation is an attempt N, recorded (committed) before Stripe is called, whose
-//!   `Idempotency-Key` is `<user_id>:<N>`: any retry of the attempt, from any replica, makes
+//!   `Idempotency-Key` is `<user_id>:<N>` (`organization:<id>:<N>`): any retry of the attempt, from any replica, makes
 //!   Stripe replay its first answer rather than create again;
 //! - an attempt whose lease ran out unreleased was interrupted (a crash between Stripe's answer
 //!   and the row): the customer is looked up in Stripe by the metadata user id first, then the
@@ -38,15 +41,19 @@ use sqlx::{PgConnection, PgPool};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::domain::{ColumnName, StripeCustomerId};
+use crate::configuration::OrganizationSettings;
+use crate::domain::{ColumnName, Owner, StripeCustomerId};
 use crate::metrics::customers::CustomerMetrics;
 use crate::store::StoreError;
 use crate::store::customer_creations::{self as store, Attempt, Lease, Refusal, RefusedStep};
+use crate::store::organizations;
+pub use crate::store::organizations::Membership;
 use crate::stripe::event::CustomerObject;
 use crate::stripe_api::customer_creation::{self as stripe, NewCustomer};
 use crate::stripe_api::customers::ApiCustomer;
 use crate::stripe_api::{ApiError, RetryPolicy, StripeClient};
 use crate::sync::created::{CreatedCustomer, apply_created};
+use crate::sync::rules::ORGANIZATION_ID_METADATA_KEY;
 use crate::sync::{SyncError, SyncSettings};
 use plan::{AfterSearch, LEASE, Step, Values, refusal_backoff};
 pub use refusal::Refused;
@@ -79,11 +86,11 @@ pub fn retry_policy() -> RetryPolicy {
     }
 }
 
-/// The user's customer.
+/// The owner's customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ensured {
     pub stripe_customer_id: String,
-    pub user_id: Uuid,
+    pub owner: Owner,
     /// This call created (or, after an interrupted attempt, recovered and linked) it.
     pub created: bool,
 }
@@ -92,7 +99,11 @@ pub struct Ensured {
 pub enum EnsureError {
     #[error("no such user in auth.users")]
     UnknownUser,
-    #[error("the user has no email in auth.users, and the customer row needs one")]
+    #[error("no such organization")]
+    UnknownOrganization,
+    #[error(
+        "the user has no email in auth.users (or the organization no billing_email), and the customer row needs one"
+    )]
     MissingEmail,
     /// Stripe refused these values (now, or earlier and the back-off has not passed).
     #[error("{0}")]
@@ -123,6 +134,7 @@ impl EnsureError {
     pub fn outcome(&self) -> &'static str {
         match self {
             Self::UnknownUser => "unknown_user",
+            Self::UnknownOrganization => "unknown_organization",
             Self::MissingEmail => "missing_email",
             Self::Refused(_) => "stripe_refused",
             _ => "unavailable",
@@ -155,8 +167,8 @@ enum Call {
 /// an error that recorded nothing (only `owner`'s lease: never another request's).
 struct LeaseGuard {
     pool: PgPool,
-    user_id: Uuid,
-    owner: Uuid,
+    owner: Owner,
+    lease_owner: Uuid,
     settled: bool,
 }
 
@@ -168,11 +180,11 @@ impl Drop for LeaseGuard {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return; // no runtime left: the lease runs out by itself
         };
-        let (pool, user_id, owner) = (self.pool.clone(), self.user_id, self.owner);
+        let (pool, owner, lease_owner) = (self.pool.clone(), self.owner, self.lease_owner);
         runtime.spawn(async move {
             let released = async {
                 let mut conn = pool.acquire().await?;
-                store::release_lease(&mut conn, user_id, owner).await
+                store::release_lease(&mut conn, owner, lease_owner).await
             };
             if let Err(error) = released.await {
                 tracing::warn!(error = %error, "could not give a creation's lease back; it runs out by itself");
@@ -188,6 +200,8 @@ pub struct CustomerCreator {
     /// The API key's mode: what the created customers are.
     livemode: bool,
     profile_name_column: ColumnName,
+    /// Where an organization's billing email and name are read.
+    organizations: OrganizationSettings,
     queue: UserLocks,
     metrics: Arc<crate::metrics::Metrics>,
 }
@@ -209,6 +223,7 @@ impl CustomerCreator {
         sync: SyncSettings,
         livemode: bool,
         profile_name_column: ColumnName,
+        organizations: OrganizationSettings,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         Self {
@@ -217,6 +232,7 @@ impl CustomerCreator {
             sync,
             livemode,
             profile_name_column,
+            organizations,
             queue: UserLocks::default(),
             metrics,
         }
@@ -226,10 +242,10 @@ impl CustomerCreator {
         &self.metrics.customers
     }
 
-    /// The user's live linked customer, created first if there is none. Counted in the
+    /// The owner's live linked customer, created first if there is none. Counted in the
     /// metrics by outcome.
-    pub async fn ensure(&self, user_id: Uuid) -> Result<Ensured, EnsureError> {
-        let result = self.get_or_create(user_id).await;
+    pub async fn ensure(&self, owner: Owner) -> Result<Ensured, EnsureError> {
+        let result = self.get_or_create(owner).await;
         self.counters().request(match &result {
             Ok(ensured) if ensured.created => "created",
             Ok(_) => "existing",
@@ -238,25 +254,41 @@ impl CustomerCreator {
         result
     }
 
+    /// The user's standing in the organization (`POST /organizations/{id}/customer` lets only
+    /// active members with an admin role through).
+    pub async fn membership(
+        &self,
+        user: Uuid,
+        organization: Uuid,
+    ) -> Result<Membership, EnsureError> {
+        Ok(organizations::membership(&self.pool, &self.organizations, user, organization).await?)
+    }
+
+    /// Whether `role` may create its organization's customer (`ORGANIZATION_ADMIN_ROLES`).
+    pub fn is_admin_role(&self, role: &str) -> bool {
+        self.organizations.admin_roles.iter().any(|r| r == role)
+    }
+
     /// Counts a call refused before it got here (a bad token, a bad body).
     pub fn count_refusal(&self, outcome: &'static str) {
         self.counters().request(outcome);
     }
 
-    async fn get_or_create(&self, user_id: Uuid) -> Result<Ensured, EnsureError> {
+    async fn get_or_create(&self, owner: Owner) -> Result<Ensured, EnsureError> {
         let deadline = Instant::now() + QUEUE_WAIT;
-        let _queued = tokio::time::timeout_at(deadline, self.queue.lock(user_id))
+        // Users' and organizations' ids are UUIDs drawn apart: one map serves both.
+        let _queued = tokio::time::timeout_at(deadline, self.queue.lock(owner.id()))
             .await
             .map_err(|_| EnsureError::Busy)?;
         // This request's lease holder id.
-        let owner = Uuid::new_v4();
+        let lease_owner = Uuid::new_v4();
         let mut poll = POLL_FIRST;
         let (call, current) = loop {
-            match self.decide(user_id, owner).await? {
+            match self.decide(owner, lease_owner).await? {
                 Decision::Linked(stripe_customer_id) => {
                     return Ok(Ensured {
                         stripe_customer_id,
-                        user_id,
+                        owner,
                         created: false,
                     });
                 }
@@ -285,11 +317,11 @@ impl CustomerCreator {
         // rather than waiting for the lease to run out.
         let mut lease = LeaseGuard {
             pool: self.pool.clone(),
-            user_id,
             owner,
+            lease_owner,
             settled: false,
         };
-        let result = self.call_stripe(user_id, owner, call, current).await;
+        let result = self.call_stripe(owner, lease_owner, call, current).await;
         // Ended with the result (linked, or the refusal recorded): nothing to give back.
         lease.settled = matches!(result, Ok(_) | Err(EnsureError::Refused(_)));
         result
@@ -297,16 +329,23 @@ impl CustomerCreator {
 
     /// One short transaction under the user's lock: what to do, and the lease when it is to
     /// call Stripe.
-    async fn decide(&self, user_id: Uuid, owner: Uuid) -> Result<Decision, EnsureError> {
+    async fn decide(&self, owner: Owner, lease_owner: Uuid) -> Result<Decision, EnsureError> {
         let mut tx = self.pool.begin().await?;
-        store::lock_user(&mut tx, user_id, STEP_WAIT, STEP_IDLE).await?;
-        if let Some(linked) = store::linked_customer(&mut tx, user_id).await? {
+        store::lock_owner(&mut tx, owner, STEP_WAIT, STEP_IDLE).await?;
+        if let Some(linked) = store::linked_customer(&mut tx, owner).await? {
             tx.commit().await?;
             return Ok(Decision::Linked(linked));
         }
-        let user = store::user_record(&mut tx, user_id, &self.profile_name_column)
-            .await?
-            .ok_or(EnsureError::UnknownUser)?;
+        let user = match owner {
+            Owner::User(user_id) => store::user_record(&mut tx, user_id, &self.profile_name_column)
+                .await?
+                .ok_or(EnsureError::UnknownUser)?,
+            Owner::Organization(organization) => {
+                store::organization_record(&mut tx, organization, &self.organizations)
+                    .await?
+                    .ok_or(EnsureError::UnknownOrganization)?
+            }
+        };
         let email = user.email.ok_or(EnsureError::MissingEmail)?;
         let current = Current {
             email,
@@ -316,7 +355,7 @@ impl CustomerCreator {
             email: &current.email,
             name: current.name.as_deref(),
         };
-        let last = store::last_attempt(&mut tx, user_id).await?;
+        let last = store::last_attempt(&mut tx, owner).await?;
         let decision = match plan::next_step(last.as_ref(), values) {
             Step::Refused(stored) => {
                 Decision::Refused(Refused::from_stored(stored, refusal_backoff(stored.count)))
@@ -326,22 +365,22 @@ impl CustomerCreator {
                 // Committed before Stripe hears of it: a crash from here on leaves a trace.
                 let started = store::start_attempt(
                     &mut tx,
-                    user_id,
+                    owner,
                     attempt,
                     &current.email,
                     current.name.as_deref(),
-                    owner,
+                    lease_owner,
                     LEASE,
                 )
                 .await?;
                 Decision::Call(Box::new((Call::Create(started), current)))
             }
             Step::Create(attempt) => {
-                store::take_lease(&mut tx, user_id, attempt.attempt, owner, LEASE).await?;
+                store::take_lease(&mut tx, owner, attempt.attempt, lease_owner, LEASE).await?;
                 Decision::Call(Box::new((Call::Create(attempt.clone()), current)))
             }
             Step::SearchThen { attempt, then } => {
-                store::take_lease(&mut tx, user_id, attempt.attempt, owner, LEASE).await?;
+                store::take_lease(&mut tx, owner, attempt.attempt, lease_owner, LEASE).await?;
                 let call = Call::Search {
                     attempt: attempt.clone(),
                     then,
@@ -356,8 +395,8 @@ impl CustomerCreator {
     /// Calls Stripe with no connection held, then records the result.
     async fn call_stripe(
         &self,
-        user_id: Uuid,
-        owner: Uuid,
+        owner: Owner,
+        lease_owner: Uuid,
         call: Call,
         current: Current,
     ) -> Result<Ensured, EnsureError> {
@@ -369,14 +408,14 @@ impl CustomerCreator {
                     "an earlier creation of this user's customer was interrupted; looking it up \
                      in Stripe first"
                 );
-                match self.search(user_id).await {
+                match self.search(owner).await {
                     Ok(Some((found, requested_at))) => {
                         return self
-                            .link(user_id, attempt.attempt, &found.customer, requested_at)
+                            .link(owner, attempt.attempt, &found.customer, requested_at)
                             .await;
                     }
                     Ok(None) if then == AfterSearch::Create => attempt,
-                    Ok(None) => self.replace(user_id, &attempt, owner, &current).await?,
+                    Ok(None) => self.replace(owner, &attempt, lease_owner, &current).await?,
                     Err(error) => {
                         let refused = Refusal {
                             step: RefusedStep::Search,
@@ -387,7 +426,7 @@ impl CustomerCreator {
                             name: current.name,
                         };
                         return Err(self
-                            .failed(user_id, attempt.attempt, owner, refused, error)
+                            .failed(owner, attempt.attempt, lease_owner, refused, error)
                             .await);
                     }
                 }
@@ -399,10 +438,10 @@ impl CustomerCreator {
         let new_customer = NewCustomer {
             email: &started.email,
             name: started.name.as_deref(),
-            user_id_key: &self.sync.user_id_metadata_key,
-            user_id,
+            user_id_key: self.metadata_key(owner),
+            user_id: owner.id(),
         };
-        let key = format!("{user_id}:{attempt}");
+        let key = format!("{owner}:{attempt}");
         let created = tokio::time::timeout(
             STRIPE_DEADLINE,
             stripe::create(&self.client, &new_customer, &key),
@@ -422,7 +461,9 @@ impl CustomerCreator {
                     email: Some(started.email.clone()),
                     name: started.name.clone(),
                 };
-                return Err(self.failed(user_id, attempt, owner, refused, error).await);
+                return Err(self
+                    .failed(owner, attempt, lease_owner, refused, error)
+                    .await);
             }
         };
         let outcome = if created.replayed {
@@ -444,37 +485,46 @@ impl CustomerCreator {
         } else {
             created.requested_at
         };
-        self.link(user_id, attempt, &created.customer.customer, state_at)
+        self.link(owner, attempt, &created.customer.customer, state_at)
             .await
+    }
+
+    /// The metadata key that names the owner in Stripe: `USER_ID_METADATA_KEY`, or
+    /// `organization_id`.
+    fn metadata_key(&self, owner: Owner) -> &str {
+        match owner {
+            Owner::User(_) => &self.sync.user_id_metadata_key,
+            Owner::Organization(_) => ORGANIZATION_ID_METADATA_KEY,
+        }
     }
 
     /// The key of `old` expired and Stripe holds no customer for the user: a new attempt, with
     /// the lease, if this request still holds `old`'s.
     async fn replace(
         &self,
-        user_id: Uuid,
+        owner: Owner,
         old: &Attempt,
-        owner: Uuid,
+        lease_owner: Uuid,
         current: &Current,
     ) -> Result<Attempt, EnsureError> {
         let mut tx = self.pool.begin().await?;
-        store::lock_user(&mut tx, user_id, STEP_WAIT, STEP_IDLE).await?;
-        let last = store::last_attempt(&mut tx, user_id).await?;
+        store::lock_owner(&mut tx, owner, STEP_WAIT, STEP_IDLE).await?;
+        let last = store::last_attempt(&mut tx, owner).await?;
         let still_ours = last.is_some_and(|last| {
             last.attempt == old.attempt
                 && !last.finished
-                && matches!(last.lease, Lease::Held { owner: o } | Lease::RunOut { owner: o } if o == owner)
+                && matches!(last.lease, Lease::Held { owner: o } | Lease::RunOut { owner: o } if o == lease_owner)
         });
         if !still_ours {
             return Err(EnsureError::Busy);
         }
         let started = store::start_attempt(
             &mut tx,
-            user_id,
+            owner,
             old.attempt + 1,
             &current.email,
             current.name.as_deref(),
-            owner,
+            lease_owner,
             LEASE,
         )
         .await?;
@@ -486,9 +536,9 @@ impl CustomerCreator {
     /// the lease given back so that the next request calls at once. Returns what to answer.
     async fn failed(
         &self,
-        user_id: Uuid,
+        owner: Owner,
         attempt: i64,
-        owner: Uuid,
+        lease_owner: Uuid,
         mut refused: Refusal,
         error: EnsureError,
     ) -> EnsureError {
@@ -504,7 +554,7 @@ impl CustomerCreator {
             self.counters().stripe_call(call, "failed");
             let released = async {
                 let mut conn = self.pool.acquire().await?;
-                store::release_lease(&mut conn, user_id, owner).await
+                store::release_lease(&mut conn, owner, lease_owner).await
             };
             if let Err(release) = released.await {
                 tracing::warn!(error = %release, "could not give the creation's lease back; it runs out by itself");
@@ -517,7 +567,7 @@ impl CustomerCreator {
         refused.code = code;
         let recorded = async {
             let mut conn = self.pool.acquire().await?;
-            store::record_refusal(&mut conn, user_id, attempt, &refused).await
+            store::record_refusal(&mut conn, owner, attempt, &refused).await
         };
         let count = match recorded.await {
             Ok(count) => count,
@@ -551,11 +601,11 @@ impl CustomerCreator {
         })
     }
 
-    /// A live customer Stripe holds for the user, if its search finds one.
-    async fn search(&self, user_id: Uuid) -> Result<Option<(ApiCustomer, i64)>, EnsureError> {
+    /// A live customer Stripe holds for the owner, if its search finds one.
+    async fn search(&self, owner: Owner) -> Result<Option<(ApiCustomer, i64)>, EnsureError> {
         let searched = tokio::time::timeout(
             STRIPE_DEADLINE,
-            stripe::search_by_user(&self.client, &self.sync.user_id_metadata_key, user_id),
+            stripe::search_by_user(&self.client, self.metadata_key(owner), owner.id()),
         )
         .await
         .map_err(|_| EnsureError::StripeTimedOut)
@@ -585,7 +635,7 @@ impl CustomerCreator {
     /// ends with it), commits: one short transaction under the user's lock.
     async fn link(
         &self,
-        user_id: Uuid,
+        owner: Owner,
         attempt: i64,
         customer: &CustomerObject,
         requested_at: i64,
@@ -596,9 +646,9 @@ impl CustomerCreator {
                 detail: "the customer id is not cus_…".into(),
             })
         })?;
-        let source_id = format!("ensure-customer:{user_id}:{attempt}");
+        let source_id = format!("ensure-customer:{owner}:{attempt}");
         let mut tx = self.pool.begin().await?;
-        store::lock_user(&mut tx, user_id, STEP_WAIT, STEP_IDLE).await?;
+        store::lock_owner(&mut tx, owner, STEP_WAIT, STEP_IDLE).await?;
         let conn: &mut PgConnection = &mut tx;
         let outcome = apply_created(
             conn,
@@ -612,19 +662,19 @@ impl CustomerCreator {
             },
         )
         .await?;
-        let linked = store::linked_customer(&mut tx, user_id).await?;
-        store::finish_attempt(&mut tx, user_id, attempt, id.as_str()).await?;
+        let linked = store::linked_customer(&mut tx, owner).await?;
+        store::finish_attempt(&mut tx, owner, attempt, id.as_str()).await?;
         tx.commit().await?;
         tracing::info!(
             status = outcome.status(),
             reason = outcome.reason(),
-            "customer row written for the user"
+            "customer row written for the owner"
         );
         match linked {
             Some(linked) => Ok(Ensured {
                 created: linked == id.as_str(),
                 stripe_customer_id: linked,
-                user_id,
+                owner,
             }),
             None => Err(EnsureError::NotLinked(id.as_str().to_owned())),
         }

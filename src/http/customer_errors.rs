@@ -20,6 +20,13 @@ pub enum CustomersError {
     /// 403: a user's token naming another user.
     #[error("a user's token may only ask for that user's own customer")]
     OtherUser,
+    /// 403: not an active member of the organization with an admin role
+    /// (`ORGANIZATION_ADMIN_ROLES`), or no member at all.
+    #[error("only the organization's active owners and admins may create its customer")]
+    NotAnAdmin,
+    /// 404: organization billing is off (its tables do not exist).
+    #[error("no such route: organization billing is off")]
+    OrganizationsOff,
     /// 400: the body is not `{"user_id": "…"}`.
     #[error("{0}")]
     BadRequest(&'static str),
@@ -50,7 +57,10 @@ impl CustomersError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
-            Self::Forbidden | Self::OtherUser => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Forbidden | Self::OtherUser | Self::NotAnAdmin => {
+                (StatusCode::FORBIDDEN, "forbidden")
+            }
+            Self::OrganizationsOff => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadRequest(_) | Self::Body(BodyError::Unreadable(_)) => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }
@@ -59,6 +69,9 @@ impl CustomersError {
             }
             Self::Body(BodyError::TimedOut(_)) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::Ensure(EnsureError::UnknownUser) => (StatusCode::NOT_FOUND, "unknown_user"),
+            Self::Ensure(EnsureError::UnknownOrganization) => {
+                (StatusCode::NOT_FOUND, "unknown_organization")
+            }
             Self::Ensure(EnsureError::MissingEmail) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "missing_email")
             }
@@ -75,7 +88,8 @@ impl CustomersError {
     pub fn request_outcome(&self) -> Option<&'static str> {
         match self {
             Self::InvalidToken(_) => Some("invalid_token"),
-            Self::Forbidden | Self::OtherUser => Some("forbidden"),
+            Self::Forbidden | Self::OtherUser | Self::NotAnAdmin => Some("forbidden"),
+            Self::OrganizationsOff => Some("not_found"),
             Self::BadRequest(_) | Self::Body(_) => Some("bad_request"),
             Self::KeysUnavailable => Some("unavailable"),
             Self::Ensure(_) => None,

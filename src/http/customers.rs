@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::customer_errors::CustomersError;
 use crate::auth::{Caller, TokenVerifier};
+use crate::domain::Owner;
 use crate::ensure_customer::CustomerCreator;
 
 /// A body names at most a user id.
@@ -87,11 +88,11 @@ async fn handle(
         }
     };
     tracing::Span::current().record("user_id", tracing::field::display(user_id));
-    let ensured = endpoint.creator.ensure(user_id).await?;
+    let ensured = endpoint.creator.ensure(Owner::User(user_id)).await?;
     tracing::info!(created = ensured.created, "customer ensured");
     let body = json!({
         "stripe_customer_id": ensured.stripe_customer_id,
-        "user_id": ensured.user_id,
+        "user_id": user_id,
         "created": ensured.created,
     });
     Ok(if ensured.created {
@@ -102,7 +103,7 @@ async fn handle(
 }
 
 /// The token of `Authorization: Bearer <token>` (the scheme in any case).
-fn bearer_token(request: &HttpRequest) -> Option<&str> {
+pub(super) fn bearer_token(request: &HttpRequest) -> Option<&str> {
     bearer_token_of(request.headers().get(AUTHORIZATION)?.as_bytes())
 }
 

@@ -6,6 +6,7 @@ pub mod customer_errors;
 pub mod customers;
 pub mod error;
 pub mod health;
+pub mod organization_customer;
 mod state;
 pub mod webhook;
 

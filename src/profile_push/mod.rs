@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use crate::configuration::ProfilePushSettings;
+use crate::domain::Owner;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
 use crate::store::outbox::{self, Claimed, ProfileName, PushState};
@@ -115,12 +116,21 @@ impl Pusher {
         // The connection goes back before Stripe is called: no connection waits on Stripe.
         let (state, name) = {
             let mut conn = self.pool.acquire().await?;
-            let Some(state) = outbox::push_state(&mut *conn, claimed.user_id, ECHO_WINDOW).await?
-            else {
+            let state = outbox::push_state(
+                &mut *conn,
+                claimed.owner,
+                &self.settings.organizations_table,
+                ECHO_WINDOW,
+            );
+            let Some(state) = state.await? else {
                 return Ok(Outcome::NotLinked); // the user was deleted: the row went with them
             };
-            let name = outbox::profile_name(&mut conn, claimed.user_id, &self.settings.name_column)
-                .await?;
+            let name = match claimed.owner {
+                Owner::User(user_id) => {
+                    outbox::profile_name(&mut conn, user_id, &self.settings.name_column).await?
+                }
+                Owner::Organization(_) => ProfileName::Value(state.organization_name.clone()),
+            };
             (state, name)
         };
         // The values read are those of the newest change queued so far.
@@ -134,7 +144,7 @@ impl Pusher {
                 outcome
             } else {
                 tracing::warn!(
-                    user_id = %claimed.user_id,
+                    owner = %claimed.owner,
                     "the outbox row was not ours any more when the push finished (lease run \
                      out, or the user deleted)"
                 );
@@ -147,7 +157,7 @@ impl Pusher {
         };
         if state.livemode.is_some_and(|live| live != self.key_livemode) {
             tracing::warn!(
-                user_id = %claimed.user_id,
+                owner = %claimed.owner,
                 stripe_customer_id = customer_id,
                 "profile change not pushed: the linked customer is of the other Stripe mode than \
                  STRIPE_API_KEY"
@@ -178,7 +188,7 @@ impl Pusher {
         match customers::update(&self.client, customer_id, &update, &key).await {
             Ok(Posted::Done(_)) => {
                 tracing::info!(
-                    user_id = %claimed.user_id,
+                    owner = %claimed.owner,
                     stripe_customer_id = customer_id,
                     fields = %fields,
                     "pushed the profile change to Stripe"
@@ -199,7 +209,7 @@ impl Pusher {
             }) => {
                 let wait = retry_after.unwrap_or_else(|| backoff(claimed.attempts, &self.settings));
                 tracing::warn!(
-                    user_id = %claimed.user_id,
+                    owner = %claimed.owner,
                     stripe_customer_id = customer_id,
                     problem = %problem,
                     attempt = claimed.attempts + 1,
@@ -224,7 +234,7 @@ impl Pusher {
             }) => {
                 // Stripe's message may quote the email: it goes to the row, not the log.
                 tracing::error!(
-                    user_id = %claimed.user_id,
+                    owner = %claimed.owner,
                     stripe_customer_id = customer_id,
                     status,
                     stripe_error = %error.fields.loggable(),
@@ -335,7 +345,7 @@ fn values_digest(update: &CustomerUpdate<'_>) -> String {
 fn idempotency_key(claimed: &Claimed, update: &CustomerUpdate<'_>) -> String {
     format!(
         "profile-push:{}:{}:{}:{}",
-        claimed.user_id,
+        claimed.owner,
         claimed.version,
         claimed.attempts,
         values_digest(update)

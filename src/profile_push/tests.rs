@@ -5,6 +5,7 @@ fn state() -> PushState {
     PushState {
         version: 7,
         attempts: 0,
+        organization_name: None,
         user_email: Some("new@example.com".into()),
         stripe_customer_id: Some("cus_A".into()),
         customer_email: Some("old@example.com".into()),
@@ -61,7 +62,8 @@ fn after_a_push_the_pushed_values_stand_for_stripe_until_the_echo_window_ends() 
 #[test]
 fn the_idempotency_key_changes_with_the_change_the_attempt_and_the_values() {
     let claimed = Claimed {
-        user_id: Uuid::nil(),
+        id: Uuid::nil(),
+        owner: crate::domain::Owner::User(Uuid::nil()),
         version: 7,
         attempts: 0,
     };

@@ -1,5 +1,7 @@
-//! What creating a user's customer reads and records (`public.stripe_customer_creations`), and
-//! the per-user lock that makes one creation at a time per user, on any number of replicas.
+//! What creating an owner's customer reads and records (`public.stripe_customer_creations`),
+//! and the per-owner lock that makes one creation at a time per owner, on any number of
+//! replicas. An owner is a user or an organization ([`Owner`]): the same steps, keyed by
+//! `user_id` or by `organization_id` ([`Owner::column`], one of two fixed names).
 //!
 //! Every statement is unnamed (`persistent(false)`): a creation runs a handful, and nothing
 //! here then needs a session, so it works through a transaction-mode pooler as it is.
@@ -16,19 +18,21 @@ use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::ColumnName;
+use crate::configuration::OrganizationSettings;
+use crate::domain::{ColumnName, Owner};
 
-/// The advisory lock class of customer creations ("SCUS"); the user id's hash is the object.
+/// The advisory lock class of customer creations ("SCUS"); the hash of the owner's name (a
+/// user's id as text, as before organizations; `organization:<id>`) is the object.
 /// The two-int key space never meets the one-bigint keys (catch-up's run lock).
 const LOCK_CLASS: i32 = 0x5343_5553;
 
 /// Bounds the step's lock wait and statements (`statement_timeout`, `lock_timeout`), and frees
 /// the lock of a holder that stopped mid-step (`idle_in_transaction_session_timeout`: the
 /// server ends its session). Transaction-local (`set_config(…, true)`), as a pooler in
-/// transaction mode requires; then waits for the user's lock.
-pub async fn lock_user(
+/// transaction mode requires; then waits for the owner's lock.
+pub async fn lock_owner(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    owner: Owner,
     wait: std::time::Duration,
     idle: std::time::Duration,
 ) -> Result<(), StoreError> {
@@ -47,25 +51,27 @@ pub async fn lock_user(
     sqlx::query("select pg_advisory_xact_lock($1, hashtext($2::text))")
         .persistent(false)
         .bind(LOCK_CLASS)
-        .bind(user_id)
+        .bind(owner.to_string())
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
-/// The user's live linked customer, if any (a tombstone holds no user).
+/// The owner's live linked customer, if any (a tombstone holds no owner).
 pub async fn linked_customer(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    owner: Owner,
 ) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar(
+    let sql = format!(
         "select stripe_customer_id from public.stripe_customers
-          where user_id = $1 and customer_metadata #>> '{sync,status}' is distinct from 'deleted'",
-    )
-    .persistent(false)
-    .bind(user_id)
-    .fetch_optional(&mut *conn)
-    .await?)
+          where {} = $1 and customer_metadata #>> '{{sync,status}}' is distinct from 'deleted'",
+        owner.column()
+    );
+    Ok(sqlx::query_scalar(AssertSqlSafe(sql))
+        .persistent(false)
+        .bind(owner.id())
+        .fetch_optional(&mut *conn)
+        .await?)
 }
 
 /// What a new customer is made of, from Supabase's tables.
@@ -121,6 +127,30 @@ pub async fn user_record(
     };
     let clean = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
     Ok(Some(UserRecord {
+        email: clean(email),
+        name: clean(name),
+    }))
+}
+
+/// The organization's billing email and name (`ORGANIZATIONS_TABLE`); `None`: no such
+/// organization.
+pub async fn organization_record(
+    conn: &mut PgConnection,
+    organization: Uuid,
+    tables: &OrganizationSettings,
+) -> Result<Option<UserRecord>, StoreError> {
+    // TableName quotes exactly.
+    let sql = format!(
+        "select o.billing_email::text, o.name::text from {} o where o.id = $1",
+        tables.organizations.quoted()
+    );
+    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(AssertSqlSafe(sql))
+        .persistent(false)
+        .bind(organization)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let clean = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    Ok(row.map(|(email, name)| UserRecord {
         email: clean(email),
         name: clean(name),
     }))
@@ -193,7 +223,7 @@ pub struct Attempt {
 
 pub async fn last_attempt(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    owner: Owner,
 ) -> Result<Option<Attempt>, StoreError> {
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -214,7 +244,7 @@ pub async fn last_attempt(
         refused_email: Option<String>,
         refused_name: Option<String>,
     }
-    let row: Option<Row> = sqlx::query_as(
+    let sql = format!(
         "select attempt, started_at,
                 greatest(extract(epoch from clock_timestamp() - started_at), 0)::float8 as age,
                 finished_at is not null as finished, email, name,
@@ -222,12 +252,14 @@ pub async fn last_attempt(
                 extract(epoch from clock_timestamp() - refused_at)::float8 as refused_age,
                 refusals, refused_step, refusal_status, refusal_type, refusal_code,
                 refused_email, refused_name
-           from public.stripe_customer_creations where user_id = $1",
-    )
-    .persistent(false)
-    .bind(user_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+           from public.stripe_customer_creations where {} = $1",
+        owner.column()
+    );
+    let row: Option<Row> = sqlx::query_as(AssertSqlSafe(sql))
+        .persistent(false)
+        .bind(owner.id())
+        .fetch_optional(&mut *conn)
+        .await?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -271,19 +303,20 @@ pub async fn last_attempt(
 /// count (the back-off goes on growing); other values start it again.
 pub async fn start_attempt(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    owner: Owner,
     attempt: i64,
     email: &str,
     name: Option<&str>,
-    owner: Uuid,
+    lease_owner: Uuid,
     lease: std::time::Duration,
 ) -> Result<Attempt, StoreError> {
-    let started_at: DateTime<Utc> = sqlx::query_scalar(
+    let sql = format!(
         "insert into public.stripe_customer_creations as c
-             (user_id, attempt, started_at, email, name, lease_owner, lease_until)
-         values ($1, $2, clock_timestamp(), $3, $4, $5,
+             (user_id, organization_id, attempt, started_at, email, name, lease_owner,
+              lease_until)
+         values ($1, $7, $2, clock_timestamp(), $3, $4, $5,
                  clock_timestamp() + make_interval(secs => $6))
-         on conflict (user_id) do update
+         on conflict ({}) do update
             set attempt = excluded.attempt, started_at = excluded.started_at,
                 email = excluded.email, name = excluded.name,
                 finished_at = null, stripe_customer_id = null,
@@ -293,16 +326,19 @@ pub async fn start_attempt(
                                 then c.refusals else 0 end,
                 refused_at = null
          returning started_at",
-    )
-    .persistent(false)
-    .bind(user_id)
-    .bind(attempt)
-    .bind(email)
-    .bind(name)
-    .bind(owner)
-    .bind(lease.as_secs_f64())
-    .fetch_one(&mut *conn)
-    .await?;
+        owner.column()
+    );
+    let started_at: DateTime<Utc> = sqlx::query_scalar(AssertSqlSafe(sql))
+        .persistent(false)
+        .bind(owner.user())
+        .bind(attempt)
+        .bind(email)
+        .bind(name)
+        .bind(lease_owner)
+        .bind(lease.as_secs_f64())
+        .bind(owner.organization())
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(Attempt {
         attempt,
         started_at,
@@ -310,7 +346,7 @@ pub async fn start_attempt(
         finished: false,
         email: email.to_owned(),
         name: name.map(str::to_owned),
-        lease: Lease::Held { owner },
+        lease: Lease::Held { owner: lease_owner },
         refusal: None,
     })
 }
@@ -319,24 +355,26 @@ pub async fn start_attempt(
 /// nobody holds it). A refusal it had is over: its back-off passed or the values changed.
 pub async fn take_lease(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    owner: Owner,
     attempt: i64,
-    owner: Uuid,
+    lease_owner: Uuid,
     lease: std::time::Duration,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let sql = format!(
         "update public.stripe_customer_creations
             set lease_owner = $3, lease_until = clock_timestamp() + make_interval(secs => $4),
                 refused_at = null
-          where user_id = $1 and attempt = $2",
-    )
-    .persistent(false)
-    .bind(user_id)
-    .bind(attempt)
-    .bind(owner)
-    .bind(lease.as_secs_f64())
-    .execute(&mut *conn)
-    .await?;
+          where {} = $1 and attempt = $2",
+        owner.column()
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .persistent(false)
+        .bind(owner.id())
+        .bind(attempt)
+        .bind(lease_owner)
+        .bind(lease.as_secs_f64())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -345,19 +383,21 @@ pub async fn take_lease(
 /// taken by another, or was ended with a result, is not touched.
 pub async fn release_lease(
     conn: &mut PgConnection,
-    user_id: Uuid,
-    owner: Uuid,
+    owner: Owner,
+    lease_owner: Uuid,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let sql = format!(
         "update public.stripe_customer_creations
             set lease_owner = null, lease_until = null
-          where user_id = $1 and lease_owner = $2",
-    )
-    .persistent(false)
-    .bind(user_id)
-    .bind(owner)
-    .execute(&mut *conn)
-    .await?;
+          where {} = $1 and lease_owner = $2",
+        owner.column()
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .persistent(false)
+        .bind(owner.id())
+        .bind(lease_owner)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -366,30 +406,32 @@ pub async fn release_lease(
 /// refusals in a row that makes (for the back-off).
 pub async fn record_refusal(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    owner: Owner,
     attempt: i64,
     refusal: &Refusal,
 ) -> Result<u32, StoreError> {
-    let count: Option<i64> = sqlx::query_scalar(
+    let sql = format!(
         "update public.stripe_customer_creations
             set lease_owner = null, lease_until = null,
                 refused_at = clock_timestamp(), refusals = refusals + 1,
                 refused_step = $3, refusal_status = $4, refusal_type = $5, refusal_code = $6,
                 refused_email = $7, refused_name = $8
-          where user_id = $1 and attempt = $2
+          where {} = $1 and attempt = $2
          returning refusals",
-    )
-    .persistent(false)
-    .bind(user_id)
-    .bind(attempt)
-    .bind(refusal.step.as_str())
-    .bind(i64::from(refusal.status))
-    .bind(refusal.kind.as_deref())
-    .bind(refusal.code.as_deref())
-    .bind(refusal.email.as_deref())
-    .bind(refusal.name.as_deref())
-    .fetch_optional(&mut *conn)
-    .await?;
+        owner.column()
+    );
+    let count: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
+        .persistent(false)
+        .bind(owner.id())
+        .bind(attempt)
+        .bind(refusal.step.as_str())
+        .bind(i64::from(refusal.status))
+        .bind(refusal.kind.as_deref())
+        .bind(refusal.code.as_deref())
+        .bind(refusal.email.as_deref())
+        .bind(refusal.name.as_deref())
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(count.map_or(1, |c| u32::try_from(c.max(1)).unwrap_or(1)))
 }
 
@@ -397,22 +439,24 @@ pub async fn record_refusal(
 /// The lease and any refusal end with it.
 pub async fn finish_attempt(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    owner: Owner,
     attempt: i64,
     stripe_customer_id: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let sql = format!(
         "update public.stripe_customer_creations
             set finished_at = clock_timestamp(), stripe_customer_id = $3,
                 lease_owner = null, lease_until = null,
                 refused_at = null, refusals = 0
-          where user_id = $1 and attempt = $2",
-    )
-    .persistent(false)
-    .bind(user_id)
-    .bind(attempt)
-    .bind(stripe_customer_id)
-    .execute(&mut *conn)
-    .await?;
+          where {} = $1 and attempt = $2",
+        owner.column()
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .persistent(false)
+        .bind(owner.id())
+        .bind(attempt)
+        .bind(stripe_customer_id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

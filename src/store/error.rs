@@ -26,10 +26,12 @@ const LEDGER_PKEY: &str = "stripe_webhook_events_pkey";
 
 /// Constraints a concurrent writer can make a write violate; the next attempt reads the new
 /// state. Any other integrity violation is the data's own and will not go away.
-const RACE_CONSTRAINTS: [&str; 3] = [
+const RACE_CONSTRAINTS: [&str; 5] = [
     "stripe_customers_stripe_customer_id_key",
     "stripe_customers_user_id_key",
     "stripe_customers_user_id_fkey",
+    "stripe_customers_organization_id_key",
+    "stripe_customers_organization_id_fkey",
 ];
 
 impl From<sqlx::Error> for StoreError {

@@ -8,6 +8,7 @@ pub mod customers;
 mod error;
 pub(crate) mod ledger;
 pub mod ledger_retention;
+pub(crate) mod organizations;
 pub(crate) mod outbox;
 pub mod pool;
 pub(crate) mod recorded;

@@ -1,4 +1,6 @@
-//! `public.stripe_customer_outbox`: the users whose email or name must be pushed to Stripe.
+//! `public.stripe_customer_outbox`: the users (and organizations) whose email or name must be
+//! pushed to Stripe. A row is one owner's ([`Owner`]); the finishing statements name it by
+//! its row id.
 //!
 //! A row is claimed with a lease committed BEFORE the push (`for update skip locked` picks a row
 //! no other worker is claiming at that moment; the lease keeps the others off it while it is
@@ -18,7 +20,7 @@ use sqlx::{AssertSqlSafe, PgExecutor};
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::ColumnName;
+use crate::domain::{ColumnName, Owner, TableName};
 
 /// The NOTIFY channel of the triggers (delivered at commit).
 pub const CHANNEL: &str = "stripe_customer_outbox";
@@ -26,7 +28,9 @@ pub const CHANNEL: &str = "stripe_customer_outbox";
 /// A row this worker holds the lease of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claimed {
-    pub user_id: Uuid,
+    /// The row's id.
+    pub id: Uuid,
+    pub owner: Owner,
     pub version: i64,
     pub attempts: i64,
 }
@@ -40,12 +44,13 @@ pub async fn claim(
     lease: Duration,
     min_interval: Duration,
 ) -> Result<Option<Claimed>, StoreError> {
-    let row: Option<(Uuid, i64, i64)> = sqlx::query_as(
+    type Row = (Uuid, Option<Uuid>, Option<Uuid>, i64, i64);
+    let row: Option<Row> = sqlx::query_as(
         "update public.stripe_customer_outbox o
             set claimed_by = $1,
                 claimed_until = now() + make_interval(secs => $2)
-          where o.user_id = (
-                select d.user_id from public.stripe_customer_outbox d
+          where o.id = (
+                select d.id from public.stripe_customer_outbox d
                  where d.next_attempt_at <= now()
                    and (d.claimed_until is null or d.claimed_until < now())
                    and (d.last_call_at is null
@@ -53,7 +58,7 @@ pub async fn claim(
                  order by d.next_attempt_at
                  limit 1
                    for update skip locked)
-         returning o.user_id, o.version, o.attempts",
+         returning o.id, o.user_id, o.organization_id, o.version, o.attempts",
     )
     .persistent(false)
     .bind(worker)
@@ -61,10 +66,19 @@ pub async fn claim(
     .bind(min_interval.as_secs_f64())
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(user_id, version, attempts)| Claimed {
-        user_id,
-        version,
-        attempts,
+    Ok(row.and_then(|(id, user, organization, version, attempts)| {
+        // The table's check makes exactly one of the two set.
+        let owner = match (user, organization) {
+            (Some(user), _) => Owner::User(user),
+            (None, Some(organization)) => Owner::Organization(organization),
+            (None, None) => return None,
+        };
+        Some(Claimed {
+            id,
+            owner,
+            version,
+            attempts,
+        })
     }))
 }
 
@@ -74,8 +88,11 @@ pub async fn claim(
 pub struct PushState {
     pub version: i64,
     pub attempts: i64,
-    /// `auth.users.email`; `None` when the user is gone or has no email.
+    /// `auth.users.email` (an organization's `billing_email`); `None` when the owner is gone
+    /// or has no email.
     pub user_email: Option<String>,
+    /// An organization's `name` (always `None` for a user, whose name is the profile's).
+    pub organization_name: Option<String>,
     /// The user's linked customer; `None` when there is none (unlinked, deleted).
     pub stripe_customer_id: Option<String>,
     pub customer_email: Option<String>,
@@ -92,30 +109,48 @@ pub struct PushState {
     pub backing_off: bool,
 }
 
-/// The row's state for a push; `None` when the row is gone (the user was deleted).
+/// The row's state for a push; `None` when the row is gone (the user was deleted). An
+/// organization's values are read from `organizations` (`ORGANIZATIONS_TABLE`).
 pub async fn push_state(
     db: impl PgExecutor<'_>,
-    user_id: Uuid,
+    owner: Owner,
+    organizations: &TableName,
     echo_window: Duration,
 ) -> Result<Option<PushState>, StoreError> {
-    Ok(sqlx::query_as(
-        "select o.version, o.attempts, u.email as user_email,
+    let (values, owner_join) = match owner {
+        Owner::User(_) => (
+            "u.email as user_email, null::text as organization_name",
+            "left join auth.users u on u.id = o.user_id".to_owned(),
+        ),
+        // TableName quotes exactly.
+        Owner::Organization(_) => (
+            "g.billing_email::text as user_email, g.name::text as organization_name",
+            format!(
+                "left join {} g on g.id = o.organization_id",
+                organizations.quoted()
+            ),
+        ),
+    };
+    let column = owner.column();
+    let sql = format!(
+        "select o.version, o.attempts, {values},
                 c.stripe_customer_id, c.customer_email, c.customer_name,
-                (c.customer_metadata #>> '{sync,livemode}')::boolean as livemode,
+                (c.customer_metadata #>> '{{sync,livemode}}')::boolean as livemode,
                 coalesce(o.pushed_at > now() - make_interval(secs => $2), false)
                     as pushed_recently,
                 o.pushed_email, o.pushed_name,
                 o.failed_values, coalesce(o.backoff_until > now(), false) as backing_off
            from public.stripe_customer_outbox o
-           left join auth.users u on u.id = o.user_id
-           left join public.stripe_customers c on c.user_id = o.user_id
-          where o.user_id = $1",
-    )
-    .persistent(false)
-    .bind(user_id)
-    .bind(echo_window.as_secs_f64())
-    .fetch_optional(db)
-    .await?)
+           {owner_join}
+           left join public.stripe_customers c on c.{column} = o.{column}
+          where o.{column} = $1"
+    );
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .persistent(false)
+        .bind(owner.id())
+        .bind(echo_window.as_secs_f64())
+        .fetch_optional(db)
+        .await?)
 }
 
 /// A user's name in `public.profiles`.
@@ -173,10 +208,10 @@ pub async fn finish_pushed(
                 queued_at = case when version = $3 then queued_at else changed_at end,
                 attempts = 0, last_error = null, claimed_by = null, claimed_until = null,
                 last_call_at = now(), failed_values = null, backoff_until = null
-          where user_id = $1 and claimed_by = $2",
+          where id = $1 and claimed_by = $2",
     )
     .persistent(false)
-    .bind(claimed.user_id)
+    .bind(claimed.id)
     .bind(worker)
     .bind(claimed.version)
     .bind(email)
@@ -198,10 +233,10 @@ pub async fn finish_unchanged(
             set next_attempt_at = case when version = $3 then null else now() end,
                 attempts = 0, last_error = null, claimed_by = null, claimed_until = null,
                 failed_values = null, backoff_until = null
-          where user_id = $1 and claimed_by = $2",
+          where id = $1 and claimed_by = $2",
     )
     .persistent(false)
-    .bind(claimed.user_id)
+    .bind(claimed.id)
     .bind(worker)
     .bind(claimed.version)
     .execute(db)
@@ -228,10 +263,10 @@ pub async fn finish_failed(
                 next_attempt_at = case when version = $7 then now() + make_interval(secs => $6)
                                        else now() end,
                 last_call_at = now(), claimed_by = null, claimed_until = null
-          where user_id = $1 and claimed_by = $2",
+          where id = $1 and claimed_by = $2",
     )
     .persistent(false)
-    .bind(claimed.user_id)
+    .bind(claimed.id)
     .bind(worker)
     .bind(claimed.attempts)
     .bind(error)
@@ -256,10 +291,10 @@ pub async fn defer(
             set next_attempt_at = case when version = $3 then greatest(backoff_until, now())
                                        else now() end,
                 claimed_by = null, claimed_until = null
-          where user_id = $1 and claimed_by = $2",
+          where id = $1 and claimed_by = $2",
     )
     .persistent(false)
-    .bind(claimed.user_id)
+    .bind(claimed.id)
     .bind(worker)
     .bind(claimed.version)
     .execute(db)

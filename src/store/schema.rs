@@ -3,6 +3,8 @@
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
+use crate::configuration::OrganizationSettings;
+
 /// Our migrations, embedded so the binary (and the container) carries them.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -76,10 +78,67 @@ async fn adopt_legacy_checksums(pool: &PgPool) -> Result<(), sqlx::Error> {
 /// Applies every pending migration, then has the profile push watch `public.profiles` if it
 /// exists (it may have been created after the outbox migration ran: every `migrate`, and
 /// `serve`'s start-up, picks it up). Returns whether `public.profiles` is watched.
+/// Organizations in the default tables are watched too ([`migrate_with`] names others).
 pub async fn migrate(pool: &PgPool) -> Result<bool, sqlx::migrate::MigrateError> {
+    Ok(migrate_with(pool, &OrganizationSettings::default())
+        .await?
+        .profiles_watched)
+}
+
+/// What the schema watches beyond its own tables, found when migrating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watched {
+    /// `public.profiles` exists: name changes are pushed.
+    pub profiles_watched: bool,
+    /// The organizations and memberships tables exist: organization billing is on.
+    pub organizations_on: bool,
+}
+
+/// [`migrate`], with the organizations of `organizations`.
+pub async fn migrate_with(
+    pool: &PgPool,
+    organizations: &OrganizationSettings,
+) -> Result<Watched, sqlx::migrate::MigrateError> {
     adopt_legacy_checksums(pool).await?;
     MIGRATOR.run(pool).await?;
-    Ok(watch_profiles(pool).await?)
+    Ok(Watched {
+        profiles_watched: watch_profiles(pool).await?,
+        organizations_on: watch_organizations(pool, organizations).await?,
+    })
+}
+
+/// Installs what organization billing needs where the configured tables exist (the foreign
+/// key, the organizations' lookup, the members' read policy, the outbox's trigger): see the
+/// migrations `customers_may_belong_to_organizations` and `outbox_for_organizations`. Whether
+/// organizations are on.
+pub async fn watch_organizations(
+    pool: &PgPool,
+    organizations: &OrganizationSettings,
+) -> Result<bool, sqlx::Error> {
+    let installed: bool = sqlx::query_scalar(
+        "select to_regprocedure('public.stripe_customers_watch_organizations(text, text)')
+                    is not null",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !installed {
+        return Ok(false);
+    }
+    let on: bool = sqlx::query_scalar("select public.stripe_customers_watch_organizations($1, $2)")
+        .bind(organizations.organizations.as_text())
+        .bind(organizations.memberships.as_text())
+        .fetch_one(pool)
+        .await?;
+    if on {
+        // Changes of an organization's billing email or name are pushed (a warning in the
+        // server's log, and no push, where the table lacks those columns).
+        let _pushed: bool =
+            sqlx::query_scalar("select public.stripe_customer_outbox_watch_organizations($1)")
+                .bind(organizations.organizations.as_text())
+                .fetch_one(pool)
+                .await?;
+    }
+    Ok(on)
 }
 
 /// Attaches the outbox's trigger to `public.profiles` when both exist; whether it is attached.
@@ -95,6 +154,25 @@ pub async fn watch_profiles(pool: &PgPool) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("select public.stripe_customer_outbox_watch_profiles()")
         .fetch_one(pool)
         .await
+}
+
+/// Whether organization billing is on, without changing anything: both configured tables exist
+/// and the link's foreign key to the organizations table is installed.
+pub async fn organizations_on(
+    pool: &PgPool,
+    organizations: &OrganizationSettings,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select to_regclass($1) is not null and to_regclass($2) is not null
+                and exists (select 1 from pg_catalog.pg_constraint k
+                             where k.conname = 'stripe_customers_organization_id_fkey'
+                               and k.conrelid = to_regclass('public.stripe_customers')
+                               and k.confrelid = to_regclass($1))",
+    )
+    .bind(organizations.organizations.as_text())
+    .bind(organizations.memberships.as_text())
+    .fetch_one(pool)
+    .await
 }
 
 /// Undoes the most recently applied migration; `None` when nothing is applied.

@@ -1,5 +1,6 @@
-//! `POST /v1/customers` (with an idempotency key) and `GET /v1/customers/search` by the user id
-//! in the metadata: what `POST /customers` needs to create a user's customer exactly once.
+//! `POST /v1/customers` (with an idempotency key) and `GET /v1/customers/search` by the owner's
+//! id in the metadata: what `POST /customers` (and `POST /organizations/{id}/customer`) needs
+//! to create an owner's customer exactly once.
 
 use super::customers::{self, ApiCustomer};
 use super::list;
@@ -10,8 +11,9 @@ use super::{ApiError, StripeClient};
 pub struct NewCustomer<'a> {
     pub email: &'a str,
     pub name: Option<&'a str>,
-    /// `USER_ID_METADATA_KEY`
+    /// `USER_ID_METADATA_KEY` (`organization_id` for an organization's customer)
     pub user_id_key: &'a str,
+    /// The user's (or the organization's) id.
     pub user_id: uuid::Uuid,
 }
 

@@ -237,7 +237,10 @@ pub(crate) fn incoming<'a>(
         name: customer.name.as_deref(),
         default_payment_method: customer.default_payment_method.as_deref(),
         stripe_metadata: &customer.metadata,
-        link: LinkCandidate::from_metadata(customer.metadata.get(user_id_metadata_key)),
+        link: LinkCandidate::from_owner_metadata(
+            customer.metadata.get(user_id_metadata_key),
+            customer.metadata.get(rules::ORGANIZATION_ID_METADATA_KEY),
+        ),
         livemode,
     }
 }

@@ -67,6 +67,7 @@ async fn created_event_stores_every_column_as_stripe_sent_it() {
         json!({
             "stripe_customer_id": customer,
             "user_id": user,
+            "organization_id": null,
             "customer_email": event.email,
             "customer_name": "Ada Lovelace",
             "default_payment_method": "pm_1QbcDeFgHiJk",
@@ -177,6 +178,7 @@ async fn every_delivery_order_of_created_updated_deleted_converges_to_the_same_t
             json!({
                 "stripe_customer_id": customer,
                 "user_id": null,
+                "organization_id": null,
                 "customer_email": "ada.king@example.com",
                 "customer_name": "Ada King",
                 "default_payment_method": "pm_1Final",

@@ -19,6 +19,7 @@ pub enum DriftKind {
     Name,
     DefaultPaymentMethod,
     MetadataUserId,
+    MetadataOrganizationId,
 }
 
 impl DriftKind {
@@ -31,6 +32,7 @@ impl DriftKind {
             Self::Name => "name",
             Self::DefaultPaymentMethod => "default_payment_method",
             Self::MetadataUserId => "metadata_user_id",
+            Self::MetadataOrganizationId => "metadata_organization_id",
         }
     }
 }
@@ -107,43 +109,59 @@ pub fn compare(row: &StoredRow, retrieved: &Retrieved, user_id_key: &str) -> Vec
     }
     let text = |value: Option<&str>| value.map_or(Value::Null, |v| Value::String(v.to_owned()));
     let user_of = |metadata: Option<&Value>| metadata.filter(|v| !v.is_null()).cloned();
+    let organization_key = rules::ORGANIZATION_ID_METADATA_KEY;
     changes
         .into_iter()
-        .filter_map(|field| match field {
-            RowField::Email => Some(Difference {
-                kind: DriftKind::Email,
-                table: text(Some(&values.email)),
-                stripe: text(decided.email.as_deref()),
-            }),
-            RowField::Name => Some(Difference {
-                kind: DriftKind::Name,
-                table: text(values.name.as_deref()),
-                stripe: text(decided.name.as_deref()),
-            }),
-            RowField::DefaultPaymentMethod => Some(Difference {
-                kind: DriftKind::DefaultPaymentMethod,
-                table: text(values.default_payment_method.as_deref()),
-                stripe: text(decided.default_payment_method.as_deref()),
-            }),
-            RowField::StripeMetadata => {
-                let stored = user_of(values.stripe_metadata.get(user_id_key));
-                let stripe = user_of(decided.stripe_metadata.get(user_id_key));
-                (stored != stripe).then(|| Difference {
-                    kind: DriftKind::MetadataUserId,
-                    table: stored.unwrap_or(Value::Null),
-                    stripe: stripe.unwrap_or(Value::Null),
-                })
+        .flat_map(|field| {
+            match field {
+                RowField::Email => Some(Difference {
+                    kind: DriftKind::Email,
+                    table: text(Some(&values.email)),
+                    stripe: text(decided.email.as_deref()),
+                }),
+                RowField::Name => Some(Difference {
+                    kind: DriftKind::Name,
+                    table: text(values.name.as_deref()),
+                    stripe: text(decided.name.as_deref()),
+                }),
+                RowField::DefaultPaymentMethod => Some(Difference {
+                    kind: DriftKind::DefaultPaymentMethod,
+                    table: text(values.default_payment_method.as_deref()),
+                    stripe: text(decided.default_payment_method.as_deref()),
+                }),
+                RowField::StripeMetadata => {
+                    // The owner keys' changes; other metadata is Stripe's to hold.
+                    let owner_key = |key: &str, kind| {
+                        let stored = user_of(values.stripe_metadata.get(key));
+                        let stripe = user_of(decided.stripe_metadata.get(key));
+                        (stored != stripe).then(|| Difference {
+                            kind,
+                            table: stored.unwrap_or(Value::Null),
+                            stripe: stripe.unwrap_or(Value::Null),
+                        })
+                    };
+                    let user = owner_key(user_id_key, DriftKind::MetadataUserId);
+                    let organization =
+                        owner_key(organization_key, DriftKind::MetadataOrganizationId);
+                    return user.into_iter().chain(organization).collect::<Vec<_>>();
+                }
+                RowField::Status if row.stored.status == Some(SyncStatus::Missing) => {
+                    Some(Difference {
+                        kind: DriftKind::FoundInStripe,
+                        table: Value::String(SyncStatus::Missing.as_str().into()),
+                        stripe: Value::String("live".into()),
+                    })
+                }
+                // The link rests on `auth.users` (or the organizations), which verify does not
+                // read; the rest is the rules' own bookkeeping.
+                RowField::UserId
+                | RowField::OrganizationId
+                | RowField::Status
+                | RowField::Error
+                | RowField::Livemode => None,
             }
-            RowField::Status if row.stored.status == Some(SyncStatus::Missing) => {
-                Some(Difference {
-                    kind: DriftKind::FoundInStripe,
-                    table: Value::String(SyncStatus::Missing.as_str().into()),
-                    stripe: Value::String("live".into()),
-                })
-            }
-            // The link rests on `auth.users`, which verify does not read; the rest is the
-            // rules' own bookkeeping.
-            RowField::UserId | RowField::Status | RowField::Error | RowField::Livemode => None,
+            .into_iter()
+            .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -165,6 +183,7 @@ mod tests {
             },
             values: crate::domain::StoredValues {
                 user_id: None,
+                organization_id: None,
                 email: "a@example.com".into(),
                 name: Some("Ada".into()),
                 default_payment_method: None,

@@ -22,16 +22,26 @@ macro_rules! stored_columns {
     };
 }
 
-/// What the database says about the customer `i` and its candidate user.
+/// What the database says about the customer `i` and its candidate owner: the user
+/// `i.user_id` or the organization `i.organization_id` (at most one is set). The organization
+/// is looked up through `stripe_customers_organization_exists`, which the migration makes a
+/// lookup in the configured organizations table when it exists (and `false` until then), so
+/// that this statement names no table that may not exist.
 macro_rules! candidate_columns {
     () => {
-        "coalesce(i.user_id is not null
-                 and exists (select 1 from auth.users u where u.id = i.user_id), false)
+        "coalesce((i.user_id is not null
+                   and exists (select 1 from auth.users u where u.id = i.user_id))
+                  or (i.organization_id is not null
+                      and public.stripe_customers_organization_exists(i.organization_id)), false)
                  as user_exists,
-             coalesce(i.user_id is not null
-                 and exists (select 1 from public.stripe_customers o
-                              where o.user_id = i.user_id
-                                and o.stripe_customer_id <> i.stripe_customer_id), false)
+             coalesce((i.user_id is not null
+                   and exists (select 1 from public.stripe_customers o
+                                where o.user_id = i.user_id
+                                  and o.stripe_customer_id <> i.stripe_customer_id))
+                  or (i.organization_id is not null
+                      and exists (select 1 from public.stripe_customers o
+                                   where o.organization_id = i.organization_id
+                                     and o.stripe_customer_id <> i.stripe_customer_id)), false)
                  as user_linked_elsewhere,
              exists (select 1 from public.stripe_webhook_events d
                       where d.deleted_customer_id = i.stripe_customer_id) as deletion_recorded"
@@ -42,6 +52,7 @@ macro_rules! candidate_columns {
 macro_rules! value_columns {
     () => {
         "c.user_id,
+             c.organization_id,
              c.customer_email,
              c.customer_name,
              c.default_payment_method,
@@ -52,8 +63,8 @@ macro_rules! value_columns {
 }
 
 /// The snapshot read of one event. Binds: `$1` event id (text), `$2` customer id (text), `$3`
-/// candidate user (uuid). Public, like the two writes, so that `benches/end_to_end.rs` has
-/// pgbench run exactly the statements the service runs.
+/// candidate user (uuid), `$4` candidate organization (uuid). Public, like the two writes, so
+/// that `benches/end_to_end.rs` has pgbench run exactly the statements the service runs.
 pub const SNAPSHOT_SQL: &str = concat!(
     "select
              exists (select 1 from public.stripe_webhook_events e where e.id = $1) as already_recorded,
@@ -63,14 +74,16 @@ pub const SNAPSHOT_SQL: &str = concat!(
              ",
     candidate_columns!(),
     "
-         from (select $2::text as stripe_customer_id, $3::uuid as user_id) as i
+         from (select $2::text as stripe_customer_id, $3::uuid as user_id,
+                      $4::uuid as organization_id) as i
          left join public.stripe_customers c on c.stripe_customer_id = i.stripe_customer_id"
 );
 
 /// The snapshot read of many events at once (group commit): binds `$1` event ids (text[]),
 /// `$2` customer ids (text[]), `$3` candidate users (uuid[]); one row per element, in their
 /// order, with the columns of [`SNAPSHOT_SQL`]. (One array unnested, the others read by subscript:
-/// see `store::customers::write`.)
+/// see `store::customers::write`.) A batch takes no state whose candidate is an organization
+/// (`sync::apply::events`): those go one by one.
 pub(super) const EVENTS_SNAPSHOT_SQL: &str = concat!(
     "select
              exists (select 1 from public.stripe_webhook_events e where e.id = i.event_id)
@@ -82,14 +95,14 @@ pub(super) const EVENTS_SNAPSHOT_SQL: &str = concat!(
     candidate_columns!(),
     "
          from (select u.event_id, ($2::text[])[n] as stripe_customer_id,
-                      ($3::uuid[])[n] as user_id, n as ord
+                      ($3::uuid[])[n] as user_id, null::uuid as organization_id, n as ord
                  from unnest($1::text[]) with ordinality as u(event_id, n)) as i
          left join public.stripe_customers c on c.stripe_customer_id = i.stripe_customer_id
          order by i.ord"
 );
 
 /// The snapshot of a page of customers: binds `$1` customer ids (text[]), `$2` candidate users
-/// (uuid[]); one row per element, in their order.
+/// (uuid[]), `$3` candidate organizations (uuid[]); one row per element, in their order.
 pub(super) const PAGE_SNAPSHOT_SQL: &str = concat!(
     "select
              ",
@@ -101,7 +114,8 @@ pub(super) const PAGE_SNAPSHOT_SQL: &str = concat!(
              ",
     value_columns!(),
     "
-         from (select u.stripe_customer_id, ($2::uuid[])[n] as user_id, n as ord
+         from (select u.stripe_customer_id, ($2::uuid[])[n] as user_id,
+                      ($3::uuid[])[n] as organization_id, n as ord
                  from unnest($1::text[]) with ordinality as u(stripe_customer_id, n)) as i
          left join public.stripe_customers c on c.stripe_customer_id = i.stripe_customer_id
          order by i.ord"
@@ -138,11 +152,12 @@ pub struct Snapshot {
     pub deletion_recorded: bool,
 }
 
-/// One customer to read, and the user its metadata points at.
+/// One customer to read, and the user or organization its metadata points at.
 #[derive(Debug, Clone, Copy)]
 pub struct SnapshotKey<'a> {
     pub stripe_customer_id: &'a str,
     pub candidate_user: Option<Uuid>,
+    pub candidate_organization: Option<Uuid>,
 }
 
 /// A live row, as `verify` compares it with Stripe.
@@ -171,6 +186,7 @@ struct CandidateColumns {
 #[derive(sqlx::FromRow)]
 struct ValueColumns {
     user_id: Option<Uuid>,
+    organization_id: Option<Uuid>,
     customer_email: Option<String>,
     customer_name: Option<String>,
     default_payment_method: Option<String>,
@@ -243,6 +259,7 @@ impl ValueColumns {
     fn into_values(self, status: Option<SyncStatus>) -> StoredValues {
         StoredValues {
             user_id: self.user_id,
+            organization_id: self.organization_id,
             email: self.customer_email.unwrap_or_default(),
             name: self.customer_name,
             default_payment_method: self.default_payment_method,
@@ -274,6 +291,7 @@ pub async fn snapshot(
         .bind(source_id)
         .bind(key.stripe_customer_id)
         .bind(key.candidate_user)
+        .bind(key.candidate_organization)
         .fetch_one(db)
         .await?;
     Ok(row.into_snapshot())
@@ -305,9 +323,11 @@ pub async fn snapshot_page(
 ) -> Result<Vec<Snapshot>, StoreError> {
     let ids: Vec<&str> = keys.iter().map(|k| k.stripe_customer_id).collect();
     let users: Vec<Option<Uuid>> = keys.iter().map(|k| k.candidate_user).collect();
+    let organizations: Vec<Option<Uuid>> = keys.iter().map(|k| k.candidate_organization).collect();
     let rows: Vec<PageRow> = sqlx::query_as(PAGE_SNAPSHOT_SQL)
         .bind(&ids)
         .bind(&users)
+        .bind(&organizations)
         .fetch_all(db)
         .await?;
     Ok(rows

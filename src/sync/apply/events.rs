@@ -196,7 +196,7 @@ fn pending<'a>(event: &BatchEvent<'a>, taken: bool, planned: Option<&'a Planned>
 }
 
 /// Which events the batch takes: the first of each event id and, of the customer states, the
-/// first of each customer and of each candidate user. A later one depends on what the earlier
+/// first of each customer and of each candidate user, none naming an organization. A later one depends on what the earlier
 /// one writes, which the batch's one snapshot cannot show: it is applied after the batch.
 fn one_per_event_customer_and_user(events: &[BatchEvent<'_>]) -> Vec<bool> {
     let mut ids = HashSet::new();
@@ -209,7 +209,10 @@ fn one_per_event_customer_and_user(events: &[BatchEvent<'_>]) -> Vec<bool> {
             BatchEvent::State { entry, state } => {
                 let user = state.link.user();
                 // All three checked before any is claimed: an event left out claims nothing.
-                let free = !ids.contains(entry.event_id)
+                // A state naming an organization goes one by one: the batch's write checks
+                // only a user's facts again (and organizations bill rarely change).
+                let free = !state.link.is_organization()
+                    && !ids.contains(entry.event_id)
                     && !customers.contains(state.customer_id.as_str())
                     && user.is_none_or(|user| !users.contains(&user));
                 if free {

@@ -45,21 +45,53 @@ pub enum Origin<'a> {
     Created { id: &'a str },
 }
 
-/// The user a customer's metadata points at, before the database has been asked about it.
+/// The owner a customer's metadata points at, before the database has been asked about it:
+/// a user (`USER_ID_METADATA_KEY`) or an organization (`organization_id`).
+///
+/// A customer whose metadata carries an `organization_id` is an organization's, whatever its
+/// user key says: an organization's customer is created by a member, whose id the app may well
+/// put beside the organization's, and the row can hold only one owner. So the organization is
+/// the candidate, and the user key is not read (an invalid or unknown organization leaves the
+/// row unlinked, never linked to the user instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkCandidate {
     Missing,
     Invalid,
     User(Uuid),
+    InvalidOrganization,
+    Organization(Uuid),
+}
+
+/// The metadata key that links a customer to an organization (docs/design.md "Organizations").
+pub const ORGANIZATION_ID_METADATA_KEY: &str = "organization_id";
+
+/// A metadata value as an id: absent (null, empty), a UUID, or something else.
+fn parse_id(value: Option<&Value>) -> Option<Result<Uuid, ()>> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(Uuid::try_parse(s.trim()).map_err(|_| ())),
+        Some(_) => Some(Err(())),
+    }
 }
 
 impl LinkCandidate {
+    /// The candidate of a user-only metadata value (`USER_ID_METADATA_KEY`).
     pub fn from_metadata(value: Option<&Value>) -> Self {
-        match value {
-            None | Some(Value::Null) => Self::Missing,
-            Some(Value::String(s)) if s.trim().is_empty() => Self::Missing,
-            Some(Value::String(s)) => Uuid::try_parse(s.trim()).map_or(Self::Invalid, Self::User),
-            Some(_) => Self::Invalid,
+        match parse_id(value) {
+            None => Self::Missing,
+            Some(Ok(id)) => Self::User(id),
+            Some(Err(())) => Self::Invalid,
+        }
+    }
+
+    /// The candidate of a customer's metadata: its organization when it names one, else its
+    /// user.
+    pub fn from_owner_metadata(user: Option<&Value>, organization: Option<&Value>) -> Self {
+        match parse_id(organization) {
+            Some(Ok(id)) => Self::Organization(id),
+            Some(Err(())) => Self::InvalidOrganization,
+            None => Self::from_metadata(user),
         }
     }
 
@@ -68,6 +100,18 @@ impl LinkCandidate {
             Self::User(id) => Some(id),
             _ => None,
         }
+    }
+
+    pub fn organization(self) -> Option<Uuid> {
+        match self {
+            Self::Organization(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The metadata names an organization (valid or not).
+    pub fn is_organization(self) -> bool {
+        matches!(self, Self::Organization(_) | Self::InvalidOrganization)
     }
 }
 
@@ -136,7 +180,8 @@ pub enum Decision {
     },
 }
 
-/// Applies the sync rules to one customer event. `deletion_recorded`: the ledger holds a
+/// Applies the sync rules to one customer event. `user`: the facts about the candidate owner
+/// (`incoming.link`, a user or an organization). `deletion_recorded`: the ledger holds a
 /// delete of this customer id, whether or not it could write a tombstone.
 pub fn decide(
     incoming: &IncomingCustomer<'_>,
@@ -180,18 +225,20 @@ pub fn decide(
         return skip(SkipReason::MissingEmail);
     }
 
-    let (user_id, status, error) = match incoming.kind {
-        // A tombstone frees the user to be linked to a new customer; the audit keeps the old id.
+    let (owner, status, error) = match incoming.kind {
+        // A tombstone frees the user (or organization) to be linked to a new customer; the
+        // audit keeps the old id.
         CustomerEventKind::Deleted => (None, SyncStatus::Deleted, None),
         CustomerEventKind::Created | CustomerEventKind::Updated => {
             match resolve_link(incoming.link, user) {
-                Ok(user_id) => (Some(user_id), SyncStatus::Synced, None),
+                Ok(owner) => (Some(owner), SyncStatus::Synced, None),
                 Err(reason) => (None, SyncStatus::Unlinked, Some(reason)),
             }
         }
     };
     let row = RowWrite {
-        user_id,
+        user_id: owner.and_then(LinkCandidate::user),
+        organization_id: owner.and_then(LinkCandidate::organization),
         email,
         name: incoming.name.map(str::to_owned),
         default_payment_method: incoming.default_payment_method.map(str::to_owned),
@@ -223,13 +270,20 @@ pub fn is_unchanged(stored: &StoredValues, row: &RowWrite) -> bool {
     row.changes(stored).is_empty()
 }
 
-fn resolve_link(candidate: LinkCandidate, user: UserFacts) -> Result<Uuid, UnlinkReason> {
+/// The owner the row is linked to (a `User` or an `Organization` candidate), or why none.
+/// `owner`: the facts about the candidate, whichever it is.
+fn resolve_link(candidate: LinkCandidate, owner: UserFacts) -> Result<LinkCandidate, UnlinkReason> {
     match candidate {
         LinkCandidate::Missing => Err(UnlinkReason::MissingUserId),
         LinkCandidate::Invalid => Err(UnlinkReason::InvalidUserId),
-        LinkCandidate::User(_) if !user.exists => Err(UnlinkReason::UnknownUser),
-        LinkCandidate::User(_) if user.linked_elsewhere => Err(UnlinkReason::UserAlreadyLinked),
-        LinkCandidate::User(id) => Ok(id),
+        LinkCandidate::InvalidOrganization => Err(UnlinkReason::InvalidOrganizationId),
+        LinkCandidate::User(_) if !owner.exists => Err(UnlinkReason::UnknownUser),
+        LinkCandidate::User(_) if owner.linked_elsewhere => Err(UnlinkReason::UserAlreadyLinked),
+        LinkCandidate::Organization(_) if !owner.exists => Err(UnlinkReason::UnknownOrganization),
+        LinkCandidate::Organization(_) if owner.linked_elsewhere => {
+            Err(UnlinkReason::OrganizationAlreadyLinked)
+        }
+        LinkCandidate::User(_) | LinkCandidate::Organization(_) => Ok(candidate),
     }
 }
 

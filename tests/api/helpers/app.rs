@@ -59,6 +59,7 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
         customers: Default::default(),
         profile_push: Default::default(),
         ledger_retention: LedgerRetention::parse(ledger_retention::DEFAULT).unwrap(),
+        organizations: Default::default(),
     };
     configure(&mut settings);
     // Under TEST_UPSTREAM, through a pooler, unless the test chose its own way to the database.

@@ -10,6 +10,7 @@ pub mod commands;
 mod database;
 mod dedicated_cluster;
 pub mod events;
+pub mod organizations;
 pub mod pgbouncer;
 mod rows;
 pub mod schema;

@@ -25,6 +25,8 @@ macro_rules! events_input {
              select i.stripe_customer_id, i.version,
                     case when f.user_missing or f.user_taken then null else i.user_id end
                         as user_id,
+                    -- a batch takes no state whose candidate is an organization
+                    null::uuid as organization_id,
                     i.email, i.name, i.default_payment_method,
                     (case when f.user_missing then i.metadata_if_user_missing
                           when f.user_taken then i.metadata_if_user_taken

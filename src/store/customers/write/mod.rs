@@ -22,8 +22,9 @@ use crate::domain::RowWrite;
 use crate::store::StoreError;
 use crate::store::ledger::{LedgerEntry, PgQuery};
 
-/// The row's insert from `i` (`new_id`, `stripe_customer_id`, `user_id`, `email`, `name`,
-/// `default_payment_method`, `metadata` jsonb); the statement adds its condition.
+/// The row's insert from `i` (`new_id`, `stripe_customer_id`, `user_id`, `organization_id`,
+/// `email`, `name`, `default_payment_method`, `metadata` jsonb); the statement adds its
+/// condition.
 ///
 /// `new_id` is a time-ordered UUID (version 7, see [`new_row_id`]) rather than the column's
 /// random default: each new row's primary key entry then lands at the right edge of
@@ -31,9 +32,9 @@ use crate::store::ledger::{LedgerEntry, PgQuery};
 /// image of) a random page of an index much larger than the cache.
 macro_rules! insert_row {
     () => {
-        "insert into public.stripe_customers (id, stripe_customer_id, user_id, customer_email,
-                 customer_name, default_payment_method, customer_metadata)
-             select i.new_id, i.stripe_customer_id, i.user_id, i.email, i.name,
+        "insert into public.stripe_customers (id, stripe_customer_id, user_id, organization_id,
+                 customer_email, customer_name, default_payment_method, customer_metadata)
+             select i.new_id, i.stripe_customer_id, i.user_id, i.organization_id, i.email, i.name,
                     i.default_payment_method, i.metadata
                from input i, audit_context"
     };
@@ -45,6 +46,7 @@ macro_rules! update_row {
     () => {
         "update public.stripe_customers c
                 set user_id = i.user_id,
+                    organization_id = i.organization_id,
                     customer_email = coalesce(i.email, c.customer_email),
                     customer_name = i.name,
                     default_payment_method = i.default_payment_method,
@@ -84,14 +86,15 @@ pub(super) use events::{
 };
 
 /// Inserts the row and records the event. Binds: the ledger's `$1`–`$8` (see
-/// `LedgerEntry::bind_to`), then `$9`–`$14` (see `bind_row`), then `$15` the row's new id.
+/// `LedgerEntry::bind_to`), then `$9`–`$14` (see `bind_row`), then `$15` the row's new id, `$16`
+/// its organization.
 /// Public, with [`UPDATE_SQL`] and `SNAPSHOT_SQL`, for `benches/end_to_end.rs`.
 pub const INSERT_SQL: &str = concat!(
     audit_context!(),
     ", input as (
              select $9::text as stripe_customer_id, $10::uuid as user_id, $11::text as email,
                     $12::text as name, $13::text as default_payment_method, $14::jsonb as metadata,
-                    $15::uuid as new_id
+                    $15::uuid as new_id, $16::uuid as organization_id
          ), written as (
              ",
     insert_row!(),
@@ -105,13 +108,13 @@ pub const INSERT_SQL: &str = concat!(
 );
 
 /// Updates the row if still at version `$15` (text) and records the event; binds as
-/// [`INSERT_SQL`] plus `$15`.
+/// [`INSERT_SQL`], `$15` the version.
 pub const UPDATE_SQL: &str = concat!(
     audit_context!(),
     ", input as (
              select $9::text as stripe_customer_id, $10::uuid as user_id, $11::text as email,
                     $12::text as name, $13::text as default_payment_method, $14::jsonb as metadata,
-                    $15::text as version
+                    $15::text as version, $16::uuid as organization_id
          ), written as (
              ",
     update_row!(),
@@ -123,8 +126,8 @@ pub const UPDATE_SQL: &str = concat!(
 
 /// Writes rows with no ledger row, each only if still as read (an insert only if there is still
 /// no row, an update only at its version); returns the ordinals of those written. Binds: `$1`
-/// the audit trail's source, `$2`–`$8` the rows as arrays, `$9` the new ids of inserts (see
-/// [`write_page`]).
+/// the audit trail's source, `$2`–`$8` the rows as arrays, `$9` the new ids of inserts, `$10`
+/// the organizations (see [`write_page`]).
 ///
 /// `on conflict do nothing` covers both unique constraints for inserts: a row another writer
 /// inserted meanwhile, or a user it linked meanwhile, leaves this row unwritten rather than
@@ -134,12 +137,14 @@ pub const UPDATE_SQL: &str = concat!(
 pub(super) const WRITE_PAGE_SQL: &str = concat!(
     audit_context!(),
     ", input as (
-             select i.stripe_customer_id, i.version, i.user_id, i.email, i.name,
-                    i.default_payment_method, i.metadata::jsonb as metadata, i.new_id, i.ord
+             select i.stripe_customer_id, i.version, i.user_id, i.organization_id, i.email,
+                    i.name, i.default_payment_method, i.metadata::jsonb as metadata, i.new_id,
+                    i.ord
                from (select u.stripe_customer_id, ($3::text[])[n] as version,
                             ($4::uuid[])[n] as user_id, ($5::text[])[n] as email,
                             ($6::text[])[n] as name, ($7::text[])[n] as default_payment_method,
-                            ($8::text[])[n] as metadata, ($9::uuid[])[n] as new_id, n as ord
+                            ($8::text[])[n] as metadata, ($9::uuid[])[n] as new_id,
+                            ($10::uuid[])[n] as organization_id, n as ord
                        from unnest($2::text[]) with ordinality as u(stripe_customer_id, n)) as i
          ), inserted as (
              ",
@@ -203,6 +208,7 @@ pub async fn write_one(
         None => query.bind(new_row_id()),
         Some(version) => query.bind(version),
     };
+    let query = query.bind(write.row.organization_id);
     let result = query.execute(db).await?;
     Ok(result.rows_affected() == 1)
 }
@@ -240,6 +246,7 @@ pub async fn write_page(
         .bind(&columns.payment_methods)
         .bind(&columns.metadata)
         .bind(&columns.new_ids)
+        .bind(&columns.organizations)
         .fetch_all(db)
         .await?;
 
@@ -264,6 +271,7 @@ struct RowColumns<'a> {
     metadata: Vec<String>,
     /// The id of each insert; `None` for an update.
     new_ids: Vec<Option<Uuid>>,
+    organizations: Vec<Option<Uuid>>,
 }
 
 impl<'a> RowColumns<'a> {
@@ -277,6 +285,7 @@ impl<'a> RowColumns<'a> {
             payment_methods: Vec::with_capacity(rows.len()),
             metadata: Vec::with_capacity(rows.len()),
             new_ids: Vec::with_capacity(rows.len()),
+            organizations: Vec::with_capacity(rows.len()),
         };
         for r in rows {
             columns.ids.push(r.stripe_customer_id);
@@ -289,6 +298,7 @@ impl<'a> RowColumns<'a> {
                 .push(r.row.default_payment_method.as_deref());
             columns.metadata.push(metadata_text(r.row));
             columns.new_ids.push(r.version.is_none().then(new_row_id));
+            columns.organizations.push(r.row.organization_id);
         }
         columns
     }

@@ -212,6 +212,7 @@ fn write_that_changes_only_the_bookkeeping_is_unchanged() {
     };
     let values = StoredValues {
         user_id: None,
+        organization_id: None,
         email: "a@example.com".into(),
         name: Some("Ada".into()),
         default_payment_method: None,

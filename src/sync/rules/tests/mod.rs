@@ -4,6 +4,7 @@ mod deletion;
 mod fetched;
 mod linking;
 mod ordering;
+mod organizations;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};

@@ -1,0 +1,91 @@
+//! `POST /organizations/{organization_id}/customer`: bearer token verified → the caller's
+//! membership of the organization → get or create the organization's Stripe customer → JSON
+//! out (docs/design.md "Organizations"). The work is `ensure_customer`'s, as for a user's.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::AppState;
+use super::customer_errors::CustomersError;
+use super::customers::{CustomersEndpoint, bearer_token};
+use crate::auth::Caller;
+use crate::domain::Owner;
+use crate::ensure_customer::Membership;
+
+#[tracing::instrument(
+    name = "ensure_organization_customer",
+    skip_all,
+    fields(organization_id = tracing::field::Empty, user_id = tracing::field::Empty)
+)]
+pub async fn ensure(
+    request: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let Some(endpoint) = state.customers.as_ref() else {
+        return HttpResponse::NotFound()
+            .json(json!({ "error": { "code": "not_found", "message": "no such route" } }));
+    };
+    match handle(&request, &path, endpoint).await {
+        Ok(response) => response,
+        Err(error) => {
+            if let Some(outcome) = error.request_outcome() {
+                endpoint.creator.count_refusal(outcome);
+            }
+            error.response()
+        }
+    }
+}
+
+async fn handle(
+    request: &HttpRequest,
+    organization_id: &str,
+    endpoint: &CustomersEndpoint,
+) -> Result<HttpResponse, CustomersError> {
+    let token = bearer_token(request).ok_or(CustomersError::InvalidToken("no bearer token"))?;
+    let caller = endpoint.verifier.verify(token).await?;
+    let organization = Uuid::try_parse(organization_id.trim())
+        .map_err(|_| CustomersError::BadRequest("the organization id must be a UUID"))?;
+    let span = tracing::Span::current();
+    span.record("organization_id", tracing::field::display(organization));
+    // A user must be an active member with an admin role; the backend's service_role may act
+    // for any organization (as it may name any user on POST /customers).
+    let user = match caller {
+        Caller::User(user) => Some(user),
+        Caller::ServiceRole => None,
+    };
+    if let Some(user) = user {
+        span.record("user_id", tracing::field::display(user));
+    }
+    let membership = endpoint
+        .creator
+        .membership(user.unwrap_or(Uuid::nil()), organization)
+        .await?;
+    match (membership, user) {
+        (Membership::Off, _) => return Err(CustomersError::OrganizationsOff),
+        (_, None) => {}
+        (Membership::Member { role, active: true }, Some(_))
+            if endpoint.creator.is_admin_role(&role) => {}
+        // Other members and strangers alike: 403, which tells a stranger nothing a 404 would
+        // not (the id is a UUID nobody guesses).
+        (Membership::Member { .. } | Membership::None, Some(_)) => {
+            return Err(CustomersError::NotAnAdmin);
+        }
+    }
+    let ensured = endpoint
+        .creator
+        .ensure(Owner::Organization(organization))
+        .await?;
+    tracing::info!(created = ensured.created, "organization customer ensured");
+    let body = json!({
+        "stripe_customer_id": ensured.stripe_customer_id,
+        "organization_id": organization,
+        "created": ensured.created,
+    });
+    Ok(if ensured.created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
