@@ -187,25 +187,14 @@ pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// `error.message` of Stripe's error body (with its code), or a short note when there is none.
 /// It may quote customer data: for errors kept out of logs, or about the key and URL.
 pub(super) fn error_message(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        error: Detail,
-    }
-    #[derive(serde::Deserialize)]
-    struct Detail {
-        #[serde(default)]
-        message: Option<String>,
-        #[serde(default)]
-        code: Option<String>,
-    }
-    match serde_json::from_slice::<Body>(body) {
-        Ok(Body { error }) => match (error.code, error.message) {
+    match StripeError::read(&HeaderMap::new(), body) {
+        Some(error) => match (error.fields.code, error.message) {
             (Some(code), Some(message)) => format!("{message} ({code})"),
             (None, Some(message)) => message,
             (Some(code), None) => code,
             (None, None) => "no message".into(),
         },
-        Err(_) => "no Stripe error body".into(),
+        None => "no Stripe error body".into(),
     }
 }
 

@@ -2,35 +2,11 @@
 //! make the run "not verified", no value in verify's table is cut, and backfill's counts
 //! partition the customers it saw.
 
-use std::path::Path;
+use serde_json::json;
 
-use serde_json::{Value, json};
-
-use crate::helpers::commands::{backfill, workdir};
-use crate::helpers::stripe_double::{Customer, StripeDouble, output};
+use crate::helpers::commands::{backfill, run, workdir};
+use crate::helpers::stripe_double::{Customer, StripeDouble};
 use crate::helpers::{create_auth_users, insert_customer_by_hand, migrated_database};
-
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}\n{}", self.stdout, self.stderr))
-    }
-}
-
-async fn run(double: &StripeDouble, database_url: &str, dir: &Path, args: &[&str]) -> Ran {
-    let out = output(double.command(database_url, dir, args)).await;
-    Ran {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 #[tokio::test]
 async fn rows_verify_cannot_compare_are_reported_by_reason_and_the_run_is_not_verified() {

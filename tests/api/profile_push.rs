@@ -17,7 +17,7 @@ use crate::helpers::{TestDatabase, create_auth_user, migrated_database, now};
 
 /// A `serve` process of the test with the tests' settings, then `extra` environment variables;
 /// it applies migrations at start, as a deployment does, and is killed on drop.
-async fn replica(
+pub(crate) async fn replica(
     db: &TestDatabase,
     double: &StripeDouble,
     dir: &Path,

@@ -10,21 +10,20 @@
 //! and wait up to a minute for one attempt: here a transient answer is given once and the
 //! retry must succeed; a time-out is left to the webhook paths, whose deadlines are seconds.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::commands::workdir;
+use crate::helpers::commands::{run, workdir};
 use crate::helpers::events::{CustomerEvent, new_customer_id, thin_event};
 use crate::helpers::schema::outbox_row;
-use crate::helpers::serve_process::ServeProcess;
 use crate::helpers::stripe_double::answers::{Asked, EVERY_ANSWER, StripeAnswer};
-use crate::helpers::stripe_double::{Customer, StripeDouble, TEST_API_KEY, Target, output};
+use crate::helpers::stripe_double::{Customer, StripeDouble, Target};
 use crate::helpers::{
     LinkState, TestApp, create_auth_user, event_id_of, json_reply, migrated_database, now,
     spawn_app_with_customers, spawn_app_with_stripe,
 };
+use crate::profile_push::replica;
 
 /// A customer row linked to a new user, named "Before"; the double holds it named "After".
 async fn linked_customer(app: &TestApp, double: &StripeDouble) -> (String, uuid::Uuid) {
@@ -95,21 +94,6 @@ async fn a_thin_events_fetch_changes_the_row_only_as_stripes_own_answer_says() {
             }
         }
         double.release_hangs();
-    }
-}
-
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-async fn run(double: &StripeDouble, database_url: &str, dir: &Path, args: &[&str]) -> Ran {
-    let out = output(double.command(database_url, dir, args)).await;
-    Ran {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 
@@ -268,23 +252,68 @@ async fn post_customers_links_a_customer_only_from_stripes_answer_to_the_create(
     }
 }
 
-/// A `serve` process that pushes profile changes quickly (no catch-up).
-async fn pushing_serve(db_url: &str, double: &StripeDouble, dir: &Path) -> ServeProcess {
-    ServeProcess::command(db_url)
-        .migrating()
-        .current_dir(dir)
-        .env("STRIPE_API_KEY", TEST_API_KEY)
-        .env("STRIPE_API_BASE", &double.base_url)
-        .env("CATCH_UP_INTERVAL", "0")
-        .env("PROFILE_PUSH_TIMEOUT", "2s")
-        .env("PROFILE_PUSH_MAX_BACKOFF", "2s")
-        .env_remove("RUST_LOG")
-        .env_remove("USER_ID_METADATA_KEY")
-        .env_remove("PROFILE_NAME_COLUMN")
-        .start()
-        .await
-        .ready()
-        .await
+/// An attempt of `user`'s creation that was interrupted two minutes ago (a crash between
+/// Stripe's answer and the row): the next call looks the customer up before it creates again.
+async fn interrupted_attempt(app: &TestApp, user: uuid::Uuid) {
+    sqlx::query(
+        "insert into public.stripe_customer_creations
+             (user_id, attempt, started_at, email, lease_owner, lease_until)
+         select id, 1, now() - interval '2 minutes', email, gen_random_uuid(),
+                now() - interval '90 seconds'
+           from auth.users where id = $1",
+    )
+    .bind(user)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn after_a_crash_post_customers_trusts_only_stripes_answer_to_the_search() {
+    let double = StripeDouble::start().await;
+    let app = spawn_app_with_customers(&double, |_| {}).await;
+    // A list holds live customers only: `Deleted` is no answer a search gives.
+    for answer in EVERY_ANSWER
+        .into_iter()
+        .filter(|a| *a != StripeAnswer::Deleted)
+    {
+        let user = create_auth_user(&app.db.pool).await;
+        interrupted_attempt(&app, user).await;
+        // What the interrupted attempt made in Stripe.
+        let made = new_customer_id();
+        double.add([Customer::new(&made).for_user(user)]);
+        answer.script(&double, Target::Search, Asked::Customers);
+        let token = crate::helpers::tokens::user_token(user);
+        let (status, body) = json_reply(app.post_customers(Some(&token), None).await).await;
+        let case = format!("{answer:?}: {status} {body}");
+        let created_again = double
+            .create_requests()
+            .iter()
+            .any(|r| r.form.iter().any(|(_, v)| *v == user.to_string()));
+        if answer == StripeAnswer::Object {
+            assert_eq!(
+                (status, &body["stripe_customer_id"]),
+                (201, &Value::from(made.as_str())),
+                "{case}"
+            );
+            assert_eq!(
+                app.link_state(&made).await,
+                LinkState::linked(user),
+                "{case}"
+            );
+        } else {
+            assert!(!(200..300).contains(&status), "{case}");
+            assert!(
+                app.customer_of_user(user).await.is_none(),
+                "{case}: nothing linked"
+            );
+        }
+        assert!(
+            !created_again,
+            "{case}: no creation without the look-up's answer"
+        );
+        double.release_hangs();
+    }
 }
 
 /// Waits until the user's outbox row says the push ended: done, or failed once.
@@ -306,7 +335,7 @@ async fn a_profile_push_is_done_only_when_stripe_answers_with_the_updated_custom
     let db = migrated_database().await;
     let double = StripeDouble::start().await;
     let dir = workdir();
-    let serve = pushing_serve(&db.url, &double, dir.path()).await;
+    let serve = replica(&db, &double, dir.path(), &[]).await.ready().await;
     // Updating a deleted customer is no answer Stripe gives (it answers resource_missing).
     for answer in EVERY_ANSWER
         .into_iter()

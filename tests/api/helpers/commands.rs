@@ -31,6 +31,31 @@ pub async fn backfill(
     }
 }
 
+/// What one command run left: its exit code and its two outputs.
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// Its stdout as JSON (`--json`), or a panic that shows both outputs.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// `stripe-customer-sync <args>` against `database_url` and the double, in `dir`, to its end.
+pub async fn run(double: &StripeDouble, database_url: &str, dir: &Path, args: &[&str]) -> Ran {
+    let out = output(double.command(database_url, dir, args)).await;
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 pub fn workdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
