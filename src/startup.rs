@@ -100,7 +100,7 @@ impl Application {
             _ => None,
         };
         // Webhooks keep `pool` (DATABASE_MAX_CONNECTIONS) and their writers' own connections;
-        // every other part has connections of its own (DESIGN.md "Capacity").
+        // every other part has connections of its own (docs/design.md "Capacity").
         let customers_endpoint = customers_endpoint(settings, &pool, &metrics)?;
         let health_pool = pool::pool_beside(
             &pool,

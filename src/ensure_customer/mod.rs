@@ -5,7 +5,7 @@
 //! "the user" is either).
 //!
 //! Exactly one customer per user, whatever the concurrency, the replicas or the crashes, and no
-//! database connection held while Stripe answers (DESIGN.md "Capacity"):
+//! database connection held while Stripe answers (docs/design.md "Capacity"):
 //!
 //! - callers for one user queue in memory first ([`user_locks`]);
 //! - a short transaction under a per-user transaction-scoped advisory lock decides the step

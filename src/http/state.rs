@@ -15,7 +15,7 @@ use crate::sync::SyncSettings;
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub verifier: SignatureVerifier,
-    /// The webhooks' pool: nothing else draws from it (DESIGN.md "Capacity").
+    /// The webhooks' pool: nothing else draws from it (docs/design.md "Capacity").
     pub pool: PgPool,
     /// `/readyz`'s own connection.
     pub health_pool: PgPool,

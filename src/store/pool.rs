@@ -158,7 +158,7 @@ pub const CUSTOMERS_CONNECTIONS: u32 = 4;
 pub const HEALTH_CONNECTIONS: u32 = 1;
 
 /// A pool of `connections` beside `webhooks`, to the same database with the same policy: a
-/// part of the service (DESIGN.md "Capacity") that must not take the webhooks' connections.
+/// part of the service (docs/design.md "Capacity") that must not take the webhooks' connections.
 /// Behind a pooler each part's client connections are separate too; the server connections
 /// behind a transaction pooler are shared, but none is held across a call to another peer.
 pub fn pool_beside(webhooks: &PgPool, connections: u32, policy: ConnectionPolicy) -> PgPool {

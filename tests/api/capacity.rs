@@ -1,5 +1,5 @@
 //! "The webhook path has database capacity of its own" and "no database connection is held
-//! while waiting for Stripe" (DESIGN.md "Capacity"): a slow Stripe under a burst of sign-ups
+//! while waiting for Stripe" (docs/design.md "Capacity"): a slow Stripe under a burst of sign-ups
 //! leaves every webhook answered promptly, on the direct connection and behind PgBouncer in
 //! transaction mode (where the webhook writers draw from the pool).
 

@@ -1,4 +1,4 @@
-//! A creation Stripe refuses (DESIGN.md "Stripe's answers": another 4xx to a write) is
+//! A creation Stripe refuses (docs/design.md "Stripe's answers": another 4xx to a write) is
 //! permanent for those values: `POST /customers` answers 502 `stripe_refused` with Stripe's
 //! code, and no new Stripe call is made for the user, on any replica, until the back-off passes
 //! or the user's email or name changed. Logs name Stripe's type, code, param and request id,

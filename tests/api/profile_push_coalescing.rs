@@ -1,4 +1,4 @@
-//! One user's edits do not become a stream of Stripe calls (DESIGN.md "Profile changes reach
+//! One user's edits do not become a stream of Stripe calls (docs/design.md "Profile changes reach
 //! Stripe"): at most one push per user per `PROFILE_PUSH_MIN_INTERVAL` (1 s by default), the
 //! latest values always pushed last; and after a push Stripe refused, an edit ends the back-off
 //! only when the values to push changed.
