@@ -123,7 +123,8 @@ fn expected(claims: &Value) -> Option<Caller> {
     if exp < now - LEEWAY {
         return None;
     }
-    match claims.get("nbf") {
+    // A null `nbf` sets no start, as no `nbf` at all (found by the million-case run).
+    match claims.get("nbf").filter(|nbf| !nbf.is_null()) {
         None => {}
         Some(nbf) if nbf.as_i64()? <= now + LEEWAY => {}
         Some(_) => return None,
@@ -131,9 +132,14 @@ fn expected(claims: &Value) -> Option<Caller> {
     let role = claims.get("role").and_then(Value::as_str);
     let iss = claims.get("iss").and_then(Value::as_str);
     let issuer = format!("{PROJECT}/auth/v1");
+    // A `ref` of null names no project, as no `ref` at all (the million-case run found the
+    // model treating it as another project's).
     let legacy = iss == Some("supabase")
         && role == Some("service_role")
-        && claims.get("ref").is_none_or(|r| r == "project-ref");
+        && claims
+            .get("ref")
+            .filter(|r| !r.is_null())
+            .is_none_or(|r| r == "project-ref");
     // Typed claims: a present one of another type makes the token malformed.
     let typed = |key: &str| claims.get(key).is_none_or(|v| v.is_string() || v.is_null());
     let audience_typed = claims.get("aud").is_none_or(|aud| {

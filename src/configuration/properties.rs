@@ -21,7 +21,8 @@ fn origins(raw: &str) -> Result<Vec<String>, ConfigError> {
 
 /// An origin as a browser sends it: lower-case scheme and host, a port only when not the
 /// scheme's default. The last label is a name (one of digits would make the host an IPv4
-/// address, and an invalid one).
+/// address, and an invalid one). No label starts with `xn--`: that marks a punycode label,
+/// which must decode (the million-case run found `xn--a`, rightly refused as no host).
 fn origin() -> impl Strategy<Value = String> {
     (
         prop::sample::select(vec!["http", "https"]),
@@ -29,6 +30,9 @@ fn origin() -> impl Strategy<Value = String> {
         "[a-z]{1,8}",
         prop::option::of(1u16..),
     )
+        .prop_filter("not a punycode label", |(_, labels, _, _)| {
+            !labels.iter().any(|label| label.starts_with("xn--"))
+        })
         .prop_map(|(scheme, mut labels, last, port)| {
             labels.push(last);
             let default_port = if scheme == "http" { 80 } else { 443 };
