@@ -3,6 +3,7 @@
 
 mod audit_history;
 mod backfill;
+mod backfill_measurement;
 mod backup;
 mod capacity;
 mod catch_up;
@@ -46,6 +47,7 @@ mod request_deadlines;
 mod row_ids;
 mod row_storage;
 mod schema_constraints;
+mod schema_ledger_constraints;
 mod schema_migrations;
 mod schema_outbox;
 mod schema_privileges;
