@@ -20,7 +20,7 @@ use crate::local_db;
 use crate::store::backup::{self as store, ExportError, ExportedTable};
 
 #[derive(Debug, thiserror::Error)]
-pub enum BackupError {
+pub(crate) enum BackupError {
     #[error(
         "pg_dump not found (looked in PG_BIN, PATH and /usr/lib/postgresql/*/bin); install the \
          PostgreSQL client of the server's major version or newer (Debian/Ubuntu: \
@@ -39,7 +39,7 @@ pub enum BackupError {
 
 /// What a backup wrote.
 #[derive(Debug, Clone, Serialize)]
-pub struct Backup {
+pub(crate) struct Backup {
     pub dir: PathBuf,
     pub schema: PathBuf,
     pub tables: Vec<ExportedTable>,
@@ -57,7 +57,7 @@ struct Manifest<'a> {
 
 /// Backs up the database `database_url` names (and `pool` connects to) into a new
 /// `backup_dir/<UTC timestamp>/`.
-pub async fn run(
+pub(crate) async fn run(
     database_url: &str,
     pool: &PgPool,
     backup_dir: &Path,

@@ -4,6 +4,10 @@
 //! `http` (request in) → `stripe::signature` (verified) → `stripe::event` (decoded)
 //! → `sync` (rule applied) → `store` (rows written) → `http` (response out).
 
+// Crate-private by default: an item is `pub` only where the binary, the tests or the benches use
+// it. CI's clippy run denies warnings, so this holds.
+#![warn(unreachable_pub)]
+
 pub(crate) mod auth;
 pub(crate) mod backup;
 pub(crate) mod catch_up;

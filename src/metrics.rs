@@ -1,7 +1,7 @@
 //! What `GET /metrics` exposes, in Prometheus' text format.
 
-pub mod batches;
-pub mod customers;
+pub(crate) mod batches;
+pub(crate) mod customers;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;

@@ -15,7 +15,7 @@ fn target(enabled: bool) -> ProgressDrawTarget {
 }
 
 /// A counter without a known end (Stripe's list has no total): items, rate, time.
-pub fn counter(enabled: bool, unit: &'static str) -> ProgressBar {
+pub(crate) fn counter(enabled: bool, unit: &'static str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, target(enabled));
     bar.set_style(
         ProgressStyle::with_template(&format!(
@@ -28,7 +28,7 @@ pub fn counter(enabled: bool, unit: &'static str) -> ProgressBar {
 }
 
 /// A bar towards a known total.
-pub fn bar(enabled: bool, total: u64, unit: &'static str) -> ProgressBar {
+pub(crate) fn bar(enabled: bool, total: u64, unit: &'static str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), target(enabled));
     bar.set_style(
         ProgressStyle::with_template(&format!(

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// Prints `summary` as JSON when `json`, else the text `render` makes of it.
-pub fn print<T: Serialize>(summary: &T, json: bool, render: impl FnOnce(&T) -> String) {
+pub(crate) fn print<T: Serialize>(summary: &T, json: bool, render: impl FnOnce(&T) -> String) {
     if json {
         println!(
             "{}",

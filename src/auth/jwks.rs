@@ -22,17 +22,17 @@ use tokio::sync::{Mutex, RwLock};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot fetch SUPABASE_JWKS_URL: {0}")]
-pub struct JwksError(String);
+pub(crate) struct JwksError(String);
 
 /// Keys older than this are refetched before use; should that fail, they keep verifying until
 /// `max_age`. Supabase's own JWKS endpoint is cached for 10 minutes.
-pub const REFRESH_AGE: Duration = Duration::from_secs(600);
+pub(crate) const REFRESH_AGE: Duration = Duration::from_secs(600);
 /// `SUPABASE_JWKS_MAX_AGE`'s default: how long after its fetch a key may still verify while the
 /// JWKS cannot be fetched, i.e. how long a revoked key may outlive its revocation during an
 /// outage of the JWKS endpoint.
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
 /// The least time between two fetches caused by unknown `kid`s.
-pub const MIN_REFETCH: Duration = Duration::from_secs(30);
+pub(crate) const MIN_REFETCH: Duration = Duration::from_secs(30);
 /// The first retry after a failed fetch; it doubles with each failure, up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(30);
@@ -75,7 +75,7 @@ impl Attempts {
     }
 }
 
-pub struct JwksCache {
+pub(crate) struct JwksCache {
     url: Url,
     http: reqwest::Client,
     keys: RwLock<Keys>,
@@ -96,7 +96,11 @@ impl std::fmt::Debug for JwksCache {
 
 impl JwksCache {
     /// rustls' crypto provider must be installed first (`tls::install_crypto_provider`).
-    pub fn new(url: Url, min_refetch: Duration, max_age: Duration) -> Result<Self, JwksError> {
+    pub(crate) fn new(
+        url: Url,
+        min_refetch: Duration,
+        max_age: Duration,
+    ) -> Result<Self, JwksError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("stripe-customer-sync/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(3))
@@ -119,7 +123,10 @@ impl JwksCache {
     }
 
     /// The key `kid` names and its algorithm; `None`: the JWKS has no such (usable) key.
-    pub async fn key(&self, kid: &str) -> Result<Option<(DecodingKey, Algorithm)>, JwksError> {
+    pub(crate) async fn key(
+        &self,
+        kid: &str,
+    ) -> Result<Option<(DecodingKey, Algorithm)>, JwksError> {
         {
             let keys = self.keys.read().await;
             if keys.age().is_some_and(|age| age < self.refresh_age())

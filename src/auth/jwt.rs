@@ -28,7 +28,7 @@ const LEEWAY_SECS: u64 = 30;
 
 /// Who the token says is calling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caller {
+pub(crate) enum Caller {
     /// A signed-in user (`role: authenticated`): may get or create their own customer only.
     User(Uuid),
     /// The project's `service_role` (a backend): may name any user.
@@ -36,7 +36,7 @@ pub enum Caller {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     /// Missing, malformed, expired, badly signed, for another audience, an unknown key: 401.
     /// The reason is for the log and the metrics, not the caller.
     #[error("invalid token: {0}")]
@@ -90,7 +90,7 @@ impl Audience {
 
 /// The issuer the project's tokens must name: `<SUPABASE_URL>/auth/v1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issuer {
+pub(crate) struct Issuer {
     url: String,
     /// `<ref>` of `https://<ref>.supabase.co`, when the project is hosted by Supabase.
     project_ref: Option<String>,
@@ -98,7 +98,7 @@ pub struct Issuer {
 
 impl Issuer {
     /// The issuer of the project at `project_url` (`https://<ref>.supabase.co`).
-    pub fn of_project(project_url: &reqwest::Url) -> Self {
+    pub(crate) fn of_project(project_url: &reqwest::Url) -> Self {
         let url = format!("{}/auth/v1", project_url.as_str().trim_end_matches('/'));
         let project_ref = project_url
             .host_str()
@@ -110,7 +110,7 @@ impl Issuer {
 
     /// The issuer of the project whose JWKS is at `jwks_url`, when it has Supabase's form
     /// (`…/auth/v1/.well-known/jwks.json`).
-    pub fn of_jwks_url(jwks_url: &reqwest::Url) -> Option<Self> {
+    pub(crate) fn of_jwks_url(jwks_url: &reqwest::Url) -> Option<Self> {
         if jwks_url.query().is_some() || jwks_url.fragment().is_some() {
             return None;
         }
@@ -121,7 +121,7 @@ impl Issuer {
         Some(Self::of_project(&project_url))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.url
     }
 
@@ -141,7 +141,7 @@ impl Issuer {
 }
 
 /// Verifies tokens with what the project configured: the HS256 secret, the JWKS, or both.
-pub struct TokenVerifier {
+pub(crate) struct TokenVerifier {
     hs256: Option<DecodingKey>,
     jwks: Option<JwksCache>,
     /// `None`: the project's URL is unknown, and `iss` is not checked.
@@ -159,7 +159,7 @@ impl std::fmt::Debug for TokenVerifier {
 }
 
 impl TokenVerifier {
-    pub fn new(
+    pub(crate) fn new(
         secret: Option<&SecretString>,
         jwks: Option<JwksCache>,
         issuer: Option<Issuer>,
@@ -172,7 +172,7 @@ impl TokenVerifier {
         }
     }
 
-    pub async fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+    pub(crate) async fn verify(&self, token: &str) -> Result<Caller, TokenError> {
         let header = decode_header(token).map_err(|_| TokenError::Invalid("malformed"))?;
         let (key, algorithm) = match header.alg {
             Algorithm::HS256 => {

@@ -3,10 +3,10 @@
 //! `jwt` checks a token's signature and claims; `jwks` keeps the project's public signing keys.
 //! Nothing here logs a token or a claim beyond the role.
 
-pub mod jwks;
-pub mod jwt;
+pub(crate) mod jwks;
+pub(crate) mod jwt;
 #[cfg(test)]
 mod properties;
 
-pub use jwks::JwksCache;
-pub use jwt::{Caller, TokenError, TokenVerifier};
+pub(crate) use jwks::JwksCache;
+pub(crate) use jwt::{Caller, TokenError, TokenVerifier};

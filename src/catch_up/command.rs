@@ -7,7 +7,7 @@ use super::summary::render;
 use crate::configuration::{DatabaseArgs, StripeApiArgs, SyncArgs};
 
 #[derive(clap::Args, Debug)]
-pub struct CatchUpArgs {
+pub(crate) struct CatchUpArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
@@ -27,7 +27,7 @@ pub struct CatchUpArgs {
 }
 
 /// What the command line prints; exit 0 when the run completed.
-pub fn print(summary: &Summary, json: bool) -> ExitCode {
+pub(crate) fn print(summary: &Summary, json: bool) -> ExitCode {
     crate::report::print(summary, json, render);
     ExitCode::SUCCESS
 }

@@ -21,7 +21,7 @@
 
 mod command;
 mod summary;
-pub mod worker;
+pub(crate) mod worker;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -38,19 +38,19 @@ use crate::stripe_api::{ApiError, StripeClient};
 use crate::sync::rules::{CustomerEventKind, EventOrder};
 use crate::sync::{self, Outcome, SyncError, SyncSettings};
 
-pub use command::{CatchUpArgs, print};
-pub use summary::{Summary, WindowStart};
+pub(crate) use command::{CatchUpArgs, print};
+pub(crate) use summary::{Summary, WindowStart};
 
 /// How long Stripe keeps events: the furthest back a run can list.
-pub const RETENTION: Duration = Duration::from_secs(30 * 86_400);
+pub(crate) const RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
 /// How far before the last completed run's listing the next one starts: an event becomes
 /// listable shortly after its `created`, so one created just before a listing started may have
 /// been missing from it.
-pub const MARGIN: Duration = Duration::from_secs(5 * 60);
+pub(crate) const MARGIN: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Debug, Clone)]
-pub struct CatchUpOptions {
+pub(crate) struct CatchUpOptions {
     /// `None`: from shortly before the last completed run (the first run: 30 days).
     pub since: Option<Duration>,
     pub dry_run: bool,
@@ -60,7 +60,7 @@ pub struct CatchUpOptions {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum CatchUpError {
+pub(crate) enum CatchUpError {
     #[error(
         "another catch-up is running (it holds the lease, which runs out within 30 s of its process stopping); nothing was done"
     )]
@@ -78,7 +78,7 @@ impl From<StoreError> for CatchUpError {
 }
 
 /// Runs catch-up once.
-pub async fn run(
+pub(crate) async fn run(
     pool: &PgPool,
     client: &StripeClient,
     settings: &SyncSettings,

@@ -7,7 +7,7 @@ use serde::Serialize;
 /// Why the window starts where it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum WindowStart {
+pub(crate) enum WindowStart {
     /// `--since`.
     Since,
     /// Shortly before the last completed run's listing.
@@ -17,7 +17,7 @@ pub enum WindowStart {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub dry_run: bool,
     /// `created[gte]` of the listing, RFC 3339.
     pub listed_from: String,
@@ -43,13 +43,13 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn applied_count(&self) -> u64 {
+    pub(crate) fn applied_count(&self) -> u64 {
         self.applied.values().sum()
     }
 }
 
 /// The summary as a person reads it.
-pub fn render(summary: &Summary) -> String {
+pub(super) fn render(summary: &Summary) -> String {
     let by = |counts: &BTreeMap<&'static str, u64>| {
         let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
         if parts.is_empty() {

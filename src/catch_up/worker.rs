@@ -34,13 +34,13 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// if longer).
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
-pub struct Worker {
+pub(crate) struct Worker {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
 /// What a run needs, owned by the task.
-pub struct Context {
+pub(crate) struct Context {
     pub pool: PgPool,
     pub client: StripeClient,
     pub settings: SyncSettings,
@@ -49,7 +49,7 @@ pub struct Context {
 
 impl Worker {
     /// Starts the periodic runs on the current tokio runtime.
-    pub fn spawn(context: Context, interval: Duration) -> Self {
+    pub(crate) fn spawn(context: Context, interval: Duration) -> Self {
         let (stop, stopped) = watch::channel(false);
         tracing::info!(
             interval = %Human(interval),
@@ -60,7 +60,7 @@ impl Worker {
     }
 
     /// Stops the runs: waits for one in progress, a little.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(true);
         let abort = self.task.abort_handle();
         if tokio::time::timeout(STOP_TIMEOUT, self.task).await.is_err() {

@@ -19,7 +19,7 @@ use crate::configuration::{
 use crate::domain::Owner;
 
 #[derive(Args, Debug)]
-pub struct EnsureCustomerArgs {
+pub(crate) struct EnsureCustomerArgs {
     /// The Supabase user (auth.users.id) whose Stripe customer to get or create.
     #[arg(
         long,
@@ -45,7 +45,7 @@ pub struct EnsureCustomerArgs {
 }
 
 /// The line printed on success.
-pub fn print(ensured: &crate::ensure_customer::Ensured) {
+pub(crate) fn print(ensured: &crate::ensure_customer::Ensured) {
     println!(
         "{}",
         serde_json::json!({

@@ -5,11 +5,11 @@
 //! `ensure-customer` as a customer created for a user; `serve` hands webhooks to it.
 //! (`catch-up`'s run lives with its background worker in [`crate::catch_up`].)
 
-pub mod backfill;
-pub mod ensure_customer;
-pub mod reapply;
-pub mod replay;
-pub mod verify;
+pub(crate) mod backfill;
+pub(crate) mod ensure_customer;
+pub(crate) mod reapply;
+pub(crate) mod replay;
+pub(crate) mod verify;
 
 mod catch_up;
 mod database;

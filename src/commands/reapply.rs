@@ -23,7 +23,7 @@ use crate::sync::{self, SyncError, SyncSettings, thin};
 use crate::thin_events::{self, Fetch};
 
 #[derive(clap::Args, Debug)]
-pub struct ReapplyArgs {
+pub(crate) struct ReapplyArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
@@ -41,7 +41,7 @@ pub struct ReapplyArgs {
 
 /// What became of one failed event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Reapplied {
+pub(crate) struct Reapplied {
     pub event_id: String,
     /// The outcome it now has (`processed`, `skipped`, …), or `failed` if it still fails.
     pub status: String,
@@ -51,7 +51,7 @@ pub struct Reapplied {
 }
 
 /// Re-applies every failed event (or the one named), oldest first.
-pub async fn run(
+pub(crate) async fn run(
     pool: &PgPool,
     settings: &SyncSettings,
     client: Option<&StripeClient>,
@@ -179,7 +179,7 @@ async fn reapply_thin(
 }
 
 /// One line per event (or JSON); exit 1 when any still fails.
-pub fn print(results: &[Reapplied], json: bool) -> ExitCode {
+pub(crate) fn print(results: &[Reapplied], json: bool) -> ExitCode {
     if json {
         println!(
             "{}",

@@ -9,7 +9,7 @@ use crate::domain::WebhookSecrets;
 use crate::stripe::signature;
 
 #[derive(clap::Args, Debug)]
-pub struct ReplayArgs {
+pub(crate) struct ReplayArgs {
     /// Event files, or folders whose `.json` files are sent in name order.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
@@ -27,7 +27,7 @@ pub struct ReplayArgs {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
+pub(crate) enum ReplayError {
     #[error("--secret: {0}")]
     Secret(String),
     #[error("{path}: {error}")]
@@ -41,7 +41,7 @@ pub enum ReplayError {
 
 /// Sends every event; prints `<file> <http status> <service status>` per event on stdout.
 /// Non-zero exit when any delivery was not answered 2xx.
-pub async fn run(args: ReplayArgs) -> Result<ExitCode, ReplayError> {
+pub(crate) async fn run(args: ReplayArgs) -> Result<ExitCode, ReplayError> {
     let secrets =
         WebhookSecrets::parse(&args.secret).map_err(|e| ReplayError::Secret(e.to_string()))?;
     let secret = secrets

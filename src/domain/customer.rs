@@ -16,7 +16,7 @@ use super::event_order::EventOrder;
 
 /// `customer_metadata.sync.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncStatus {
+pub(crate) enum SyncStatus {
     Synced,
     Unlinked,
     Deleted,
@@ -27,7 +27,7 @@ pub enum SyncStatus {
 }
 
 impl SyncStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Synced => "synced",
             Self::Unlinked => "unlinked",
@@ -36,7 +36,7 @@ impl SyncStatus {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "synced" => Some(Self::Synced),
             "unlinked" => Some(Self::Unlinked),
@@ -50,7 +50,7 @@ impl SyncStatus {
 /// Why a stored row has no owner, neither `user_id` nor `organization_id`
 /// (`customer_metadata.sync.error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnlinkReason {
+pub(crate) enum UnlinkReason {
     MissingUserId,
     InvalidUserId,
     UnknownUser,
@@ -61,7 +61,7 @@ pub enum UnlinkReason {
 }
 
 impl UnlinkReason {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             UnlinkReason::MissingUserId => "missing_user_id",
             UnlinkReason::InvalidUserId => "invalid_user_id",
@@ -73,7 +73,7 @@ impl UnlinkReason {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         [
             Self::MissingUserId,
             Self::InvalidUserId,
@@ -91,7 +91,7 @@ impl UnlinkReason {
 /// What the database says about the candidate owner (the user, or the organization, that the
 /// customer's metadata names), read in the same snapshot as the row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct UserFacts {
+pub(crate) struct UserFacts {
     pub exists: bool,
     /// Another live customer row already holds this user (or organization).
     pub linked_elsewhere: bool,
@@ -99,7 +99,7 @@ pub struct UserFacts {
 
 /// The existing row, as far as the rules' order and guards care.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredCustomer {
+pub(crate) struct StoredCustomer {
     /// Opaque row version; a write based on this read succeeds only if it is still current.
     pub version: String,
     pub status: Option<SyncStatus>,
@@ -109,7 +109,7 @@ pub struct StoredCustomer {
 /// What an existing row holds of the values the rules write (the `sync` bookkeeping of the
 /// last event aside): enough to tell a write that changes the row from one that would not.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredValues {
+pub(crate) struct StoredValues {
     pub user_id: Option<Uuid>,
     pub organization_id: Option<Uuid>,
     pub email: String,
@@ -127,7 +127,7 @@ pub struct StoredValues {
 
 /// `customer_metadata.sync` as a decision writes it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SyncState {
+pub(crate) struct SyncState {
     pub status: SyncStatus,
     /// Stripe's mode the state came from.
     pub livemode: bool,
@@ -143,7 +143,7 @@ pub struct SyncState {
 
 /// The values to write into a row.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RowWrite {
+pub(crate) struct RowWrite {
     pub user_id: Option<Uuid>,
     /// Never set together with `user_id` (a row has one owner).
     pub organization_id: Option<Uuid>,
@@ -159,7 +159,7 @@ pub struct RowWrite {
 
 /// A value of a row that a write can change (the `sync` bookkeeping of the last event aside).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowField {
+pub(crate) enum RowField {
     UserId,
     OrganizationId,
     Email,
@@ -173,7 +173,7 @@ pub enum RowField {
 
 impl RowWrite {
     /// The values of `stored` that writing this row would change, in [`RowField`] order.
-    pub fn changes(&self, stored: &StoredValues) -> Vec<RowField> {
+    pub(crate) fn changes(&self, stored: &StoredValues) -> Vec<RowField> {
         let changed = [
             (RowField::UserId, stored.user_id != self.user_id),
             (

@@ -4,14 +4,14 @@
 
 /// The three customer events the service applies, in their tie-breaking rank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CustomerEventKind {
+pub(crate) enum CustomerEventKind {
     Created,
     Updated,
     Deleted,
 }
 
 impl CustomerEventKind {
-    pub fn from_event_type(event_type: &str) -> Option<Self> {
+    pub(crate) fn from_event_type(event_type: &str) -> Option<Self> {
         match event_type {
             "customer.created" => Some(Self::Created),
             "customer.updated" => Some(Self::Updated),
@@ -20,7 +20,7 @@ impl CustomerEventKind {
         }
     }
 
-    pub fn as_event_type(self) -> &'static str {
+    pub(crate) fn as_event_type(self) -> &'static str {
         match self {
             Self::Created => "customer.created",
             Self::Updated => "customer.updated",
@@ -41,13 +41,13 @@ impl CustomerEventKind {
 /// The commands that apply a customer as Stripe's API returned it, rather than from an event.
 /// Their name is what `customer_metadata.sync.last_event_type` records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FetchCommand {
+pub(crate) enum FetchCommand {
     Backfill,
     Verify,
 }
 
 impl FetchCommand {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Backfill => "backfill",
             Self::Verify => "verify",
@@ -65,11 +65,11 @@ impl FetchCommand {
 
 /// `sync.last_event_type` of a row written from a customer the service created for a user;
 /// reads back as a fetched state.
-pub const CREATED_FOR_USER: &str = "ensure-customer";
+pub(crate) const CREATED_FOR_USER: &str = "ensure-customer";
 
 /// The types a thin customer event is recorded under: a row that records one of them was
 /// written from a fetched state.
-pub const THIN_EVENT_TYPES: [&str; 3] = [
+pub(crate) const THIN_EVENT_TYPES: [&str; 3] = [
     "v1.customer.created",
     "v1.customer.updated",
     "v1.customer.deleted",
@@ -85,13 +85,13 @@ const FETCHED_RANK: u8 = 0;
 /// Stripe does not deliver in order and `created` has 1-second resolution, so events are
 /// ordered by (`created`, type rank).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct EventOrder {
+pub(crate) struct EventOrder {
     created: i64,
     rank: u8,
 }
 
 impl EventOrder {
-    pub fn new(created: i64, kind: CustomerEventKind) -> Self {
+    pub(crate) fn new(created: i64, kind: CustomerEventKind) -> Self {
         Self {
             created,
             rank: kind.rank(),
@@ -99,7 +99,7 @@ impl EventOrder {
     }
 
     /// The order of a customer fetched from Stripe's API by a request started at `requested_at`.
-    pub fn fetched(requested_at: i64) -> Self {
+    pub(crate) fn fetched(requested_at: i64) -> Self {
         Self {
             created: requested_at,
             rank: FETCHED_RANK,
@@ -110,7 +110,7 @@ impl EventOrder {
     /// (`backfill`, `verify`, a thin event's `v1.customer.*`, a customer created for a user)
     /// ranks below events of its second; an unknown type (written by hand, or by a future
     /// version) ranks as an update.
-    pub fn from_recorded(created: i64, event_type: &str) -> Self {
+    pub(crate) fn from_recorded(created: i64, event_type: &str) -> Self {
         if FetchCommand::from_recorded(event_type).is_some()
             || THIN_EVENT_TYPES.contains(&event_type)
             || event_type == CREATED_FOR_USER

@@ -30,9 +30,9 @@
 //! ([`crate::sync::created`]), so the `customer.created` webhook, before or after, is applied
 //! by the ordinary rules; the attempt is marked finished in the same transaction.
 
-pub mod plan;
-pub mod refusal;
-pub mod user_locks;
+pub(crate) mod plan;
+pub(crate) mod refusal;
+pub(crate) mod user_locks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +47,7 @@ use crate::metrics::customers::CustomerMetrics;
 use crate::store::StoreError;
 use crate::store::customer_creations::{self as store, Attempt, Lease, Refusal, RefusedStep};
 use crate::store::organizations;
-pub use crate::store::organizations::Membership;
+pub(crate) use crate::store::organizations::Membership;
 use crate::stripe::event::CustomerObject;
 use crate::stripe_api::customer_creation::{self as stripe, NewCustomer};
 use crate::stripe_api::customers::ApiCustomer;
@@ -56,11 +56,11 @@ use crate::sync::created::{CreatedCustomer, apply_created};
 use crate::sync::rules::ORGANIZATION_ID_METADATA_KEY;
 use crate::sync::{SyncError, SyncSettings};
 use plan::{AfterSearch, LEASE, Step, Values, refusal_backoff};
-pub use refusal::Refused;
+pub(crate) use refusal::Refused;
 use user_locks::UserLocks;
 
 /// How long one Stripe call (all its retries) may take; no connection is held meanwhile.
-pub const STRIPE_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const STRIPE_DEADLINE: Duration = Duration::from_secs(10);
 /// How long a step may wait for the user's lock (another request's short step) and run a
 /// statement.
 const STEP_WAIT: Duration = Duration::from_secs(5);
@@ -76,7 +76,7 @@ const POLL_MAX: Duration = Duration::from_secs(1);
 
 /// Retries within [`STRIPE_DEADLINE`]: a blip or a rate limit is ridden out, an outage is a
 /// 503 for the app to retry (the same key then).
-pub fn retry_policy() -> RetryPolicy {
+pub(crate) fn retry_policy() -> RetryPolicy {
     RetryPolicy {
         max_retries: 3,
         initial_backoff: Duration::from_millis(250),
@@ -88,7 +88,7 @@ pub fn retry_policy() -> RetryPolicy {
 
 /// The owner's customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ensured {
+pub(crate) struct Ensured {
     pub stripe_customer_id: String,
     pub owner: Owner,
     /// This call created (or, after an interrupted attempt, recovered and linked) it.
@@ -96,7 +96,7 @@ pub struct Ensured {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum EnsureError {
+pub(crate) enum EnsureError {
     #[error("no such user in auth.users")]
     UnknownUser,
     #[error("no such organization")]
@@ -131,7 +131,7 @@ impl From<sqlx::Error> for EnsureError {
 
 impl EnsureError {
     /// The metrics' outcome label.
-    pub fn outcome(&self) -> &'static str {
+    pub(crate) fn outcome(&self) -> &'static str {
         match self {
             Self::UnknownUser => "unknown_user",
             Self::UnknownOrganization => "unknown_organization",
@@ -193,7 +193,7 @@ impl Drop for LeaseGuard {
     }
 }
 
-pub struct CustomerCreator {
+pub(crate) struct CustomerCreator {
     pool: PgPool,
     client: StripeClient,
     sync: SyncSettings,
@@ -217,7 +217,7 @@ impl std::fmt::Debug for CustomerCreator {
 impl CustomerCreator {
     /// `client` should retry as [`retry_policy`] says. `pool`: connections of its own, never
     /// the webhooks' (each is held for a few statements at a time).
-    pub fn new(
+    pub(crate) fn new(
         pool: PgPool,
         client: StripeClient,
         sync: SyncSettings,
@@ -244,7 +244,7 @@ impl CustomerCreator {
 
     /// The owner's live linked customer, created first if there is none. Counted in the
     /// metrics by outcome.
-    pub async fn ensure(&self, owner: Owner) -> Result<Ensured, EnsureError> {
+    pub(crate) async fn ensure(&self, owner: Owner) -> Result<Ensured, EnsureError> {
         let result = self.get_or_create(owner).await;
         self.counters().request(match &result {
             Ok(ensured) if ensured.created => "created",
@@ -256,7 +256,7 @@ impl CustomerCreator {
 
     /// The user's standing in the organization (`POST /organizations/{id}/customer` lets only
     /// active members with an admin role through).
-    pub async fn membership(
+    pub(crate) async fn membership(
         &self,
         user: Uuid,
         organization: Uuid,
@@ -265,12 +265,12 @@ impl CustomerCreator {
     }
 
     /// Whether `role` may create its organization's customer (`ORGANIZATION_ADMIN_ROLES`).
-    pub fn is_admin_role(&self, role: &str) -> bool {
+    pub(crate) fn is_admin_role(&self, role: &str) -> bool {
         self.organizations.admin_roles.iter().any(|r| r == role)
     }
 
     /// Counts a call refused before it got here (a bad token, a bad body).
-    pub fn count_refusal(&self, outcome: &'static str) {
+    pub(crate) fn count_refusal(&self, outcome: &'static str) {
         self.counters().request(outcome);
     }
 

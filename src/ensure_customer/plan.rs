@@ -8,24 +8,24 @@ use crate::store::customer_creations::{Attempt, Lease, RefusedStep, StoredRefusa
 /// How long a request may call Stripe for an attempt before its lease runs out: a look-up and a
 /// create, each bounded by [`super::STRIPE_DEADLINE`], and the result's transaction. A lease
 /// that runs out unreleased means its holder stopped mid-call.
-pub const LEASE: Duration = Duration::from_secs(30);
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
 /// Stripe keeps an idempotency key at least 24 hours; an attempt younger than this (an hour of
 /// margin) can send its key again and get the first answer replayed.
-pub const KEY_WINDOW: Duration = Duration::from_secs(23 * 3600);
+pub(crate) const KEY_WINDOW: Duration = Duration::from_secs(23 * 3600);
 /// After a refusal, no new call for the same values for this long; it doubles with each
 /// refusal of the same values in a row, up to [`REFUSAL_BACKOFF_MAX`].
-pub const REFUSAL_BACKOFF: Duration = Duration::from_secs(60);
-pub const REFUSAL_BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
+pub(crate) const REFUSAL_BACKOFF: Duration = Duration::from_secs(60);
+pub(crate) const REFUSAL_BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
 
 /// The user's present email and name, as a new customer would get them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Values<'a> {
+pub(crate) struct Values<'a> {
     pub email: &'a str,
     pub name: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step<'a> {
+pub(crate) enum Step<'a> {
     /// Stripe refused these values, and the back-off has not passed: no call.
     Refused(&'a StoredRefusal),
     /// Another request (here or on another replica) is calling Stripe for the user: wait for
@@ -46,7 +46,7 @@ pub enum Step<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterSearch {
+pub(crate) enum AfterSearch {
     /// Within the key window: the same key again.
     Create,
     /// The key expired and the customer was not found: a new attempt.
@@ -54,7 +54,7 @@ pub enum AfterSearch {
 }
 
 /// How long a refusal counted `count` times in a row holds.
-pub fn refusal_backoff(count: u32) -> Duration {
+pub(crate) fn refusal_backoff(count: u32) -> Duration {
     REFUSAL_BACKOFF
         .saturating_mul(1 << count.saturating_sub(1).min(16))
         .min(REFUSAL_BACKOFF_MAX)
@@ -62,7 +62,7 @@ pub fn refusal_backoff(count: u32) -> Duration {
 
 /// `last`: the user's last attempt as stored, read under the user's lock; `now`: the user's
 /// present values.
-pub fn next_step<'a>(last: Option<&'a Attempt>, now: Values<'_>) -> Step<'a> {
+pub(crate) fn next_step<'a>(last: Option<&'a Attempt>, now: Values<'_>) -> Step<'a> {
     let Some(last) = last else {
         return Step::Start(1);
     };

@@ -10,7 +10,7 @@ use crate::stripe_api::ApiError;
 
 /// A refusal read from Stripe's answer: its status and what it said, minus the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
+pub(crate) struct Refused {
     pub step: RefusedStep,
     pub status: u16,
     pub kind: Option<String>,

@@ -10,12 +10,12 @@ use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
 
 #[derive(Debug, Default)]
-pub struct UserLocks {
+pub(crate) struct UserLocks {
     locks: Mutex<HashMap<Uuid, Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl UserLocks {
-    pub async fn lock(&self, user_id: Uuid) -> OwnedMutexGuard<()> {
+    pub(crate) async fn lock(&self, user_id: Uuid) -> OwnedMutexGuard<()> {
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
             // Entries of users nobody waits for any more: the map stays as small as the

@@ -10,7 +10,7 @@ use crate::auth::TokenError;
 use crate::ensure_customer::EnsureError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum CustomersError {
+pub(crate) enum CustomersError {
     /// 401: missing, malformed, expired, badly signed, another audience, an unknown key.
     #[error("invalid token")]
     InvalidToken(&'static str),
@@ -85,7 +85,7 @@ impl CustomersError {
     }
 
     /// The metrics' outcome of a refusal before the use case ran (it counts its own).
-    pub fn request_outcome(&self) -> Option<&'static str> {
+    pub(crate) fn request_outcome(&self) -> Option<&'static str> {
         match self {
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::Forbidden | Self::OtherUser | Self::NotAnAdmin => Some("forbidden"),
@@ -96,7 +96,7 @@ impl CustomersError {
         }
     }
 
-    pub fn response(&self) -> HttpResponse {
+    pub(crate) fn response(&self) -> HttpResponse {
         let (status, code) = self.status_and_code();
         let message = match self {
             Self::Ensure(error) if status == StatusCode::SERVICE_UNAVAILABLE => {

@@ -16,11 +16,11 @@ use crate::domain::Owner;
 use crate::ensure_customer::CustomerCreator;
 
 /// A body names at most a user id.
-pub const MAX_BODY_BYTES: usize = 4096;
+pub(crate) const MAX_BODY_BYTES: usize = 4096;
 
 /// What `POST /customers` needs; present only when the endpoint is on.
 #[derive(Debug)]
-pub struct CustomersEndpoint {
+pub(crate) struct CustomersEndpoint {
     pub verifier: TokenVerifier,
     pub creator: CustomerCreator,
 }
@@ -32,7 +32,7 @@ struct Body {
 }
 
 #[tracing::instrument(name = "ensure_customer", skip_all, fields(user_id = tracing::field::Empty))]
-pub async fn ensure(
+pub(crate) async fn ensure(
     request: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,

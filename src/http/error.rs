@@ -8,7 +8,7 @@ use super::body::BodyError;
 use crate::stripe::signature::SignatureError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error(transparent)]
     Signature(#[from] SignatureError),
     #[error("{0}")]
@@ -28,7 +28,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             ApiError::Signature(e) => e.code(),
             ApiError::MalformedPayload(_) => "malformed_payload",

@@ -9,12 +9,12 @@ use super::AppState;
 use crate::store::schema;
 
 /// The process is up and serving HTTP.
-pub async fn healthz() -> HttpResponse {
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// Prometheus text exposition of [`crate::metrics::Metrics`].
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.render(&state.pool))
@@ -26,7 +26,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 const READINESS_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Ready to take webhooks: the database answers and every migration is applied.
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let checked = tokio::time::timeout(READINESS_DEADLINE, schema::is_current(&state.health_pool))
         .await
         .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut));

@@ -2,12 +2,12 @@
 
 mod body;
 pub(crate) mod connections;
-pub mod customer_errors;
-pub mod customers;
-pub mod error;
-pub mod health;
-pub mod organization_customer;
+pub(crate) mod customer_errors;
+pub(crate) mod customers;
+pub(crate) mod error;
+pub(crate) mod health;
+pub(crate) mod organization_customer;
 mod state;
-pub mod webhook;
+pub(crate) mod webhook;
 
 pub(crate) use state::AppState;

@@ -18,7 +18,7 @@ use crate::ensure_customer::Membership;
     skip_all,
     fields(organization_id = tracing::field::Empty, user_id = tracing::field::Empty)
 )]
-pub async fn ensure(
+pub(crate) async fn ensure(
     request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,

@@ -17,11 +17,11 @@ use crate::sync::batch::EventWriter;
 use crate::thin_events::{self, ThinEventError};
 
 /// Stripe's events are a few KB; anything this large is not one.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Answer 503 well within the 5 s promised to senders, even if the database hangs.
 const PROCESSING_DEADLINE: Duration = Duration::from_millis(4500);
 
-pub async fn receive(
+pub(crate) async fn receive(
     request: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,

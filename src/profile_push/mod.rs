@@ -9,7 +9,7 @@
 //! is not written to the table: the `customer.updated` it sends back is applied by the ordinary
 //! rules, and queues nothing (it writes `stripe_customers`, which no trigger watches).
 
-pub mod worker;
+pub(crate) mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,7 @@ use crate::stripe_api::{ApiError, Posted, StripeClient};
 
 /// For this long after a push, the row remembers what it set in Stripe and later edits are
 /// compared with that: far longer than Stripe takes to send `customer.updated` back.
-pub const ECHO_WINDOW: Duration = Duration::from_secs(300);
+pub(crate) const ECHO_WINDOW: Duration = Duration::from_secs(300);
 /// A request Stripe refuses (a 4xx other than 429: an email it finds invalid, a customer it
 /// does not have) fails the same way until something changes: the row keeps its error, visible,
 /// and is tried again this much later (or at once after the user's next edit).
@@ -42,7 +42,7 @@ const LEASE_MARGIN: Duration = Duration::from_secs(10);
 /// How one change taken from the outbox ended (the `outcome` label of
 /// `stripe_profile_pushes_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Stripe accepted the update.
     Pushed,
     /// Stripe already holds the latest email and name.
@@ -64,7 +64,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Pushed => "pushed",
             Self::Unchanged => "unchanged",
@@ -79,7 +79,7 @@ impl Outcome {
 }
 
 /// Pushes queued changes, one at a time.
-pub struct Pusher {
+pub(crate) struct Pusher {
     pub pool: PgPool,
     pub client: StripeClient,
     pub settings: ProfilePushSettings,
@@ -92,12 +92,12 @@ pub struct Pusher {
 
 impl Pusher {
     /// How long a claim keeps other workers off a row.
-    pub fn lease(&self) -> Duration {
+    pub(crate) fn lease(&self) -> Duration {
         self.settings.timeout + LEASE_MARGIN
     }
 
     /// Claims the longest-waiting due row and pushes it; `None` when no row is due.
-    pub async fn push_next(&self) -> Result<Option<Outcome>, StoreError> {
+    pub(crate) async fn push_next(&self) -> Result<Option<Outcome>, StoreError> {
         let claimed = outbox::claim(
             &self.pool,
             &self.worker_id,

@@ -30,7 +30,7 @@ const STOP_MARGIN: Duration = Duration::from_secs(2);
 /// While the database cannot be reached: how often to try again (and log it).
 const DATABASE_RETRY: Duration = Duration::from_secs(5);
 
-pub struct Worker {
+pub(crate) struct Worker {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     pool: PgPool,
@@ -40,7 +40,7 @@ pub struct Worker {
 
 impl Worker {
     /// Starts the worker on the current tokio runtime.
-    pub fn spawn(pusher: Pusher) -> Self {
+    pub(crate) fn spawn(pusher: Pusher) -> Self {
         let (stop, stopped) = watch::channel(false);
         tracing::info!(
             name_column = %pusher.settings.name_column,
@@ -61,7 +61,7 @@ impl Worker {
     }
 
     /// Stops claiming; waits for the push in flight (bounded); gives back a lease cut off.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ = self.stop.send(true);
         let abort = self.task.abort_handle();
         if tokio::time::timeout(self.stop_timeout, self.task)

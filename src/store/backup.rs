@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use super::StoreError;
 
 /// The tables a backup exports when they exist, as (schema, table).
-pub const EXPORTED_TABLES: &[(&str, &str)] = &[
+pub(crate) const EXPORTED_TABLES: &[(&str, &str)] = &[
     // Whom the customer rows link to, and the seed design's profile data.
     ("auth", "users"),
     ("public", "profiles"),
@@ -20,14 +20,14 @@ pub const EXPORTED_TABLES: &[(&str, &str)] = &[
 
 /// One exported table.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ExportedTable {
+pub(crate) struct ExportedTable {
     pub table: String,
     pub file: PathBuf,
     pub rows: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ExportError {
+pub(crate) enum ExportError {
     #[error(transparent)]
     Database(#[from] StoreError),
     #[error("writing {0}: {1}")]
@@ -44,7 +44,10 @@ impl From<sqlx::Error> for ExportError {
 /// (CSV with a header line, files readable by their owner only: `auth.users` holds password
 /// hashes). All tables are read in ONE repeatable-read transaction, so they agree with each
 /// other (no user without its profile because it signed up half-way).
-pub async fn export_tables(pool: &PgPool, dir: &Path) -> Result<Vec<ExportedTable>, ExportError> {
+pub(crate) async fn export_tables(
+    pool: &PgPool,
+    dir: &Path,
+) -> Result<Vec<ExportedTable>, ExportError> {
     let mut connection = pool.acquire().await?;
     let mut transaction = connection.begin().await?;
     sqlx::raw_sql("set transaction isolation level repeatable read, read only")
@@ -97,7 +100,7 @@ pub async fn export_tables(pool: &PgPool, dir: &Path) -> Result<Vec<ExportedTabl
 }
 
 /// A new file that only its owner can read.
-pub async fn private_file(path: &Path) -> std::io::Result<tokio::fs::File> {
+pub(crate) async fn private_file(path: &Path) -> std::io::Result<tokio::fs::File> {
     tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -30,7 +30,7 @@ const LOCK_CLASS: i32 = 0x5343_5553;
 /// the lock of a holder that stopped mid-step (`idle_in_transaction_session_timeout`: the
 /// server ends its session). Transaction-local (`set_config(…, true)`), as a pooler in
 /// transaction mode requires; then waits for the owner's lock.
-pub async fn lock_owner(
+pub(crate) async fn lock_owner(
     conn: &mut PgConnection,
     owner: Owner,
     wait: std::time::Duration,
@@ -58,7 +58,7 @@ pub async fn lock_owner(
 }
 
 /// The owner's live linked customer, if any (a tombstone holds no owner).
-pub async fn linked_customer(
+pub(crate) async fn linked_customer(
     conn: &mut PgConnection,
     owner: Owner,
 ) -> Result<Option<String>, StoreError> {
@@ -76,7 +76,7 @@ pub async fn linked_customer(
 
 /// What a new customer is made of, from Supabase's tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRecord {
+pub(crate) struct UserRecord {
     pub email: Option<String>,
     /// `public.profiles.<name column>`, where that table and column exist.
     pub name: Option<String>,
@@ -86,7 +86,7 @@ pub struct UserRecord {
 /// user id, where that table and column exist and this login may read them: a least-privilege
 /// login without the grant creates customers without a name rather than failing); `None`: no
 /// such user.
-pub async fn user_record(
+pub(crate) async fn user_record(
     conn: &mut PgConnection,
     user_id: Uuid,
     name_column: &ColumnName,
@@ -134,7 +134,7 @@ pub async fn user_record(
 
 /// The organization's billing email and name (`ORGANIZATIONS_TABLE`); `None`: no such
 /// organization.
-pub async fn organization_record(
+pub(crate) async fn organization_record(
     conn: &mut PgConnection,
     organization: Uuid,
     tables: &OrganizationSettings,
@@ -158,7 +158,7 @@ pub async fn organization_record(
 
 /// Who is calling Stripe for an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lease {
+pub(crate) enum Lease {
     /// Nobody: never taken, or given back with a result.
     Free,
     /// This request (by its owner id) until the lease runs out.
@@ -169,7 +169,7 @@ pub enum Lease {
 
 /// Which call Stripe refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefusedStep {
+pub(crate) enum RefusedStep {
     /// The create: nothing was created under the attempt's key.
     Create,
     /// The look-up after an interrupted attempt: whether it created is still unknown.
@@ -187,7 +187,7 @@ impl RefusedStep {
 
 /// What Stripe answered when it refused, and the user's values it refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub step: RefusedStep,
     pub status: u16,
     /// Stripe's `error.type` and `error.code`, when its answer had them.
@@ -199,7 +199,7 @@ pub struct Refusal {
 
 /// A refusal as stored: how long ago, and how many in a row for the same values.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredRefusal {
+pub(crate) struct StoredRefusal {
     pub refusal: Refusal,
     pub age: std::time::Duration,
     pub count: u32,
@@ -207,7 +207,7 @@ pub struct StoredRefusal {
 
 /// The user's last creation attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     pub attempt: i64,
     pub started_at: DateTime<Utc>,
     /// How long ago it started, by the database's clock (the one that stamped it).
@@ -221,7 +221,7 @@ pub struct Attempt {
     pub refusal: Option<StoredRefusal>,
 }
 
-pub async fn last_attempt(
+pub(crate) async fn last_attempt(
     conn: &mut PgConnection,
     owner: Owner,
 ) -> Result<Option<Attempt>, StoreError> {
@@ -301,7 +301,7 @@ pub async fn last_attempt(
 /// Records that `attempt` starts now (not finished), sending `email` and `name`, with its lease
 /// held by `owner` for `lease`; returns it as stored. A refusal of the same values keeps its
 /// count (the back-off goes on growing); other values start it again.
-pub async fn start_attempt(
+pub(crate) async fn start_attempt(
     conn: &mut PgConnection,
     owner: Owner,
     attempt: i64,
@@ -353,7 +353,7 @@ pub async fn start_attempt(
 
 /// Takes the lease of `attempt` for `owner` (the caller decided, under the user's lock, that
 /// nobody holds it). A refusal it had is over: its back-off passed or the values changed.
-pub async fn take_lease(
+pub(crate) async fn take_lease(
     conn: &mut PgConnection,
     owner: Owner,
     attempt: i64,
@@ -381,7 +381,7 @@ pub async fn take_lease(
 /// Gives the lease back without a result (Stripe unavailable, the request cut off): the next
 /// request may call at once, with the same key. Only `owner`'s: a lease that ran out and was
 /// taken by another, or was ended with a result, is not touched.
-pub async fn release_lease(
+pub(crate) async fn release_lease(
     conn: &mut PgConnection,
     owner: Owner,
     lease_owner: Uuid,
@@ -404,7 +404,7 @@ pub async fn release_lease(
 /// Records that Stripe refused `attempt` (and gives the lease back): no new call for the user
 /// until the back-off passes or their values differ from the refused ones. Returns how many
 /// refusals in a row that makes (for the back-off).
-pub async fn record_refusal(
+pub(crate) async fn record_refusal(
     conn: &mut PgConnection,
     owner: Owner,
     attempt: i64,
@@ -437,7 +437,7 @@ pub async fn record_refusal(
 
 /// Records that `attempt` linked `stripe_customer_id`; in the transaction that wrote the row.
 /// The lease and any refusal end with it.
-pub async fn finish_attempt(
+pub(crate) async fn finish_attempt(
     conn: &mut PgConnection,
     owner: Owner,
     attempt: i64,

@@ -9,7 +9,7 @@ use super::StoreError;
 
 /// The ledger columns of one event (the outcome is added by the statement that records it).
 #[derive(Debug, Clone, Copy)]
-pub struct LedgerEntry<'a> {
+pub(crate) struct LedgerEntry<'a> {
     pub event_id: &'a str,
     pub event_type: &'a str,
     pub livemode: bool,
@@ -69,7 +69,7 @@ impl<'a> LedgerEntry<'a> {
 
 /// The customer row state a record-only decision rested on.
 #[derive(Debug, Clone, Copy)]
-pub struct RowGuard<'a> {
+pub(crate) struct RowGuard<'a> {
     pub stripe_customer_id: &'a str,
     /// `None`: the decision assumed there is no row.
     pub version: Option<&'a str>,
@@ -77,7 +77,7 @@ pub struct RowGuard<'a> {
 
 /// How an event that changes no customer row is recorded.
 #[derive(Debug, Clone, Copy)]
-pub struct Recorded<'a> {
+pub(crate) struct Recorded<'a> {
     /// `ignored`, `skipped` or `failed`.
     pub outcome: &'a str,
     pub reason: Option<&'a str>,
@@ -106,7 +106,7 @@ pub(crate) use record_guard;
 /// Records an event that changes no customer row. With a guard, it records only while the
 /// customer row is still as read, so a decision is never recorded against a state it did not
 /// see; `Ok(false)` then means "decide again".
-pub async fn record(
+pub(crate) async fn record(
     db: impl PgExecutor<'_>,
     entry: &LedgerEntry<'_>,
     recorded: Recorded<'_>,
@@ -136,7 +136,7 @@ pub async fn record(
 
 /// A failed event as the operator re-applies it.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct FailedEvent {
+pub(crate) struct FailedEvent {
     pub id: String,
     /// The stored payload, as text (a `failed` event always keeps it).
     pub payload: String,
@@ -144,7 +144,7 @@ pub struct FailedEvent {
 }
 
 /// Every `failed` event, oldest first (or the one named).
-pub async fn failed_events(
+pub(crate) async fn failed_events(
     db: impl PgExecutor<'_>,
     only: Option<&str>,
 ) -> Result<Vec<FailedEvent>, StoreError> {
@@ -161,7 +161,10 @@ pub async fn failed_events(
 
 /// Removes a `failed` event's ledger row, so that it can be applied afresh in the same
 /// transaction. `Ok(false)`: it is no longer failed (re-applied meanwhile).
-pub async fn forget_failed(db: impl PgExecutor<'_>, event_id: &str) -> Result<bool, StoreError> {
+pub(crate) async fn forget_failed(
+    db: impl PgExecutor<'_>,
+    event_id: &str,
+) -> Result<bool, StoreError> {
     let result = sqlx::query(
         "delete from public.stripe_webhook_events where id = $1 and outcome = 'failed'",
     )

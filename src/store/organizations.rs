@@ -10,7 +10,7 @@ use crate::configuration::OrganizationSettings;
 
 /// A user's standing in an organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Membership {
+pub(crate) enum Membership {
     /// The organizations or memberships table does not exist: organization billing is off.
     Off,
     /// The user is no member of the organization (or it does not exist).
@@ -23,7 +23,7 @@ pub enum Membership {
 
 /// The user's membership of the organization, in two short statements (the first tells
 /// whether the tables exist at all, which the second cannot: it names them).
-pub async fn membership(
+pub(crate) async fn membership(
     pool: &PgPool,
     tables: &OrganizationSettings,
     user: Uuid,

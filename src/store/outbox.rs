@@ -23,11 +23,11 @@ use super::StoreError;
 use crate::domain::{ColumnName, Owner, TableName};
 
 /// The NOTIFY channel of the triggers (delivered at commit).
-pub const CHANNEL: &str = "stripe_customer_outbox";
+pub(crate) const CHANNEL: &str = "stripe_customer_outbox";
 
 /// A row this worker holds the lease of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Claimed {
+pub(crate) struct Claimed {
     /// The row's id.
     pub id: Uuid,
     pub owner: Owner,
@@ -38,7 +38,7 @@ pub struct Claimed {
 /// Claims the due row that has waited longest, for `lease`; `None` when no row is due. A row
 /// whose last call to Stripe ended less than `min_interval` ago is not due yet: one user's
 /// edits make at most one call per interval, and the latest values are read when it comes.
-pub async fn claim(
+pub(crate) async fn claim(
     db: impl PgExecutor<'_>,
     worker: &str,
     lease: Duration,
@@ -85,7 +85,7 @@ pub async fn claim(
 /// What a push is decided on, read in one statement: the user's email, their live linked
 /// customer as the table holds it from Stripe, and what the last push left in Stripe.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PushState {
+pub(crate) struct PushState {
     pub version: i64,
     pub attempts: i64,
     /// `auth.users.email` (an organization's `billing_email`); `None` when the owner is gone
@@ -111,7 +111,7 @@ pub struct PushState {
 
 /// The row's state for a push; `None` when the row is gone (the user was deleted). An
 /// organization's values are read from `organizations` (`ORGANIZATIONS_TABLE`).
-pub async fn push_state(
+pub(crate) async fn push_state(
     db: impl PgExecutor<'_>,
     owner: Owner,
     organizations: &TableName,
@@ -155,7 +155,7 @@ pub async fn push_state(
 
 /// A user's name in `public.profiles`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProfileName {
+pub(crate) enum ProfileName {
     /// There is no `public.profiles`, or it has no such column: names are not pushed.
     NotKept,
     /// The user's value (`None`: no profile row, or a null name).
@@ -163,7 +163,7 @@ pub enum ProfileName {
 }
 
 /// Reads `column` of the user's `public.profiles` row (`id` = user id), as text.
-pub async fn profile_name(
+pub(crate) async fn profile_name(
     db: &mut sqlx::PgConnection,
     user_id: Uuid,
     column: &ColumnName,
@@ -194,7 +194,7 @@ pub async fn profile_name(
 
 /// The push succeeded: remember what Stripe now holds; the row is done unless a newer change
 /// was queued during the push, which makes it due at once. `false`: the lease was lost.
-pub async fn finish_pushed(
+pub(crate) async fn finish_pushed(
     db: impl PgExecutor<'_>,
     worker: &str,
     claimed: &Claimed,
@@ -223,7 +223,7 @@ pub async fn finish_pushed(
 
 /// Nothing had to be pushed for this change (already in Stripe, no linked customer, another
 /// mode): done, unless a newer change was queued meanwhile.
-pub async fn finish_unchanged(
+pub(crate) async fn finish_unchanged(
     db: impl PgExecutor<'_>,
     worker: &str,
     claimed: &Claimed,
@@ -247,7 +247,7 @@ pub async fn finish_unchanged(
 /// The push of the values digested as `values` failed, after `claimed.attempts` failures of
 /// the same values: count it, keep the error visible; those values wait `retry_in` (a change
 /// queued during the push is looked at again at once: other values go without waiting).
-pub async fn finish_failed(
+pub(crate) async fn finish_failed(
     db: impl PgExecutor<'_>,
     worker: &str,
     claimed: &Claimed,
@@ -281,7 +281,7 @@ pub async fn finish_failed(
 /// The values to push are those whose push failed, and their back-off has not ended (an edit
 /// that changed nothing pushed, e.g. another column of the profile): back until it ends, no
 /// call. A change queued meanwhile is looked at again at once.
-pub async fn defer(
+pub(crate) async fn defer(
     db: impl PgExecutor<'_>,
     worker: &str,
     claimed: &Claimed,
@@ -304,7 +304,7 @@ pub async fn defer(
 
 /// Gives back every lease of `worker` (on shutdown, when a push was cut off): the rows are
 /// claimable at once rather than when the leases run out.
-pub async fn release(db: impl PgExecutor<'_>, worker: &str) -> Result<u64, StoreError> {
+pub(crate) async fn release(db: impl PgExecutor<'_>, worker: &str) -> Result<u64, StoreError> {
     let result = sqlx::query(
         "update public.stripe_customer_outbox
             set claimed_by = null, claimed_until = null
@@ -320,7 +320,7 @@ pub async fn release(db: impl PgExecutor<'_>, worker: &str) -> Result<u64, Store
 /// The queue at a glance, and when the next row falls due (a back-off ends, another worker's
 /// lease runs out, or the interval after a user's last call passes).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct QueueStats {
+pub(crate) struct QueueStats {
     /// Rows with a change not yet pushed.
     pub depth: i64,
     /// Seconds the oldest of those has waited; 0 when there is none.
@@ -328,7 +328,7 @@ pub struct QueueStats {
     pub next_due: Option<DateTime<Utc>>,
 }
 
-pub async fn stats(
+pub(crate) async fn stats(
     db: impl PgExecutor<'_>,
     min_interval: Duration,
 ) -> Result<QueueStats, StoreError> {
@@ -353,7 +353,7 @@ pub async fn stats(
 }
 
 /// Deletes the rows that are done and whose push (if any) is older than the echo window.
-pub async fn delete_done(
+pub(crate) async fn delete_done(
     db: impl PgExecutor<'_>,
     echo_window: Duration,
 ) -> Result<u64, StoreError> {
@@ -371,7 +371,7 @@ pub async fn delete_done(
 
 /// Whether `public.profiles` exists, and whether it has `column`: a name column that is not
 /// there (a typo in PROFILE_NAME_COLUMN) would otherwise silently push no names.
-pub async fn profiles_have_column(
+pub(crate) async fn profiles_have_column(
     db: impl PgExecutor<'_>,
     column: &ColumnName,
 ) -> Result<(bool, bool), StoreError> {

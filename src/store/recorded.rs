@@ -11,7 +11,10 @@ use sqlx::PgExecutor;
 use super::StoreError;
 
 /// Whether `event_id` is in the ledger.
-pub async fn is_recorded(db: impl PgExecutor<'_>, event_id: &str) -> Result<bool, StoreError> {
+pub(crate) async fn is_recorded(
+    db: impl PgExecutor<'_>,
+    event_id: &str,
+) -> Result<bool, StoreError> {
     Ok(sqlx::query_scalar(
         "select exists (select 1 from public.stripe_webhook_events where id = $1)",
     )
@@ -22,7 +25,7 @@ pub async fn is_recorded(db: impl PgExecutor<'_>, event_id: &str) -> Result<bool
 
 /// The ids of `event_ids` (snapshot events) that are in the ledger, themselves or as the
 /// `snapshot_event` of a thin event that stands for them: one round trip for a page of events.
-pub async fn recorded_among(
+pub(crate) async fn recorded_among(
     db: impl PgExecutor<'_>,
     event_ids: &[&str],
 ) -> Result<HashSet<String>, StoreError> {

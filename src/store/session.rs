@@ -148,7 +148,7 @@ fn begin_statement(statement_timeout: Duration) -> String {
 }
 
 /// A query that runs as an unnamed prepared statement, whatever it asked for.
-pub struct Unnamed<E>(pub E);
+pub(crate) struct Unnamed<E>(pub E);
 
 impl<'q, E: Execute<'q, Postgres>> Execute<'q, Postgres> for Unnamed<E> {
     fn sql(self) -> SqlStr {

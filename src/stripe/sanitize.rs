@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// A verified body, ready to be stored.
 #[derive(Debug)]
-pub struct Storable<'a> {
+pub(crate) struct Storable<'a> {
     pub body: Cow<'a, [u8]>,
     /// `body` is not byte for byte what Stripe signed.
     pub sanitized: bool,
@@ -19,7 +19,7 @@ const NUL_ESCAPE: &[u8] = b"\\u0000";
 
 /// `body` itself when PostgreSQL can hold it (nearly always: a byte search decides), else the
 /// same JSON with every U+0000 in its strings and keys replaced by U+FFFD.
-pub fn storable(body: &[u8]) -> Storable<'_> {
+pub(crate) fn storable(body: &[u8]) -> Storable<'_> {
     let unchanged = Storable {
         body: Cow::Borrowed(body),
         sanitized: false,

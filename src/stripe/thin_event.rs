@@ -15,7 +15,7 @@ use super::event::{self, MalformedEvent, StripeEvent};
 use crate::domain::EventId;
 
 /// The `object` of every thin event.
-pub const THIN_EVENT_OBJECT: &str = "v2.core.event";
+pub(crate) const THIN_EVENT_OBJECT: &str = "v2.core.event";
 
 /// A verified thin event, decoded.
 #[derive(Debug, Clone)]
@@ -36,14 +36,14 @@ pub struct ThinEvent<'body> {
 
 /// A verified body: a snapshot event (`object: "event"`) or a thin one.
 #[derive(Debug, Clone)]
-pub enum Delivery<'body> {
+pub(crate) enum Delivery<'body> {
     Snapshot(StripeEvent<'body>),
     Thin(ThinEvent<'body>),
 }
 
 impl Delivery<'_> {
     /// Says that the body was what `stripe::sanitize` made of the signed one, not that body.
-    pub fn sanitized(mut self, sanitized: bool) -> Self {
+    pub(crate) fn sanitized(mut self, sanitized: bool) -> Self {
         match &mut self {
             Self::Snapshot(event) => event.payload_sanitized = sanitized,
             Self::Thin(event) => event.payload_sanitized = sanitized,
@@ -51,14 +51,14 @@ impl Delivery<'_> {
         self
     }
 
-    pub fn id(&self) -> &EventId {
+    pub(crate) fn id(&self) -> &EventId {
         match self {
             Self::Snapshot(event) => &event.id,
             Self::Thin(event) => &event.id,
         }
     }
 
-    pub fn event_type(&self) -> &str {
+    pub(crate) fn event_type(&self) -> &str {
         match self {
             Self::Snapshot(event) => event.event_type,
             Self::Thin(event) => &event.event_type,
@@ -66,7 +66,7 @@ impl Delivery<'_> {
     }
 
     /// The event's `created`, Unix seconds.
-    pub fn created(&self) -> i64 {
+    pub(crate) fn created(&self) -> i64 {
         match self {
             Self::Snapshot(event) => event.created,
             Self::Thin(event) => event.created.timestamp(),
@@ -76,10 +76,10 @@ impl Delivery<'_> {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("not a Stripe thin event: {0}")]
-pub struct MalformedThinEvent(String);
+pub(crate) struct MalformedThinEvent(String);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum MalformedDelivery {
+pub(crate) enum MalformedDelivery {
     #[error(transparent)]
     Snapshot(#[from] MalformedEvent),
     #[error(transparent)]
@@ -120,7 +120,7 @@ const CUSTOMER_TYPES: [&str; 3] = [
 /// Decodes a verified body as a snapshot event, or, when it is not one, as a thin event. The
 /// snapshot path is tried first and costs nothing more than before; only a body that fails it
 /// is looked at again.
-pub fn decode_delivery(body: &[u8]) -> Result<Delivery<'_>, MalformedDelivery> {
+pub(crate) fn decode_delivery(body: &[u8]) -> Result<Delivery<'_>, MalformedDelivery> {
     match event::decode(body) {
         Ok(event) => Ok(Delivery::Snapshot(event)),
         Err(snapshot_error) => match decode(body) {
@@ -133,7 +133,7 @@ pub fn decode_delivery(body: &[u8]) -> Result<Delivery<'_>, MalformedDelivery> {
 
 /// Decodes a thin event; `Ok(None)` when the body is not one (its `object` is not
 /// `v2.core.event`).
-pub fn decode(body: &[u8]) -> Result<Option<ThinEvent<'_>>, MalformedThinEvent> {
+pub(crate) fn decode(body: &[u8]) -> Result<Option<ThinEvent<'_>>, MalformedThinEvent> {
     let malformed = |why: String| MalformedThinEvent(why);
     let raw = std::str::from_utf8(body).map_err(|_| malformed("body is not UTF-8".into()))?;
     let Ok(probe) = serde_json::from_str::<Probe<'_>>(raw) else {

@@ -87,7 +87,7 @@ impl StripeError {
 }
 
 /// The code of Stripe's 404 for an id this key's account and mode do not know.
-pub const RESOURCE_MISSING: &str = "resource_missing";
+pub(super) const RESOURCE_MISSING: &str = "resource_missing";
 
 /// A 2xx answer, or a 404 `resource_missing`, and when the request that got it started.
 #[derive(Debug, Clone)]
@@ -148,7 +148,7 @@ pub(super) fn response_date(headers: &HeaderMap) -> Option<i64> {
 /// the next second, so one second before it is never later than the read; the earlier of that
 /// and our own start is safe whichever clock is off (a state ordered too early only yields to
 /// events and converges through them).
-pub fn read_no_later_than(local_start: i64, stripe_date: Option<i64>) -> i64 {
+pub(super) fn read_no_later_than(local_start: i64, stripe_date: Option<i64>) -> i64 {
     match stripe_date {
         Some(date) => local_start.min(date - 1),
         None => local_start,

@@ -28,7 +28,7 @@ use crate::domain::StripeMode;
 /// dashboard can change) never changes the answers: the current one, whose customer shape the
 /// fixtures (`fixtures/2026-09-30.endive/`) and the test double use. The decoding reads only
 /// the five fields the sync needs, so older and newer shapes decode the same.
-pub const STRIPE_VERSION: &str = "2026-09-30.endive";
+pub(super) const STRIPE_VERSION: &str = "2026-09-30.endive";
 
 #[derive(Clone)]
 pub struct StripeClient {

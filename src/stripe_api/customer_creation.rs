@@ -8,7 +8,7 @@ use super::{ApiError, StripeClient};
 
 /// What a new customer is created with.
 #[derive(Debug, Clone)]
-pub struct NewCustomer<'a> {
+pub(crate) struct NewCustomer<'a> {
     pub email: &'a str,
     pub name: Option<&'a str>,
     /// `USER_ID_METADATA_KEY` (`organization_id` for an organization's customer)
@@ -34,7 +34,7 @@ impl NewCustomer<'_> {
 
 /// A customer Stripe created (or, for a key it had seen, created before).
 #[derive(Debug, Clone)]
-pub struct Created {
+pub(crate) struct Created {
     pub customer: ApiCustomer,
     /// Unix second no later than Stripe's creation: the order the state is applied with.
     pub requested_at: i64,
@@ -43,7 +43,7 @@ pub struct Created {
 }
 
 /// `POST /v1/customers` with `Idempotency-Key: idempotency_key`.
-pub async fn create(
+pub(crate) async fn create(
     client: &StripeClient,
     customer: &NewCustomer<'_>,
     idempotency_key: &str,
@@ -87,7 +87,7 @@ fn no_such_endpoint(request_line: &str) -> ApiError {
 }
 
 /// Stripe's search query for customers whose metadata `key` holds `user_id`.
-pub fn user_query(key: &str, user_id: uuid::Uuid) -> String {
+pub(crate) fn user_query(key: &str, user_id: uuid::Uuid) -> String {
     // The query language quotes with `'`; a key with a quote or backslash is escaped.
     let key = key.replace('\\', "\\\\").replace('\'', "\\'");
     format!("metadata['{key}']:'{user_id}'")
@@ -96,7 +96,7 @@ pub fn user_query(key: &str, user_id: uuid::Uuid) -> String {
 /// `GET /v1/customers/search?query=metadata['key']:'user_id'`: the live customers that carry
 /// the user id, and when the request started. Eventually consistent: a customer created a few
 /// seconds ago may not be found yet.
-pub async fn search_by_user(
+pub(crate) async fn search_by_user(
     client: &StripeClient,
     key: &str,
     user_id: uuid::Uuid,

@@ -10,11 +10,11 @@ use crate::stripe::event::{CustomerObject, decode_customer_object};
 use crate::stripe::sanitize;
 
 /// Stripe's largest page.
-pub const PAGE_SIZE: usize = 100;
+pub(crate) const PAGE_SIZE: usize = 100;
 
 /// A customer as Stripe's API returned it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ApiCustomer {
+pub(crate) struct ApiCustomer {
     pub customer: CustomerObject,
     /// `{"id", "object": "customer", "deleted": true}`: the customer was deleted.
     pub deleted: bool,
@@ -22,7 +22,7 @@ pub struct ApiCustomer {
 
 /// One page of `GET /v1/customers`, newest customers first.
 #[derive(Debug, Clone)]
-pub struct CustomerPage {
+pub(crate) struct CustomerPage {
     pub customers: Vec<ApiCustomer>,
     pub has_more: bool,
     /// Unix seconds at which the request that got this page started.
@@ -31,14 +31,14 @@ pub struct CustomerPage {
 
 impl CustomerPage {
     /// The `starting_after` of the next page: the id of this page's last customer.
-    pub fn cursor(&self) -> Option<&str> {
+    pub(crate) fn cursor(&self) -> Option<&str> {
         self.customers.last().map(|c| c.customer.id.as_str())
     }
 }
 
 /// What `GET /v1/customers/{id}` said.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Retrieved {
+pub(crate) enum Retrieved {
     /// The customer, live or (`deleted: true`) deleted by Stripe.
     Found(ApiCustomer),
     /// 404 `resource_missing`: this key's account and mode do not know the id (a wrong key,
@@ -59,7 +59,7 @@ struct Probe<'a> {
 }
 
 /// The page after `starting_after` (the first page without it), `limit=100`.
-pub async fn list_page(
+pub(crate) async fn list_page(
     client: &StripeClient,
     starting_after: Option<&str>,
 ) -> Result<CustomerPage, ApiError> {
@@ -81,7 +81,10 @@ pub async fn list_page(
 }
 
 /// One customer by id; also returns when the request started.
-pub async fn retrieve(client: &StripeClient, id: &str) -> Result<(Retrieved, i64), ApiError> {
+pub(crate) async fn retrieve(
+    client: &StripeClient,
+    id: &str,
+) -> Result<(Retrieved, i64), ApiError> {
     let answer = client
         .get(client.url(&["v1", "customers", id], &[])?)
         .await?;
@@ -104,13 +107,13 @@ pub async fn retrieve(client: &StripeClient, id: &str) -> Result<(Retrieved, i64
 
 /// The fields a profile push sets; `None` leaves a field as Stripe has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CustomerUpdate<'a> {
+pub(crate) struct CustomerUpdate<'a> {
     pub email: Option<&'a str>,
     pub name: Option<&'a str>,
 }
 
 impl CustomerUpdate<'_> {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.email.is_none() && self.name.is_none()
     }
 
@@ -130,7 +133,7 @@ impl CustomerUpdate<'_> {
 /// read only to know it is Stripe's: the updated customer, of this id and the key's mode (a
 /// proxy's 200 page is no push). The `customer.updated` event that follows brings the values
 /// into the table through the sync rules.
-pub async fn update(
+pub(crate) async fn update(
     client: &StripeClient,
     id: &str,
     update: &CustomerUpdate<'_>,

@@ -10,15 +10,15 @@ use super::list;
 use super::{ApiError, StripeClient};
 
 /// Stripe's largest page.
-pub const PAGE_SIZE: usize = 100;
+pub(crate) const PAGE_SIZE: usize = 100;
 
 /// The event types `catch-up` lists: the ones the sync applies.
-pub const CUSTOMER_EVENT_TYPES: [&str; 3] =
+pub(crate) const CUSTOMER_EVENT_TYPES: [&str; 3] =
     ["customer.created", "customer.updated", "customer.deleted"];
 
 /// One listed event: what ordering needs, and the JSON itself.
 #[derive(Debug, Clone)]
-pub struct ListedEvent {
+pub(crate) struct ListedEvent {
     pub id: String,
     pub event_type: String,
     /// Unix seconds.
@@ -30,7 +30,7 @@ pub struct ListedEvent {
 }
 
 #[derive(Debug, Clone)]
-pub struct EventPage {
+pub(crate) struct EventPage {
     pub events: Vec<ListedEvent>,
     pub has_more: bool,
     /// Unix seconds at which the request that got this page started.
@@ -39,7 +39,7 @@ pub struct EventPage {
 
 impl EventPage {
     /// The `starting_after` of the next page: the id of this page's last event.
-    pub fn cursor(&self) -> Option<&str> {
+    pub(crate) fn cursor(&self) -> Option<&str> {
         self.events.last().map(|e| e.id.as_str())
     }
 }
@@ -56,7 +56,7 @@ struct Envelope {
 
 /// The page of customer events created at or after `created_gte` (Unix seconds) that follows
 /// `starting_after` (the first page without it), `limit=100`.
-pub async fn list_page(
+pub(crate) async fn list_page(
     client: &StripeClient,
     created_gte: i64,
     starting_after: Option<&str>,

@@ -20,21 +20,21 @@ struct ListBody<'a> {
 }
 
 /// The decoded items of a list answer, and whether Stripe has more.
-pub struct Items<T> {
+pub(super) struct Items<T> {
     pub items: Vec<T>,
     pub has_more: bool,
 }
 
 /// One item of a list as the decoder gets it: cleaned of what PostgreSQL cannot hold
 /// (`stripe::sanitize`, as a webhook body is), and whether the cleaning changed it.
-pub struct Item<'a> {
+pub(super) struct Item<'a> {
     pub json: &'a str,
     pub sanitized: bool,
 }
 
 /// Decodes each item of `answer`'s list with `decode`; any item that does not decode makes the
 /// whole answer malformed, naming the item.
-pub fn items<T>(
+pub(super) fn items<T>(
     answer: &Answer,
     decode: impl Fn(Item<'_>) -> Result<T, String>,
 ) -> Result<Items<T>, ApiError> {

@@ -4,15 +4,15 @@
 
 mod answer;
 mod client;
-pub mod customer_creation;
-pub mod customers;
+pub(crate) mod customer_creation;
+pub(crate) mod customers;
 mod error_fields;
-pub mod events;
+pub(crate) mod events;
 mod list;
-pub mod preflight;
+pub(crate) mod preflight;
 mod retry;
 
-pub use answer::{Answer, ApiError, Posted};
-pub use client::StripeClient;
-pub use error_fields::ErrorFields;
-pub use retry::RetryPolicy;
+pub(crate) use answer::{Answer, ApiError, Posted};
+pub(crate) use client::StripeClient;
+pub(crate) use error_fields::ErrorFields;
+pub(crate) use retry::RetryPolicy;

@@ -11,7 +11,7 @@ use super::{ApiError, RetryPolicy, StripeClient};
 
 /// What the check found, when it did not find the configuration wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Preflight {
+pub(crate) enum Preflight {
     /// Stripe's API answered as documented, for this key.
     Answered,
     /// No answer (refused connection, time-out, 5xx, 429): nothing is known of the
@@ -32,7 +32,7 @@ fn quick() -> RetryPolicy {
 
 /// `GET /v1/customers?limit=1`, read as a list of customers of the key's mode. `Err`: the
 /// answer was not Stripe's, or refused the key: the caller refuses to start.
-pub async fn check(client: &StripeClient) -> Result<Preflight, ApiError> {
+pub(crate) async fn check(client: &StripeClient) -> Result<Preflight, ApiError> {
     let client = client.with_retry(quick());
     let answer = client
         .get(client.url(&["v1", "customers"], &[("limit", "1")])?)

@@ -20,7 +20,7 @@ use crate::stripe::event::CustomerObject;
 
 /// A customer as Stripe's create or search answered it.
 #[derive(Debug, Clone, Copy)]
-pub struct CreatedCustomer<'a> {
+pub(crate) struct CreatedCustomer<'a> {
     pub id: &'a StripeCustomerId,
     pub customer: &'a CustomerObject,
     /// Unix second no later than Stripe's creation (the request's start).
@@ -32,7 +32,7 @@ pub struct CreatedCustomer<'a> {
 }
 
 /// Applies it on `conn` (inside the caller's transaction, which holds the user's lock).
-pub async fn apply_created(
+pub(crate) async fn apply_created(
     conn: &mut PgConnection,
     settings: &SyncSettings,
     created: CreatedCustomer<'_>,

@@ -19,7 +19,7 @@ use crate::stripe::event::CustomerObject;
 
 /// A run of a fetching command: what the rows it writes record, and whether it writes at all.
 #[derive(Debug, Clone)]
-pub struct FetchRun {
+pub(crate) struct FetchRun {
     pub command: FetchCommand,
     /// `backfill:<start>-<random>`: `sync.last_event_id` and the audit trail's `event_id`.
     pub run_id: String,
@@ -30,7 +30,7 @@ pub struct FetchRun {
 }
 
 impl FetchRun {
-    pub fn new(command: FetchCommand, dry_run: bool, livemode: bool) -> Self {
+    pub(crate) fn new(command: FetchCommand, dry_run: bool, livemode: bool) -> Self {
         let now = Utc::now().format("%Y%m%dT%H%M%SZ");
         let random = Uuid::new_v4().simple().to_string();
         Self {
@@ -51,7 +51,7 @@ impl FetchRun {
 
 /// One customer as fetched.
 #[derive(Debug, Clone, Copy)]
-pub struct FetchedCustomer<'a> {
+pub(crate) struct FetchedCustomer<'a> {
     pub customer: &'a CustomerObject,
     /// Stripe answered `{"id", "deleted": true}` (or, for `verify`, that it has no such customer).
     pub deleted: bool,
@@ -60,7 +60,7 @@ pub struct FetchedCustomer<'a> {
 }
 
 /// Applies one page of fetched customers; the result is in the order of `customers`.
-pub async fn apply_page(
+pub(crate) async fn apply_page(
     pool: &PgPool,
     settings: &SyncSettings,
     run: &FetchRun,
@@ -95,7 +95,7 @@ pub async fn apply_page(
 }
 
 /// Applies one fetched customer on its own (verify's fixes).
-pub async fn apply_one(
+pub(crate) async fn apply_one(
     pool: &PgPool,
     settings: &SyncSettings,
     run: &FetchRun,

@@ -44,7 +44,7 @@ fn ledger_entry<'a>(
 
 /// Applies the fetched state of the thin event's customer (`deleted`: Stripe answered
 /// `deleted: true`, applied as a delete) and records the event.
-pub async fn apply_fetched(
+pub(crate) async fn apply_fetched(
     pool: &PgPool,
     settings: &SyncSettings,
     event: &ThinEvent<'_>,
@@ -59,7 +59,7 @@ pub async fn apply_fetched(
 
 /// [`apply_fetched`] in the caller's scope (`reapply-failed`'s transaction, which also removes
 /// the event's `failed` row); the caller commits.
-pub async fn apply_fetched_in(
+pub(crate) async fn apply_fetched_in(
     scope: &mut EventScope<'_>,
     settings: &SyncSettings,
     event: &ThinEvent<'_>,
@@ -93,7 +93,7 @@ pub async fn apply_fetched_in(
 
 /// Records a thin event as `failed` without fetching anything more: its customer could not be
 /// read as it is (`reason`), and a later `reapply-failed` fetches it again.
-pub async fn record_failed(
+pub(crate) async fn record_failed(
     pool: &PgPool,
     connection: ConnectionPolicy,
     event: &ThinEvent<'_>,
@@ -109,7 +109,7 @@ pub async fn record_failed(
 
 /// Records a thin event that changes no row (`ignored`: a type the service does not apply;
 /// `skipped`: a customer id that is not one), without fetching anything.
-pub async fn record(
+pub(crate) async fn record(
     pool: &PgPool,
     connection: ConnectionPolicy,
     event: &ThinEvent<'_>,

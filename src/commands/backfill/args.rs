@@ -6,10 +6,10 @@ use crate::configuration::{DatabaseArgs, StripeApiArgs, SyncArgs};
 
 /// Where the checkpoint lives unless `--checkpoint` says otherwise: beside the local database,
 /// in the working directory.
-pub const DEFAULT_CHECKPOINT: &str = ".stripe-customer-sync/backfill-checkpoint.json";
+pub(super) const DEFAULT_CHECKPOINT: &str = ".stripe-customer-sync/backfill-checkpoint.json";
 
 #[derive(clap::Args, Debug)]
-pub struct BackfillArgs {
+pub(crate) struct BackfillArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
@@ -31,7 +31,7 @@ pub struct BackfillArgs {
 }
 
 #[derive(Debug, Clone)]
-pub struct BackfillOptions {
+pub(crate) struct BackfillOptions {
     pub dry_run: bool,
     /// The mode of the API key the customers are read with.
     pub livemode: bool,

@@ -28,7 +28,7 @@ pub(super) const CHECKPOINT_VERSION: u32 = 1;
 
 /// A short digest of the Stripe account (base URL and key) and the database (host, port,
 /// socket, name): the same target gives the same string; the key cannot be read back from it.
-pub fn target_of(api: &StripeApiSettings, database: &PgConnectOptions) -> String {
+pub(crate) fn target_of(api: &StripeApiSettings, database: &PgConnectOptions) -> String {
     let mut digest = Sha256::new();
     digest.update(api.base.as_str());
     digest.update([0]);

@@ -31,16 +31,16 @@ mod report;
 
 use std::path::PathBuf;
 
-pub use args::{BackfillArgs, BackfillOptions};
-pub use checkpoint::target_of;
-pub use pipeline::run;
-pub use report::{Summary, Totals, print};
+pub(crate) use args::{BackfillArgs, BackfillOptions};
+pub(crate) use checkpoint::target_of;
+pub(crate) use pipeline::run;
+pub(crate) use report::{Summary, Totals, print};
 
 use crate::stripe_api::ApiError;
 use crate::sync::SyncError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum BackfillError {
+pub(crate) enum BackfillError {
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error("applying customers: {0}")]

@@ -29,7 +29,7 @@ const WRITERS: usize = 2;
 type PageFetch<'a> = Pin<Box<dyn Future<Output = Result<CustomerPage, ApiError>> + 'a>>;
 
 /// Runs (or continues) a backfill.
-pub async fn run(
+pub(crate) async fn run(
     pool: &PgPool,
     client: &StripeClient,
     settings: &SyncSettings,

@@ -11,7 +11,7 @@ use crate::sync::apply::{Applied, AppliedCustomer};
 /// and `skipped` partition `customers`: each customer seen is counted in exactly one of them.
 /// `unlinked` is a subset of the first three, never added to them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Totals {
+pub(crate) struct Totals {
     pub customers: u64,
     pub inserted: u64,
     pub updated: u64,
@@ -45,7 +45,7 @@ impl Totals {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub run_id: String,
     pub dry_run: bool,
     /// Pages already committed by an earlier, interrupted invocation of this run.
@@ -64,7 +64,7 @@ pub struct Summary {
 }
 
 /// The summary as a person reads it.
-pub fn render(summary: &Summary) -> String {
+pub(super) fn render(summary: &Summary) -> String {
     let t = &summary.totals;
     let verb = |done: &str, would: &str| {
         if summary.dry_run {
@@ -143,7 +143,7 @@ pub fn render(summary: &Summary) -> String {
 }
 
 /// What the command line prints; exit 0 when the run completed.
-pub fn print(summary: &Summary, json: bool) -> ExitCode {
+pub(crate) fn print(summary: &Summary, json: bool) -> ExitCode {
     crate::report::print(summary, json, render);
     ExitCode::SUCCESS
 }

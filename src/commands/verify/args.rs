@@ -3,7 +3,7 @@
 use crate::configuration::{DatabaseArgs, StripeApiArgs, SyncArgs};
 
 #[derive(clap::Args, Debug)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
@@ -31,7 +31,7 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Clone)]
-pub struct VerifyOptions {
+pub(crate) struct VerifyOptions {
     pub fix: bool,
     /// The mode of the API key: only rows of this mode are compared.
     pub livemode: bool,

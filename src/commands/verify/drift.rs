@@ -10,7 +10,7 @@ use crate::sync::rules::{self, CustomerEventKind, Decision, FetchCommand, Origin
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum DriftKind {
+pub(crate) enum DriftKind {
     MissingInStripe,
     /// A row `verify --fix` marked `missing` whose customer Stripe knows again.
     FoundInStripe,
@@ -23,7 +23,7 @@ pub enum DriftKind {
 }
 
 impl DriftKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::MissingInStripe => "missing_in_stripe",
             Self::FoundInStripe => "found_in_stripe",
@@ -39,7 +39,7 @@ impl DriftKind {
 
 /// One field that differs: what the table holds, what Stripe has.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Difference {
+pub(crate) struct Difference {
     pub kind: DriftKind,
     pub table: Value,
     pub stripe: Value,
@@ -49,7 +49,11 @@ pub struct Difference {
 /// against the row, whatever the order of the two (drift asks what Stripe has, not whether it
 /// is newer: that is for `--fix` to find out, which may come out `stale_event`), its decided
 /// values compared with the row's. The link itself is not compared: it rests on `auth.users`.
-pub fn compare(row: &StoredRow, retrieved: &Retrieved, user_id_key: &str) -> Vec<Difference> {
+pub(crate) fn compare(
+    row: &StoredRow,
+    retrieved: &Retrieved,
+    user_id_key: &str,
+) -> Vec<Difference> {
     let found = match retrieved {
         // Not a state of the customer: the key's account and mode do not know it. Reported as
         // such whatever the row says; only Stripe's `deleted: true` is a deletion.

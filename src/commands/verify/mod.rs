@@ -21,17 +21,17 @@ mod drift;
 mod report;
 mod run;
 
-pub use args::{VerifyArgs, VerifyOptions};
-pub use drift::{Difference, DriftKind, compare};
-pub use report::{DriftedRow, Report, Unchecked, print};
-pub use run::run;
+pub(crate) use args::{VerifyArgs, VerifyOptions};
+pub(crate) use drift::{Difference, DriftKind, compare};
+pub(crate) use report::{DriftedRow, Report, Unchecked, print};
+pub(crate) use run::run;
 
 use crate::store::StoreError;
 use crate::stripe_api::ApiError;
 use crate::sync::SyncError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
+pub(crate) enum VerifyError {
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error("reading the table: {0}")]

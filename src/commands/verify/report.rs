@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::{Difference, DriftKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DriftedRow {
+pub(crate) struct DriftedRow {
     pub stripe_customer_id: String,
     pub differences: Vec<Difference>,
     /// With `--fix`: `applied`, or why not (`stale_event`, `refused`, …).
@@ -21,7 +21,7 @@ pub struct DriftedRow {
 /// silent: they make the run "not verified" (exit [`EXIT_NOT_VERIFIED`]) unless
 /// `--allow-unchecked`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Unchecked {
+pub(crate) struct Unchecked {
     pub count: u64,
     /// `no_mode_recorded` (rows from before the sync recorded a mode, or filled by hand: either
     /// mode's key may speak for them, neither did), `not_a_customer_id`.
@@ -38,10 +38,10 @@ impl Unchecked {
 }
 
 /// The exit code of a run that found no drift but left rows unchecked.
-pub const EXIT_NOT_VERIFIED: u8 = 3;
+pub(super) const EXIT_NOT_VERIFIED: u8 = 3;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub run_id: String,
     /// Rows compared with Stripe.
     pub checked: u64,
@@ -60,14 +60,14 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn has_drift(&self) -> bool {
+    pub(crate) fn has_drift(&self) -> bool {
         self.drifted > 0
     }
 }
 
 /// The report as a table for a person. No value is ever cut: a user-id drift differs in its
 /// tail as often as in its head, so the columns are as wide as their longest value.
-pub fn render(report: &Report) -> String {
+pub(super) fn render(report: &Report) -> String {
     let mut text = String::new();
     if !report.rows.is_empty() {
         let lines: Vec<[String; 5]> = report
@@ -169,7 +169,7 @@ fn cell(value: &Value) -> String {
 /// `--fix` too: the drift was there, the report says what was fixed, and a verify run after it
 /// exits 0); 1 on drift; [`EXIT_NOT_VERIFIED`] when rows were left unchecked, unless
 /// `allow_unchecked`.
-pub fn print(report: &Report, json: bool, allow_unchecked: bool) -> ExitCode {
+pub(crate) fn print(report: &Report, json: bool, allow_unchecked: bool) -> ExitCode {
     crate::report::print(report, json, render);
     if report.has_drift() {
         ExitCode::FAILURE

@@ -22,8 +22,8 @@ use crate::sync::rules::FetchCommand;
 /// [`MASS_DELETE_FLOOR`] rows: more says more about the key (another account or mode, wiped
 /// test data) than about the customers. `--allow-mass-delete` lifts it. A mark is never a
 /// tombstone: the link stays, and the customer's next state applies.
-pub const MASS_DELETE_SHARE: f64 = 0.10;
-pub const MASS_DELETE_FLOOR: u64 = 5;
+pub(super) const MASS_DELETE_SHARE: f64 = 0.10;
+pub(super) const MASS_DELETE_FLOOR: u64 = 5;
 
 /// Rows are read in pages of this many, by id.
 const ROWS_PER_READ: i64 = 500;
@@ -44,7 +44,7 @@ struct Checked {
     missing: bool,
 }
 
-pub async fn run(
+pub(crate) async fn run(
     pool: &PgPool,
     client: &StripeClient,
     settings: &SyncSettings,

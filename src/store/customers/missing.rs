@@ -11,7 +11,7 @@ use crate::store::StoreError;
 /// run in `sync.last_event_id` so that the audit trail says which run did it. The order the
 /// row was last applied at is kept: a marker is no state of the customer. `Ok(false)`: the row
 /// is gone, deleted, or already marked.
-pub async fn mark_missing(
+pub(crate) async fn mark_missing(
     pool: &PgPool,
     stripe_customer_id: &str,
     run_id: &str,

@@ -141,7 +141,7 @@ const LIVE_ROWS_SQL: &str = concat!(
 
 /// Everything the rules need to decide one customer state, read in one statement.
 #[derive(Debug, Clone)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// The ledger already holds the event: a redelivery (per-event reads only).
     pub already_recorded: bool,
     pub stored: Option<StoredCustomer>,
@@ -154,7 +154,7 @@ pub struct Snapshot {
 
 /// One customer to read, and the user or organization its metadata points at.
 #[derive(Debug, Clone, Copy)]
-pub struct SnapshotKey<'a> {
+pub(crate) struct SnapshotKey<'a> {
     pub stripe_customer_id: &'a str,
     pub candidate_user: Option<Uuid>,
     pub candidate_organization: Option<Uuid>,
@@ -162,7 +162,7 @@ pub struct SnapshotKey<'a> {
 
 /// A live row, as `verify` compares it with Stripe.
 #[derive(Debug, Clone)]
-pub struct StoredRow {
+pub(crate) struct StoredRow {
     pub stripe_customer_id: String,
     pub stored: StoredCustomer,
     pub values: StoredValues,
@@ -282,7 +282,7 @@ impl CandidateColumns {
 
 /// The snapshot of one customer state: `source_id` is the event id looked up in the ledger
 /// (a redelivery is `already_recorded`).
-pub async fn snapshot(
+pub(crate) async fn snapshot(
     db: impl PgExecutor<'_>,
     source_id: &str,
     key: SnapshotKey<'_>,
@@ -299,7 +299,7 @@ pub async fn snapshot(
 
 /// The snapshot of each event's customer (as [`snapshot`] reads one), in one statement, in
 /// the order of `keys`: the event id looked up in the ledger, and the customer to read.
-pub async fn snapshot_events(
+pub(crate) async fn snapshot_events(
     db: impl PgExecutor<'_>,
     keys: &[(&str, SnapshotKey<'_>)],
 ) -> Result<Vec<Snapshot>, StoreError> {
@@ -317,7 +317,7 @@ pub async fn snapshot_events(
 
 /// The snapshot of every customer in `keys`, with the rows' values, in one statement, in the
 /// order of `keys`.
-pub async fn snapshot_page(
+pub(crate) async fn snapshot_page(
     db: impl PgExecutor<'_>,
     keys: &[SnapshotKey<'_>],
 ) -> Result<Vec<Snapshot>, StoreError> {
@@ -349,7 +349,7 @@ pub async fn snapshot_page(
 }
 
 /// How many rows of one Stripe mode are not tombstones.
-pub async fn count_live(pool: &PgPool, livemode: bool) -> Result<i64, StoreError> {
+pub(crate) async fn count_live(pool: &PgPool, livemode: bool) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
         "select count(*) from public.stripe_customers
           where (customer_metadata #>> '{sync,status}') is distinct from 'deleted'
@@ -363,7 +363,7 @@ pub async fn count_live(pool: &PgPool, livemode: bool) -> Result<i64, StoreError
 /// The live rows `verify` with a key of one mode does not compare, by why: `no_mode_recorded`
 /// (rows written before the sync recorded modes, or filled by hand) and `other_mode` (rows of
 /// the other Stripe mode, which this key cannot read).
-pub async fn count_other_live(
+pub(crate) async fn count_other_live(
     pool: &PgPool,
     livemode: bool,
 ) -> Result<Vec<(String, i64)>, StoreError> {
@@ -384,7 +384,7 @@ pub async fn count_other_live(
 
 /// The next `limit` live rows of one mode after `after`, by customer id (keyset paging:
 /// stable and cheap on the unique index however large the table).
-pub async fn live_rows(
+pub(crate) async fn live_rows(
     pool: &PgPool,
     livemode: bool,
     after: Option<&str>,

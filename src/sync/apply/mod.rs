@@ -69,7 +69,7 @@ impl Recording<'_> {
 
 /// What applying one state did (or, in a dry run, would do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
+pub(crate) enum Applied {
     Inserted,
     Updated,
     /// The row already holds these values: nothing was written (fetching runs only).
@@ -81,7 +81,7 @@ pub enum Applied {
 
 impl Applied {
     /// What became of an event (or a creation) whose state this was.
-    pub fn outcome(self) -> Outcome {
+    pub(crate) fn outcome(self) -> Outcome {
         match self {
             Self::Inserted | Self::Updated | Self::Unchanged => Outcome::Processed,
             Self::Skipped(reason) => Outcome::Skipped(reason),
@@ -91,7 +91,7 @@ impl Applied {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AppliedCustomer {
+pub(crate) struct AppliedCustomer {
     pub applied: Applied,
     /// The row stands (after this state) unlinked for this reason (`sync.error`).
     pub unlinked: Option<UnlinkReason>,

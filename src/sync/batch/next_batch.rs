@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Events one batch takes at most; the statements' arrays stay a few hundred KB.
-pub const MAX_BATCH: usize = 64;
+pub(super) const MAX_BATCH: usize = 64;
 
 /// How long a writer waits for more events when fewer are queued than it had pending when it
 /// answered its last batch (that batch and those that queued behind it).
@@ -21,11 +21,11 @@ pub const MAX_BATCH: usize = 64;
 /// A writer that had one event pending (one sender) never waits. Otherwise the wait ends as
 /// soon as the expected number is queued, at the latest at the runtime timer's first tick
 /// after this (its resolution is 1 ms): nothing next to a request's deadline.
-pub const GATHER_FOR: Duration = Duration::from_micros(500);
+pub(super) const GATHER_FOR: Duration = Duration::from_micros(500);
 
 /// What a writer expects of its next batch.
 #[derive(Debug)]
-pub struct NextBatch {
+pub(super) struct NextBatch {
     /// Events pending when the last batch was answered: the batch and those queued behind it.
     pending_at_answer: usize,
 }
@@ -42,7 +42,7 @@ impl NextBatch {
     /// Waits for an event and takes every one queued behind it; when that is fewer than were
     /// pending when the last batch was answered, waits up to [`GATHER_FOR`] for the rest.
     /// `None`: the queue is closed and empty.
-    pub async fn take<T>(&self, receiver: &mut mpsc::Receiver<T>) -> Option<Vec<T>> {
+    pub(super) async fn take<T>(&self, receiver: &mut mpsc::Receiver<T>) -> Option<Vec<T>> {
         let mut batch = vec![receiver.recv().await?];
         take_queued(receiver, &mut batch);
         let expected = self.pending_at_answer.min(MAX_BATCH);
@@ -62,7 +62,7 @@ impl NextBatch {
     /// Notes that a batch of `taken` events was written and answered (whatever the outcome).
     /// Call it before the writer's task yields: the queue then holds what arrived during the
     /// write, and none of the senders just answered can have sent again yet.
-    pub fn answered<T>(&mut self, taken: usize, receiver: &mpsc::Receiver<T>) {
+    pub(super) fn answered<T>(&mut self, taken: usize, receiver: &mpsc::Receiver<T>) {
         self.pending_at_answer = taken + receiver.len();
     }
 }

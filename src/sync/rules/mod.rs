@@ -6,19 +6,19 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::outcome::SkipReason;
-pub use crate::domain::customer::{
+pub(crate) use crate::domain::customer::{
     RowWrite, StoredCustomer, StoredValues, SyncState, SyncStatus, UnlinkReason, UserFacts,
 };
 #[cfg(test)]
 use crate::domain::event_order::THIN_EVENT_TYPES;
-pub use crate::domain::event_order::{
+pub(crate) use crate::domain::event_order::{
     CREATED_FOR_USER, CustomerEventKind, EventOrder, FetchCommand,
 };
 use crate::domain::{EventId, StripeCustomerId};
 
 /// Where the incoming state of a customer comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin<'a> {
+pub(crate) enum Origin<'a> {
     /// A webhook event: `created` is the event's.
     Event(&'a EventId),
     /// A read of the customer from Stripe's API (`backfill`, `verify --fix`): `created` is the
@@ -54,7 +54,7 @@ pub enum Origin<'a> {
 /// the candidate, and the user key is not read (an invalid or unknown organization leaves the
 /// row unlinked, never linked to the user instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkCandidate {
+pub(crate) enum LinkCandidate {
     Missing,
     Invalid,
     User(Uuid),
@@ -63,7 +63,7 @@ pub enum LinkCandidate {
 }
 
 /// The metadata key that links a customer to an organization (docs/design.md "Organizations").
-pub const ORGANIZATION_ID_METADATA_KEY: &str = "organization_id";
+pub(crate) const ORGANIZATION_ID_METADATA_KEY: &str = "organization_id";
 
 /// A metadata value as an id: absent (null, empty), a UUID, or something else.
 fn parse_id(value: Option<&Value>) -> Option<Result<Uuid, ()>> {
@@ -77,7 +77,7 @@ fn parse_id(value: Option<&Value>) -> Option<Result<Uuid, ()>> {
 
 impl LinkCandidate {
     /// The candidate of a user-only metadata value (`USER_ID_METADATA_KEY`).
-    pub fn from_metadata(value: Option<&Value>) -> Self {
+    pub(crate) fn from_metadata(value: Option<&Value>) -> Self {
         match parse_id(value) {
             None => Self::Missing,
             Some(Ok(id)) => Self::User(id),
@@ -87,7 +87,7 @@ impl LinkCandidate {
 
     /// The candidate of a customer's metadata: its organization when it names one, else its
     /// user.
-    pub fn from_owner_metadata(user: Option<&Value>, organization: Option<&Value>) -> Self {
+    pub(crate) fn from_owner_metadata(user: Option<&Value>, organization: Option<&Value>) -> Self {
         match parse_id(organization) {
             Some(Ok(id)) => Self::Organization(id),
             Some(Err(())) => Self::InvalidOrganization,
@@ -95,14 +95,14 @@ impl LinkCandidate {
         }
     }
 
-    pub fn user(self) -> Option<Uuid> {
+    pub(crate) fn user(self) -> Option<Uuid> {
         match self {
             Self::User(id) => Some(id),
             _ => None,
         }
     }
 
-    pub fn organization(self) -> Option<Uuid> {
+    pub(crate) fn organization(self) -> Option<Uuid> {
         match self {
             Self::Organization(id) => Some(id),
             _ => None,
@@ -110,7 +110,7 @@ impl LinkCandidate {
     }
 
     /// The metadata names an organization (valid or not).
-    pub fn is_organization(self) -> bool {
+    pub(crate) fn is_organization(self) -> bool {
         matches!(self, Self::Organization(_) | Self::InvalidOrganization)
     }
 }
@@ -121,7 +121,7 @@ impl LinkCandidate {
 /// live customer and `Deleted` for `{"id", "deleted": true}`, `origin` is
 /// [`Origin::Fetched`] and `created` the request's start.
 #[derive(Debug, Clone)]
-pub struct IncomingCustomer<'a> {
+pub(crate) struct IncomingCustomer<'a> {
     pub kind: CustomerEventKind,
     pub origin: Origin<'a>,
     pub created: i64,
@@ -136,7 +136,7 @@ pub struct IncomingCustomer<'a> {
 }
 
 impl IncomingCustomer<'_> {
-    pub fn order(&self) -> EventOrder {
+    pub(crate) fn order(&self) -> EventOrder {
         match self.origin {
             Origin::Event(_) => EventOrder::new(self.created, self.kind),
             Origin::Fetched { .. } | Origin::ThinEvent { .. } | Origin::Created { .. } => {
@@ -167,7 +167,7 @@ impl IncomingCustomer<'_> {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Insert(RowWrite),
     Update {
         version: String,
@@ -183,7 +183,7 @@ pub enum Decision {
 /// Applies the sync rules to one customer event. `user`: the facts about the candidate owner
 /// (`incoming.link`, a user or an organization). `deletion_recorded`: the ledger holds a
 /// delete of this customer id, whether or not it could write a tombstone.
-pub fn decide(
+pub(crate) fn decide(
     incoming: &IncomingCustomer<'_>,
     stored: Option<&StoredCustomer>,
     user: UserFacts,
@@ -266,7 +266,7 @@ pub fn decide(
 /// or fetch came last. A fetched customer that is unchanged is not written at all: a backfill
 /// run again leaves no audit rows and no new row versions, and its summary says `unchanged`.
 /// (Webhook events are always written: each one is recorded as the row's last applied event.)
-pub fn is_unchanged(stored: &StoredValues, row: &RowWrite) -> bool {
+pub(crate) fn is_unchanged(stored: &StoredValues, row: &RowWrite) -> bool {
     row.changes(stored).is_empty()
 }
 

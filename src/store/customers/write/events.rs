@@ -224,7 +224,7 @@ pub(in crate::store::customers) const UPDATE_ROW_EVENTS_SQL: &str = concat!(
 
 /// One event of a batch, and what it writes.
 #[derive(Debug, Clone, Copy)]
-pub enum EventWrite<'a> {
+pub(crate) enum EventWrite<'a> {
     /// The event's customer row; the event is recorded `processed` if the row is written.
     Row {
         entry: &'a LedgerEntry<'a>,
@@ -244,7 +244,7 @@ pub enum EventWrite<'a> {
 /// exists and is free: the row to write if it does not exist, and if another row holds it.
 /// Each differs from the linked row only in `user_id` (none) and `customer_metadata`.
 #[derive(Debug, Clone, Copy)]
-pub struct IfUserNotFree<'a> {
+pub(crate) struct IfUserNotFree<'a> {
     pub user_missing: &'a RowWrite,
     pub user_taken: &'a RowWrite,
 }
@@ -252,7 +252,7 @@ pub struct IfUserNotFree<'a> {
 impl IfUserNotFree<'_> {
     /// Whether the alternatives can be chosen by the write (see `events_input!`): the same
     /// row but for its user and metadata, linked in `linked` and in neither alternative.
-    pub fn fit(&self, linked: &RowWrite) -> bool {
+    pub(crate) fn fit(&self, linked: &RowWrite) -> bool {
         let same_values = |other: &RowWrite| {
             other.user_id.is_none()
                 && other.email == linked.email
@@ -273,7 +273,7 @@ impl<'a> EventWrite<'a> {
 
 /// Writes the events of a batch in one statement ([`WRITE_EVENTS_SQL`]); the ids of the events
 /// recorded come back. An event missing from them wrote nothing: decide it again.
-pub async fn write_events(
+pub(crate) async fn write_events(
     db: impl PgExecutor<'_>,
     events: &[EventWrite<'_>],
 ) -> Result<HashSet<String>, StoreError> {

@@ -170,7 +170,7 @@ pub(super) const WRITE_PAGE_SQL: &str = concat!(
 
 /// What a customer write records beside the row.
 #[derive(Debug, Clone, Copy)]
-pub enum Recording<'a> {
+pub(crate) enum Recording<'a> {
     /// The event's ledger row (`processed`), in the same statement: a Stripe event.
     Ledger(&'a LedgerEntry<'a>),
     /// No ledger row (there is no event), only the writer's id in the audit trail: a fetching
@@ -180,7 +180,7 @@ pub enum Recording<'a> {
 
 /// One row to write: an insert (`version` `None`) or an update of the row at `version`.
 #[derive(Debug, Clone, Copy)]
-pub struct RowToWrite<'a> {
+pub(crate) struct RowToWrite<'a> {
     pub stripe_customer_id: &'a str,
     pub version: Option<&'a str>,
     pub row: &'a RowWrite,
@@ -188,7 +188,7 @@ pub struct RowToWrite<'a> {
 
 /// Writes one row if it is still as read, and records `recording` with it. `Ok(false)`: the
 /// row changed since it was read (or a delete was recorded meanwhile); nothing was written.
-pub async fn write_one(
+pub(crate) async fn write_one(
     db: impl PgExecutor<'_>,
     recording: Recording<'_>,
     write: RowToWrite<'_>,
@@ -227,7 +227,7 @@ fn bind_row<'q>(query: PgQuery<'q>, stripe_customer_id: &'q str, row: &'q RowWri
 /// Writes every row in one statement with no ledger row, `source_id` in the audit trail, each
 /// row only if still as read; returns, in the order of `rows`, whether each was written. A row
 /// not written lost a race: decide it again.
-pub async fn write_page(
+pub(crate) async fn write_page(
     db: impl PgExecutor<'_>,
     source_id: &str,
     rows: &[RowToWrite<'_>],
