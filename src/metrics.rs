@@ -14,7 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 
-use crate::sync::Outcome;
+use crate::domain::outcome::Outcome;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
@@ -335,7 +335,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::SkipReason;
+    use crate::domain::outcome::SkipReason;
 
     fn render(metrics: &Metrics) -> String {
         let pool = sqlx::postgres::PgPoolOptions::new()

@@ -7,6 +7,7 @@ pub mod duration;
 pub mod event_id;
 pub(crate) mod event_order;
 pub mod ledger_retention;
+pub mod outcome;
 pub mod owner;
 pub mod stripe_customer_id;
 pub mod stripe_mode;

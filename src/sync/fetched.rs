@@ -9,10 +9,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::apply::{self, AppliedCustomer};
-use super::outcome::SkipReason;
 use super::rules::{CustomerEventKind, FetchCommand, IncomingCustomer, Origin};
 use super::{SyncError, SyncSettings, incoming};
 use crate::domain::StripeCustomerId;
+use crate::domain::outcome::SkipReason;
 use crate::store::StoreError;
 use crate::store::session::EventScope;
 use crate::stripe::event::CustomerObject;

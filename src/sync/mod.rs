@@ -8,14 +8,14 @@ pub(crate) mod apply;
 pub mod batch;
 pub(crate) mod created;
 pub(crate) mod fetched;
-mod outcome;
 pub(crate) mod rules;
 pub(crate) mod thin;
 
 use chrono::DateTime;
 use sqlx::{PgConnection, PgPool};
 
-pub use outcome::{FailReason, IgnoreReason, Outcome, SkipReason};
+// What became of an event is a domain type: the ledger, the metrics and the HTTP answer name it.
+pub use crate::domain::outcome::{FailReason, IgnoreReason, Outcome, SkipReason};
 
 use crate::domain::{StripeCustomerId, StripeMode};
 use crate::store::StoreError;

@@ -11,13 +11,13 @@
 use sqlx::PgPool;
 
 use super::fetched::FetchedCustomer;
-use super::outcome::FailReason;
 use super::rules::{CustomerEventKind, Origin};
 use super::{
     Outcome, SyncError, SyncSettings, apply_customer_state, incoming, record_only,
     recording_refusal,
 };
 use crate::domain::StripeCustomerId;
+use crate::domain::outcome::FailReason;
 use crate::store::ledger::LedgerEntry;
 use crate::store::pool::ConnectionPolicy;
 use crate::store::session::EventScope;

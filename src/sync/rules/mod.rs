@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::outcome::SkipReason;
 pub(crate) use crate::domain::customer::{
     RowWrite, StoredCustomer, StoredValues, SyncState, SyncStatus, UnlinkReason, UserFacts,
 };
@@ -14,6 +13,7 @@ use crate::domain::event_order::THIN_EVENT_TYPES;
 pub(crate) use crate::domain::event_order::{
     CREATED_FOR_USER, CustomerEventKind, EventOrder, FetchCommand,
 };
+use crate::domain::outcome::SkipReason;
 use crate::domain::{EventId, StripeCustomerId};
 
 /// Where the incoming state of a customer comes from.
