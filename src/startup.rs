@@ -6,7 +6,6 @@ use std::sync::Arc;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpResponse, HttpServer, web};
-use serde_json::json;
 use sqlx::PgPool;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder, TracingLogger};
@@ -439,8 +438,7 @@ impl RootSpanBuilder for RequestSpan {
 }
 
 async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound()
-        .json(json!({ "error": { "code": "not_found", "message": "no such route" } }))
+    crate::http::error::not_found()
 }
 
 fn http_workers() -> usize {

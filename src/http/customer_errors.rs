@@ -124,14 +124,15 @@ impl CustomersError {
             }
             _ => {}
         }
-        let mut error = json!({ "code": code, "message": message });
+        let mut body = super::error::error_body(code, &message);
         if let Self::Ensure(EnsureError::Refused(refused)) = self {
             // Stripe's error code and type (never its message, which can quote the email).
+            let error = &mut body["error"];
             error["stripe_status"] = json!(refused.status);
             error["stripe_code"] = json!(refused.code);
             error["stripe_type"] = json!(refused.kind);
             error["retry_after_secs"] = json!(refused.retry_in.as_secs().max(1));
         }
-        response.json(json!({ "error": error }))
+        response.json(body)
     }
 }

@@ -62,8 +62,19 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        response.json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
+        response.json(error_body(self.code(), &self.to_string()))
     }
+}
+
+/// The one shape of every error answer: `{"error":{"code","message"}}`; a caller may add fields
+/// beside them (`stripe_code`, …) under `error`.
+pub(crate) fn error_body(code: &str, message: &str) -> serde_json::Value {
+    json!({ "error": { "code": code, "message": message } })
+}
+
+/// A route the service does not serve (or one that is off): 404 `not_found`.
+pub(crate) fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(error_body("not_found", "no such route"))
 }
 
 impl From<BodyError> for ApiError {

@@ -24,8 +24,7 @@ pub(crate) async fn ensure(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let Some(endpoint) = state.customers.as_ref() else {
-        return HttpResponse::NotFound()
-            .json(json!({ "error": { "code": "not_found", "message": "no such route" } }));
+        return super::error::not_found();
     };
     match handle(&request, &path, endpoint).await {
         Ok(response) => response,
