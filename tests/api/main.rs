@@ -54,6 +54,8 @@ mod sync_deletion;
 mod sync_linking;
 mod sync_rules;
 mod thin_events;
+mod tiers;
+mod tiers_order;
 mod token_claims;
 mod verify;
 mod webhook_http;
