@@ -56,6 +56,7 @@ mod sync_rules;
 mod thin_events;
 mod tiers;
 mod tiers_order;
+mod tiers_rls;
 mod token_claims;
 mod verify;
 mod webhook_http;

@@ -3,11 +3,13 @@
 
 use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
 use crate::helpers::organizations::{create_organization, create_organizations_schema};
+use crate::helpers::stripe_double::{BINARY, output};
 use crate::helpers::subscriptions::{
     SubscriptionEvent, new_subscription_id, organization_tier, organization_with_customer,
     subscription_row,
 };
 use crate::helpers::{count, create_auth_user, migrated_database, spawn_app, spawn_app_with};
+use stripe_customer_sync::domain::ColumnName;
 
 #[tokio::test]
 async fn an_active_pro_subscription_makes_the_organization_pro() {
@@ -199,4 +201,70 @@ async fn a_tier_the_column_refuses_fails_the_event_with_its_reason_and_writes_no
             .await
             .unwrap();
     assert_eq!(tier.as_deref(), Some("free"));
+
+    // Once the column allows the tier, the operator re-applies the event.
+    sqlx::raw_sql(
+        "alter table public.organizations drop constraint organizations_subscription_tier_check",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let mut command = std::process::Command::new(BINARY);
+    command
+        .arg("reapply-failed")
+        .current_dir(std::env::temp_dir())
+        .env("DATABASE_URL", &app.db.url)
+        .env("STRIPE_MODE", "test")
+        .env("TIERS", "free,pro,enterprise,platinum")
+        .env("LOG_FORMAT", "json");
+    let reapplied = output(command).await;
+    assert!(
+        reapplied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reapplied.stderr)
+    );
+    app.assert_recorded(&event.event_id, "processed").await;
+    let tier: Option<String> =
+        sqlx::query_scalar("select subscription_tier from public.organizations where id = $1")
+            .bind(organization)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(tier.as_deref(), Some("platinum"));
+}
+
+#[tokio::test]
+async fn a_users_tier_goes_to_the_configured_profiles_column() {
+    let app = spawn_app_with(migrated_database().await, |settings| {
+        settings.sync.tiers.profile_column = Some(ColumnName::parse("plan").unwrap());
+    })
+    .await;
+    sqlx::raw_sql(
+        "create table if not exists public.profiles (id uuid primary key);
+         alter table public.profiles add column plan text not null default 'free';",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let user = create_auth_user(&app.db.pool).await;
+    sqlx::query("insert into public.profiles (id) values ($1) on conflict do nothing")
+        .bind(user)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let customer_id = new_customer_id();
+    let created = CustomerEvent::created(&customer_id, T0 - 100).for_user(user);
+    app.deliver_expecting(&created.json(), "processed").await;
+
+    let subscription = new_subscription_id();
+    let event = SubscriptionEvent::created(&subscription, &customer_id)
+        .price_by_lookup_key("enterprise")
+        .status("trialing");
+    app.deliver_expecting(&event.json(), "processed").await;
+    let plan: String = sqlx::query_scalar("select plan from public.profiles where id = $1")
+        .bind(user)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(plan, "enterprise");
 }
