@@ -55,6 +55,7 @@ mod sync_linking;
 mod sync_rules;
 mod thin_events;
 mod tiers;
+mod tiers_catch_up;
 mod tiers_order;
 mod tiers_rls;
 mod token_claims;
