@@ -56,6 +56,7 @@ mod sync_rules;
 mod thin_events;
 mod tiers;
 mod tiers_catch_up;
+mod tiers_chaos;
 mod tiers_order;
 mod tiers_rls;
 mod token_claims;

@@ -9,6 +9,7 @@ use chrono::DateTime;
 
 use super::{Outcome, SkipReason, SyncError, SyncSettings, record_only};
 use crate::domain::{ColumnName, StripeCustomerId};
+use crate::store::StoreError;
 use crate::store::ledger::{self, LedgerEntry, Recorded};
 use crate::store::session::EventScope;
 use crate::store::subscriptions::{self as store, SubscriptionRow, TierOwner};
@@ -50,15 +51,20 @@ pub(crate) async fn apply_subscription_event(
         return record_only(scope, event.entry, outcome).await;
     };
     let (mut transaction, policy) = scope.nested().await?;
-    let outcome = {
+    let applied = {
         let mut inner = EventScope::within(&mut transaction, policy);
-        apply_in(&mut inner, settings, event, customer.as_str(), status).await?
+        apply_in(&mut inner, settings, event, customer.as_str(), status).await
     };
-    transaction
-        .commit()
-        .await
-        .map_err(crate::store::StoreError::from)?;
-    Ok(outcome)
+    match applied {
+        Ok(outcome) => {
+            transaction.commit().await.map_err(StoreError::from)?;
+            Ok(outcome)
+        }
+        // Recorded meanwhile by a writer that did not take the customer's lock (none does
+        // today): this one's writes roll back with the transaction.
+        Err(SyncError::Store(StoreError::Duplicate)) => Ok(Outcome::Duplicate),
+        Err(error) => Err(error),
+    }
 }
 
 async fn apply_in(
