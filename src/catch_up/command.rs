@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::Summary;
 use super::summary::render;
-use crate::configuration::{DatabaseArgs, StripeApiArgs, SyncArgs};
+use crate::configuration::{DatabaseArgs, OrganizationArgs, StripeApiArgs, SyncArgs};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct CatchUpArgs {
@@ -14,6 +14,9 @@ pub(crate) struct CatchUpArgs {
     pub stripe: StripeApiArgs,
     #[command(flatten)]
     pub sync: SyncArgs,
+    /// Where an organization's tier is written.
+    #[command(flatten)]
+    pub(crate) organizations: OrganizationArgs,
     /// List the events of the last DURATION (30s, 15m, 2h, 3d; at most 30d, all that Stripe
     /// keeps) instead of those since shortly before the last completed run.
     #[arg(long, value_name = "DURATION")]

@@ -284,11 +284,15 @@ async fn list_missing(
     Ok(listing)
 }
 
-/// An event's place in the sync rules' order; a type the rules do not know ranks as an update
-/// (the list asks for customer events only).
+/// An event's place in the sync rules' order; a subscription event ranks as the customer
+/// event of its kind, and a type the rules do not know ranks as an update (the list asks for
+/// customer and subscription events only).
 fn order_of(listed: &ListedEvent) -> EventOrder {
-    let kind = CustomerEventKind::from_event_type(&listed.event_type)
-        .unwrap_or(CustomerEventKind::Updated);
+    let event_type = listed
+        .event_type
+        .replacen("customer.subscription.", "customer.", 1);
+    let kind =
+        CustomerEventKind::from_event_type(&event_type).unwrap_or(CustomerEventKind::Updated);
     EventOrder::new(listed.created, kind)
 }
 

@@ -18,7 +18,9 @@ pub(crate) async fn catch_up(args: CatchUpArgs) -> Result<ExitCode, CliError> {
             problem: e.to_string(),
         })?;
     // One connection holds the run's lock; one applies events.
-    let context = FetchContext::open(&args.database, &args.stripe, &args.sync, 3).await?;
+    let organizations = configuration::OrganizationSettings::from_args(&args.organizations)?;
+    let mut context = FetchContext::open(&args.database, &args.stripe, &args.sync, 3).await?;
+    context.sync.tiers.organizations = organizations.organizations;
     let options = CatchUpOptions {
         since,
         dry_run: args.dry_run,

@@ -11,7 +11,10 @@ use std::process::ExitCode;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::configuration::{DatabaseArgs, StripeApiArgs, StripeApiSettings, SyncArgs};
+use crate::configuration::{
+    DatabaseArgs, OrganizationArgs, OrganizationSettings, StripeApiArgs, StripeApiSettings,
+    SyncArgs,
+};
 use crate::domain::StripeCustomerId;
 use crate::store::StoreError;
 use crate::store::ledger::{self, FailedEvent};
@@ -28,6 +31,9 @@ pub(crate) struct ReapplyArgs {
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub sync: SyncArgs,
+    /// Where an organization's tier is written.
+    #[command(flatten)]
+    pub(crate) organizations: OrganizationArgs,
     /// Needed only for failed thin events, whose customer is fetched again.
     #[command(flatten)]
     pub stripe: StripeApiArgs,
@@ -216,6 +222,8 @@ pub(crate) async fn command(args: ReapplyArgs) -> Result<ExitCode, CliError> {
         }
         None => (args.sync.settings_without_api()?, None),
     };
+    let mut sync = sync;
+    sync.tiers.organizations = OrganizationSettings::from_args(&args.organizations)?.organizations;
     let database = Database::from_args(&args.database, LocalUse::Command).await?;
     let result = match pool::command_pool(database.options.clone(), 2).await {
         Ok(pool) => {

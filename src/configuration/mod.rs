@@ -19,6 +19,7 @@ mod stripe_api;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod tiers;
 
 use std::fmt;
 
@@ -36,6 +37,7 @@ pub use stripe_api::StripeApiSettings;
 pub use database::DatabaseArgs;
 pub use stripe_api::StripeApiArgs;
 pub use sync::SyncArgs;
+pub use tiers::{TierArgs, TierSettings};
 // The other arguments, and their errors.
 pub(crate) use customers::{CustomersArgs, ProfileArgs};
 pub(crate) use http::HttpArgs;

@@ -225,6 +225,9 @@ impl Settings {
             None => args.sync.settings_without_api()?,
         };
         sync.connection = database.connection;
+        // An organization's tier is written to the configured organizations table.
+        sync.tiers.organizations =
+            OrganizationSettings::from_args(&args.organizations)?.organizations;
         let catch_up_interval = crate::domain::parse_duration(&args.catch_up_interval)
             .map_err(|e| ConfigError::new("CATCH_UP_INTERVAL", e))?;
         let profile_push = ProfilePushSettings::from_args(args)?;

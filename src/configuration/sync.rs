@@ -24,17 +24,16 @@ pub struct SyncArgs {
     /// [default: the mode of STRIPE_API_KEY, else both]
     #[arg(long, env = "STRIPE_MODE", value_name = "MODE")]
     pub stripe_mode: Option<String>,
+
+    #[command(flatten)]
+    pub tiers: super::TierArgs,
 }
 
 impl SyncArgs {
     /// The settings for a command that reads Stripe with `api`'s key: the key's mode must be
     /// one the deployment keeps.
     pub(crate) fn settings(&self, api: &StripeApiSettings) -> Result<SyncSettings, ConfigError> {
-        let settings = sync_settings(
-            &self.user_id_metadata_key,
-            self.stripe_mode.as_deref(),
-            Some(api.mode),
-        )?;
+        let settings = sync_settings(self, Some(api.mode))?;
         if !settings.mode.keeps(api.mode == StripeMode::Live) {
             return Err(ConfigError::new(
                 "STRIPE_MODE",
@@ -49,11 +48,7 @@ impl SyncArgs {
 
     /// The settings for a command that reads no customers from Stripe (`reapply-failed`).
     pub(crate) fn settings_without_api(&self) -> Result<SyncSettings, ConfigError> {
-        sync_settings(
-            &self.user_id_metadata_key,
-            self.stripe_mode.as_deref(),
-            None,
-        )
+        sync_settings(self, None)
     }
 }
 
@@ -62,24 +57,24 @@ impl SyncArgs {
 /// mode the endpoint receives (Stripe's dashboard endpoint, `stripe listen`, replayed fixtures),
 /// so both are kept, as before modes existed, and `serve` warns that production should say.
 fn sync_settings(
-    user_id_metadata_key: &str,
-    stripe_mode: Option<&str>,
+    args: &SyncArgs,
     api_key_mode: Option<StripeMode>,
 ) -> Result<SyncSettings, ConfigError> {
-    let key = user_id_metadata_key.trim();
+    let key = args.user_id_metadata_key.trim();
     if key.is_empty() {
         return Err(ConfigError::new(
             "USER_ID_METADATA_KEY",
             "must not be empty",
         ));
     }
-    let mode = match stripe_mode.map(str::trim) {
+    let mode = match args.stripe_mode.as_deref().map(str::trim) {
         None | Some("") => api_key_mode.unwrap_or(StripeMode::Both),
         Some(raw) => StripeMode::parse(raw).map_err(|e| ConfigError::new("STRIPE_MODE", e))?,
     };
     Ok(SyncSettings {
         user_id_metadata_key: key.to_owned(),
         mode,
+        tiers: super::TierSettings::from_args(&args.tiers)?,
         // The batch commands that apply the rules work on a session connection.
         connection: ConnectionPolicy::default(),
     })

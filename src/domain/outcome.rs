@@ -100,6 +100,10 @@ pub enum SkipReason {
     MissingEmail,
     /// The id does not match `^cus_[a-zA-Z0-9]+$`.
     InvalidCustomerId,
+    /// The subscription has ended (deleted, canceled, incomplete_expired); ended is terminal.
+    SubscriptionEnded,
+    /// The subscription's id does not match `^sub_[a-zA-Z0-9]+$`, or it names no valid customer.
+    InvalidSubscription,
 }
 
 impl SkipReason {
@@ -109,6 +113,8 @@ impl SkipReason {
             SkipReason::CustomerDeleted => "customer_deleted",
             SkipReason::MissingEmail => "missing_email",
             SkipReason::InvalidCustomerId => "invalid_customer_id",
+            SkipReason::SubscriptionEnded => "subscription_ended",
+            SkipReason::InvalidSubscription => "invalid_subscription",
         }
     }
 }

@@ -14,5 +14,6 @@ pub mod pool;
 pub(crate) mod recorded;
 pub mod schema;
 pub(crate) mod session;
+pub(crate) mod subscriptions;
 
 pub use error::StoreError;

@@ -117,6 +117,18 @@ impl<'c> EventScope<'c> {
         Ok(())
     }
 
+    /// A transaction of its own (a savepoint inside one already open) for work of several
+    /// statements that must commit together, and the policy for a scope
+    /// ([`EventScope::within`]) on it, which keeps its statements unnamed behind a transaction
+    /// pooler. Dropped uncommitted, it rolls back.
+    pub(crate) async fn nested(
+        &mut self,
+    ) -> Result<(sqlx::Transaction<'_, Postgres>, ConnectionPolicy), StoreError> {
+        let policy = self.policy;
+        let (connection, _) = self.connection();
+        Ok((sqlx::Connection::begin(connection).await?, policy))
+    }
+
     fn connection(&mut self) -> (&mut PgConnection, bool) {
         match &mut self.open {
             Open::Session(connection) => (&mut **connection, true),

@@ -33,6 +33,8 @@ pub struct StripeEvent<'body> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventObject {
     Customer(CustomerObject),
+    /// A `customer.subscription.*` event's subscription.
+    Subscription(SubscriptionObject),
     /// Anything the service does not apply; only recorded.
     Other,
 }
@@ -46,6 +48,54 @@ pub struct CustomerObject {
     /// `invoice_settings.default_payment_method`: an id, or the id of the expanded object.
     pub default_payment_method: Option<String>,
     pub metadata: Map<String, Value>,
+}
+
+/// The subscription fields the tier rules read (docs/design.md "Tiers"), as Stripe sent them.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct SubscriptionObject {
+    pub id: String,
+    /// The customer's id (or the expanded customer's).
+    #[serde(default, deserialize_with = "id_or_object")]
+    pub customer: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub cancel_at_period_end: bool,
+    /// Before the 2025 API versions the period end sits on the subscription.
+    #[serde(default)]
+    pub current_period_end: Option<i64>,
+    #[serde(default)]
+    pub items: SubscriptionItems,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct SubscriptionItems {
+    #[serde(default)]
+    pub data: Vec<SubscriptionItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct SubscriptionItem {
+    #[serde(default)]
+    pub price: Option<PriceObject>,
+    /// From the 2025 API versions the period end sits on each item.
+    #[serde(default)]
+    pub current_period_end: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct PriceObject {
+    pub id: String,
+    #[serde(default)]
+    pub lookup_key: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+fn id_or_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<IdOrObject>::deserialize(d)?.map(|o| match o {
+        IdOrObject::Id(id) | IdOrObject::Object { id } => id,
+    }))
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -115,6 +165,11 @@ pub fn decode(body: &[u8]) -> Result<StripeEvent<'_>, MalformedEvent> {
     let id = EventId::parse(envelope.id).map_err(|e| MalformedEvent(e.to_string()))?;
     let object = if is_customer_event(envelope.event_type) {
         EventObject::Customer(decode_customer(envelope.data.object.get())?)
+    } else if is_subscription_event(envelope.event_type) {
+        EventObject::Subscription(
+            serde_json::from_str(envelope.data.object.get())
+                .map_err(|e| MalformedEvent(format!("data.object is not a subscription: {e}")))?,
+        )
     } else {
         EventObject::Other
     };
@@ -134,6 +189,15 @@ fn is_customer_event(event_type: &str) -> bool {
     matches!(
         event_type,
         "customer.created" | "customer.updated" | "customer.deleted"
+    )
+}
+
+fn is_subscription_event(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "customer.subscription.created"
+            | "customer.subscription.updated"
+            | "customer.subscription.deleted"
     )
 }
 

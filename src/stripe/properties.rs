@@ -207,6 +207,10 @@ proptest! {
                 );
                 prop_assert_eq!(&Value::Object(customer.metadata), &object["metadata"]);
             }
+            EventObject::Subscription(subscription) => {
+                prop_assert!(decoded.event_type.starts_with("customer.subscription."));
+                prop_assert_eq!(subscription.id.as_str(), object["id"].as_str().unwrap());
+            }
             EventObject::Other => prop_assert!(!matches!(
                 decoded.event_type,
                 "customer.created" | "customer.updated" | "customer.deleted"

@@ -12,9 +12,16 @@ use super::{ApiError, StripeClient};
 /// Stripe's largest page.
 pub(crate) const PAGE_SIZE: usize = 100;
 
-/// The event types `catch-up` lists: the ones the sync applies.
-pub(crate) const CUSTOMER_EVENT_TYPES: [&str; 3] =
-    ["customer.created", "customer.updated", "customer.deleted"];
+/// The event types `catch-up` lists: the ones the sync applies (customers, and the
+/// subscriptions the tiers follow).
+pub(crate) const CUSTOMER_EVENT_TYPES: [&str; 6] = [
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+];
 
 /// One listed event: what ordering needs, and the JSON itself.
 #[derive(Debug, Clone)]

@@ -244,8 +244,40 @@ impl Writer {
         }
     }
 
-    /// Applies what the batch can settle together; `None` for an event left to the single path.
+    /// Applies what the batch can settle together; `None` for an event left to the single path
+    /// (a subscription event always is: it has a transaction of its own, see
+    /// `sync::subscriptions`).
     async fn apply_together(
+        &self,
+        events: &[StripeEvent<'_>],
+        held: &mut Option<Held>,
+    ) -> Result<Vec<Option<Outcome>>, BatchFailed> {
+        let together: Vec<bool> = events
+            .iter()
+            .map(|e| !matches!(plan(&self.settings, e), EventPlan::Subscription { .. }))
+            .collect();
+        if together.iter().all(|t| *t) {
+            return self.apply_batch(events, held).await;
+        }
+        let taken: Vec<StripeEvent<'_>> = events
+            .iter()
+            .zip(&together)
+            .filter(|(_, t)| **t)
+            .map(|(e, _)| e.clone())
+            .collect();
+        let mut settled = if taken.is_empty() {
+            Vec::new()
+        } else {
+            self.apply_batch(&taken, held).await?
+        }
+        .into_iter();
+        Ok(together
+            .iter()
+            .map(|t| if *t { settled.next().flatten() } else { None })
+            .collect())
+    }
+
+    async fn apply_batch(
         &self,
         events: &[StripeEvent<'_>],
         held: &mut Option<Held>,
@@ -267,7 +299,7 @@ impl Writer {
                     customer_id,
                     customer,
                 )),
-                EventPlan::RecordOnly { .. } => None,
+                EventPlan::RecordOnly { .. } | EventPlan::Subscription { .. } => None,
             })
             .collect();
         let batch: Vec<BatchEvent<'_>> = plans
@@ -283,6 +315,9 @@ impl Writer {
                 }
                 (EventPlan::Customer { .. }, None) => {
                     unreachable!("a customer event has its state")
+                }
+                (EventPlan::Subscription { .. }, _) => {
+                    unreachable!("a subscription event is not batched")
                 }
             })
             .collect();

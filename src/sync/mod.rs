@@ -9,6 +9,7 @@ pub mod batch;
 pub(crate) mod created;
 pub(crate) mod fetched;
 pub(crate) mod rules;
+pub(crate) mod subscriptions;
 pub(crate) mod thin;
 
 use chrono::DateTime;
@@ -22,7 +23,7 @@ use crate::store::StoreError;
 use crate::store::ledger::{self, LedgerEntry, Recorded};
 use crate::store::pool::ConnectionPolicy;
 use crate::store::session::EventScope;
-use crate::stripe::event::{CustomerObject, EventObject, StripeEvent};
+use crate::stripe::event::{CustomerObject, EventObject, StripeEvent, SubscriptionObject};
 use apply::Recording;
 use rules::{CustomerEventKind, IncomingCustomer, LinkCandidate, Origin};
 
@@ -38,6 +39,8 @@ pub struct SyncSettings {
     pub mode: StripeMode,
     /// How the database is reached (`DATABASE_POOL_MODE`) and the statement timeout.
     pub connection: ConnectionPolicy,
+    /// Which tiers exist and where an owner's tier is written (docs/design.md "Tiers").
+    pub tiers: crate::configuration::TierSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +126,20 @@ async fn apply_event_in(
             let incoming = event_state(settings, event, kind, &customer_id, customer);
             apply_customer_state(conn, &entry, &incoming).await
         }
+        EventPlan::Subscription {
+            entry,
+            kind,
+            subscription,
+        } => {
+            let event = subscriptions::SubscriptionEvent {
+                entry: &entry,
+                kind,
+                created: event.created,
+                livemode: event.livemode,
+                subscription,
+            };
+            subscriptions::apply_subscription_event(conn, settings, &event).await
+        }
     }
 }
 
@@ -140,6 +157,12 @@ pub(crate) enum EventPlan<'e> {
         customer_id: StripeCustomerId,
         customer: &'e CustomerObject,
     },
+    /// A subscription event, applied on its own (see `subscriptions`).
+    Subscription {
+        entry: LedgerEntry<'e>,
+        kind: subscriptions::rules::SubscriptionEventKind,
+        subscription: &'e SubscriptionObject,
+    },
 }
 
 pub(crate) fn plan<'e>(settings: &SyncSettings, event: &'e StripeEvent<'_>) -> EventPlan<'e> {
@@ -152,6 +175,16 @@ pub(crate) fn plan<'e>(settings: &SyncSettings, event: &'e StripeEvent<'_>) -> E
         };
         let outcome = Outcome::Ignored(Some(IgnoreReason::OtherMode));
         return EventPlan::RecordOnly { entry, outcome };
+    }
+    if let EventObject::Subscription(subscription) = &event.object
+        && let Some(kind) =
+            subscriptions::rules::SubscriptionEventKind::from_event_type(event.event_type)
+    {
+        return EventPlan::Subscription {
+            entry,
+            kind,
+            subscription,
+        };
     }
     let kind = CustomerEventKind::from_event_type(event.event_type);
     match (&event.object, kind) {

@@ -252,7 +252,14 @@ async fn catch_up_applies_the_missed_events_and_nothing_else() {
         .collect();
     assert_eq!(
         types,
-        ["customer.created", "customer.updated", "customer.deleted"]
+        [
+            "customer.created",
+            "customer.updated",
+            "customer.deleted",
+            "customer.subscription.created",
+            "customer.subscription.updated",
+            "customer.subscription.deleted",
+        ]
     );
     assert!(first.iter().any(|(k, _)| k == "created[gte]"));
     assert!(first.contains(&("limit".into(), "100".into())));

@@ -26,8 +26,12 @@ async fn api_role_privileges(pool: &PgPool) -> Vec<String> {
     .expect("read privileges")
 }
 
-/// docs/design.md grants the API roles exactly one thing: users read their own link (through RLS).
-const DESIGN_GRANTS: [&str; 1] = ["stripe_customers authenticated SELECT"];
+/// docs/design.md grants the API roles exactly this: users read their own link and their own
+/// (or their organizations') subscriptions, through RLS.
+const DESIGN_GRANTS: [&str; 2] = [
+    "stripe_customers authenticated SELECT",
+    "stripe_subscriptions authenticated SELECT",
+];
 
 #[tokio::test]
 async fn api_roles_hold_no_privilege_beyond_design_on_anything_the_migrations_create() {

@@ -53,6 +53,7 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
             // The fixtures and builders are test-mode events, as `stripe listen` delivers.
             mode: StripeMode::Test,
             connection: ConnectionPolicy::default(),
+            tiers: Default::default(),
         },
         stripe_api: None,
         catch_up_interval: None,

@@ -16,6 +16,7 @@ mod rows;
 pub mod schema;
 pub mod serve_process;
 pub mod stripe_double;
+pub mod subscriptions;
 pub mod tokens;
 mod webhooks;
 

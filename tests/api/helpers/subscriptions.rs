@@ -1,0 +1,182 @@
+//! `customer.subscription.*` events as Stripe sends them (docs/design.md "Tiers"), and what the
+//! tier rules leave in the database.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::events::{CustomerEvent, T0, new_customer_id, new_event_id};
+use super::organizations::{create_organization, create_organizations_schema};
+use super::{TestApp, spawn_app};
+
+pub struct SubscriptionEvent {
+    pub event_id: String,
+    pub event_type: &'static str,
+    pub created: i64,
+    pub subscription_id: String,
+    pub customer_id: String,
+    pub status: &'static str,
+    /// (price id, lookup key, metadata tier)
+    pub prices: Vec<(String, Option<String>, Option<String>)>,
+    pub livemode: bool,
+}
+
+pub fn new_subscription_id() -> String {
+    format!("sub_{}", Uuid::new_v4().simple())
+}
+
+impl SubscriptionEvent {
+    pub fn new(event_type: &'static str, subscription_id: &str, customer_id: &str) -> Self {
+        Self {
+            event_id: new_event_id(),
+            event_type,
+            created: T0,
+            subscription_id: subscription_id.into(),
+            customer_id: customer_id.into(),
+            status: "active",
+            prices: Vec::new(),
+            livemode: false,
+        }
+    }
+
+    pub fn created(subscription_id: &str, customer_id: &str) -> Self {
+        Self::new(
+            "customer.subscription.created",
+            subscription_id,
+            customer_id,
+        )
+    }
+
+    pub fn updated(subscription_id: &str, customer_id: &str) -> Self {
+        Self::new(
+            "customer.subscription.updated",
+            subscription_id,
+            customer_id,
+        )
+    }
+
+    pub fn deleted(subscription_id: &str, customer_id: &str) -> Self {
+        Self::new(
+            "customer.subscription.deleted",
+            subscription_id,
+            customer_id,
+        )
+        .status("canceled")
+    }
+
+    pub fn at(mut self, created: i64) -> Self {
+        self.created = created;
+        self
+    }
+
+    pub fn status(mut self, status: &'static str) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// A price whose `lookup_key` names `tier`.
+    pub fn price_by_lookup_key(mut self, tier: &str) -> Self {
+        let id = format!("price_{}", Uuid::new_v4().simple());
+        self.prices.push((id, Some(tier.into()), None));
+        self
+    }
+
+    /// A price whose metadata `tier` names `tier` (its lookup key names none).
+    pub fn price_by_metadata(mut self, tier: &str) -> Self {
+        let id = format!("price_{}", Uuid::new_v4().simple());
+        self.prices
+            .push((id, Some(format!("{tier}_monthly")), Some(tier.into())));
+        self
+    }
+
+    pub fn live(mut self) -> Self {
+        self.livemode = true;
+        self
+    }
+
+    pub fn json(&self) -> String {
+        let items: Vec<Value> = self
+            .prices
+            .iter()
+            .map(|(id, lookup_key, tier)| {
+                let metadata = match tier {
+                    Some(tier) => json!({ "tier": tier }),
+                    None => json!({}),
+                };
+                json!({
+                    "id": format!("si_{}", Uuid::new_v4().simple()),
+                    "object": "subscription_item",
+                    "current_period_end": T0 + 30 * 86_400,
+                    "price": {
+                        "id": id,
+                        "object": "price",
+                        "lookup_key": lookup_key,
+                        "metadata": metadata,
+                        "product": "prod_Tier1",
+                    }
+                })
+            })
+            .collect();
+        json!({
+            "id": self.event_id,
+            "object": "event",
+            "api_version": "2025-03-31.basil",
+            "created": self.created,
+            "data": { "object": {
+                "id": self.subscription_id,
+                "object": "subscription",
+                "customer": self.customer_id,
+                "status": self.status,
+                "cancel_at_period_end": false,
+                "livemode": self.livemode,
+                "items": { "object": "list", "data": items },
+            }},
+            "livemode": self.livemode,
+            "pending_webhooks": 1,
+            "request": { "id": null, "idempotency_key": null },
+            "type": self.event_type
+        })
+        .to_string()
+    }
+}
+
+/// An app on the organizations schema, with one organization whose customer is linked.
+pub struct OrganizationWithCustomer {
+    pub app: TestApp,
+    pub organization: Uuid,
+    pub customer_id: String,
+}
+
+pub async fn organization_with_customer() -> OrganizationWithCustomer {
+    let app = spawn_app().await;
+    create_organizations_schema(&app.db.pool).await;
+    let organization = create_organization(&app.db.pool, "Acme", Some("billing@acme.test")).await;
+    let customer_id = new_customer_id();
+    let created = CustomerEvent::created(&customer_id, T0 - 100)
+        .metadata("organization_id", &organization.to_string());
+    app.deliver_expecting(&created.json(), "processed").await;
+    OrganizationWithCustomer {
+        app,
+        organization,
+        customer_id,
+    }
+}
+
+/// The organization's `subscription_tier`.
+pub async fn organization_tier(app: &TestApp, organization: Uuid) -> Option<String> {
+    sqlx::query_scalar("select subscription_tier from public.organizations where id = $1")
+        .bind(organization)
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("the organization")
+}
+
+/// The subscription's row, as JSON.
+pub async fn subscription_row(app: &TestApp, subscription_id: &str) -> Option<Value> {
+    sqlx::query_scalar(
+        "select to_jsonb(s) from public.stripe_subscriptions s where stripe_subscription_id = $1",
+    )
+    .bind(subscription_id)
+    .fetch_optional(&app.db.pool)
+    .await
+    .unwrap()
+}
