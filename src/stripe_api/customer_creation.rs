@@ -71,10 +71,10 @@ pub(crate) async fn create(
     })
 }
 
-/// A 404 to `POST /v1/customers` or `GET /v1/customers/search`, which Stripe always has: not a
-/// missing customer but an unknown URL (STRIPE_API_BASE ending in `/v1`, a proxy), which Stripe
-/// answers 404 `invalid_request_error` without a code. A refusal like any other 4xx: the same
-/// request fails the same way until the configuration changes.
+/// A 404 `resource_missing` to `POST /v1/customers` or `GET /v1/customers/search`, paths that
+/// know no ids: not Stripe's API as documented (an unknown URL is caught before, as
+/// [`ApiError::UnknownUrl`]). A refusal like any other 4xx: the same request fails the same way
+/// until the configuration changes.
 fn no_such_endpoint(request_line: &str) -> ApiError {
     ApiError::Rejected {
         status: 404,
