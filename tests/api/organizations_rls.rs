@@ -2,26 +2,16 @@
 //! nobody else (docs/design.md "Organizations"). Each read is replayed as PostgREST makes it:
 //! a transaction with `set local role authenticated` and the JWT claims as a setting.
 
-use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::organizations::{add_member, create_organization, create_organizations_schema};
-use crate::helpers::schema::insert_customer;
+use crate::helpers::schema::{as_signed_in_user, insert_customer};
 use crate::helpers::{create_auth_user, migrated_database};
 
 /// The customer ids `user` sees in `public.stripe_customers` as `authenticated`.
 async fn visible_to(pool: &PgPool, user: Uuid) -> Vec<String> {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("set local role authenticated")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("select set_config('request.jwt.claims', $1, true)")
-        .bind(json!({ "sub": user, "role": "authenticated" }).to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = as_signed_in_user(pool, user).await;
     sqlx::query_scalar("select stripe_customer_id from public.stripe_customers order by 1")
         .fetch_all(&mut *tx)
         .await

@@ -1,26 +1,16 @@
 //! Who reads a subscription through Supabase's API: the user whose customer it bills, and the
 //! active members of the organization whose customer it bills (docs/design.md "Tiers").
 
-use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::helpers::organizations::{add_member, create_organization, create_organizations_schema};
-use crate::helpers::schema::insert_customer;
+use crate::helpers::schema::{as_signed_in_user, insert_customer};
 use crate::helpers::{create_auth_user, migrated_database};
 
 /// The subscription ids `user` sees as `authenticated`, as PostgREST reads them.
 async fn subscriptions_visible_to(pool: &PgPool, user: Uuid) -> Vec<String> {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("set local role authenticated")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("select set_config('request.jwt.claims', $1, true)")
-        .bind(json!({ "sub": user, "role": "authenticated" }).to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = as_signed_in_user(pool, user).await;
     sqlx::query_scalar("select stripe_subscription_id from public.stripe_subscriptions order by 1")
         .fetch_all(&mut *tx)
         .await

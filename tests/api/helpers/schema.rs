@@ -98,3 +98,22 @@ pub async fn create_profiles(pool: &PgPool) {
     .await
     .unwrap();
 }
+
+/// A transaction as the app's signed-in `user` (role `authenticated`, their JWT claims set), as
+/// PostgREST runs a request: what row level security lets them read.
+pub async fn as_signed_in_user(
+    pool: &PgPool,
+    user: uuid::Uuid,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("set local role authenticated")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("select set_config('request.jwt.claims', $1, true)")
+        .bind(serde_json::json!({ "sub": user, "role": "authenticated" }).to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx
+}
