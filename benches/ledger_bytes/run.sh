@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# What the ledger and the audit trail write, in bytes, before and after the migration that
-# makes them cost what they must (20261205000001): WAL and table sizes for the same work.
+# What the ledger and the audit trail write, in bytes, before and after the migrations that
+# make them cost what they must (from 20261205000001 on): WAL and table sizes for the same work.
 #
-#   bash benches/ledger_bytes/run.sh [BINARY] [CUSTOMERS]
+#   bash benches/ledger_bytes/run.sh [BINARY] [CUSTOMERS] [SINCE]
 #
 # BINARY (default target/debug/stripe-customer-sync) migrates two databases of a throwaway
-# cluster: `before` (every migration but the last) and `after`. Each then does the same work in
+# cluster: `before` (reverted to the last migration older than SINCE, default 20261205000001;
+# 20261205700000 measures the audit trail's backward deltas alone) and `after` (every migration). Each then does the same work in
 # SQL, shaped as the service's statements are: CUSTOMERS customers inserted, 5 updates of each
 # (a new email and sync block, as a customer.updated does), a 2 KB customer event recorded per
 # change, and as many invoice.paid events recorded `ignored` (with their payload before; without
@@ -15,6 +16,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BIN=${1:-$ROOT/target/debug/stripe-customer-sync}
 N=${2:-2000}
+SINCE=${3:-20261205000001}
 . "$HERE/../throwaway_cluster.sh" ledger_bytes
 PSQL="$PGBIN/psql -X -q -v ON_ERROR_STOP=1 -h $W -p $PORT -U postgres"
 URL="postgres://postgres@localhost:$PORT"
@@ -23,7 +25,9 @@ for db in before after; do
   $PSQL -d postgres -c "create database $db"
   DATABASE_URL="$URL/$db?host=$W" "$BIN" migrate --supabase-shim >/dev/null 2>&1
 done
-DATABASE_URL="$URL/before?host=$W" "$BIN" migrate --revert >/dev/null 2>&1
+while [ "$($PSQL -d before -At -c "select count(*) from _sqlx_migrations where version >= $SINCE")" -gt 0 ]; do
+  DATABASE_URL="$URL/before?host=$W" "$BIN" migrate --revert >/dev/null 2>&1
+done
 
 EVENT=$(cat "$ROOT/fixtures/2026-09-30.endive/02_customer.updated.json")
 INVOICE=$(cat "$ROOT/fixtures/edge/invoice.paid.json")

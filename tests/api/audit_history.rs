@@ -140,9 +140,18 @@ async fn the_history_rebuilt_from_the_audit_trail_equals_every_state_the_table_h
         );
     }
 
-    // An update's audit row holds only what changed (and updated_at, which a trigger moves).
+    // An update's audit row holds only the old values of what changed (and updated_at, which
+    // a trigger moves); neither it nor an insert's row copies the version after.
+    let images: i64 = sqlx::query_scalar(
+        "select count(*) from public.stripe_customers_audit
+          where operation in ('INSERT', 'UPDATE') and new_row is not null",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(images, 0, "seed {seed}");
     let widest: i64 = sqlx::query_scalar(
-        "select coalesce(max((select count(*) from jsonb_object_keys(new_row))), 0)
+        "select coalesce(max((select count(*) from jsonb_object_keys(old_row))), 0)
            from public.stripe_customers_audit where operation = 'UPDATE'",
     )
     .fetch_one(&db.pool)

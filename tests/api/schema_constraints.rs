@@ -319,9 +319,20 @@ async fn each_insert_update_and_delete_leaves_exactly_one_audit_row() {
     assert_eq!(trail.len(), 1);
     assert_eq!(trail[0].operation, "INSERT");
     assert_eq!(trail[0].old_row, None);
-    let inserted = trail[0].new_row.as_ref().expect("new row of an insert");
-    assert_eq!(inserted["stripe_customer_id"], "cus_Audited");
-    assert_eq!(inserted["user_id"], json!(user.to_string()));
+    assert_eq!(
+        trail[0].new_row, None,
+        "an insert keeps no image: the inserted version is the row itself"
+    );
+    let stored_updated_at = |pool| async move {
+        sqlx::query_scalar::<_, Value>(
+            "select to_jsonb(updated_at) from public.stripe_customers
+             where stripe_customer_id = 'cus_Audited'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+    let inserted_updated_at = stored_updated_at(&db.pool).await;
 
     sqlx::query(
         "update public.stripe_customers set customer_name = 'Ada Lovelace'
@@ -339,20 +350,27 @@ async fn each_insert_update_and_delete_leaves_exactly_one_audit_row() {
         Value::Null
     );
     assert_eq!(
-        update.new_row.as_ref().unwrap()["customer_name"],
-        "Ada Lovelace"
+        update.new_row, None,
+        "an update keeps the old values only: the version after is the next one's"
     );
-    let stored_updated_at: Value = sqlx::query_scalar(
-        "select to_jsonb(updated_at) from public.stripe_customers
-         where stripe_customer_id = 'cus_Audited'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
     assert_eq!(
-        update.new_row.as_ref().unwrap()["updated_at"],
-        stored_updated_at,
-        "the audit records the row as stored, after the updated_at trigger"
+        update.old_row.as_ref().unwrap()["updated_at"],
+        inserted_updated_at,
+        "the audit records the row as it was stored, after the updated_at trigger"
+    );
+    let mut changed: Vec<&String> = update
+        .old_row
+        .as_ref()
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    changed.sort();
+    assert_eq!(
+        changed,
+        ["customer_name", "updated_at"],
+        "only what changed"
     );
 
     sqlx::query("delete from public.stripe_customers where stripe_customer_id = 'cus_Audited'")
@@ -367,6 +385,11 @@ async fn each_insert_update_and_delete_leaves_exactly_one_audit_row() {
     assert_eq!(
         delete.old_row.as_ref().unwrap()["customer_name"],
         "Ada Lovelace"
+    );
+    assert_eq!(
+        delete.old_row.as_ref().unwrap()["user_id"],
+        json!(user.to_string()),
+        "a delete keeps the whole row it removed"
     );
 }
 
