@@ -27,6 +27,10 @@
 # during a system's runs at that level, summed (each ends by flushing the data files, which
 # stalls commits for a few hundred ms: the tail latency follows them). Quote ratios from one
 # run, never absolute figures across runs.
+#
+# PEER_BASELINE=<another release binary of stripe-customer-sync> (the previous commit's, say)
+# adds a third system, `base`, on a database of its own seeded alike, taking its turn after
+# the other two: the table then also gives ours / base, measured in the same run.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -43,6 +47,11 @@ if [ "$BIN" = - ]; then
 fi
 BIN=$(realpath "$BIN")
 [ -x "$BIN" ] || { echo "run.sh: no binary at $BIN"; exit 1; }
+BASE=${PEER_BASELINE:-}
+if [ -n "$BASE" ]; then
+  BASE=$(realpath "$BASE"); [ -x "$BASE" ] || { echo "run.sh: no baseline binary at $BASE"; exit 1; }
+fi
+SYSTEMS="peer ours${BASE:+ base}"
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } || exit 1
 
@@ -55,10 +64,12 @@ R=$P/run; A=$P/app
 export PEER_RUN_DIR=$R
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PGPORT=${PEER_PG_PORT:-$(free_port)}; PEER_PORT=${PEER_PEER_PORT:-$(free_port)}; OURS_PORT=${PEER_OURS_PORT:-$(free_port)}
-PEER=; OURS=
+BASE_PORT=$(free_port)
+PEER=; OURS=; BASEPID=
 cleanup() {
   [ -n "$PEER" ] && kill $PEER 2>/dev/null
   [ -n "$OURS" ] && kill $OURS 2>/dev/null
+  [ -n "$BASEPID" ] && kill $BASEPID 2>/dev/null
   wait 2>/dev/null
   # A run's events (hundreds of MB) are removed after it; a run that failed leaves them here.
   rm -f "$R"/events_*.bin
@@ -84,34 +95,49 @@ CHECKPOINTS='select checkpoints_timed + checkpoints_req from pg_stat_bgwriter'
 export DATABASE_URL=postgres://postgres@127.0.0.1:$PGPORT/peer WEBHOOK_SECRET=whsec_test_peer_benchmark_secret
 OURS_URL=postgres://postgres@127.0.0.1:$PGPORT/ours
 if ! $PSQL -d peer -c 'select 1 from stripe.customers limit 1' >/dev/null 2>&1 || [ ! -f $R/seed_ids.json ]; then
-  $PSQL -c 'drop database if exists peer' -c 'drop database if exists ours' >/dev/null 2>&1
+  $PSQL -c 'drop database if exists peer' -c 'drop database if exists ours' -c 'drop database if exists base' >/dev/null 2>&1
   $PSQL -c 'create database peer' >/dev/null && (cd $A && node migrate.js >/dev/null && node seed.js 50000) || exit 1
 fi
-if ! $PSQL -d ours -c 'select 1 from public.stripe_customers limit 1' >/dev/null 2>&1; then
-  $PSQL -c 'create database ours' >/dev/null
-  DATABASE_URL=$OURS_URL "$BIN" migrate --supabase-shim >/dev/null 2>&1 \
-    || DATABASE_URL=$OURS_URL "$BIN" migrate >/dev/null || { echo "migrate failed"; exit 1; }
-  # The same 50,000 customers, as rows the service would have written an hour ago.
-  python3 - $R/seed_ids.json <<'PY' | $PSQL -d ours
+# $1: database, $2: binary. The same 50,000 customers, as rows the service would have written
+# an hour ago.
+seed_ours() {
+  local url=postgres://postgres@127.0.0.1:$PGPORT/$1
+  if $PSQL -d "$1" -c 'select 1 from public.stripe_customers limit 1' >/dev/null 2>&1; then
+    # A kept work directory: bring its schema up to this binary's.
+    DATABASE_URL=$url "$2" migrate >/dev/null || { echo "migrate failed"; exit 1; }
+    return 0
+  fi
+  $PSQL -c "create database $1" >/dev/null
+  DATABASE_URL=$url "$2" migrate --supabase-shim >/dev/null 2>&1 \
+    || DATABASE_URL=$url "$2" migrate >/dev/null || { echo "migrate failed"; exit 1; }
+  python3 - $R/seed_ids.json <<'PY' | $PSQL -d "$1"
 import json,sys,time
 ids=json.load(open(sys.argv[1])); t=int(time.time())-3600
 print("insert into public.stripe_customers(stripe_customer_id,customer_email,customer_name,customer_metadata) values")
 print(",\n".join("('%s','seed%d@example.com','Seed','{\"stripe\":{},\"sync\":{\"status\":\"unlinked\",\"last_event_created\":%d,\"last_event_type\":\"customer.created\",\"error\":\"missing_user_id\"}}')"%(c,i,t) for i,c in enumerate(ids))+";")
 PY
-  $PSQL -d ours -c 'vacuum analyze' -c checkpoint >/dev/null
-fi
+  $PSQL -d "$1" -c 'vacuum analyze' -c checkpoint >/dev/null
+}
+seed_ours ours "$BIN"
+[ -n "$BASE" ] && seed_ours base "$BASE"
 sed 's#"/webhook"#"/webhooks/stripe"#' $A/wrk_webhook.lua > $A/wrk_ours.lua
 (cd $A && PORT=$PEER_PORT exec node server.js > $R/peer.log 2>&1) & PEER=$!
 STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET LISTEN_ADDR=127.0.0.1:$OURS_PORT \
   DATABASE_URL=$OURS_URL RUST_LOG=info LOG_FORMAT=json \
   "$BIN" serve --skip-migrations > $R/ours.log 2>&1 & OURS=$!
+if [ -n "$BASE" ]; then
+  STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET LISTEN_ADDR=127.0.0.1:$BASE_PORT \
+    DATABASE_URL=postgres://postgres@127.0.0.1:$PGPORT/base RUST_LOG=info LOG_FORMAT=json \
+    "$BASE" serve --skip-migrations > $R/base.log 2>&1 & BASEPID=$!
+fi
 sleep 2
 NODEPID=$(pgrep -P $PEER node || echo $PEER)
 kill -0 $PEER 2>/dev/null || { echo "the peer did not start:"; cat $R/peer.log; exit 1; }
 kill -0 $OURS 2>/dev/null || { echo "stripe-customer-sync did not start:"; cat $R/ours.log; exit 1; }
-echo "binary: $BIN; PostgreSQL $($PSQL -c 'show server_version'), port $PGPORT; work directory $P"
+[ -z "$BASE" ] || kill -0 $BASEPID 2>/dev/null || { echo "the baseline did not start:"; cat $R/base.log; exit 1; }
+echo "binary: $BIN${BASE:+; baseline: $BASE}; PostgreSQL $($PSQL -c 'show server_version'), port $PGPORT; work directory $P"
 : > $R/side.jsonl
-for rep in $(seq 1 $REPS); do for c in $CONCS; do for sys in peer ours; do
+for rep in $(seq 1 $REPS); do for c in $CONCS; do for sys in $SYSTEMS; do
   python3 $P/cpu.py quiet 0.25 3 $QUIET_MAX >/dev/null 2>&1
   tag=${sys}_c${c}_r${rep}_$RANDOM
   n=$(( SECS * (c == 1 ? 3000 : 8000) ))
@@ -122,7 +148,8 @@ for rep in $(seq 1 $REPS); do for c in $CONCS; do for sys in peer ours; do
   # the other's tail.
   sync
   if [ $sys = peer ]; then url=http://127.0.0.1:$PEER_PORT/webhook; lua=$A/wrk_webhook.lua; spid=$NODEPID
-  else url=http://127.0.0.1:$OURS_PORT/webhooks/stripe; lua=$A/wrk_ours.lua; spid=$OURS; fi
+  elif [ $sys = ours ]; then url=http://127.0.0.1:$OURS_PORT/webhooks/stripe; lua=$A/wrk_ours.lua; spid=$OURS
+  else url=http://127.0.0.1:$BASE_PORT/webhooks/stripe; lua=$A/wrk_ours.lua; spid=$BASEPID; fi
   python3 $P/cpu.py snap $spid $P/pgdata > $R/a.json
   wal0=$($PSQL -c 'select pg_current_wal_lsn()'); ck0=$($PSQL -c "$CHECKPOINTS")
   wrk -t1 -c$c -d${SECS}s --timeout 10s -s $lua $url -- $R/events_${tag}.bin > $R/wrk_${tag}.txt 2>&1
@@ -143,11 +170,20 @@ print(f"\nmedians of {reps} run(s) per system and level")
 print("\n| senders | system | events/s | p50 ms | p99 ms | non-2xx | PG CPU ms/event | service CPU ms/event | WAL KB/event | checkpoints |")
 print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for c in sorted({r['c'] for r in rows}):
-  for s in ('peer','ours'):
+  for s in ('peer','ours','base'):
     rs=[r for r in rows if r['c']==c and r['sys']==s]
     if not rs: continue
     med=lambda f: st.median(f(r) for r in rs)
     print(f"| {c} | {s} | {med(lambda r:r['wrk']['rps']):.0f} | {med(lambda r:r['wrk']['lat_p50_ms']):.2f} | {med(lambda r:r['wrk']['lat_p99_ms']):.2f} | {sum(r['wrk']['non2xx'] for r in rs)} | {med(lambda r:r['cpu']['pg_cpu_s']*1000/max(r['wrk']['requests'],1)):.3f} | {med(lambda r:r['cpu']['server_cpu_s']*1000/max(r['wrk']['requests'],1)):.3f} | {med(lambda r:r['wal_bytes']/1024/max(r['wrk']['requests'],1)):.1f} | {sum(r['checkpoints'] for r in rs)} |")
   o=[r['wrk']['rps'] for r in rows if r['c']==c and r['sys']=='ours']; p=[r['wrk']['rps'] for r in rows if r['c']==c and r['sys']=='peer']
-  if o and p: print(f"|   | ours / peer | {st.median(o)/st.median(p):.2f}× | | | | | | | |")
+  def med_of(s, f):
+    v=[f(r) for r in rows if r['c']==c and r['sys']==s]
+    return st.median(v) if v else None
+  def ratio(a, b):
+    rps=(med_of(a, lambda r:r['wrk']['rps']), med_of(b, lambda r:r['wrk']['rps']))
+    if None in rps: return
+    pg=(med_of(a, lambda r:r['cpu']['pg_cpu_s']/max(r['wrk']['requests'],1)), med_of(b, lambda r:r['cpu']['pg_cpu_s']/max(r['wrk']['requests'],1)))
+    wal=(med_of(a, lambda r:r['wal_bytes']/max(r['wrk']['requests'],1)), med_of(b, lambda r:r['wal_bytes']/max(r['wrk']['requests'],1)))
+    print(f"|   | {a} / {b} | {rps[0]/rps[1]:.2f}× | | | | {pg[0]/max(pg[1],1e-12):.2f}× | | {wal[0]/max(wal[1],1e-12):.2f}× | |")
+  ratio('ours','peer'); ratio('ours','base')
 PY
