@@ -1,10 +1,12 @@
 -- Reverts 20261205700000_audit_trail_runs_back_from_the_current_row: the trigger writes an
--- INSERT's new row and an UPDATE's changed columns with old and new values again (the shape of
--- 20261205000001). Rows written in the backward shape stay as they are; the history function
--- rebuilds them all the same.
+-- INSERT's new row and an UPDATE's changed columns with old and new value again (the shape of
+-- 20261205000001), a customer's rows are found by Stripe id through the index of before (built
+-- again over the whole trail), and the row id column goes. Rows written in the backward shape
+-- stay as they are; the history function rebuilds them all the same.
+-- squawk-ignore-file require-concurrent-index-creation, require-concurrent-index-deletion, ban-drop-column
 
 set local lock_timeout = '5s';
-set local statement_timeout = '60s';
+set local statement_timeout = '10min';
 
 -- The statement trigger of 20261126400000_audit_trail_written_per_statement, writing each
 -- version once. CREATE OR REPLACE keeps its owner, its grants and its three triggers.
@@ -62,5 +64,61 @@ begin
 end;
 $$;
 
+create or replace function public.stripe_customers_history(customer_id text)
+    returns table (
+        audit_id bigint,
+        operation text,
+        event_id text,
+        changed_by text,
+        changed_at timestamptz,
+        version jsonb
+    )
+    language plpgsql
+    stable
+    security invoker
+    set search_path = ''
+as $$
+declare
+    state jsonb;
+    change record;
+    versions jsonb[] := '{}';
+    ids bigint[] := '{}';
+    i int;
+begin
+    select pg_catalog.to_jsonb(c) into state
+      from public.stripe_customers c
+     where c.stripe_customer_id = customer_id;
+    for change in
+        select a.id, a.operation, a.old_row, a.new_row
+          from public.stripe_customers_audit a
+         where a.stripe_customer_id = customer_id
+         order by a.id desc
+    loop
+        if change.operation = 'DELETE' then
+            state := change.old_row;
+        end if;
+        versions := versions || state;
+        ids := ids || change.id;
+        if change.operation = 'UPDATE' then
+            state := coalesce(state, '{}') || coalesce(change.old_row, '{}');
+        elsif change.operation = 'INSERT' then
+            state := null;
+        end if;
+    end loop;
+    for i in reverse coalesce(pg_catalog.array_length(ids, 1), 0) .. 1 loop
+        return query
+            select a.id, a.operation, a.event_id, a.changed_by, a.changed_at, versions[i]
+              from public.stripe_customers_audit a
+             where a.id = ids[i];
+    end loop;
+end;
+$$;
+
 comment on function public.stripe_customers_history(text) is
     'Every version of one stripe_customers row, in full, rebuilt from the audit trail.';
+
+create index stripe_customers_audit_stripe_customer_id_changed_at_idx
+    on public.stripe_customers_audit (stripe_customer_id, changed_at);
+
+-- Its three indexes go with it.
+alter table public.stripe_customers_audit drop column customer_row_id;

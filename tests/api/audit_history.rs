@@ -162,8 +162,9 @@ async fn the_history_rebuilt_from_the_audit_trail_equals_every_state_the_table_h
         "an update row names {widest} columns, seed {seed}"
     );
 
-    // Rows of the earlier shape (whole rows on both sides of an update) rebuild alike: the
-    // first half of each customer's updates, written again as the earlier trigger wrote them.
+    // Rows of the earlier shape (no row id, whole rows on both sides of an update) rebuild
+    // alike: the first half of each customer's rows, written again as the earlier trigger
+    // wrote them.
     for (n, id) in ids.iter().enumerate() {
         let audit: Vec<(i64, String)> = sqlx::query_as(
             "select id, operation from public.stripe_customers_audit
@@ -174,6 +175,14 @@ async fn the_history_rebuilt_from_the_audit_trail_equals_every_state_the_table_h
         .await
         .unwrap();
         for (k, (audit_id, operation)) in audit.iter().enumerate().take(audit.len() / 2) {
+            // Rows written before the trail named the row they belong to.
+            sqlx::query(
+                "update public.stripe_customers_audit set customer_row_id = null where id = $1",
+            )
+            .bind(audit_id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
             if operation != "UPDATE" || k == 0 {
                 continue;
             }
@@ -193,4 +202,98 @@ async fn the_history_rebuilt_from_the_audit_trail_equals_every_state_the_table_h
             "{id} mixed, seed {seed}"
         );
     }
+}
+
+/// The statistics of the audit trail: (sequential scans, index scans) so far.
+async fn audit_scans(pool: &PgPool) -> (i64, i64) {
+    let mut connection = pool.acquire().await.unwrap();
+    sqlx::query("select pg_stat_clear_snapshot()")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    sqlx::query_as(
+        "select seq_scan, coalesce(idx_scan, 0) from pg_stat_user_tables
+          where relid = 'public.stripe_customers_audit'::regclass",
+    )
+    .fetch_one(&mut *connection)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_customers_history_is_found_through_indexes_without_reading_the_whole_trail() {
+    let db = migrated_database().await;
+    // 20,000 customers with a row each in the trail, a quarter of them written before the trail
+    // named rows (no row id), and one customer deleted and inserted again.
+    sqlx::query(
+        "insert into public.stripe_customers (stripe_customer_id, customer_email)
+         select 'cus_Trail' || g, 'trail' || g || '@example.com' from generate_series(1, 20000) g",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "update public.stripe_customers_audit set customer_row_id = null
+          where stripe_customer_id like 'cus_Trail%' and id % 4 = 0",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    for statement in [
+        "update public.stripe_customers set customer_name = 'Ada' where stripe_customer_id = 'cus_Trail7'",
+        "delete from public.stripe_customers where stripe_customer_id = 'cus_Trail7'",
+        "insert into public.stripe_customers (stripe_customer_id, customer_email)
+         values ('cus_Trail7', 'again@example.com')",
+        "analyze public.stripe_customers, public.stripe_customers_audit",
+    ] {
+        sqlx::query(statement).execute(&db.pool).await.unwrap();
+    }
+    let legacy: String = sqlx::query_scalar(
+        "select stripe_customer_id from public.stripe_customers_audit
+          where customer_row_id is null order by id limit 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query("select pg_stat_force_next_flush()")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let before = audit_scans(&db.pool).await;
+
+    let mut connection = db.pool.acquire().await.unwrap();
+    let seven: Vec<(String, Option<Value>)> = sqlx::query_as(
+        "select operation, version from public.stripe_customers_history('cus_Trail7')
+          order by audit_id",
+    )
+    .fetch_all(&mut *connection)
+    .await
+    .unwrap();
+    let earlier: Vec<String> = sqlx::query_scalar(
+        "select operation from public.stripe_customers_history($1) order by audit_id",
+    )
+    .bind(&legacy)
+    .fetch_all(&mut *connection)
+    .await
+    .unwrap();
+    sqlx::query("select pg_stat_force_next_flush()")
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    drop(connection);
+    let after = audit_scans(&db.pool).await;
+
+    let operations: Vec<&str> = seven.iter().map(|(o, _)| o.as_str()).collect();
+    assert_eq!(operations, ["INSERT", "UPDATE", "DELETE", "INSERT"]);
+    assert_eq!(
+        seven[1].1.as_ref().unwrap()["customer_name"],
+        "Ada",
+        "the version after the update, before the deletion"
+    );
+    assert_eq!(earlier, ["INSERT"], "a row written before row ids is found");
+    assert_eq!(
+        after.0, before.0,
+        "no sequential scan of the trail: {before:?} -> {after:?}"
+    );
+    assert!(after.1 > before.1, "the trail's indexes were used");
 }
