@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use sqlx::PgPool;
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder, TracingLogger};
@@ -18,7 +18,7 @@ use crate::ensure_customer::{self, CustomerCreator};
 use crate::http::connections::{self, ConnectionCap};
 use crate::http::customers::{self, CustomersEndpoint};
 use crate::http::organization_customer;
-use crate::http::{AppState, health, webhook};
+use crate::http::{AppState, error, health, webhook};
 use crate::ledger_retention;
 use crate::metrics::Metrics;
 use crate::profile_push::{self, Pusher};
@@ -118,10 +118,10 @@ impl Application {
             sync: settings.sync.clone(),
             metrics,
             stripe_api: client(RetryPolicy::within_a_webhook())?,
-            customers: customers_endpoint,
             body_timeout: settings.http.body_timeout,
         });
-        let customers_on = state.customers.is_some();
+        // Only when on: the routes that need it exist only then.
+        let customers_endpoint = customers_endpoint.map(web::Data::new);
         let own_metrics_server = settings
             .http
             .metrics_addr
@@ -159,22 +159,24 @@ impl Application {
                     if public_metrics {
                         config.route("/metrics", web::get().to(health::metrics));
                     }
-                    if customers_on {
+                    if let Some(endpoint) = &customers_endpoint {
                         config.service(
                             web::resource("/customers")
+                                .app_data(endpoint.clone())
                                 .wrap(cors(&allowed_origins))
                                 .route(web::post().to(customers::ensure)),
                         );
                         // Answers 404 where the organizations' tables do not exist.
                         config.service(
                             web::resource("/organizations/{organization_id}/customer")
+                                .app_data(endpoint.clone())
                                 .app_data(web::PayloadConfig::new(customers::MAX_BODY_BYTES))
                                 .wrap(cors(&allowed_origins))
                                 .route(web::post().to(organization_customer::ensure)),
                         );
                     }
                 })
-                .default_service(web::to(not_found))
+                .default_service(web::to(error::not_found))
         })
         // SIGTERM: stop accepting, let in-flight events finish (bounded), then return.
         .workers(workers)
@@ -269,7 +271,7 @@ fn metrics_server(
         App::new()
             .app_data(state.clone())
             .route("/metrics", web::get().to(health::metrics))
-            .default_service(web::to(not_found))
+            .default_service(web::to(error::not_found))
     })
     .workers(1)
     .disable_signals()
@@ -435,10 +437,6 @@ impl RootSpanBuilder for RequestSpan {
     ) {
         DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
-}
-
-async fn not_found() -> HttpResponse {
-    crate::http::error::not_found()
 }
 
 fn http_workers() -> usize {

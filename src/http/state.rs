@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use super::customers::CustomersEndpoint;
 use crate::metrics::Metrics;
 use crate::stripe::signature::SignatureVerifier;
 use crate::stripe_api::StripeClient;
@@ -24,8 +23,6 @@ pub(crate) struct AppState {
     /// Stripe's API for thin events (retries bounded by the webhook's deadline); `None`
     /// without STRIPE_API_KEY.
     pub stripe_api: Option<StripeClient>,
-    /// `POST /customers`; `None` when it is off (no STRIPE_API_KEY or no token setting).
-    pub customers: Option<CustomersEndpoint>,
     /// `REQUEST_BODY_TIMEOUT`: a body must be in within this once its head is.
     pub body_timeout: Duration,
 }
