@@ -20,6 +20,7 @@
 //! while Stripe answers; a dry run writes nothing and takes no lease.
 
 mod command;
+pub(crate) mod serving;
 mod summary;
 pub(crate) mod worker;
 

@@ -7,7 +7,7 @@ use super::CliError;
 use super::database::{Database, LocalUse};
 use super::migrate::prepare_schema;
 use crate::configuration::{ServeArgs, Settings};
-use crate::startup::Application;
+use crate::startup::{self, Application};
 use crate::store::{pool, schema};
 use crate::stripe_api::preflight::{self, Preflight};
 use crate::stripe_api::{RetryPolicy, StripeClient};
@@ -23,13 +23,9 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
             .unwrap_or_else(|| database.options.clone());
         prepare_schema(&options, database.local.is_some(), &settings.organizations).await?;
     }
-    let connection = settings.database.connection;
+    let connection = settings.connection();
     warn_of_a_likely_pool_mode_mismatch(&database.options, connection.mode);
-    let pool = pool::serving_pool(
-        database.options.clone(),
-        settings.database.max_connections,
-        connection,
-    );
+    let pool = startup::serving_pool(&settings, database.options.clone());
     let application = Application::build(&settings, pool.clone())
         .map_err(|e| CliError::failed(&format!("cannot listen on {}", settings.listen_addr), e))?;
     tracing::info!(

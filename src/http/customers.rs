@@ -2,17 +2,24 @@
 //! a deadline) → the user it may act for → get or create that user's Stripe customer → JSON
 //! out. The work is `ensure_customer`'s; this reads and answers.
 
+use std::sync::Arc;
+
 use actix_web::{HttpResponse, ResponseError, web};
 use serde::Deserialize;
 use serde_json::json;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::AppState;
 use super::authenticated::Authenticated;
 use super::error::ApiError;
-use crate::auth::{Caller, TokenVerifier};
-use crate::domain::Owner;
-use crate::ensure_customer::CustomerCreator;
+use crate::auth::{Caller, JwksCache, TokenVerifier};
+use crate::configuration::Settings;
+use crate::domain::{Owner, StripeMode};
+use crate::ensure_customer::{self, CustomerCreator};
+use crate::metrics::Metrics;
+use crate::store::pool;
+use crate::stripe_api::StripeClient;
 
 /// A body names at most a user id.
 pub(crate) const MAX_BODY_BYTES: usize = 4096;
@@ -26,6 +33,36 @@ pub(crate) struct CustomersEndpoint {
 }
 
 impl CustomersEndpoint {
+    /// The endpoint, when STRIPE_API_KEY and a token setting are configured; its own
+    /// connections beside the webhooks' pool (never theirs).
+    pub(crate) fn for_serve(
+        settings: &Settings,
+        pool: &PgPool,
+        metrics: &Arc<Metrics>,
+    ) -> std::io::Result<Option<Self>> {
+        let (Some(api), None) = (&settings.stripe_api, settings.customers_endpoint_off()) else {
+            return Ok(None);
+        };
+        let client = StripeClient::new(api, ensure_customer::retry_policy())
+            .map_err(std::io::Error::other)?;
+        let customers = &settings.customers;
+        let jwks = (customers.jwks_url.clone())
+            .map(|url| JwksCache::new(url, customers.jwks_min_refetch, customers.jwks_max_age))
+            .transpose()
+            .map_err(std::io::Error::other)?;
+        let verifier = TokenVerifier::new(customers.jwt_secret.as_ref(), jwks, customers.issuer());
+        let creator = CustomerCreator::new(
+            pool::pool_beside(pool, pool::CUSTOMERS_CONNECTIONS, settings.connection()),
+            client,
+            settings.sync.clone(),
+            api.mode == StripeMode::Live,
+            settings.profile_push.name_column.clone(),
+            settings.organizations.clone(),
+            metrics.clone(),
+        );
+        Ok(Some(Self { verifier, creator }))
+    }
+
     /// `error`, counted as a refusal when it came before the use case (which counts its own).
     pub(crate) fn refused(&self, error: ApiError) -> ApiError {
         if let Some(outcome) = error.request_outcome() {

@@ -20,7 +20,8 @@ use crate::helpers::pgbouncer::{Route, Upstream};
 use crate::helpers::serve_process::ServeProcess;
 use crate::helpers::stripe_double::{Customer, StripeDouble, TEST_API_KEY};
 use crate::helpers::{
-    DedicatedCluster, TestApp, TestDatabase, event_id_of, migrated_database, now, spawn_app_with,
+    DedicatedCluster, TestApp, TestDatabase, event_id_of, migrated_database, now,
+    spawn_app_from_env,
 };
 
 macro_rules! through_each_upstream {
@@ -60,13 +61,11 @@ through_each_upstream!(
 /// PgBouncer that is not installed. The route must outlive the app.
 async fn app_through(upstream: Upstream, db: TestDatabase) -> Option<(TestApp, Route)> {
     let route = Route::open(upstream, &db.url, &db.name)?;
-    let options = pool::connect_options(route.url()).unwrap();
-    let mode = route.pool_mode();
-    let app = spawn_app_with(db, |settings| {
-        settings.database.connect_options = Some(options);
-        settings.database.connection.mode = mode;
-    })
-    .await;
+    let env = vec![
+        ("DATABASE_URL", route.url().to_owned()),
+        ("DATABASE_POOL_MODE", route.pool_mode().as_str().to_owned()),
+    ];
+    let app = spawn_app_from_env(db, env, |_| {}).await;
     Some((app, route))
 }
 
