@@ -1,6 +1,8 @@
 //! `serve`: the webhook consumer, on `DATABASE_URL` or the local database, migrated first
 //! unless told not to.
 
+use std::process::ExitCode;
+
 use sqlx::postgres::PgConnectOptions;
 
 use super::CliError;
@@ -12,7 +14,7 @@ use crate::store::{pool, schema};
 use crate::stripe_api::preflight::{self, Preflight};
 use crate::stripe_api::{RetryPolicy, StripeClient};
 
-pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
+pub(crate) async fn command(args: ServeArgs) -> Result<ExitCode, CliError> {
     let settings = Settings::from_args(&args)?;
     let stripe_api = check_stripe_api(&settings).await?;
     let database =
@@ -44,7 +46,8 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let served = application.run_until_stopped().await;
     pool.close().await;
     database.close();
-    served.map_err(|e| CliError::failed("server", e))
+    served.map_err(|e| CliError::failed("server", e))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Says whether organization billing is on: its tables exist and the schema watches them
