@@ -4,13 +4,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::catch_up::CatchUpArgs;
 use crate::commands::backfill::BackfillArgs;
+use crate::commands::catch_up::CatchUpArgs;
 use crate::commands::ensure_customer::EnsureCustomerArgs;
+use crate::commands::healthcheck::HealthcheckArgs;
+use crate::commands::migrate::MigrateArgs;
 use crate::commands::reapply::ReapplyArgs;
-use crate::commands::replay::{self, ReplayArgs};
+use crate::commands::replay::ReplayArgs;
 use crate::commands::verify::VerifyArgs;
-use crate::commands::{self, CliError, HealthcheckArgs, MigrateArgs};
+use crate::commands::{self, CliError};
 use crate::configuration::{LogArgs, ServeArgs};
 use crate::telemetry;
 
@@ -112,18 +114,14 @@ fn refuse_arguments(error: clap::Error) -> ! {
 
 async fn dispatch(command: Command) -> Result<ExitCode, CliError> {
     match command {
-        Command::Serve(args) => commands::serve(*args).await.map(|()| ExitCode::SUCCESS),
-        Command::Migrate(args) => commands::migrate(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => commands::serve::command(*args).await,
+        Command::Migrate(args) => commands::migrate::command(args).await,
         Command::Backfill(args) => commands::backfill::command(args).await,
         Command::Verify(args) => commands::verify::command(args).await,
-        Command::CatchUp(args) => commands::catch_up(args).await,
+        Command::CatchUp(args) => commands::catch_up::command(args).await,
         Command::EnsureCustomer(args) => commands::ensure_customer::command(args).await,
-        Command::Replay(args) => replay::run(args)
-            .await
-            .map_err(|e| CliError::failed("replay", e)),
+        Command::Replay(args) => commands::replay::command(args).await,
         Command::ReapplyFailed(args) => commands::reapply::command(args).await,
-        Command::Healthcheck(args) => commands::healthcheck(&args)
-            .await
-            .map(|()| ExitCode::SUCCESS),
+        Command::Healthcheck(args) => commands::healthcheck::command(args).await,
     }
 }

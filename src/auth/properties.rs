@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::jwt::{Caller, Issuer, TokenVerifier};
-use crate::http::customers::bearer_token_of;
+use crate::http::authenticated::bearer_token_of;
 use crate::properties::{config, json_object, small_json_value, text};
 
 const SECRET: &str = "property-tests-jwt-secret-of-at-least-32-chars";

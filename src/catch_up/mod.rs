@@ -19,7 +19,7 @@
 //! ([`crate::store::catch_up::try_lock`]), renewed as the run goes, with no transaction held
 //! while Stripe answers; a dry run writes nothing and takes no lease.
 
-mod command;
+pub(crate) mod serving;
 mod summary;
 pub(crate) mod worker;
 
@@ -38,8 +38,7 @@ use crate::stripe_api::{ApiError, StripeClient};
 use crate::sync::rules::{CustomerEventKind, EventOrder};
 use crate::sync::{self, Outcome, SyncError, SyncSettings};
 
-pub(crate) use command::{CatchUpArgs, print};
-pub(crate) use summary::{Summary, WindowStart};
+pub(crate) use summary::{Summary, WindowStart, render};
 
 /// How long Stripe keeps events: the furthest back a run can list.
 pub(crate) const RETENTION: Duration = Duration::from_secs(30 * 86_400);

@@ -49,7 +49,7 @@ impl Summary {
 }
 
 /// The summary as a person reads it.
-pub(super) fn render(summary: &Summary) -> String {
+pub(crate) fn render(summary: &Summary) -> String {
     let by = |counts: &BTreeMap<&'static str, u64>| {
         let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
         if parts.is_empty() {

@@ -1,5 +1,7 @@
 //! `healthcheck`: exit 0 when the service answers `GET /healthz` (container health checks).
 
+use std::process::ExitCode;
+
 use super::CliError;
 
 #[derive(clap::Args, Debug)]
@@ -8,7 +10,7 @@ pub(crate) struct HealthcheckArgs {
     url: String,
 }
 
-pub(crate) async fn healthcheck(args: &HealthcheckArgs) -> Result<(), CliError> {
+pub(crate) async fn command(args: HealthcheckArgs) -> Result<ExitCode, CliError> {
     let url = args.url.as_str();
     let response = reqwest::Client::new()
         .get(url)
@@ -19,5 +21,5 @@ pub(crate) async fn healthcheck(args: &HealthcheckArgs) -> Result<(), CliError> 
     if !response.status().is_success() {
         return Err(CliError::failed(url, response.status()));
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

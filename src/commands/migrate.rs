@@ -2,6 +2,7 @@
 //! and the schema preparation `serve` shares.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use sqlx::postgres::PgConnectOptions;
 
@@ -31,7 +32,7 @@ pub(crate) struct MigrateArgs {
     organizations: OrganizationArgs,
 }
 
-pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
+pub(crate) async fn command(args: MigrateArgs) -> Result<ExitCode, CliError> {
     let organizations = OrganizationSettings::from_args(&args.organizations)?;
     let database = Database::from_args(&args.database, LocalUse::Migrate).await?;
     let result = async {
@@ -69,7 +70,7 @@ pub(crate) async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
     }
     .await;
     database.close();
-    result
+    result.map(|()| ExitCode::SUCCESS)
 }
 
 /// Applies the Supabase shim (plain PostgreSQL only, when asked) and pending migrations; says

@@ -4,24 +4,23 @@
 //! `verify --fix` as fetched states, `reapply-failed` and `catch-up` as the events they were,
 //! `ensure-customer` as a customer created for a user; `serve` hands webhooks to it.
 //! (`catch-up`'s run lives with its background worker in [`crate::catch_up`].)
+//!
+//! Every command has one shape: a module with its clap arguments (`serve`'s are the settings
+//! themselves, [`crate::configuration::ServeArgs`]) and `command(args) -> Result<ExitCode,
+//! CliError>`.
 
 pub(crate) mod backfill;
+pub(crate) mod catch_up;
 pub(crate) mod ensure_customer;
+pub(crate) mod healthcheck;
+pub(crate) mod migrate;
 pub(crate) mod reapply;
 pub(crate) mod replay;
+pub(crate) mod serve;
 pub(crate) mod verify;
 
-mod catch_up;
 mod database;
 mod fetch_context;
-mod healthcheck;
-mod migrate;
-mod serve;
-
-pub(crate) use catch_up::catch_up;
-pub(crate) use healthcheck::{HealthcheckArgs, healthcheck};
-pub(crate) use migrate::{MigrateArgs, migrate};
-pub(crate) use serve::serve;
 
 use crate::configuration;
 

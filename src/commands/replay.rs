@@ -41,7 +41,13 @@ pub(crate) enum ReplayError {
 
 /// Sends every event; prints `<file> <http status> <service status>` per event on stdout.
 /// Non-zero exit when any delivery was not answered 2xx.
-pub(crate) async fn run(args: ReplayArgs) -> Result<ExitCode, ReplayError> {
+pub(crate) async fn command(args: ReplayArgs) -> Result<ExitCode, super::CliError> {
+    replay(args)
+        .await
+        .map_err(|e| super::CliError::failed("replay", e))
+}
+
+async fn replay(args: ReplayArgs) -> Result<ExitCode, ReplayError> {
     let secrets =
         WebhookSecrets::parse(&args.secret).map_err(|e| ReplayError::Secret(e.to_string()))?;
     let secret = secrets

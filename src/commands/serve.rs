@@ -1,18 +1,20 @@
 //! `serve`: the webhook consumer, on `DATABASE_URL` or the local database, migrated first
 //! unless told not to.
 
+use std::process::ExitCode;
+
 use sqlx::postgres::PgConnectOptions;
 
 use super::CliError;
 use super::database::{Database, LocalUse};
 use super::migrate::prepare_schema;
 use crate::configuration::{ServeArgs, Settings};
-use crate::startup::Application;
+use crate::startup::{self, Application};
 use crate::store::{pool, schema};
 use crate::stripe_api::preflight::{self, Preflight};
 use crate::stripe_api::{RetryPolicy, StripeClient};
 
-pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
+pub(crate) async fn command(args: ServeArgs) -> Result<ExitCode, CliError> {
     let settings = Settings::from_args(&args)?;
     let stripe_api = check_stripe_api(&settings).await?;
     let database =
@@ -23,13 +25,9 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
             .unwrap_or_else(|| database.options.clone());
         prepare_schema(&options, database.local.is_some(), &settings.organizations).await?;
     }
-    let connection = settings.database.connection;
+    let connection = settings.connection();
     warn_of_a_likely_pool_mode_mismatch(&database.options, connection.mode);
-    let pool = pool::serving_pool(
-        database.options.clone(),
-        settings.database.max_connections,
-        connection,
-    );
+    let pool = startup::serving_pool(&settings, database.options.clone());
     let application = Application::build(&settings, pool.clone())
         .map_err(|e| CliError::failed(&format!("cannot listen on {}", settings.listen_addr), e))?;
     tracing::info!(
@@ -48,7 +46,8 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let served = application.run_until_stopped().await;
     pool.close().await;
     database.close();
-    served.map_err(|e| CliError::failed("server", e))
+    served.map_err(|e| CliError::failed("server", e))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Says whether organization billing is on: its tables exist and the schema watches them

@@ -63,6 +63,14 @@ impl DatabaseArgs {
             .map_err(|e| ConfigError::new("DATABASE_POOL_MODE", e))
     }
 
+    /// `DATABASE_POOL_MODE` and the statement timeout of the serving path.
+    pub(crate) fn connection_policy(&self) -> Result<ConnectionPolicy, ConfigError> {
+        Ok(ConnectionPolicy {
+            mode: self.pool_mode()?,
+            ..ConnectionPolicy::default()
+        })
+    }
+
     /// The connection for work that needs a session of its own (sqlx's migrator holds a session
     /// advisory lock; the batch commands keep prepared statements): `MIGRATION_DATABASE_URL`
     /// when set, else `DATABASE_URL` unless that goes through a transaction pooler. `None`:
@@ -118,8 +126,6 @@ pub struct DatabaseSettings {
     /// Where migrations run: `MIGRATION_DATABASE_URL` (or `DATABASE_URL` in session mode);
     /// `None` for the local database, or when this command does not migrate.
     pub migration_connect_options: Option<PgConnectOptions>,
-    /// `DATABASE_POOL_MODE` and the statement timeout of the serving path.
-    pub connection: ConnectionPolicy,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -135,7 +141,6 @@ impl fmt::Debug for DatabaseSettings {
                     .as_ref()
                     .map(|_| "[redacted]"),
             )
-            .field("connection", &self.connection)
             .finish()
     }
 }
@@ -164,10 +169,6 @@ impl DatabaseSettings {
             } else {
                 // Migrations run elsewhere (a release step): a transaction pooler alone will do.
                 None
-            },
-            connection: ConnectionPolicy {
-                mode: args.pool_mode()?,
-                ..ConnectionPolicy::default()
             },
         })
     }

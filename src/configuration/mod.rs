@@ -8,6 +8,7 @@
 
 mod customers;
 mod database;
+mod environment;
 mod http;
 mod log;
 mod organizations;
@@ -25,7 +26,7 @@ use std::fmt;
 
 use reqwest::Url;
 
-// What `serve` runs on (tests build it directly).
+// What `serve` runs on (tests build it with `Settings::from_env`).
 pub use customers::CustomerSettings;
 pub use database::DatabaseSettings;
 pub use http::HttpSettings;
@@ -48,7 +49,7 @@ pub(crate) use serve::ServeArgs;
 /// One line that names the variable and says what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {variable}: {problem}")]
-pub(crate) struct ConfigError {
+pub struct ConfigError {
     pub(crate) variable: &'static str,
     pub(crate) problem: String,
 }

@@ -10,6 +10,7 @@ use super::{
     StripeApiArgs, StripeApiSettings, SyncArgs,
 };
 use crate::domain::{LedgerRetention, SignatureTolerance, WebhookSecrets};
+use crate::store::pool::ConnectionPolicy;
 use crate::sync::SyncSettings;
 
 /// The settings of `serve`.
@@ -169,6 +170,12 @@ pub struct WebhookSettings {
 }
 
 impl Settings {
+    /// `DATABASE_POOL_MODE` and the statement timeout: the policy of every connection `serve`
+    /// opens, held once, where the sync rules read it.
+    pub fn connection(&self) -> ConnectionPolicy {
+        self.sync.connection
+    }
+
     /// Why `POST /customers` is off, or `None` when it is on.
     pub(crate) fn customers_endpoint_off(&self) -> Option<&'static str> {
         match (self.stripe_api.is_some(), self.customers.verifies_tokens()) {
@@ -224,7 +231,9 @@ impl Settings {
             Some(api) => args.sync.settings(api)?,
             None => args.sync.settings_without_api()?,
         };
-        sync.connection = database.connection;
+        // The one connection policy of the serving path: the sync rules run their statements on
+        // it, and `startup` builds every pool of `serve` with it ([`Settings::connection`]).
+        sync.connection = args.database.connection_policy()?;
         // An organization's tier is written to the configured organizations table.
         sync.tiers.organizations =
             OrganizationSettings::from_args(&args.organizations)?.organizations;

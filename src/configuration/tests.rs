@@ -25,8 +25,8 @@ fn defaults_follow_the_design() {
     assert_eq!(settings.sync.user_id_metadata_key, "user_id");
     assert_eq!(settings.database.max_connections, 10);
     assert!(settings.database.connect_options.is_none());
-    assert_eq!(settings.database.connection, ConnectionPolicy::default());
-    assert_eq!(settings.database.connection.mode, PoolMode::Session);
+    assert_eq!(settings.connection(), ConnectionPolicy::default());
+    assert_eq!(settings.connection().mode, PoolMode::Session);
     assert!(settings.stripe_api.is_none());
     assert_eq!(settings.catch_up_interval, None, "no key, no catch-up");
     assert_eq!(settings.profile_push.name_column.as_str(), "full_name");
@@ -44,8 +44,7 @@ fn transaction_mode_migrates_over_the_migration_url_and_serves_in_transaction_mo
         "--migration-database-url=postgres://u:pw@pooler.example:5432/postgres",
     ])
     .unwrap();
-    assert_eq!(settings.database.connection.mode, PoolMode::Transaction);
-    assert_eq!(settings.sync.connection, settings.database.connection);
+    assert_eq!(settings.connection().mode, PoolMode::Transaction);
     let migration = settings
         .database
         .migration_connect_options
@@ -64,7 +63,7 @@ fn transaction_mode_without_migrations_needs_no_migration_url() {
         "--database-pool-mode=transaction",
     ])
     .unwrap();
-    assert_eq!(settings.database.connection.mode, PoolMode::Transaction);
+    assert_eq!(settings.connection().mode, PoolMode::Transaction);
     assert!(settings.database.migration_connect_options.is_none());
 }
 
@@ -317,4 +316,61 @@ fn errors_never_repeat_a_secret() {
     ])
     .unwrap_err();
     assert!(!error.to_string().contains("hunter2"), "{error}");
+}
+
+#[test]
+fn an_environment_map_is_read_as_serve_reads_its_flags_and_environment() {
+    let from_env = Settings::from_env([
+        ("STRIPE_WEBHOOK_SECRET", "whsec_test_abc"),
+        (
+            "DATABASE_URL",
+            "postgres://u:pw@pooler.example:6543/postgres",
+        ),
+        ("DATABASE_POOL_MODE", "transaction"),
+        ("SKIP_MIGRATIONS", "true"),
+        ("STRIPE_MODE", "test"),
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+    ])
+    .unwrap();
+    let from_flags = parse(&[
+        SECRET,
+        "--database-url=postgres://u:pw@pooler.example:6543/postgres",
+        "--database-pool-mode=transaction",
+        "--skip-migrations",
+        "--stripe-mode=test",
+        "--listen-addr=127.0.0.1:0",
+    ])
+    .unwrap();
+    assert_eq!(format!("{from_env:?}"), format!("{from_flags:?}"));
+    assert_eq!(from_env.connection().mode, PoolMode::Transaction);
+    // The defaults are serve's own.
+    let defaults = Settings::from_env([("STRIPE_WEBHOOK_SECRET", "whsec_test_abc")]).unwrap();
+    assert_eq!(
+        format!("{defaults:?}"),
+        format!("{:?}", parse(&[SECRET]).unwrap())
+    );
+}
+
+#[test]
+fn an_environment_map_is_checked_as_serve_checks_its_own() {
+    let error = Settings::from_env([
+        ("STRIPE_WEBHOOK_SECRET", "whsec_test_abc"),
+        ("DATABASE_MAX_CONNECTIONS", "0"),
+    ])
+    .unwrap_err();
+    assert_eq!(error.variable, "DATABASE_MAX_CONNECTIONS");
+    let error = Settings::from_env([
+        ("STRIPE_WEBHOOK_SECRET", "whsec_test_abc"),
+        ("NOT_A_SETTING", "1"),
+    ])
+    .unwrap_err();
+    assert!(error.to_string().contains("NOT_A_SETTING"), "{error}");
+    // The last value of a name wins, as in a shell.
+    let settings = Settings::from_env([
+        ("STRIPE_WEBHOOK_SECRET", "whsec_test_abc"),
+        ("LISTEN_ADDR", "127.0.0.1:1"),
+        ("LISTEN_ADDR", "127.0.0.1:2"),
+    ])
+    .unwrap();
+    assert_eq!(settings.listen_addr.port(), 2);
 }

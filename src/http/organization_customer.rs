@@ -1,14 +1,14 @@
-//! `POST /organizations/{organization_id}/customer`: bearer token verified → the caller's
+//! `POST /organizations/{organization_id}/customer`: bearer token verified ([`Authenticated`]) → the caller's
 //! membership of the organization → get or create the organization's Stripe customer → JSON
 //! out (docs/design.md "Organizations"). The work is `ensure_customer`'s, as for a user's.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, ResponseError, web};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::AppState;
-use super::customer_errors::CustomersError;
-use super::customers::{CustomersEndpoint, bearer_token};
+use super::authenticated::Authenticated;
+use super::customers::{CustomersEndpoint, bad_request};
+use super::error::ApiError;
 use crate::auth::Caller;
 use crate::domain::Owner;
 use crate::ensure_customer::Membership;
@@ -19,33 +19,24 @@ use crate::ensure_customer::Membership;
     fields(organization_id = tracing::field::Empty, user_id = tracing::field::Empty)
 )]
 pub(crate) async fn ensure(
-    request: HttpRequest,
+    caller: Result<Authenticated, ApiError>,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    endpoint: web::Data<CustomersEndpoint>,
 ) -> HttpResponse {
-    let Some(endpoint) = state.customers.as_ref() else {
-        return super::error::not_found();
+    let answer = match caller {
+        Ok(Authenticated(caller)) => handle(caller, &path, &endpoint).await,
+        Err(error) => Err(error),
     };
-    match handle(&request, &path, endpoint).await {
-        Ok(response) => response,
-        Err(error) => {
-            if let Some(outcome) = error.request_outcome() {
-                endpoint.creator.count_refusal(outcome);
-            }
-            error.response()
-        }
-    }
+    answer.unwrap_or_else(|error| endpoint.refused(error).error_response())
 }
 
 async fn handle(
-    request: &HttpRequest,
+    caller: Caller,
     organization_id: &str,
     endpoint: &CustomersEndpoint,
-) -> Result<HttpResponse, CustomersError> {
-    let token = bearer_token(request).ok_or(CustomersError::InvalidToken("no bearer token"))?;
-    let caller = endpoint.verifier.verify(token).await?;
+) -> Result<HttpResponse, ApiError> {
     let organization = Uuid::try_parse(organization_id.trim())
-        .map_err(|_| CustomersError::BadRequest("the organization id must be a UUID"))?;
+        .map_err(|_| bad_request("the organization id must be a UUID"))?;
     let span = tracing::Span::current();
     span.record("organization_id", tracing::field::display(organization));
     // A user must be an active member with an admin role; the backend's service_role may act
@@ -62,14 +53,14 @@ async fn handle(
         .membership(user.unwrap_or(Uuid::nil()), organization)
         .await?;
     match (membership, user) {
-        (Membership::Off, _) => return Err(CustomersError::OrganizationsOff),
+        (Membership::Off, _) => return Err(ApiError::OrganizationsOff),
         (_, None) => {}
         (Membership::Member { role, active: true }, Some(_))
             if endpoint.creator.is_admin_role(&role) => {}
         // Other members and strangers alike: 403, which tells a stranger nothing a 404 would
         // not (the id is a UUID nobody guesses).
         (Membership::Member { .. } | Membership::None, Some(_)) => {
-            return Err(CustomersError::NotAnAdmin);
+            return Err(ApiError::NotAnAdmin);
         }
     }
     let ensured = endpoint

@@ -9,6 +9,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::AppState;
+use super::body::BodyError;
 use super::error::ApiError;
 use crate::stripe::sanitize;
 use crate::stripe::thin_event::{self, Delivery};
@@ -43,7 +44,13 @@ async fn handle(
     state: &AppState,
     events: &EventWriter,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::body::read(body, MAX_BODY_BYTES, state.body_timeout).await?;
+    let body = super::body::read(body, MAX_BODY_BYTES, state.body_timeout)
+        .await
+        .map_err(|error| match error {
+            // A webhook's body that cannot be read is not a Stripe event.
+            BodyError::Unreadable(_) => ApiError::MalformedPayload(error.to_string()),
+            error => error.into(),
+        })?;
     let header = request
         .headers()
         .get("Stripe-Signature")

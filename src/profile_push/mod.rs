@@ -9,6 +9,7 @@
 //! is not written to the table: the `customer.updated` it sends back is applied by the ordinary
 //! rules, and queues nothing (it writes `stripe_customers`, which no trigger watches).
 
+pub(crate) mod serving;
 pub(crate) mod worker;
 
 use std::sync::Arc;

@@ -7,15 +7,15 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use serde_json::{Value, json};
-use stripe_customer_sync::store::pool::{self, PoolMode};
+use stripe_customer_sync::store::pool::PoolMode;
 
 use crate::helpers::events::{CustomerEvent, new_customer_id, thin_event};
 use crate::helpers::pgbouncer::{Route, Upstream};
 use crate::helpers::stripe_double::{Customer, Fault, StripeDouble, Target};
 use crate::helpers::tokens::user_token;
 use crate::helpers::{
-    LinkState, TestApp, create_auth_users, json_reply, migrated_database, now,
-    spawn_app_with_customers_on,
+    LinkState, TestApp, create_auth_users, customers_env, json_reply, migrated_database, now,
+    spawn_app_from_env,
 };
 
 /// How long Stripe takes to answer each create.
@@ -61,16 +61,12 @@ async fn sign_ups_waiting_on_a_slow_stripe_leave_every_webhook_answered_promptly
     // applied through the pool; half are snapshot events, through the webhook writers.
     let fetched: Vec<String> = (0..WEBHOOKS / 2).map(|_| new_customer_id()).collect();
     double.add(fetched.iter().map(|id| Customer::new(id)));
-    let options = pool::connect_options(route.url()).unwrap();
-    let mode = route.pool_mode();
-    let session = pool::connect_options(&db.url).unwrap();
+    let mut env = customers_env(&double);
+    env.push(("DATABASE_URL", route.url().to_owned()));
+    env.push(("DATABASE_POOL_MODE", route.pool_mode().as_str().to_owned()));
+    env.push(("MIGRATION_DATABASE_URL", db.url.clone()));
     // The default pool size (DATABASE_MAX_CONNECTIONS = 10), a third of the sign-ups.
-    let app = spawn_app_with_customers_on(db, &double, |settings| {
-        settings.database.connect_options = Some(options);
-        settings.database.connection.mode = mode;
-        settings.database.migration_connect_options = Some(session);
-    })
-    .await;
+    let app = spawn_app_from_env(db, env, |_| {}).await;
 
     let sign_ups = join_all(users.iter().map(|&user| {
         let app = &app;

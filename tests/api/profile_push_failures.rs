@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::events::CustomerEvent;
 use crate::helpers::schema::{create_profiles, outbox_row};
-use crate::helpers::stripe_double::{Customer, Fault, StripeDouble, TEST_API_KEY, Target};
+use crate::helpers::stripe_double::{Customer, Fault, StripeDouble, Target};
 use crate::helpers::{create_auth_user, migrated_database, now};
 
 /// A `serve` process of the test with the tests' settings, then `extra` environment variables;
@@ -116,13 +116,8 @@ async fn sigterm_lets_the_push_in_flight_finish_before_the_process_exits() {
 async fn without_listen_the_sweep_alone_pushes_a_change_within_seconds() {
     // As behind a transaction-mode pooler, where a LISTEN session cannot be kept.
     let double = StripeDouble::start().await;
-    let base = format!("{}/", double.base_url);
-    let app = crate::helpers::spawn_app_with(migrated_database().await, |settings| {
-        settings.stripe_api = Some(stripe_customer_sync::configuration::StripeApiSettings {
-            key: TEST_API_KEY.to_owned().into(),
-            mode: stripe_customer_sync::domain::StripeMode::Test,
-            base: base.parse().unwrap(),
-        });
+    let env = crate::helpers::stripe_env(&double);
+    let app = crate::helpers::spawn_app_from_env(migrated_database().await, env, |settings| {
         settings.profile_push.listen = false;
     })
     .await;

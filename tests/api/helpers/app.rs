@@ -1,20 +1,15 @@
-//! The real application, in the test process, on a random port against its own database.
+//! The real application, in the test process, on a random port against its own database. Its
+//! settings are read from an environment as `serve` reads its own ([`Settings::from_env`]): the
+//! test defaults below, what a test adds, then what a test changes in the settings themselves.
 
-use stripe_customer_sync::configuration::{
-    DatabaseSettings, Settings, StripeApiSettings, WebhookSettings,
-};
-use stripe_customer_sync::domain::{
-    LedgerRetention, SignatureTolerance, StripeMode, WebhookSecrets, ledger_retention,
-};
-use stripe_customer_sync::startup::Application;
-use stripe_customer_sync::store::pool::{self, ConnectionPolicy};
-use stripe_customer_sync::sync::SyncSettings;
+use stripe_customer_sync::configuration::Settings;
+use stripe_customer_sync::startup::{self, Application};
 use uuid::Uuid;
 
 use super::database::{TestDatabase, migrated_database};
 use super::stripe_double::{StripeDouble, TEST_API_KEY};
 use super::webhooks::TEST_SECRET;
-use super::{pgbouncer, stripe_double, tokens};
+use super::{pgbouncer, tokens};
 
 /// The real application, on a random port, against its own fresh database.
 pub struct TestApp {
@@ -27,6 +22,39 @@ pub struct TestApp {
     pub route: Option<pgbouncer::Route>,
 }
 
+/// Environment variables, as `serve` reads them.
+pub type Env = Vec<(&'static str, String)>;
+
+/// What every test's app starts from, beside `DATABASE_URL`: the rest is `serve`'s defaults.
+fn test_env() -> Env {
+    vec![
+        ("STRIPE_WEBHOOK_SECRET", TEST_SECRET.to_owned()),
+        ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+        // The fixtures and builders are test-mode events, as `stripe listen` delivers.
+        ("STRIPE_MODE", "test".to_owned()),
+        // The harness migrated the database; a test that wants the catch-up asks for it.
+        ("SKIP_MIGRATIONS", "true".to_owned()),
+        ("CATCH_UP_INTERVAL", "0".to_owned()),
+    ]
+}
+
+/// STRIPE_API_KEY, and Stripe's API at the double.
+pub fn stripe_env(double: &StripeDouble) -> Env {
+    vec![
+        ("STRIPE_API_KEY", TEST_API_KEY.to_owned()),
+        ("STRIPE_API_BASE", format!("{}/", double.base_url)),
+    ]
+}
+
+/// `POST /customers` on: [`stripe_env`], tokens verified with [`tokens::JWT_SECRET`],
+/// `https://app.example.com` allowed.
+pub fn customers_env(double: &StripeDouble) -> Env {
+    let mut env = stripe_env(double);
+    env.push(("SUPABASE_JWT_SECRET", tokens::JWT_SECRET.to_owned()));
+    env.push(("ALLOWED_ORIGINS", "https://app.example.com".to_owned()));
+    env
+}
+
 /// Spawns the app on a fresh migrated database with the default settings.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(migrated_database().await, |_| {}).await
@@ -34,58 +62,38 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns the app on `db`, after `configure` has adjusted the settings.
 pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_from_env(db, Env::new(), configure).await
+}
+
+/// Spawns the app on `db` in the test environment with `env` added (a name given again wins),
+/// after `configure` has adjusted the settings read from it.
+pub async fn spawn_app_from_env(
+    db: TestDatabase,
+    env: Env,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     init_logs();
-    let mut settings = Settings {
-        database: DatabaseSettings {
-            connect_options: None,
-            max_connections: 10,
-            migration_connect_options: None,
-            connection: ConnectionPolicy::default(),
-        },
-        webhook: WebhookSettings {
-            secrets: WebhookSecrets::parse(TEST_SECRET).unwrap(),
-            tolerance: SignatureTolerance::default(),
-        },
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        http: Default::default(),
-        sync: SyncSettings {
-            user_id_metadata_key: "user_id".into(),
-            // The fixtures and builders are test-mode events, as `stripe listen` delivers.
-            mode: StripeMode::Test,
-            connection: ConnectionPolicy::default(),
-            tiers: Default::default(),
-        },
-        stripe_api: None,
-        catch_up_interval: None,
-        customers: Default::default(),
-        profile_push: Default::default(),
-        ledger_retention: LedgerRetention::parse(ledger_retention::DEFAULT).unwrap(),
-        organizations: Default::default(),
-    };
-    configure(&mut settings);
     // Under TEST_UPSTREAM, through a pooler, unless the test chose its own way to the database.
     let route = match pgbouncer::Upstream::from_env() {
         pgbouncer::Upstream::Direct => None,
-        _ if settings.database.connect_options.is_some() => None,
+        _ if env.iter().any(|(name, _)| *name == "DATABASE_URL") => None,
         upstream => pgbouncer::Route::open(upstream, &db.url, &db.name),
     };
+    let mut vars = test_env();
+    vars.push(("DATABASE_URL", db.url.clone()));
     if let Some(route) = &route {
-        settings.database.connect_options = Some(pool::connect_options(route.url()).unwrap());
-        settings.database.connection.mode = route.pool_mode();
+        vars.push(("DATABASE_URL", route.url().to_owned()));
+        vars.push(("DATABASE_POOL_MODE", route.pool_mode().as_str().to_owned()));
         // What needs a session (the background catch-up) goes direct, as README advises.
-        settings.database.migration_connect_options = Some(pool::connect_options(&db.url).unwrap());
+        vars.push(("MIGRATION_DATABASE_URL", db.url.clone()));
     }
-    // The serving path sees one policy, as `serve` builds it from the configuration.
-    settings.sync.connection = settings.database.connection;
-    // `db.url` unless the test points the app elsewhere (e.g. at a pooler in front of `db`).
-    let options = (settings.database.connect_options.clone())
-        .unwrap_or_else(|| pool::connect_options(&db.url).unwrap());
-    let serving_pool = pool::serving_pool(
-        options,
-        settings.database.max_connections,
-        settings.database.connection,
-    );
-    let application = Application::build(&settings, serving_pool).expect("build app");
+    vars.extend(env);
+    let mut settings = Settings::from_env(vars.iter().map(|(name, value)| (*name, value.as_str())))
+        .expect("the test configuration");
+    configure(&mut settings);
+    let database = (settings.database.connect_options.clone()).expect("DATABASE_URL is set");
+    let pool = startup::serving_pool(&settings, database);
+    let application = Application::build(&settings, pool).expect("build app");
     let address = format!("http://127.0.0.1:{}", application.port());
     let metrics_address =
         (application.metrics_port()).map(|port| format!("http://127.0.0.1:{port}"));
@@ -99,10 +107,9 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
     }
 }
 
-/// The app with `POST /customers` on: Stripe's API at the double, tokens verified with
-/// [`tokens::JWT_SECRET`], `https://app.example.com` allowed; then `configure`.
+/// The app with `POST /customers` on ([`customers_env`]); then `configure`.
 pub async fn spawn_app_with_customers(
-    double: &stripe_double::StripeDouble,
+    double: &StripeDouble,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
     spawn_app_with_customers_on(migrated_database().await, double, configure).await
@@ -111,21 +118,10 @@ pub async fn spawn_app_with_customers(
 /// [`spawn_app_with_customers`] on a given database.
 pub async fn spawn_app_with_customers_on(
     db: TestDatabase,
-    double: &stripe_double::StripeDouble,
+    double: &StripeDouble,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
-    let base = format!("{}/", double.base_url);
-    spawn_app_with(db, |settings| {
-        settings.stripe_api = Some(stripe_customer_sync::configuration::StripeApiSettings {
-            key: stripe_double::TEST_API_KEY.to_owned().into(),
-            mode: StripeMode::Test,
-            base: base.parse().unwrap(),
-        });
-        settings.customers.jwt_secret = Some(tokens::JWT_SECRET.to_owned().into());
-        settings.customers.allowed_origins = vec!["https://app.example.com".into()];
-        configure(settings);
-    })
-    .await
+    spawn_app_from_env(db, customers_env(double), configure).await
 }
 
 impl TestApp {
@@ -193,13 +189,5 @@ fn init_logs() {
 
 /// The app with STRIPE_API_KEY set and Stripe's API at the double.
 pub async fn spawn_app_with_stripe(double: &StripeDouble) -> TestApp {
-    let base = format!("{}/", double.base_url);
-    spawn_app_with(migrated_database().await, |settings| {
-        settings.stripe_api = Some(StripeApiSettings {
-            key: TEST_API_KEY.to_owned().into(),
-            mode: stripe_customer_sync::domain::StripeMode::Test,
-            base: base.parse().unwrap(),
-        });
-    })
-    .await
+    spawn_app_from_env(migrated_database().await, stripe_env(double), |_| {}).await
 }

@@ -21,8 +21,8 @@ pub mod tokens;
 mod webhooks;
 
 pub use app::{
-    TestApp, post_customers, spawn_app, spawn_app_with, spawn_app_with_customers,
-    spawn_app_with_customers_on, spawn_app_with_stripe,
+    TestApp, customers_env, post_customers, spawn_app, spawn_app_from_env, spawn_app_with,
+    spawn_app_with_customers, spawn_app_with_customers_on, spawn_app_with_stripe, stripe_env,
 };
 pub use cluster::TestServer;
 pub use database::{
