@@ -62,7 +62,9 @@ impl Application {
                 .map(|api| StripeClient::new(api, retry).map_err(std::io::Error::other))
                 .transpose()
         };
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(
+            settings.sync.tiers.products.without_tier_counter(),
+        ));
         let catch_up = match (client(RetryPolicy::default())?, settings.catch_up_interval) {
             (Some(client), Some(interval)) => {
                 catch_up_database(settings, &pool).map(|(pool, sync)| {

@@ -62,6 +62,16 @@ pub async fn handle(
         let other_mode = Outcome::Ignored(Some(IgnoreReason::OtherMode));
         return Ok(thin::record(pool, settings.connection, event, other_mode).await?);
     }
+    if let Some(subscription_id) = event.subscription_id.as_deref() {
+        return crate::sync::subscriptions::thin::handle(
+            pool,
+            settings,
+            client,
+            event,
+            subscription_id,
+        )
+        .await;
+    }
     let Some(raw_customer_id) = event.customer_id.as_deref() else {
         return Ok(thin::record(pool, settings.connection, event, Outcome::Ignored(None)).await?);
     };

@@ -149,6 +149,10 @@ async fn reapply_thin(
     failed: &FailedEvent,
     event: &ThinEvent<'_>,
 ) -> Result<Option<sync::Outcome>, String> {
+    if let Some(subscription_id) = event.subscription_id.as_deref() {
+        let reapply = sync::subscriptions::thin::reapply;
+        return reapply(pool, settings, client, failed, event, subscription_id).await;
+    }
     let client = client.ok_or_else(|| {
         "a thin event is re-applied by fetching its customer: set STRIPE_API_KEY".to_owned()
     })?;

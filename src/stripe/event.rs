@@ -90,6 +90,41 @@ pub struct PriceObject {
     pub lookup_key: Option<String>,
     #[serde(default)]
     pub metadata: Option<Map<String, Value>>,
+    /// The price's product: its id, or the expanded product. The tier rules read its metadata
+    /// when the price names no tier itself (docs/design.md "Tiers").
+    #[serde(default)]
+    pub product: Option<ProductRef>,
+}
+
+/// A price's `product` as Stripe sends it: an id, or the expanded object. `metadata` is `None`
+/// for an id not yet fetched (`stripe_api::products` fills it in).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProductRef {
+    pub id: String,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+impl<'de> Deserialize<'de> for ProductRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Id(String),
+            Object {
+                id: String,
+                #[serde(default)]
+                metadata: Option<Map<String, Value>>,
+            },
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Id(id) => Self { id, metadata: None },
+            // An expanded product without metadata has none to give.
+            Raw::Object { id, metadata } => Self {
+                id,
+                metadata: Some(metadata.unwrap_or_default()),
+            },
+        })
+    }
 }
 
 fn id_or_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -9,7 +9,7 @@ pub mod batch;
 pub(crate) mod created;
 pub(crate) mod fetched;
 pub(crate) mod rules;
-pub(crate) mod subscriptions;
+pub mod subscriptions;
 pub(crate) mod thin;
 
 use chrono::DateTime;

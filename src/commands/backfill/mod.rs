@@ -28,6 +28,7 @@ mod args;
 mod checkpoint;
 mod pipeline;
 mod report;
+mod subscriptions;
 
 use std::path::PathBuf;
 

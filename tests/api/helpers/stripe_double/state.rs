@@ -64,6 +64,10 @@ pub(super) struct State {
     pub(super) created_at: HashMap<String, Instant>,
     pub(super) search_lag: Duration,
     pub(super) jwks: Value,
+    /// Subscriptions as Stripe lists them: newest first.
+    pub(super) subscriptions: Vec<Value>,
+    /// Products by id.
+    pub(super) products: HashMap<String, Value>,
 }
 
 /// One event the double lists.
