@@ -65,6 +65,7 @@ mod tiers_catch_up;
 mod tiers_chaos;
 mod tiers_order;
 mod tiers_rls;
+mod tiers_thin;
 mod token_claims;
 mod verify;
 mod webhook_http;

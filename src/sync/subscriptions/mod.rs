@@ -3,6 +3,7 @@
 //! subscription's row, and the owner's tier (written only when it changes) commit together.
 //! The decisions are `rules`' (pure); the SQL is `store::subscriptions`'.
 
+pub(crate) mod linked;
 pub mod products;
 pub(crate) mod rules;
 pub(crate) mod thin;

@@ -105,7 +105,10 @@ impl StripeDouble {
                 .route("/jwks.json", web::get().to(jwks))
                 .route("/v1/events", web::get().to(list_events))
                 .route("/v1/subscriptions", web::get().to(list_subscriptions))
-                .route("/v1/subscriptions/{id}", web::get().to(retrieve_subscription))
+                .route(
+                    "/v1/subscriptions/{id}",
+                    web::get().to(retrieve_subscription),
+                )
                 .route("/v1/products/{id}", web::get().to(retrieve_product))
                 .default_service(web::to(unrecognized_url))
         })

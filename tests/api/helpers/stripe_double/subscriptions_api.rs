@@ -58,7 +58,10 @@ pub(super) async fn list_subscriptions(
     if let Some(response) = refused(&state, &request, Some(page)) {
         return response;
     }
-    let fault = state.lock().unwrap().fault_for(Asked::SubscriptionsPage(page));
+    let fault = state
+        .lock()
+        .unwrap()
+        .fault_for(Asked::SubscriptionsPage(page));
     if let Some(response) = answer_fault(&state, fault).await {
         return response;
     }
@@ -89,7 +92,11 @@ pub(super) async fn retrieve_subscription(
     }
     let found = {
         let state = state.lock().unwrap();
-        state.subscriptions.iter().find(|s| s["id"] == json!(id)).cloned()
+        state
+            .subscriptions
+            .iter()
+            .find(|s| s["id"] == json!(id))
+            .cloned()
     };
     match found {
         Some(subscription) => HttpResponse::Ok().json(subscription),
