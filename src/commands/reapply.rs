@@ -89,7 +89,15 @@ async fn reapply(
         }
     };
     let attempt = match &delivery {
-        Delivery::Snapshot(decoded) => reapply_snapshot(pool, settings, failed, decoded).await,
+        Delivery::Snapshot(decoded) => {
+            // A subscription's prices may need their products' metadata (docs/design.md
+            // "Tiers"), read before the transaction.
+            let mut decoded = decoded.clone();
+            match crate::stripe_api::products::expand_event(client, settings, &mut decoded).await {
+                Ok(()) => reapply_snapshot(pool, settings, failed, &decoded).await,
+                Err(error) => Err(error.to_string()),
+            }
+        }
         Delivery::Thin(event) => reapply_thin(pool, settings, client, failed, event).await,
     };
     match attempt {

@@ -64,6 +64,7 @@ mod tiers;
 mod tiers_backfill;
 mod tiers_catch_up;
 mod tiers_chaos;
+mod tiers_link;
 mod tiers_order;
 mod tiers_products;
 mod tiers_rls;
