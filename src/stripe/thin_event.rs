@@ -231,6 +231,20 @@ mod tests {
     }
 
     #[test]
+    fn thin_subscription_event_gives_its_subscription() {
+        let body = thin(
+            "v1.customer.subscription.updated",
+            r#""related_object":{"id":"sub_1","type":"subscription","url":"/v1/subscriptions/sub_1"},"#,
+        );
+        let event = decode(body.as_bytes()).unwrap().unwrap();
+        assert_eq!(event.subscription_id.as_deref(), Some("sub_1"));
+        assert_eq!(event.customer_id, None);
+        // One without its subscription is malformed.
+        let without = thin("v1.customer.subscription.updated", CUSTOMER);
+        assert!(decode(without.as_bytes()).is_err());
+    }
+
+    #[test]
     fn thin_events_of_other_types_have_no_customer() {
         let body = thin(
             "v1.invoice.paid",

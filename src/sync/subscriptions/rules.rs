@@ -185,6 +185,51 @@ mod tests {
     }
 
     #[test]
+    fn a_price_that_names_no_tier_takes_its_products() {
+        let settings = TierSettings::default();
+        let product = |metadata: Option<Value>| crate::stripe::event::ProductRef {
+            id: "prod_1".into(),
+            metadata: metadata.and_then(|m| m.as_object().cloned()),
+        };
+        let mut plain = price(Some("plan_monthly"), json!({}));
+        plain.product = Some(product(Some(json!({"tier": "pro"}))));
+        assert_eq!(price_tier(&settings, &plain).as_deref(), Some("pro"));
+        assert_eq!(own_tier(&settings, &plain), None);
+        // The price's own tier comes first; a product not read yet names none.
+        let mut own = price(Some("enterprise"), json!({}));
+        own.product = Some(product(Some(json!({"tier": "pro"}))));
+        assert_eq!(price_tier(&settings, &own).as_deref(), Some("enterprise"));
+        plain.product = Some(product(None));
+        assert_eq!(price_tier(&settings, &plain), None);
+        plain.product = Some(product(Some(json!({"tier": "gold"}))));
+        assert_eq!(price_tier(&settings, &plain), None);
+    }
+
+    #[test]
+    fn a_fetched_state_ranks_below_every_event_of_its_second() {
+        let stored = |created, event_type: &str| StoredOrder {
+            created,
+            event_type: event_type.into(),
+            ended: false,
+        };
+        let created_at_10 = stored(10, "customer.subscription.created");
+        assert_eq!(
+            decide_at(10, FETCHED_RANK, Some(&created_at_10)),
+            Err(SkipReason::StaleEvent)
+        );
+        assert_eq!(decide_at(11, FETCHED_RANK, Some(&created_at_10)), Ok(()));
+        // A stored fetch reads back at the fetched rank: an event of its second applies.
+        for fetched in ["backfill", "v1.customer.subscription.updated"] {
+            let at_10 = stored(10, fetched);
+            assert_eq!(
+                decide(SubscriptionEventKind::Created, 10, Some(&at_10)),
+                Ok(())
+            );
+            assert_eq!(decide_at(10, FETCHED_RANK, Some(&at_10)), Ok(()));
+        }
+    }
+
+    #[test]
     fn the_owners_tier_is_the_highest_that_grants_access_else_the_lowest() {
         let settings = TierSettings::default();
         let tier = |list: &[(&str, &[&str])]| owner_tier(&settings, &subs(list)).to_owned();
