@@ -160,3 +160,18 @@ async fn a_thin_subscription_event_answered_by_something_not_stripe_writes_nothi
     assert_eq!(status, 503);
     assert_eq!(app.ledger_row(&event_id_of(&thin)).await, None);
 }
+
+#[tokio::test]
+async fn a_live_thin_subscription_event_in_a_test_deployment_is_ignored_without_a_fetch() {
+    let double = StripeDouble::start().await;
+    let org = organization_with_stripe(&double).await;
+    let app = &org.app;
+    let subscription = new_subscription_id();
+    let live = thin_subscription_event("v1.customer.subscription.created", &subscription)
+        .replace(r#""livemode":false"#, r#""livemode":true"#);
+    assert!(live.contains(r#""livemode":true"#));
+    app.deliver_expecting(&live, "ignored other_mode").await;
+    let path = format!("/v1/subscriptions/{subscription}");
+    assert!(double.requests_to(&path).is_empty());
+    assert_eq!(subscription_row(app, &subscription).await, None);
+}
