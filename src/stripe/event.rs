@@ -91,8 +91,9 @@ pub struct PriceObject {
     #[serde(default)]
     pub metadata: Option<Map<String, Value>>,
     /// The price's product: its id, or the expanded product. The tier rules read its metadata
-    /// when the price names no tier itself (docs/design.md "Tiers").
-    #[serde(default)]
+    /// when the price names no tier itself (docs/design.md "Tiers"). A shape of neither kind is
+    /// read as no product rather than refusing a verified event.
+    #[serde(default, deserialize_with = "product_ref")]
     pub product: Option<ProductRef>,
 }
 
@@ -104,27 +105,22 @@ pub struct ProductRef {
     pub metadata: Option<Map<String, Value>>,
 }
 
-impl<'de> Deserialize<'de> for ProductRef {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Id(String),
-            Object {
-                id: String,
-                #[serde(default)]
-                metadata: Option<Map<String, Value>>,
-            },
-        }
-        Ok(match Raw::deserialize(d)? {
-            Raw::Id(id) => Self { id, metadata: None },
+fn product_ref<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ProductRef>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(id) => Some(ProductRef { id, metadata: None }),
+        Value::Object(mut object) => match object.remove("id") {
             // An expanded product without metadata has none to give.
-            Raw::Object { id, metadata } => Self {
+            Some(Value::String(id)) => Some(ProductRef {
                 id,
-                metadata: Some(metadata.unwrap_or_default()),
-            },
-        })
-    }
+                metadata: Some(match object.remove("metadata") {
+                    Some(Value::Object(metadata)) => metadata,
+                    _ => Map::new(),
+                }),
+            }),
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 fn id_or_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -145,6 +145,27 @@ mod tests {
     }
 
     #[test]
+    fn an_expanded_product_gives_its_metadata_and_an_odd_one_none() {
+        let with = |product: &str| {
+            let json = format!(
+                r#"{{"id":"sub_1","object":"subscription","items":{{"data":[{{"price":
+                {{"id":"price_1","product":{product}}}}}]}}}}"#
+            );
+            let decoded = decode(&json, false).unwrap();
+            decoded.items.data[0].price.clone().unwrap().product
+        };
+        let expanded =
+            with(r#"{"id":"prod_1","object":"product","metadata":{"tier":"pro"}}"#).unwrap();
+        assert_eq!(expanded.id, "prod_1");
+        assert_eq!(expanded.metadata.unwrap()["tier"], "pro");
+        let bare = with(r#"{"id":"prod_2","object":"product"}"#).unwrap();
+        assert_eq!(bare.metadata, Some(serde_json::Map::new()));
+        for odd in ["null", "42", r#"{"object":"product"}"#] {
+            assert_eq!(with(odd), None, "{odd}");
+        }
+    }
+
+    #[test]
     fn objects_that_are_not_subscriptions_of_the_keys_mode_are_refused() {
         assert!(decode(r#"{"id":"cus_1","object":"customer"}"#, false).is_err());
         assert!(decode(r#"{"id":"sub_1"}"#, false).is_err());
