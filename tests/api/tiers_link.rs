@@ -10,7 +10,11 @@ use crate::helpers::events::{CustomerEvent, T0, new_customer_id, thin_event};
 use crate::helpers::organizations::{create_organization, create_organizations_schema};
 use crate::helpers::stripe_double::{Customer, StripeDouble, output};
 use crate::helpers::subscriptions::{SubscriptionEvent, new_subscription_id, organization_tier};
-use crate::helpers::{TestApp, now, spawn_app, spawn_app_with_stripe};
+use crate::helpers::{
+    TestApp, create_auth_user, migrated_database, now, spawn_app, spawn_app_with,
+    spawn_app_with_stripe,
+};
+use stripe_customer_sync::domain::ColumnName;
 
 async fn organization(app: &TestApp, name: &str) -> Uuid {
     create_organization(&app.db.pool, name, Some("billing@example.test")).await
@@ -105,4 +109,38 @@ async fn a_thin_event_that_links_a_customer_stored_unlinked_sets_the_tier() {
         organization_tier(&app, organization).await.as_deref(),
         Some("pro")
     );
+}
+
+#[tokio::test]
+async fn a_users_subscription_delivered_before_the_customer_reaches_the_profiles_column() {
+    let app = spawn_app_with(migrated_database().await, |settings| {
+        settings.sync.tiers.profile_column = Some(ColumnName::parse("plan").unwrap());
+    })
+    .await;
+    sqlx::raw_sql(
+        "create table if not exists public.profiles (id uuid primary key);
+         alter table public.profiles add column plan text not null default 'free';",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let user = create_auth_user(&app.db.pool).await;
+    sqlx::query("insert into public.profiles (id) values ($1) on conflict do nothing")
+        .bind(user)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let customer = new_customer_id();
+    let subscribed = SubscriptionEvent::created(&new_subscription_id(), &customer)
+        .price_by_lookup_key("pro")
+        .at(T0);
+    app.deliver_expecting(&subscribed.json(), "processed").await;
+    let linking = CustomerEvent::created(&customer, T0).for_user(user);
+    app.deliver_expecting(&linking.json(), "processed").await;
+    let plan: String = sqlx::query_scalar("select plan from public.profiles where id = $1")
+        .bind(user)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(plan, "pro");
 }
