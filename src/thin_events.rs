@@ -1,5 +1,6 @@
 //! Thin events on `POST /webhooks/stripe`: the event names a customer, the service fetches it
-//! from Stripe's API and applies what Stripe answered (docs/design.md "Thin events").
+//! from Stripe's API and applies what Stripe answered (docs/design.md "Thin events"). A thin
+//! subscription event goes to `sync::subscriptions::thin`, which fetches the subscription.
 //!
 //! Order of work, cheapest refusal first: a type the service does not apply is recorded as
 //! `ignored` and a malformed customer id as `skipped` (no fetch for either); an event already in

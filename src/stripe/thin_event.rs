@@ -1,7 +1,7 @@
 //! Thin events (Stripe's event destinations, `object: "v2.core.event"`): a verified body that
 //! carries the event's id, type and time and the id of the object it is about, but not the
 //! object. For `v1.customer.*` the service fetches the customer itself (docs/design.md,
-//! "Thin events").
+//! "Thin events"), and for `v1.customer.subscription.*` the subscription ("Tiers").
 //!
 //! Shape: `{"id":"evt_…","object":"v2.core.event","type":"v1.customer.updated",
 //! "created":"<RFC 3339>","livemode":…,"related_object":{"id":"cus_…","type":"customer",
