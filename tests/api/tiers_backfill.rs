@@ -111,13 +111,27 @@ async fn a_backfilled_subscription_never_overrides_a_newer_event_nor_revives_an_
             .object(),
     );
 
+    // An event of the second the list is read in (Stripe's `Date` says T: read at T - 1).
+    let t = now();
+    double.set_fixed_date(t);
+    let same_second = new_subscription_id();
+    let event = SubscriptionEvent::updated(&same_second, &org.customer_id)
+        .price_by_lookup_key("enterprise")
+        .at(t - 1);
+    app.deliver_expecting(&event.json(), "processed").await;
+    double.put_subscription(
+        SubscriptionEvent::updated(&same_second, &org.customer_id)
+            .price_by_lookup_key("pro")
+            .object(),
+    );
+
     let dir = workdir();
     let run = backfill(&double, &app.db.url, dir.path(), &[]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(
         run.summary["subscriptions"],
-        json!({ "seen": 2, "applied": 0,
-                "skipped": { "stale_event": 1, "subscription_ended": 1 } }),
+        json!({ "seen": 3, "applied": 0,
+                "skipped": { "stale_event": 2, "subscription_ended": 1 } }),
         "{}",
         run.summary
     );

@@ -130,6 +130,33 @@ async fn a_snapshot_event_older_than_a_thin_events_fetch_is_stale() {
 }
 
 #[tokio::test]
+async fn a_thin_events_fetch_yields_to_an_event_of_its_own_second() {
+    let double = StripeDouble::start().await;
+    let org = organization_with_stripe(&double).await;
+    let app = &org.app;
+    // Stripe's `Date` says T: the fetch is ordered at T - 1.
+    let t = crate::helpers::now();
+    double.set_fixed_date(t);
+    let subscription = new_subscription_id();
+    let event = SubscriptionEvent::updated(&subscription, &org.customer_id)
+        .price_by_lookup_key("enterprise")
+        .at(t - 1);
+    app.deliver_expecting(&event.json(), "processed").await;
+    // The fetch may have been answered before the change that event describes.
+    double.put_subscription(
+        SubscriptionEvent::updated(&subscription, &org.customer_id)
+            .price_by_lookup_key("pro")
+            .object(),
+    );
+    let thin = thin_subscription_event("v1.customer.subscription.updated", &subscription);
+    app.deliver_expecting(&thin, "skipped stale_event").await;
+    assert_eq!(
+        organization_tier(app, org.organization).await.as_deref(),
+        Some("enterprise")
+    );
+}
+
+#[tokio::test]
 async fn a_thin_subscription_event_answered_by_something_not_stripe_writes_nothing() {
     let double = StripeDouble::start().await;
     let org = organization_with_stripe(&double).await;

@@ -81,12 +81,18 @@ impl StripeDouble {
             let clock = data.clone();
             App::new()
                 .wrap_fn(move |request, service| {
-                    let offset = clock.lock().unwrap().clock_offset;
+                    let (offset, fixed) = {
+                        let state = clock.lock().unwrap();
+                        (state.clock_offset, state.fixed_date)
+                    };
                     let answer = service.call(request);
                     async move {
                         let mut response = answer.await?;
-                        if offset != 0 {
-                            let stripe_now = chrono::Utc::now() + chrono::Duration::seconds(offset);
+                        if offset != 0 || fixed.is_some() {
+                            let stripe_now = match fixed {
+                                Some(at) => chrono::DateTime::from_timestamp(at, 0).unwrap(),
+                                None => chrono::Utc::now() + chrono::Duration::seconds(offset),
+                            };
                             let date = stripe_now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
                             response.headers_mut().insert(
                                 actix_web::http::header::DATE,
@@ -190,6 +196,12 @@ impl StripeDouble {
     /// Makes Stripe's clock (the `Date` of its answers) run `seconds` ahead of ours.
     pub fn set_clock_offset(&self, seconds: i64) {
         self.state.lock().unwrap().clock_offset = seconds;
+    }
+
+    /// Makes every answer's `Date` this Unix second: a fetch is then ordered at the second
+    /// before (see the service's `read_no_later_than`), whatever our clock says.
+    pub fn set_fixed_date(&self, unix_seconds: i64) {
+        self.state.lock().unwrap().fixed_date = Some(unix_seconds);
     }
 
     /// The most requests that were ever being answered at once.
