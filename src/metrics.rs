@@ -106,7 +106,20 @@ fn latency_histogram() -> Histogram {
 
 impl Default for Metrics {
     fn default() -> Self {
+        Self::new(Counter::default())
+    }
+}
+
+impl Metrics {
+    /// The metrics, with the count of subscribed prices that name no tier that the tier rules
+    /// keep (`TierSettings::products`).
+    pub fn new(prices_without_tier: Counter) -> Self {
         let mut registry = Registry::default();
+        registry.register(
+            "stripe_prices_without_tier",
+            "Subscribed prices applied that name no tier (neither their metadata, lookup key nor product's metadata): they grant none",
+            prices_without_tier,
+        );
         let events = Family::<EventLabels, Counter>::default();
         registry.register(
             "stripe_webhook_events",

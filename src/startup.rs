@@ -52,7 +52,9 @@ impl Application {
     pub fn build(settings: &Settings, pool: PgPool) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.listen_addr)?;
         let port = listener.local_addr()?.port();
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(
+            settings.sync.tiers.products.without_tier_counter(),
+        ));
         let catch_up = catch_up::serving::context(settings, &pool, &metrics)?;
         let profile_push = profile_push::serving::pusher(settings, &pool, &metrics)?;
         let customers = CustomersEndpoint::for_serve(settings, &pool, &metrics)?;

@@ -1,5 +1,6 @@
 //! Thin events on `POST /webhooks/stripe`: the event names a customer, the service fetches it
-//! from Stripe's API and applies what Stripe answered (docs/design.md "Thin events").
+//! from Stripe's API and applies what Stripe answered (docs/design.md "Thin events"). A thin
+//! subscription event goes to `sync::subscriptions::thin`, which fetches the subscription.
 //!
 //! Order of work, cheapest refusal first: a type the service does not apply is recorded as
 //! `ignored` and a malformed customer id as `skipped` (no fetch for either); an event already in
@@ -61,6 +62,16 @@ pub async fn handle(
     if !settings.mode.keeps(event.livemode) {
         let other_mode = Outcome::Ignored(Some(IgnoreReason::OtherMode));
         return Ok(thin::record(pool, settings.connection, event, other_mode).await?);
+    }
+    if let Some(subscription_id) = event.subscription_id.as_deref() {
+        return crate::sync::subscriptions::thin::handle(
+            pool,
+            settings,
+            client,
+            event,
+            subscription_id,
+        )
+        .await;
     }
     let Some(raw_customer_id) = event.customer_id.as_deref() else {
         return Ok(thin::record(pool, settings.connection, event, Outcome::Ignored(None)).await?);

@@ -171,6 +171,7 @@ async fn run_locked(
                 continue;
             };
             event.payload_sanitized = listed.sanitized;
+            crate::stripe_api::products::expand_event(Some(client), settings, &mut event).await?;
             let outcome = sync::apply_event(pool, settings, &event).await?;
             *summary.applied.entry(outcome.status()).or_default() += 1;
             if let Outcome::Skipped(reason) = outcome {

@@ -89,7 +89,15 @@ async fn reapply(
         }
     };
     let attempt = match &delivery {
-        Delivery::Snapshot(decoded) => reapply_snapshot(pool, settings, failed, decoded).await,
+        Delivery::Snapshot(decoded) => {
+            // A subscription's prices may need their products' metadata (docs/design.md
+            // "Tiers"), read before the transaction.
+            let mut decoded = decoded.clone();
+            match crate::stripe_api::products::expand_event(client, settings, &mut decoded).await {
+                Ok(()) => reapply_snapshot(pool, settings, failed, &decoded).await,
+                Err(error) => Err(error.to_string()),
+            }
+        }
         Delivery::Thin(event) => reapply_thin(pool, settings, client, failed, event).await,
     };
     match attempt {
@@ -149,6 +157,10 @@ async fn reapply_thin(
     failed: &FailedEvent,
     event: &ThinEvent<'_>,
 ) -> Result<Option<sync::Outcome>, String> {
+    if let Some(subscription_id) = event.subscription_id.as_deref() {
+        let reapply = sync::subscriptions::thin::reapply;
+        return reapply(pool, settings, client, failed, event, subscription_id).await;
+    }
     let client = client.ok_or_else(|| {
         "a thin event is re-applied by fetching its customer: set STRIPE_API_KEY".to_owned()
     })?;

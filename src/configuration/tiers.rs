@@ -54,6 +54,9 @@ pub struct TierSettings {
     pub profile_column: Option<ColumnName>,
     /// Where an organization's tier goes (`ORGANIZATIONS_TABLE`'s `subscription_tier`).
     pub organizations: TableName,
+    /// Products' metadata read so far, and the count of prices without a tier (shared by
+    /// every clone of these settings).
+    pub products: crate::sync::subscriptions::products::ProductTiers,
 }
 
 impl Default for TierSettings {
@@ -64,6 +67,7 @@ impl Default for TierSettings {
             access_statuses: vec!["active".into(), "trialing".into(), "past_due".into()],
             profile_column: None,
             organizations: TableName::parse("public.organizations").expect("a table name"),
+            products: Default::default(),
         }
     }
 }

@@ -68,6 +68,9 @@ pub enum FailReason {
     /// A thin event's customer is unknown to the API key (Stripe's 404 `resource_missing`): a
     /// wrong key, account or mode rather than a deletion; re-appliable once the key is right.
     CustomerNotFound,
+    /// A thin subscription event's subscription is unknown to the API key: as
+    /// `CustomerNotFound`, never an end of the subscription.
+    SubscriptionNotFound,
 }
 
 impl FailReason {
@@ -85,6 +88,7 @@ impl FailReason {
             FailReason::ConstraintViolation => "constraint_violation",
             FailReason::LimitExceeded => "limit_exceeded",
             FailReason::CustomerNotFound => "customer_not_found",
+            FailReason::SubscriptionNotFound => "subscription_not_found",
         }
     }
 }

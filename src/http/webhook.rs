@@ -64,7 +64,7 @@ async fn handle(
         })?;
 
     let storable = sanitize::storable(&body);
-    let delivery = thin_event::decode_delivery(&storable.body)
+    let mut delivery = thin_event::decode_delivery(&storable.body)
         .map_err(|error| ApiError::MalformedPayload(error.to_string()))?
         .sanitized(storable.sanitized);
     // Opened once the event is known, with its fields: the JSON log format parses and rewrites
@@ -76,7 +76,7 @@ async fn handle(
     );
     let deadline = tokio::time::Instant::now() + PROCESSING_DEADLINE;
     let outcome = async {
-        tokio::time::timeout_at(deadline, apply(state, events, &delivery, deadline))
+        tokio::time::timeout_at(deadline, apply(state, events, &mut delivery, deadline))
             .await
             .map_err(|_| {
                 tracing::error!("event not applied within {PROCESSING_DEADLINE:?}; answering 503");
@@ -108,14 +108,28 @@ async fn handle(
 async fn apply(
     state: &AppState,
     events: &EventWriter,
-    delivery: &Delivery<'_>,
+    delivery: &mut Delivery<'_>,
     deadline: tokio::time::Instant,
 ) -> Result<Outcome, ApiError> {
     match delivery {
-        Delivery::Snapshot(event) => events.apply(event, deadline).await.map_err(|error| {
-            tracing::error!(error = %error, "event not applied; answering 503");
-            ApiError::Unavailable
-        }),
+        Delivery::Snapshot(event) => {
+            // The products a subscription's prices need, read before the database is: a
+            // transient failure is a 503 (Stripe retries), never a guessed tier.
+            crate::stripe_api::products::expand_event(
+                state.stripe_api.as_ref(),
+                &state.sync,
+                event,
+            )
+            .await
+            .map_err(|error| {
+                tracing::error!(error = %error, "a product not read; answering 503");
+                ApiError::Unavailable
+            })?;
+            events.apply(event, deadline).await.map_err(|error| {
+                tracing::error!(error = %error, "event not applied; answering 503");
+                ApiError::Unavailable
+            })
+        }
         Delivery::Thin(event) => {
             thin_events::handle(&state.pool, &state.sync, state.stripe_api.as_ref(), event)
                 .await

@@ -197,3 +197,17 @@ pub(crate) async fn write_tier(
         .await?;
     Ok(updated.rows_affected() == 1)
 }
+
+/// Which of `customers` have kept subscriptions (one indexed look-up for all of them).
+pub(crate) async fn customers_with_subscriptions(
+    scope: &mut EventScope<'_>,
+    customers: &[&str],
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "select distinct stripe_customer_id from public.stripe_subscriptions
+          where stripe_customer_id = any($1)",
+    )
+    .bind(customers)
+    .fetch_all(&mut *scope)
+    .await?)
+}

@@ -90,6 +90,37 @@ pub struct PriceObject {
     pub lookup_key: Option<String>,
     #[serde(default)]
     pub metadata: Option<Map<String, Value>>,
+    /// The price's product: its id, or the expanded product. The tier rules read its metadata
+    /// when the price names no tier itself (docs/design.md "Tiers"). A shape of neither kind is
+    /// read as no product rather than refusing a verified event.
+    #[serde(default, deserialize_with = "product_ref")]
+    pub product: Option<ProductRef>,
+}
+
+/// A price's `product` as Stripe sends it: an id, or the expanded object. `metadata` is `None`
+/// for an id not yet fetched (`stripe_api::products` fills it in).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProductRef {
+    pub id: String,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+fn product_ref<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ProductRef>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(id) => Some(ProductRef { id, metadata: None }),
+        Value::Object(mut object) => match object.remove("id") {
+            // An expanded product without metadata has none to give.
+            Some(Value::String(id)) => Some(ProductRef {
+                id,
+                metadata: Some(match object.remove("metadata") {
+                    Some(Value::Object(metadata)) => metadata,
+                    _ => Map::new(),
+                }),
+            }),
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 fn id_or_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -1,7 +1,7 @@
 //! Thin events (Stripe's event destinations, `object: "v2.core.event"`): a verified body that
 //! carries the event's id, type and time and the id of the object it is about, but not the
 //! object. For `v1.customer.*` the service fetches the customer itself (docs/design.md,
-//! "Thin events").
+//! "Thin events"), and for `v1.customer.subscription.*` the subscription ("Tiers").
 //!
 //! Shape: `{"id":"evt_…","object":"v2.core.event","type":"v1.customer.updated",
 //! "created":"<RFC 3339>","livemode":…,"related_object":{"id":"cus_…","type":"customer",
@@ -28,6 +28,9 @@ pub struct ThinEvent<'body> {
     /// The customer a `v1.customer.*` event is about (its id as sent, not yet validated);
     /// `None` for every other type, which the service records as `ignored`.
     pub customer_id: Option<String>,
+    /// The subscription a `v1.customer.subscription.*` event is about (as sent, not yet
+    /// validated); `None` for every other type.
+    pub subscription_id: Option<String>,
     /// The body kept for the ledger: exactly what Stripe signed unless `payload_sanitized`.
     pub raw: &'body str,
     /// Characters PostgreSQL cannot hold were replaced in `raw` (see `stripe::sanitize`).
@@ -117,6 +120,12 @@ const CUSTOMER_TYPES: [&str; 3] = [
     "v1.customer.deleted",
 ];
 
+const SUBSCRIPTION_TYPES: [&str; 3] = [
+    "v1.customer.subscription.created",
+    "v1.customer.subscription.updated",
+    "v1.customer.subscription.deleted",
+];
+
 /// Decodes a verified body as a snapshot event, or, when it is not one, as a thin event. The
 /// snapshot path is tried first and costs nothing more than before; only a body that fails it
 /// is looked at again.
@@ -147,6 +156,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<Option<ThinEvent<'_>>, MalformedThin
     let created = DateTime::parse_from_rfc3339(&envelope.created)
         .map_err(|e| malformed(format!("`created` is not an RFC 3339 time: {e}")))?
         .with_timezone(&Utc);
+    let subscription_id = related_id(&envelope, &SUBSCRIPTION_TYPES, "subscription")?;
     let customer_id = if CUSTOMER_TYPES.contains(&envelope.event_type.as_str()) {
         match envelope.related_object {
             Some(related) if related.object_type == "customer" => Some(related.id),
@@ -166,9 +176,29 @@ pub(crate) fn decode(body: &[u8]) -> Result<Option<ThinEvent<'_>>, MalformedThin
         created,
         livemode: envelope.livemode,
         customer_id,
+        subscription_id,
         raw,
         payload_sanitized: false,
     }))
+}
+
+/// The id of the related object of `object_type` that an event of one of `types` is about;
+/// `None` for an event of another type.
+fn related_id(
+    envelope: &Envelope,
+    types: &[&str],
+    object_type: &str,
+) -> Result<Option<String>, MalformedThinEvent> {
+    if !types.contains(&envelope.event_type.as_str()) {
+        return Ok(None);
+    }
+    match &envelope.related_object {
+        Some(related) if related.object_type == object_type => Ok(Some(related.id.clone())),
+        _ => Err(MalformedThinEvent(format!(
+            "a {} event without a related {object_type}",
+            envelope.event_type
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -198,6 +228,20 @@ mod tests {
         assert_eq!(event.created.timestamp(), 1_795_684_502);
         assert_eq!(event.customer_id.as_deref(), Some("cus_Thin1"));
         assert_eq!(event.raw, body);
+    }
+
+    #[test]
+    fn thin_subscription_event_gives_its_subscription() {
+        let body = thin(
+            "v1.customer.subscription.updated",
+            r#""related_object":{"id":"sub_1","type":"subscription","url":"/v1/subscriptions/sub_1"},"#,
+        );
+        let event = decode(body.as_bytes()).unwrap().unwrap();
+        assert_eq!(event.subscription_id.as_deref(), Some("sub_1"));
+        assert_eq!(event.customer_id, None);
+        // One without its subscription is malformed.
+        let without = thin("v1.customer.subscription.updated", CUSTOMER);
+        assert!(decode(without.as_bytes()).is_err());
     }
 
     #[test]

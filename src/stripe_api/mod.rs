@@ -10,7 +10,9 @@ mod error_fields;
 pub(crate) mod events;
 mod list;
 pub(crate) mod preflight;
+pub(crate) mod products;
 mod retry;
+pub(crate) mod subscriptions;
 
 pub(crate) use answer::{Answer, ApiError, Posted};
 pub(crate) use client::StripeClient;

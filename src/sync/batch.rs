@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::apply::{self, BatchEvent};
 use super::rules::IncomingCustomer;
-use super::{EventPlan, Outcome, SyncError, SyncSettings, event_state, plan};
+use super::{EventPlan, Outcome, SyncError, SyncSettings, event_state, plan, subscriptions};
 use crate::domain::EventId;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
@@ -327,12 +327,18 @@ impl Writer {
             // the pool at the end (the pooler multiplexes them anyway).
             let mut scope = EventScope::begin(&self.pool, self.settings.connection).await?;
             let settled = apply::apply_events(&mut scope, &batch).await?;
+            let linked = linked_owners(&states, &settled);
+            subscriptions::linked::recompute_for(&mut scope, &self.settings, &linked).await;
             scope.commit().await?;
             return Ok(settled);
         }
         let mut connection = self.connection(held.take()).await?;
         let mut scope = EventScope::within(&mut connection.connection, self.settings.connection);
         let applied = apply::apply_events(&mut scope, &batch).await;
+        if let Ok(settled) = &applied {
+            let linked = linked_owners(&states, settled);
+            subscriptions::linked::recompute_for(&mut scope, &self.settings, &linked).await;
+        }
         // A connection the database dropped is not kept: the next batch opens another.
         if !matches!(applied, Err(StoreError::Unavailable(_))) {
             connection.last_used = Instant::now();
@@ -394,4 +400,22 @@ impl From<StoreError> for BatchFailed {
             }
         }
     }
+}
+
+/// The customers of the batch's processed events that name an owner (see
+/// `subscriptions::linked`).
+fn linked_owners<'a>(
+    states: &'a [Option<IncomingCustomer<'_>>],
+    settled: &[Option<Outcome>],
+) -> Vec<&'a str> {
+    states
+        .iter()
+        .zip(settled)
+        .filter(|(_, outcome)| **outcome == Some(Outcome::Processed))
+        .filter_map(|(state, _)| {
+            state
+                .as_ref()
+                .and_then(subscriptions::linked::names_an_owner)
+        })
+        .collect()
 }

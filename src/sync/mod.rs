@@ -9,7 +9,7 @@ pub mod batch;
 pub(crate) mod created;
 pub(crate) mod fetched;
 pub(crate) mod rules;
-pub(crate) mod subscriptions;
+pub mod subscriptions;
 pub(crate) mod thin;
 
 use chrono::DateTime;
@@ -124,7 +124,12 @@ async fn apply_event_in(
             customer,
         } => {
             let incoming = event_state(settings, event, kind, &customer_id, customer);
-            apply_customer_state(conn, &entry, &incoming).await
+            let outcome = apply_customer_state(conn, &entry, &incoming).await?;
+            if outcome == Outcome::Processed {
+                let linked = subscriptions::linked::names_an_owner(&incoming);
+                subscriptions::linked::recompute_for(conn, settings, linked.as_slice()).await;
+            }
+            Ok(outcome)
         }
         EventPlan::Subscription {
             entry,

@@ -88,7 +88,12 @@ pub(crate) async fn apply_fetched_in(
         event.livemode,
     );
     let applied = apply_customer_state(scope, &entry, &incoming).await;
-    recording_refusal(scope, &entry, applied).await
+    let outcome = recording_refusal(scope, &entry, applied).await?;
+    if outcome == Outcome::Processed {
+        let linked = super::subscriptions::linked::names_an_owner(&incoming);
+        super::subscriptions::linked::recompute_for(scope, settings, linked.as_slice()).await;
+    }
+    Ok(outcome)
 }
 
 /// Records a thin event as `failed` without fetching anything more: its customer could not be

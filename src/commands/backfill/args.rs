@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::configuration::{DatabaseArgs, StripeApiArgs, SyncArgs};
+use crate::configuration::{DatabaseArgs, OrganizationArgs, StripeApiArgs, SyncArgs};
 
 /// Where the checkpoint lives unless `--checkpoint` says otherwise: beside the local database,
 /// in the working directory.
@@ -16,6 +16,9 @@ pub(crate) struct BackfillArgs {
     pub stripe: StripeApiArgs,
     #[command(flatten)]
     pub sync: SyncArgs,
+    /// Where an organization's tier is written (the subscriptions listed after the customers).
+    #[command(flatten)]
+    pub(crate) organizations: OrganizationArgs,
     /// Decide and report what would change; write nothing (no checkpoint either).
     #[arg(long)]
     pub dry_run: bool,

@@ -28,6 +28,7 @@ mod args;
 mod checkpoint;
 mod pipeline;
 mod report;
+mod subscriptions;
 
 use std::path::PathBuf;
 
@@ -51,7 +52,9 @@ pub(crate) enum BackfillError {
 
 /// The command's main: `backfill`'s main: the shared context, then [`crate::commands::backfill::run`].
 pub(crate) async fn command(args: BackfillArgs) -> Result<ExitCode, CliError> {
-    let context = FetchContext::open(&args.database, &args.stripe, &args.sync, 4).await?;
+    let organizations = crate::configuration::OrganizationSettings::from_args(&args.organizations)?;
+    let mut context = FetchContext::open(&args.database, &args.stripe, &args.sync, 4).await?;
+    context.sync.tiers.organizations = organizations.organizations;
     let options = BackfillOptions {
         dry_run: args.dry_run,
         livemode: context.api.mode == StripeMode::Live,

@@ -141,6 +141,8 @@ pub(crate) async fn run(
         }
     }
     bar.finish_and_clear();
+    let subscriptions =
+        super::subscriptions::run(pool, client, settings, &run.run_id, run.dry_run).await?;
     if !run.dry_run {
         checkpoint::remove(&options.checkpoint)?;
     }
@@ -154,6 +156,7 @@ pub(crate) async fn run(
         customers_this_invocation: this_invocation,
         elapsed_secs: started.elapsed().as_secs_f64(),
         database_secs: database_time.as_secs_f64(),
+        subscriptions,
     };
     tracing::info!(
         run_id = %summary.run_id,

@@ -61,6 +61,8 @@ pub(crate) struct Summary {
     /// Wall time during which at least one page was being read and written in the database
     /// (it overlaps fetching the next page).
     pub database_secs: f64,
+    /// The subscriptions listed after the customers (docs/design.md "Tiers").
+    pub subscriptions: super::subscriptions::SubscriptionTotals,
 }
 
 /// The summary as a person reads it.
@@ -135,6 +137,15 @@ pub(super) fn render(summary: &Summary) -> String {
             by_reason(&t.unlinked)
         );
     }
+    let s = &summary.subscriptions;
+    text += &format!(
+        "  subscriptions: {} seen, {} {}, {} skipped{}\n",
+        s.seen,
+        s.applied,
+        verb("applied", "would apply"),
+        s.skipped.values().sum::<u64>(),
+        by_reason(&s.skipped)
+    );
     text += &format!(
         "  this invocation: {} customers in {:.1} s ({:.0}/s; database {:.1} s)\n",
         summary.customers_this_invocation, summary.elapsed_secs, rate, summary.database_secs
@@ -174,6 +185,11 @@ mod tests {
             customers_this_invocation: 600,
             elapsed_secs: 2.0,
             database_secs: 1.5,
+            subscriptions: super::super::subscriptions::SubscriptionTotals {
+                seen: 3,
+                applied: 2,
+                skipped: [("subscription_ended".to_owned(), 1)].into(),
+            },
         }
     }
 
@@ -190,6 +206,7 @@ mod tests {
              \x20 = customers      1000\n\
              \x20 of the 997 rows inserted, updated or unchanged: 20 without a user  \
              (missing_user_id 20)\n\
+             \x20 subscriptions: 3 seen, 2 applied, 1 skipped  (subscription_ended 1)\n\
              \x20 this invocation: 600 customers in 2.0 s (300/s; database 1.5 s)\n"
         );
         assert!(render(&summary(true)).contains("would insert"));

@@ -3,7 +3,10 @@
 //! subscription's row, and the owner's tier (written only when it changes) commit together.
 //! The decisions are `rules`' (pure); the SQL is `store::subscriptions`'.
 
+pub(crate) mod linked;
+pub mod products;
 pub(crate) mod rules;
+pub(crate) mod thin;
 
 use chrono::DateTime;
 
@@ -25,7 +28,7 @@ pub(crate) struct SubscriptionEvent<'a> {
     pub subscription: &'a SubscriptionObject,
 }
 
-fn is_subscription_id(id: &str) -> bool {
+pub(crate) fn is_subscription_id(id: &str) -> bool {
     id.strip_prefix("sub_")
         .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
@@ -37,23 +40,62 @@ pub(crate) async fn apply_subscription_event(
     settings: &SyncSettings,
     event: &SubscriptionEvent<'_>,
 ) -> Result<Outcome, SyncError> {
-    let subscription = event.subscription;
-    let customer = subscription
-        .customer
-        .as_deref()
-        .and_then(|id| StripeCustomerId::parse(id).ok());
-    let (Some(customer), Some(status), true) = (
-        customer,
-        subscription.status.as_deref(),
-        is_subscription_id(&subscription.id),
-    ) else {
+    let state = SubscriptionState {
+        subscription: event.subscription,
+        created: event.created,
+        rank: SubscriptionEventKind::rank_of(event.kind.as_event_type()),
+        recorded_type: event.kind.as_event_type(),
+        source_id: event.entry.event_id,
+        deleted: event.kind == SubscriptionEventKind::Deleted,
+        livemode: event.livemode,
+    };
+    apply_recorded(scope, settings, event.entry, &state).await
+}
+
+/// A subscription's state, from an event or read from Stripe's API, and its place in the
+/// subscription's order.
+pub(crate) struct SubscriptionState<'a> {
+    pub subscription: &'a SubscriptionObject,
+    /// With `rank`, the state's order (see `rules::decide_at`).
+    pub created: i64,
+    pub rank: u8,
+    /// What the row records as its last applied type and id: the event's, or the command's
+    /// name and run id.
+    pub recorded_type: &'a str,
+    pub source_id: &'a str,
+    /// The event says the subscription was deleted (whatever its status).
+    pub deleted: bool,
+    pub livemode: bool,
+}
+
+/// Applies `state` and records `entry` with its outcome, exactly once (see
+/// [`apply_subscription_event`]).
+pub(crate) async fn apply_recorded(
+    scope: &mut EventScope<'_>,
+    settings: &SyncSettings,
+    entry: &LedgerEntry<'_>,
+    state: &SubscriptionState<'_>,
+) -> Result<Outcome, SyncError> {
+    let Some((customer, status)) = valid(state.subscription) else {
         let outcome = Outcome::Skipped(SkipReason::InvalidSubscription);
-        return record_only(scope, event.entry, outcome).await;
+        return record_only(scope, entry, outcome).await;
     };
     let (mut transaction, policy) = scope.nested().await?;
     let applied = {
         let mut inner = EventScope::within(&mut transaction, policy);
-        apply_in(&mut inner, settings, event, customer.as_str(), status).await
+        async {
+            store::lock_customer(&mut inner, customer.as_str()).await?;
+            if store::already_recorded(&mut inner, entry.event_id).await? {
+                return Ok(Outcome::Duplicate);
+            }
+            let outcome = match apply_state(&mut inner, settings, state, &customer, status).await? {
+                Ok(()) => Outcome::Processed,
+                Err(reason) => Outcome::Skipped(reason),
+            };
+            record(&mut inner, entry, outcome).await?;
+            Ok(outcome)
+        }
+        .await
     };
     match applied {
         Ok(outcome) => {
@@ -67,24 +109,65 @@ pub(crate) async fn apply_subscription_event(
     }
 }
 
-async fn apply_in(
+/// Applies a state read from Stripe's API by a command's run (`backfill`): no ledger row, the
+/// run's id and the command's name on the subscription's row; in its own transaction, rolled
+/// back in a dry run. `Ok(Err(reason))`: not applied.
+pub(crate) async fn apply_fetched(
     scope: &mut EventScope<'_>,
     settings: &SyncSettings,
-    event: &SubscriptionEvent<'_>,
-    customer: &str,
-    status: &str,
-) -> Result<Outcome, SyncError> {
-    store::lock_customer(scope, customer).await?;
-    if store::already_recorded(scope, event.entry.event_id).await? {
-        return Ok(Outcome::Duplicate);
+    state: &SubscriptionState<'_>,
+    dry_run: bool,
+) -> Result<Result<(), SkipReason>, SyncError> {
+    let Some((customer, status)) = valid(state.subscription) else {
+        return Ok(Err(SkipReason::InvalidSubscription));
+    };
+    let (mut transaction, policy) = scope.nested().await?;
+    let applied = {
+        let mut inner = EventScope::within(&mut transaction, policy);
+        store::lock_customer(&mut inner, customer.as_str()).await?;
+        apply_state(&mut inner, settings, state, &customer, status).await?
+    };
+    if !dry_run {
+        transaction.commit().await.map_err(StoreError::from)?;
     }
-    let stored = store::stored_order(scope, &event.subscription.id).await?;
-    if let Err(reason) = rules::decide(event.kind, event.created, stored.as_ref()) {
-        record(scope, event.entry, Outcome::Skipped(reason)).await?;
-        return Ok(Outcome::Skipped(reason));
-    }
-    store::write(scope, &row(settings, event, customer, status)).await?;
+    Ok(applied)
+}
 
+/// The customer and status of a subscription the rules can keep, or `None`.
+fn valid(subscription: &SubscriptionObject) -> Option<(StripeCustomerId, &str)> {
+    let customer = subscription
+        .customer
+        .as_deref()
+        .and_then(|id| StripeCustomerId::parse(id).ok())?;
+    let status = subscription.status.as_deref()?;
+    is_subscription_id(&subscription.id).then_some((customer, status))
+}
+
+/// Under the customer's lock: decides `state` against the stored order, writes it and the
+/// owner's tier. `Ok(Err(reason))`: nothing written.
+async fn apply_state(
+    scope: &mut EventScope<'_>,
+    settings: &SyncSettings,
+    state: &SubscriptionState<'_>,
+    customer: &StripeCustomerId,
+    status: &str,
+) -> Result<Result<(), SkipReason>, SyncError> {
+    let stored = store::stored_order(scope, &state.subscription.id).await?;
+    if let Err(reason) = rules::decide_at(state.created, state.rank, stored.as_ref()) {
+        return Ok(Err(reason));
+    }
+    store::write(scope, &row(settings, state, customer.as_str(), status)).await?;
+    recompute_tier(scope, settings, customer.as_str()).await?;
+    Ok(Ok(()))
+}
+
+/// Writes the owner's tier from all the customer's kept subscriptions, if it changed; `true`
+/// when it did. The caller holds the customer's lock ([`store::lock_customer`]).
+pub(crate) async fn recompute_tier(
+    scope: &mut EventScope<'_>,
+    settings: &SyncSettings,
+    customer: &str,
+) -> Result<bool, StoreError> {
     let subscriptions = store::of_customer(scope, customer).await?;
     let tier = rules::owner_tier(&settings.tiers, &subscriptions);
     let organization_tier = ColumnName::parse("subscription_tier").expect("a column name");
@@ -106,8 +189,7 @@ async fn apply_in(
     if changed {
         tracing::info!(tier, "an owner's tier changed");
     }
-    record(scope, event.entry, Outcome::Processed).await?;
-    Ok(Outcome::Processed)
+    Ok(changed)
 }
 
 async fn record(
@@ -126,11 +208,11 @@ async fn record(
 
 fn row<'a>(
     settings: &SyncSettings,
-    event: &'a SubscriptionEvent<'a>,
+    state: &'a SubscriptionState<'a>,
     customer: &'a str,
     status: &'a str,
 ) -> SubscriptionRow<'a> {
-    let subscription = event.subscription;
+    let subscription = state.subscription;
     let prices: Vec<_> = subscription
         .items
         .data
@@ -143,7 +225,7 @@ fn row<'a>(
         .collect();
     for (price, tier) in prices.iter().zip(&tiers) {
         if tier.is_none() {
-            tracing::warn!(price = %price.id, "a subscribed price names no tier");
+            settings.tiers.products.price_without_tier(&price.id);
         }
     }
     // From the 2025 API versions on each item; before, on the subscription.
@@ -166,10 +248,10 @@ fn row<'a>(
         tiers,
         cancel_at_period_end: subscription.cancel_at_period_end,
         current_period_end: period_end.and_then(|end| DateTime::from_timestamp(end, 0)),
-        livemode: event.livemode,
-        last_event_id: event.entry.event_id,
-        last_event_created: event.created,
-        last_event_type: event.kind.as_event_type(),
-        ended: rules::is_ended(event.kind, status),
+        livemode: state.livemode,
+        last_event_id: state.source_id,
+        last_event_created: state.created,
+        last_event_type: state.recorded_type,
+        ended: state.deleted || rules::is_ended(SubscriptionEventKind::Updated, status),
     }
 }

@@ -1,7 +1,7 @@
 //! The tier rules (docs/design.md "Tiers"), pure: how a subscription event is ordered against
 //! the stored state, when a subscription has ended, a price's tier, and an owner's tier.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::configuration::TierSettings;
 use crate::stripe::event::PriceObject;
@@ -54,9 +54,26 @@ pub(crate) struct StoredOrder {
 }
 
 /// Whether an event's state is written over the stored one.
+#[cfg(test)]
 pub(crate) fn decide(
     kind: SubscriptionEventKind,
     created: i64,
+    stored: Option<&StoredOrder>,
+) -> Result<(), SkipReason> {
+    let rank = SubscriptionEventKind::rank_of(kind.as_event_type());
+    decide_at(created, rank, stored)
+}
+
+/// The rank of a state read from Stripe's API (a thin event's fetch, `backfill`): below every
+/// event of its second, as a fetched customer's (`EventOrder::fetched`). A stored row that
+/// records such a state reads back at this rank too: its type (`v1.customer.subscription.*`,
+/// `backfill`) is none of the three events'.
+pub(crate) const FETCHED_RANK: u8 = 0;
+
+/// [`decide`] for a state of (`created`, `rank`).
+pub(crate) fn decide_at(
+    created: i64,
+    rank: u8,
     stored: Option<&StoredOrder>,
 ) -> Result<(), SkipReason> {
     let Some(stored) = stored else {
@@ -65,16 +82,12 @@ pub(crate) fn decide(
     if stored.ended {
         return Err(SkipReason::SubscriptionEnded);
     }
-    let incoming = (
-        created,
-        SubscriptionEventKind::rank_of(kind.as_event_type()),
-    );
     let last = (
         stored.created,
         SubscriptionEventKind::rank_of(&stored.event_type),
     );
     // Equal order applies: the later delivery wins, as for customers.
-    if incoming < last {
+    if (created, rank) < last {
         Err(SkipReason::StaleEvent)
     } else {
         Ok(())
@@ -92,18 +105,32 @@ impl SubscriptionEventKind {
 }
 
 /// A price's tier: its metadata `TIER_METADATA_KEY` when that names a tier, else its
-/// `lookup_key` when that names one. (Its product's metadata is not read yet.)
+/// `lookup_key` when that names one, else its product's metadata `TIER_METADATA_KEY` (when the
+/// product was sent expanded, or fetched: see `stripe_api::products`).
 pub(crate) fn price_tier(settings: &TierSettings, price: &PriceObject) -> Option<String> {
+    own_tier(settings, price).or_else(|| {
+        let metadata = price.product.as_ref()?.metadata.as_ref()?;
+        metadata_tier(settings, metadata).map(str::to_owned)
+    })
+}
+
+/// The tier a price names itself (metadata, else lookup key), without its product's.
+pub(crate) fn own_tier(settings: &TierSettings, price: &PriceObject) -> Option<String> {
     let named = |value: &str| settings.tiers.iter().any(|tier| tier == value);
     let from_metadata = price
         .metadata
         .as_ref()
-        .and_then(|metadata| metadata.get(&settings.metadata_key))
-        .and_then(Value::as_str)
-        .filter(|value| named(value));
+        .and_then(|metadata| metadata_tier(settings, metadata));
     from_metadata
         .or(price.lookup_key.as_deref().filter(|key| named(key)))
         .map(str::to_owned)
+}
+
+fn metadata_tier<'m>(settings: &TierSettings, metadata: &'m Map<String, Value>) -> Option<&'m str> {
+    metadata
+        .get(&settings.metadata_key)
+        .and_then(Value::as_str)
+        .filter(|value| settings.tiers.iter().any(|tier| tier == value))
 }
 
 /// An owner's tier: the highest tier among its subscriptions (status, tiers of their prices)
@@ -133,6 +160,7 @@ mod tests {
             id: "price_1".into(),
             lookup_key: lookup_key.map(str::to_owned),
             metadata: metadata.as_object().cloned(),
+            product: None,
         }
     }
 
@@ -154,6 +182,51 @@ mod tests {
         assert_eq!(price_tier(&settings, &key_only).as_deref(), Some("pro"));
         let neither = price(Some("pro_monthly"), json!({}));
         assert_eq!(price_tier(&settings, &neither), None);
+    }
+
+    #[test]
+    fn a_price_that_names_no_tier_takes_its_products() {
+        let settings = TierSettings::default();
+        let product = |metadata: Option<Value>| crate::stripe::event::ProductRef {
+            id: "prod_1".into(),
+            metadata: metadata.and_then(|m| m.as_object().cloned()),
+        };
+        let mut plain = price(Some("plan_monthly"), json!({}));
+        plain.product = Some(product(Some(json!({"tier": "pro"}))));
+        assert_eq!(price_tier(&settings, &plain).as_deref(), Some("pro"));
+        assert_eq!(own_tier(&settings, &plain), None);
+        // The price's own tier comes first; a product not read yet names none.
+        let mut own = price(Some("enterprise"), json!({}));
+        own.product = Some(product(Some(json!({"tier": "pro"}))));
+        assert_eq!(price_tier(&settings, &own).as_deref(), Some("enterprise"));
+        plain.product = Some(product(None));
+        assert_eq!(price_tier(&settings, &plain), None);
+        plain.product = Some(product(Some(json!({"tier": "gold"}))));
+        assert_eq!(price_tier(&settings, &plain), None);
+    }
+
+    #[test]
+    fn a_fetched_state_ranks_below_every_event_of_its_second() {
+        let stored = |created, event_type: &str| StoredOrder {
+            created,
+            event_type: event_type.into(),
+            ended: false,
+        };
+        let created_at_10 = stored(10, "customer.subscription.created");
+        assert_eq!(
+            decide_at(10, FETCHED_RANK, Some(&created_at_10)),
+            Err(SkipReason::StaleEvent)
+        );
+        assert_eq!(decide_at(11, FETCHED_RANK, Some(&created_at_10)), Ok(()));
+        // A stored fetch reads back at the fetched rank: an event of its second applies.
+        for fetched in ["backfill", "v1.customer.subscription.updated"] {
+            let at_10 = stored(10, fetched);
+            assert_eq!(
+                decide(SubscriptionEventKind::Created, 10, Some(&at_10)),
+                Ok(())
+            );
+            assert_eq!(decide_at(10, FETCHED_RANK, Some(&at_10)), Ok(()));
+        }
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct SubscriptionEvent {
     pub status: &'static str,
     /// (price id, lookup key, metadata tier)
     pub prices: Vec<(String, Option<String>, Option<String>)>,
+    /// Prices as sent, for shapes the tuples above do not give (a product's tier).
+    pub price_objects: Vec<Value>,
     pub livemode: bool,
 }
 
@@ -34,6 +36,7 @@ impl SubscriptionEvent {
             customer_id: customer_id.into(),
             status: "active",
             prices: Vec::new(),
+            price_objects: Vec::new(),
             livemode: false,
         }
     }
@@ -93,43 +96,63 @@ impl SubscriptionEvent {
         self
     }
 
-    pub fn json(&self) -> String {
-        let items: Vec<Value> = self
-            .prices
-            .iter()
-            .map(|(id, lookup_key, tier)| {
-                let metadata = match tier {
-                    Some(tier) => json!({ "tier": tier }),
-                    None => json!({}),
-                };
+    /// A price that names no tier itself (no metadata tier, a lookup key naming none), of
+    /// `product`: an id (`"prod_…"`) or an expanded product object.
+    pub fn price_of_product(mut self, product: Value) -> Self {
+        self.price_objects.push(json!({
+            "id": format!("price_{}", Uuid::new_v4().simple()),
+            "object": "price",
+            "lookup_key": "plan_monthly",
+            "metadata": {},
+            "product": product,
+        }));
+        self
+    }
+
+    /// The subscription object, as the event's `data.object` and Stripe's API carry it.
+    pub fn object(&self) -> Value {
+        let prices = self.prices.iter().map(|(id, lookup_key, tier)| {
+            let metadata = match tier {
+                Some(tier) => json!({ "tier": tier }),
+                None => json!({}),
+            };
+            json!({
+                "id": id,
+                "object": "price",
+                "lookup_key": lookup_key,
+                "metadata": metadata,
+                "product": "prod_Tier1",
+            })
+        });
+        let items: Vec<Value> = prices
+            .chain(self.price_objects.iter().cloned())
+            .map(|price| {
                 json!({
                     "id": format!("si_{}", Uuid::new_v4().simple()),
                     "object": "subscription_item",
                     "current_period_end": T0 + 30 * 86_400,
-                    "price": {
-                        "id": id,
-                        "object": "price",
-                        "lookup_key": lookup_key,
-                        "metadata": metadata,
-                        "product": "prod_Tier1",
-                    }
+                    "price": price,
                 })
             })
             .collect();
+        json!({
+            "id": self.subscription_id,
+            "object": "subscription",
+            "customer": self.customer_id,
+            "status": self.status,
+            "cancel_at_period_end": false,
+            "livemode": self.livemode,
+            "items": { "object": "list", "data": items },
+        })
+    }
+
+    pub fn json(&self) -> String {
         json!({
             "id": self.event_id,
             "object": "event",
             "api_version": "2025-03-31.basil",
             "created": self.created,
-            "data": { "object": {
-                "id": self.subscription_id,
-                "object": "subscription",
-                "customer": self.customer_id,
-                "status": self.status,
-                "cancel_at_period_end": false,
-                "livemode": self.livemode,
-                "items": { "object": "list", "data": items },
-            }},
+            "data": { "object": self.object() },
             "livemode": self.livemode,
             "pending_webhooks": 1,
             "request": { "id": null, "idempotency_key": null },
@@ -137,6 +160,26 @@ impl SubscriptionEvent {
         })
         .to_string()
     }
+}
+
+/// A thin `v1.customer.subscription.*` event about `subscription_id`, as an event destination
+/// sends it.
+pub fn thin_subscription_event(event_type: &str, subscription_id: &str) -> String {
+    json!({
+        "id": new_event_id(),
+        "object": "v2.core.event",
+        "type": event_type,
+        "livemode": false,
+        "created": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "context": null,
+        "reason": { "type": "request", "request": { "id": "req_v2Thin", "idempotency_key": null } },
+        "related_object": {
+            "id": subscription_id,
+            "type": "subscription",
+            "url": format!("/v1/subscriptions/{subscription_id}")
+        }
+    })
+    .to_string()
 }
 
 /// An app on the organizations schema, with one organization whose customer is linked.
@@ -147,7 +190,11 @@ pub struct OrganizationWithCustomer {
 }
 
 pub async fn organization_with_customer() -> OrganizationWithCustomer {
-    let app = spawn_app().await;
+    organization_with_customer_in(spawn_app().await).await
+}
+
+/// [`organization_with_customer`] in `app` (one with the Stripe double, say).
+pub async fn organization_with_customer_in(app: TestApp) -> OrganizationWithCustomer {
     create_organizations_schema(&app.db.pool).await;
     let organization = create_organization(&app.db.pool, "Acme", Some("billing@acme.test")).await;
     let customer_id = new_customer_id();

@@ -60,6 +60,12 @@ pub enum Target {
     StartupCheck,
     /// `GET /jwks.json` (the project's JWKS, not Stripe's).
     Jwks,
+    /// Retrieving this subscription.
+    Subscription(String),
+    /// The subscriptions list request for page N (1-based).
+    SubscriptionsPage(usize),
+    /// Retrieving this product.
+    Product(String),
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +86,9 @@ pub(super) enum Asked<'a> {
     Search,
     StartupCheck,
     Jwks,
+    Subscription(&'a str),
+    SubscriptionsPage(usize),
+    Product(&'a str),
 }
 
 impl State {
@@ -93,6 +102,9 @@ impl State {
                     (Target::EventsPage(n), Asked::EventsPage(p)) => n == p,
                     (Target::EventsPagesFrom(n), Asked::EventsPage(p)) => p >= n,
                     (Target::Update(id), Asked::Update(asked)) => id == asked,
+                    (Target::Subscription(id), Asked::Subscription(asked)) => id == asked,
+                    (Target::SubscriptionsPage(n), Asked::SubscriptionsPage(p)) => n == p,
+                    (Target::Product(id), Asked::Product(asked)) => id == asked,
                     (Target::Create, Asked::Create)
                     | (Target::Search, Asked::Search)
                     | (Target::StartupCheck, Asked::StartupCheck)

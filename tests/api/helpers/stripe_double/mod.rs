@@ -23,6 +23,9 @@
 //! - 401 without the right `Authorization: Bearer` key;
 //! - scripted faults: a 429 with `Retry-After`, a 500, or no answer at all (a hang) for a
 //!   chosen page or customer;
+//! - `GET /v1/subscriptions?status=all&limit=&starting_after=`, `GET /v1/subscriptions/{id}`
+//!   and `GET /v1/products/{id}`: the subscriptions and products a test put (JSON as Stripe
+//!   answers them), a 404 `resource_missing` for others;
 //! - any other path: Stripe's 404 "Unrecognized request URL", without a code;
 //! - a log of every request (path, query, `Stripe-Version`, time), to check what was sent.
 //!
@@ -37,6 +40,7 @@ mod faults;
 mod jwks;
 mod process;
 mod state;
+mod subscriptions_api;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +60,7 @@ use faults::Rule;
 use faults::unrecognized_url;
 use jwks::jwks;
 use state::{Event, Shared};
+use subscriptions_api::{list_subscriptions, retrieve_product, retrieve_subscription};
 
 /// The key the double accepts.
 pub const TEST_API_KEY: &str = "sk_test_51DoubleKey0000000000000000";
@@ -76,12 +81,18 @@ impl StripeDouble {
             let clock = data.clone();
             App::new()
                 .wrap_fn(move |request, service| {
-                    let offset = clock.lock().unwrap().clock_offset;
+                    let (offset, fixed) = {
+                        let state = clock.lock().unwrap();
+                        (state.clock_offset, state.fixed_date)
+                    };
                     let answer = service.call(request);
                     async move {
                         let mut response = answer.await?;
-                        if offset != 0 {
-                            let stripe_now = chrono::Utc::now() + chrono::Duration::seconds(offset);
+                        if offset != 0 || fixed.is_some() {
+                            let stripe_now = match fixed {
+                                Some(at) => chrono::DateTime::from_timestamp(at, 0).unwrap(),
+                                None => chrono::Utc::now() + chrono::Duration::seconds(offset),
+                            };
                             let date = stripe_now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
                             response.headers_mut().insert(
                                 actix_web::http::header::DATE,
@@ -99,6 +110,12 @@ impl StripeDouble {
                 .route("/v1/customers/{id}", web::post().to(update))
                 .route("/jwks.json", web::get().to(jwks))
                 .route("/v1/events", web::get().to(list_events))
+                .route("/v1/subscriptions", web::get().to(list_subscriptions))
+                .route(
+                    "/v1/subscriptions/{id}",
+                    web::get().to(retrieve_subscription),
+                )
+                .route("/v1/products/{id}", web::get().to(retrieve_product))
                 .default_service(web::to(unrecognized_url))
         })
         .workers(2)
@@ -179,6 +196,12 @@ impl StripeDouble {
     /// Makes Stripe's clock (the `Date` of its answers) run `seconds` ahead of ours.
     pub fn set_clock_offset(&self, seconds: i64) {
         self.state.lock().unwrap().clock_offset = seconds;
+    }
+
+    /// Makes every answer's `Date` this Unix second: a fetch is then ordered at the second
+    /// before (see the service's `read_no_later_than`), whatever our clock says.
+    pub fn set_fixed_date(&self, unix_seconds: i64) {
+        self.state.lock().unwrap().fixed_date = Some(unix_seconds);
     }
 
     /// The most requests that were ever being answered at once.
@@ -321,6 +344,31 @@ impl StripeDouble {
 }
 
 impl StripeDouble {
+    /// Adds or replaces a subscription (its JSON as Stripe's API answers it); a new one is
+    /// listed as the newest.
+    pub fn put_subscription(&self, subscription: Value) {
+        let mut state = self.state.lock().unwrap();
+        let id = subscription["id"].clone();
+        match state.subscriptions.iter_mut().find(|s| s["id"] == id) {
+            Some(existing) => *existing = subscription,
+            None => state.subscriptions.insert(0, subscription),
+        }
+    }
+
+    /// Adds or replaces a product.
+    pub fn put_product(&self, product: Value) {
+        let id = product["id"].as_str().expect("a product id").to_owned();
+        self.state.lock().unwrap().products.insert(id, product);
+    }
+
+    /// The requests received for one path (`/v1/products/prod_…`), in order.
+    pub fn requests_to(&self, path: &str) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+
     /// The update requests received for one customer, in order (answered or not).
     pub fn update_requests(&self, id: &str) -> Vec<Request> {
         let path = format!("/v1/customers/{id}");

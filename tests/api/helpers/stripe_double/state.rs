@@ -53,6 +53,8 @@ pub(super) struct State {
     pub(super) latency: Duration,
     /// Seconds Stripe's clock (the `Date` of every answer) runs ahead of ours; negative: behind.
     pub(super) clock_offset: i64,
+    /// The `Date` of every answer, when set (overrides `clock_offset`).
+    pub(super) fixed_date: Option<i64>,
     pub(super) in_flight: usize,
     pub(super) max_in_flight: usize,
     /// Answers by idempotency key: the parameters, and the customer as answered.
@@ -64,6 +66,10 @@ pub(super) struct State {
     pub(super) created_at: HashMap<String, Instant>,
     pub(super) search_lag: Duration,
     pub(super) jwks: Value,
+    /// Subscriptions as Stripe lists them: newest first.
+    pub(super) subscriptions: Vec<Value>,
+    /// Products by id.
+    pub(super) products: HashMap<String, Value>,
 }
 
 /// One event the double lists.

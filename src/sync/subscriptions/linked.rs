@@ -1,0 +1,69 @@
+//! A subscription event may arrive before its customer is linked to an owner (Stripe does not
+//! deliver in order; a checkout sends `customer.subscription.created` and `customer.updated`
+//! within a second): it is kept, and no tier is written, since there is no owner to write it
+//! to. When a customer state that names an owner is then written, the owner's tier is computed
+//! from the kept subscriptions right after the customer's write, on the same connection:
+//! inside the same transaction behind a transaction pooler (the writer's batch is one), and in
+//! the next one otherwise, each under the customer's subscription lock so that it serializes
+//! with the customer's subscription events. So both delivery orders end in the same tier.
+
+use crate::store::StoreError;
+use crate::store::session::EventScope;
+use crate::store::subscriptions as store;
+use crate::sync::SyncSettings;
+use crate::sync::rules::IncomingCustomer;
+
+/// The customer of `state` when it names an owner (a user or an organization), whose tier the
+/// kept subscriptions may now give.
+pub(crate) fn names_an_owner<'a>(state: &'a IncomingCustomer<'_>) -> Option<&'a str> {
+    (state.link.user().is_some() || state.link.organization().is_some())
+        .then(|| state.customer_id.as_str())
+}
+
+/// Recomputes the owner's tier of each of `customers` that has kept subscriptions. A failure
+/// is logged and leaves the customer's write as it is (the next subscription event of the
+/// customer writes the tier): the customer event itself was applied.
+pub(crate) async fn recompute_for(
+    scope: &mut EventScope<'_>,
+    settings: &SyncSettings,
+    customers: &[&str],
+) {
+    if customers.is_empty() {
+        return;
+    }
+    if let Err(error) = recompute(scope, settings, customers).await {
+        tracing::error!(
+            error = %error,
+            "a linked customer's tier was not computed from its subscriptions"
+        );
+    }
+}
+
+async fn recompute(
+    scope: &mut EventScope<'_>,
+    settings: &SyncSettings,
+    customers: &[&str],
+) -> Result<(), StoreError> {
+    for customer in store::customers_with_subscriptions(scope, customers).await? {
+        // A savepoint inside the caller's transaction: a refused tier undoes only itself.
+        let (mut transaction, policy) = scope.nested().await?;
+        let recomputed = {
+            let mut inner = EventScope::within(&mut transaction, policy);
+            async {
+                store::lock_customer(&mut inner, &customer).await?;
+                super::recompute_tier(&mut inner, settings, &customer).await
+            }
+            .await
+        };
+        match recomputed {
+            Ok(_) => transaction.commit().await?,
+            Err(error) => {
+                tracing::error!(
+                    error = %error,
+                    "the tier of a linked customer's owner was not written"
+                );
+            }
+        }
+    }
+    Ok(())
+}

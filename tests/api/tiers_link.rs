@@ -1,0 +1,146 @@
+//! A subscription event may arrive before its customer is linked to an owner (docs/design.md
+//! "Tiers"): the subscription is kept, and the owner's tier is written once a customer state
+//! links it, whatever the path that state came by (webhook, catch-up, thin event). Every
+//! delivery order ends in the same tier.
+
+use uuid::Uuid;
+
+use crate::helpers::commands::workdir;
+use crate::helpers::events::{CustomerEvent, T0, new_customer_id, thin_event};
+use crate::helpers::organizations::{create_organization, create_organizations_schema};
+use crate::helpers::stripe_double::{Customer, StripeDouble, output};
+use crate::helpers::subscriptions::{SubscriptionEvent, new_subscription_id, organization_tier};
+use crate::helpers::{
+    TestApp, create_auth_user, migrated_database, now, spawn_app, spawn_app_with,
+    spawn_app_with_stripe,
+};
+use stripe_customer_sync::domain::ColumnName;
+
+async fn organization(app: &TestApp, name: &str) -> Uuid {
+    create_organization(&app.db.pool, name, Some("billing@example.test")).await
+}
+
+#[tokio::test]
+async fn a_subscription_delivered_before_its_customer_sets_the_tier_once_the_customer_is_linked() {
+    let app = spawn_app().await;
+    create_organizations_schema(&app.db.pool).await;
+    // The same history, delivered in both orders, to two organizations.
+    for subscription_first in [true, false] {
+        let organization = organization(&app, "Acme").await;
+        let customer = new_customer_id();
+        let linking = CustomerEvent::created(&customer, T0)
+            .metadata("organization_id", &organization.to_string());
+        let subscribed = SubscriptionEvent::created(&new_subscription_id(), &customer)
+            .price_by_lookup_key("pro")
+            .at(T0);
+        if subscription_first {
+            app.deliver_expecting(&subscribed.json(), "processed").await;
+            // No owner yet: kept, and no tier written anywhere.
+            assert_eq!(
+                organization_tier(&app, organization).await.as_deref(),
+                Some("free")
+            );
+            app.deliver_expecting(&linking.json(), "processed").await;
+        } else {
+            app.deliver_expecting(&linking.json(), "processed").await;
+            app.deliver_expecting(&subscribed.json(), "processed").await;
+        }
+        assert_eq!(
+            organization_tier(&app, organization).await.as_deref(),
+            Some("pro"),
+            "subscription delivered first: {subscription_first}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_caught_up_event_that_links_the_customer_sets_the_tier() {
+    let app = spawn_app().await;
+    create_organizations_schema(&app.db.pool).await;
+    let organization = organization(&app, "Acme").await;
+    let customer = new_customer_id();
+    let subscribed = SubscriptionEvent::created(&new_subscription_id(), &customer)
+        .price_by_lookup_key("enterprise")
+        .at(now() - 120);
+    app.deliver_expecting(&subscribed.json(), "processed").await;
+    // The customer's own webhook never arrived; catch-up lists it.
+    let missed = CustomerEvent::created(&customer, now() - 60)
+        .metadata("organization_id", &organization.to_string());
+    let double = StripeDouble::start().await;
+    double.add_events([subscribed.json().as_str(), missed.json().as_str()]);
+    let dir = workdir();
+    let out = output(double.command(&app.db.url, dir.path(), &["catch-up", "--json"])).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.assert_recorded(&missed.event_id, "processed").await;
+    assert_eq!(
+        organization_tier(&app, organization).await.as_deref(),
+        Some("enterprise")
+    );
+}
+
+#[tokio::test]
+async fn a_thin_event_that_links_a_customer_stored_unlinked_sets_the_tier() {
+    let double = StripeDouble::start().await;
+    let app = spawn_app_with_stripe(&double).await;
+    create_organizations_schema(&app.db.pool).await;
+    let organization = organization(&app, "Acme").await;
+    let customer = new_customer_id();
+    // Stored without an owner first (no metadata yet).
+    app.deliver_expecting(&CustomerEvent::created(&customer, T0).json(), "processed")
+        .await;
+    let subscribed = SubscriptionEvent::created(&new_subscription_id(), &customer)
+        .price_by_lookup_key("pro")
+        .at(T0 + 1);
+    app.deliver_expecting(&subscribed.json(), "processed").await;
+    assert_eq!(
+        organization_tier(&app, organization).await.as_deref(),
+        Some("free")
+    );
+    // The app sets the customer's organization; the thin event's fetch reads it.
+    double.add([Customer::new(&customer).metadata("organization_id", &organization.to_string())]);
+    let thin = thin_event("v1.customer.updated", &customer);
+    app.deliver_expecting(&thin, "processed").await;
+    assert_eq!(
+        organization_tier(&app, organization).await.as_deref(),
+        Some("pro")
+    );
+}
+
+#[tokio::test]
+async fn a_users_subscription_delivered_before_the_customer_reaches_the_profiles_column() {
+    let app = spawn_app_with(migrated_database().await, |settings| {
+        settings.sync.tiers.profile_column = Some(ColumnName::parse("plan").unwrap());
+    })
+    .await;
+    sqlx::raw_sql(
+        "create table if not exists public.profiles (id uuid primary key);
+         alter table public.profiles add column plan text not null default 'free';",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let user = create_auth_user(&app.db.pool).await;
+    sqlx::query("insert into public.profiles (id) values ($1) on conflict do nothing")
+        .bind(user)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let customer = new_customer_id();
+    let subscribed = SubscriptionEvent::created(&new_subscription_id(), &customer)
+        .price_by_lookup_key("pro")
+        .at(T0);
+    app.deliver_expecting(&subscribed.json(), "processed").await;
+    let linking = CustomerEvent::created(&customer, T0).for_user(user);
+    app.deliver_expecting(&linking.json(), "processed").await;
+    let plan: String = sqlx::query_scalar("select plan from public.profiles where id = $1")
+        .bind(user)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(plan, "pro");
+}
