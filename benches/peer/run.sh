@@ -28,9 +28,10 @@
 # stalls commits for a few hundred ms: the tail latency follows them). Quote ratios from one
 # run, never absolute figures across runs.
 #
-# PEER_BASELINE=<another release binary of stripe-customer-sync> (the previous commit's, say)
-# adds a third system, `base`, on a database of its own seeded alike, taking its turn after
-# the other two: the table then also gives ours / base, measured in the same run.
+# PEER_BASELINE="<release binary of stripe-customer-sync> …" (the previous commit's, say) adds
+# one system per binary, `base1`, `base2`, …, each on a database of its own seeded alike,
+# taking its turn after the other two: the table then also gives ours / base1, …, measured in
+# the same run.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -47,11 +48,11 @@ if [ "$BIN" = - ]; then
 fi
 BIN=$(realpath "$BIN")
 [ -x "$BIN" ] || { echo "run.sh: no binary at $BIN"; exit 1; }
-BASE=${PEER_BASELINE:-}
-if [ -n "$BASE" ]; then
-  BASE=$(realpath "$BASE"); [ -x "$BASE" ] || { echo "run.sh: no baseline binary at $BASE"; exit 1; }
-fi
-SYSTEMS="peer ours${BASE:+ base}"
+BASES=(); SYSTEMS="peer ours"
+for b in ${PEER_BASELINE:-}; do
+  b=$(realpath "$b"); [ -x "$b" ] || { echo "run.sh: no baseline binary at $b"; exit 1; }
+  BASES+=("$b"); SYSTEMS="$SYSTEMS base${#BASES[@]}"
+done
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } || exit 1
 
@@ -64,12 +65,11 @@ R=$P/run; A=$P/app
 export PEER_RUN_DIR=$R
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PGPORT=${PEER_PG_PORT:-$(free_port)}; PEER_PORT=${PEER_PEER_PORT:-$(free_port)}; OURS_PORT=${PEER_OURS_PORT:-$(free_port)}
-BASE_PORT=$(free_port)
-PEER=; OURS=; BASEPID=
+PEER=; OURS=; BASEPIDS=(); BASEPORTS=()
 cleanup() {
   [ -n "$PEER" ] && kill $PEER 2>/dev/null
   [ -n "$OURS" ] && kill $OURS 2>/dev/null
-  [ -n "$BASEPID" ] && kill $BASEPID 2>/dev/null
+  for pid in "${BASEPIDS[@]}"; do kill $pid 2>/dev/null; done
   wait 2>/dev/null
   # A run's events (hundreds of MB) are removed after it; a run that failed leaves them here.
   rm -f "$R"/events_*.bin
@@ -95,7 +95,8 @@ CHECKPOINTS='select checkpoints_timed + checkpoints_req from pg_stat_bgwriter'
 export DATABASE_URL=postgres://postgres@127.0.0.1:$PGPORT/peer WEBHOOK_SECRET=whsec_test_peer_benchmark_secret
 OURS_URL=postgres://postgres@127.0.0.1:$PGPORT/ours
 if ! $PSQL -d peer -c 'select 1 from stripe.customers limit 1' >/dev/null 2>&1 || [ ! -f $R/seed_ids.json ]; then
-  $PSQL -c 'drop database if exists peer' -c 'drop database if exists ours' -c 'drop database if exists base' >/dev/null 2>&1
+  $PSQL -c 'drop database if exists peer' -c 'drop database if exists ours' >/dev/null 2>&1
+  for n in 1 2 3 4 5 6; do $PSQL -c "drop database if exists base$n" >/dev/null 2>&1; done
   $PSQL -c 'create database peer' >/dev/null && (cd $A && node migrate.js >/dev/null && node seed.js 50000) || exit 1
 fi
 # $1: database, $2: binary. The same 50,000 customers, as rows the service would have written
@@ -119,23 +120,27 @@ PY
   $PSQL -d "$1" -c 'vacuum analyze' -c checkpoint >/dev/null
 }
 seed_ours ours "$BIN"
-[ -n "$BASE" ] && seed_ours base "$BASE"
+for i in "${!BASES[@]}"; do seed_ours base$((i + 1)) "${BASES[$i]}"; done
 sed 's#"/webhook"#"/webhooks/stripe"#' $A/wrk_webhook.lua > $A/wrk_ours.lua
 (cd $A && PORT=$PEER_PORT exec node server.js > $R/peer.log 2>&1) & PEER=$!
 STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET LISTEN_ADDR=127.0.0.1:$OURS_PORT \
   DATABASE_URL=$OURS_URL RUST_LOG=info LOG_FORMAT=json \
   "$BIN" serve --skip-migrations > $R/ours.log 2>&1 & OURS=$!
-if [ -n "$BASE" ]; then
-  STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET LISTEN_ADDR=127.0.0.1:$BASE_PORT \
-    DATABASE_URL=postgres://postgres@127.0.0.1:$PGPORT/base RUST_LOG=info LOG_FORMAT=json \
-    "$BASE" serve --skip-migrations > $R/base.log 2>&1 & BASEPID=$!
-fi
+for i in "${!BASES[@]}"; do
+  n=$((i + 1)); BASEPORTS[$i]=$(free_port)
+  STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET LISTEN_ADDR=127.0.0.1:${BASEPORTS[$i]} \
+    DATABASE_URL=postgres://postgres@127.0.0.1:$PGPORT/base$n RUST_LOG=info LOG_FORMAT=json \
+    "${BASES[$i]}" serve --skip-migrations > $R/base$n.log 2>&1 & BASEPIDS[$i]=$!
+done
 sleep 2
 NODEPID=$(pgrep -P $PEER node || echo $PEER)
 kill -0 $PEER 2>/dev/null || { echo "the peer did not start:"; cat $R/peer.log; exit 1; }
 kill -0 $OURS 2>/dev/null || { echo "stripe-customer-sync did not start:"; cat $R/ours.log; exit 1; }
-[ -z "$BASE" ] || kill -0 $BASEPID 2>/dev/null || { echo "the baseline did not start:"; cat $R/base.log; exit 1; }
-echo "binary: $BIN${BASE:+; baseline: $BASE}; PostgreSQL $($PSQL -c 'show server_version'), port $PGPORT; work directory $P"
+for i in "${!BASES[@]}"; do
+  kill -0 ${BASEPIDS[$i]} 2>/dev/null || { echo "base$((i + 1)) did not start:"; cat $R/base$((i + 1)).log; exit 1; }
+  echo "base$((i + 1)): ${BASES[$i]}"
+done
+echo "binary: $BIN; PostgreSQL $($PSQL -c 'show server_version'), port $PGPORT; work directory $P"
 : > $R/side.jsonl
 for rep in $(seq 1 $REPS); do for c in $CONCS; do for sys in $SYSTEMS; do
   python3 $P/cpu.py quiet 0.25 3 $QUIET_MAX >/dev/null 2>&1
@@ -149,7 +154,7 @@ for rep in $(seq 1 $REPS); do for c in $CONCS; do for sys in $SYSTEMS; do
   sync
   if [ $sys = peer ]; then url=http://127.0.0.1:$PEER_PORT/webhook; lua=$A/wrk_webhook.lua; spid=$NODEPID
   elif [ $sys = ours ]; then url=http://127.0.0.1:$OURS_PORT/webhooks/stripe; lua=$A/wrk_ours.lua; spid=$OURS
-  else url=http://127.0.0.1:$BASE_PORT/webhooks/stripe; lua=$A/wrk_ours.lua; spid=$BASEPID; fi
+  else i=$(( ${sys#base} - 1 )); url=http://127.0.0.1:${BASEPORTS[$i]}/webhooks/stripe; lua=$A/wrk_ours.lua; spid=${BASEPIDS[$i]}; fi
   python3 $P/cpu.py snap $spid $P/pgdata > $R/a.json
   wal0=$($PSQL -c 'select pg_current_wal_lsn()'); ck0=$($PSQL -c "$CHECKPOINTS")
   wrk -t1 -c$c -d${SECS}s --timeout 10s -s $lua $url -- $R/events_${tag}.bin > $R/wrk_${tag}.txt 2>&1
@@ -170,7 +175,7 @@ print(f"\nmedians of {reps} run(s) per system and level")
 print("\n| senders | system | events/s | p50 ms | p99 ms | non-2xx | PG CPU ms/event | service CPU ms/event | WAL KB/event | checkpoints |")
 print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for c in sorted({r['c'] for r in rows}):
-  for s in ('peer','ours','base'):
+  for s in ['peer','ours']+sorted({r['sys'] for r in rows if r['sys'].startswith('base')}):
     rs=[r for r in rows if r['c']==c and r['sys']==s]
     if not rs: continue
     med=lambda f: st.median(f(r) for r in rs)
@@ -185,5 +190,6 @@ for c in sorted({r['c'] for r in rows}):
     pg=(med_of(a, lambda r:r['cpu']['pg_cpu_s']/max(r['wrk']['requests'],1)), med_of(b, lambda r:r['cpu']['pg_cpu_s']/max(r['wrk']['requests'],1)))
     wal=(med_of(a, lambda r:r['wal_bytes']/max(r['wrk']['requests'],1)), med_of(b, lambda r:r['wal_bytes']/max(r['wrk']['requests'],1)))
     print(f"|   | {a} / {b} | {rps[0]/rps[1]:.2f}× | | | | {pg[0]/max(pg[1],1e-12):.2f}× | | {wal[0]/max(wal[1],1e-12):.2f}× | |")
-  ratio('ours','peer'); ratio('ours','base')
+  ratio('ours','peer')
+  for b in sorted({r['sys'] for r in rows if r['sys'].startswith('base')}): ratio('ours', b)
 PY
