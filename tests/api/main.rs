@@ -47,6 +47,7 @@ mod query_plans;
 mod request_deadlines;
 mod row_ids;
 mod row_storage;
+mod schema_audit;
 mod schema_constraints;
 mod schema_ledger_constraints;
 mod schema_migrations;
