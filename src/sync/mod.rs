@@ -295,12 +295,7 @@ pub(crate) async fn record_only(
     entry: &LedgerEntry<'_>,
     outcome: Outcome,
 ) -> Result<Outcome, SyncError> {
-    let recorded = Recorded {
-        outcome: outcome.status(),
-        reason: outcome.reason(),
-        error: None,
-    };
-    match ledger::record(conn, entry, recorded, None).await {
+    match ledger::record(conn, entry, Recorded::from(outcome), None).await {
         Ok(_) => Ok(outcome),
         Err(StoreError::Duplicate) => Ok(Outcome::Duplicate),
         Err(error) => Err(error.into()),
@@ -316,8 +311,7 @@ pub(crate) async fn record_failed(
     error: &str,
 ) -> Result<Outcome, SyncError> {
     let recorded = Recorded {
-        outcome: "failed",
-        reason: Some(reason.as_str()),
+        outcome: Outcome::Failed(reason),
         error: Some(error),
     };
     let result = match ledger::record(&mut *conn, entry, recorded, None).await {

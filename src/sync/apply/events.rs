@@ -138,11 +138,7 @@ fn pending<'a>(event: &BatchEvent<'a>, taken: bool, planned: Option<&'a Planned>
         (BatchEvent::Record { entry, outcome }, _) => Pending::Write {
             write: EventWrite::Record {
                 entry,
-                recorded: Recorded {
-                    outcome: outcome.status(),
-                    reason: outcome.reason(),
-                    error: None,
-                },
+                recorded: Recorded::from(*outcome),
                 guard: None,
             },
             outcome: *outcome,
@@ -154,11 +150,7 @@ fn pending<'a>(event: &BatchEvent<'a>, taken: bool, planned: Option<&'a Planned>
             Pending::Write {
                 write: EventWrite::Record {
                     entry,
-                    recorded: Recorded {
-                        outcome: "skipped",
-                        reason: Some(reason.as_str()),
-                        error: None,
-                    },
+                    recorded: Recorded::from(Outcome::Skipped(*reason)),
                     guard: Some(RowGuard {
                         stripe_customer_id: state.customer_id.as_str(),
                         version: version.as_deref(),

@@ -277,10 +277,6 @@ async fn record_skip(
         stripe_customer_id: state.customer_id.as_str(),
         version,
     };
-    let recorded = Recorded {
-        outcome: "skipped",
-        reason: Some(reason.as_str()),
-        error: None,
-    };
+    let recorded = Recorded::from(Outcome::Skipped(reason));
     ledger::record(&mut *scope, entry, recorded, Some(guard)).await
 }

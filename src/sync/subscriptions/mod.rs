@@ -115,12 +115,7 @@ async fn record(
     entry: &LedgerEntry<'_>,
     outcome: Outcome,
 ) -> Result<(), SyncError> {
-    let recorded = Recorded {
-        outcome: outcome.status(),
-        reason: outcome.reason(),
-        error: None,
-    };
-    ledger::record(&mut *scope, entry, recorded, None).await?;
+    ledger::record(&mut *scope, entry, Recorded::from(outcome), None).await?;
     Ok(())
 }
 

@@ -8,8 +8,9 @@ use sqlx::PgExecutor;
 
 use super::{RowColumns, RowToWrite, metadata_text};
 use crate::domain::RowWrite;
+use crate::domain::outcome::Outcome;
 use crate::store::StoreError;
-use crate::store::ledger::{LedgerEntry, Recorded, RowGuard, record_guard};
+use crate::store::ledger::{LedgerEntry, OutcomeColumns, Recorded, RowGuard, record_guard};
 
 /// The rows to write of a batch of events, as arrays: `$1`–`$7` as `WRITE_PAGE_SQL`'s
 /// `$2`–`$8`, `$23` as its `$9` (the new ids of inserts); `$21`–`$22` the metadata of an
@@ -375,18 +376,19 @@ impl<'a> LedgerColumns<'a> {
         self.created.push(entry.stripe_created);
         self.sanitized.push(entry.payload_sanitized);
         self.deleted_customer_ids.push(entry.deleted_customer_id);
-        let (written, outcome, reason, guard) = match *event {
+        let (written, outcome, guard) = match *event {
             EventWrite::Row { write, .. } => {
-                (Some(write.stripe_customer_id), "processed", None, None)
+                (Some(write.stripe_customer_id), Outcome::Processed, None)
             }
             EventWrite::Record {
                 recorded, guard, ..
-            } => (None, recorded.outcome, recorded.reason, guard),
+            } => (None, recorded.outcome, guard),
         };
+        let columns = OutcomeColumns::of(outcome);
         self.payloads.push(entry.payload_kept(outcome));
         self.written_customer_ids.push(written);
-        self.outcomes.push(outcome);
-        self.reasons.push(reason);
+        self.outcomes.push(columns.outcome);
+        self.reasons.push(columns.reason);
         self.guard_customer_ids
             .push(guard.map(|g| g.stripe_customer_id));
         self.guard_versions.push(guard.and_then(|g| g.version));
