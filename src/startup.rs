@@ -25,8 +25,7 @@ use crate::profile_push::{self, Pusher};
 use crate::store::pool::{self, ConnectionPolicy, PoolMode};
 use crate::stripe::signature::SignatureVerifier;
 use crate::stripe_api::{RetryPolicy, StripeClient};
-use crate::sync::SyncSettings;
-use crate::sync::batch::EventWriter;
+use crate::sync::{EventWriter, SyncSettings};
 
 /// In-flight events get this long to finish after SIGTERM; Stripe retries anything cut off.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;

@@ -29,13 +29,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::PgPool;
 
+use crate::domain::event_order::{CustomerEventKind, EventOrder};
 use crate::progress;
 use crate::store::catch_up::{self as store, CompletedRun, StartedBy};
 use crate::store::{StoreError, recorded};
 use crate::stripe::event;
 use crate::stripe_api::events::{self, EventPage, ListedEvent};
 use crate::stripe_api::{ApiError, StripeClient};
-use crate::sync::rules::{CustomerEventKind, EventOrder};
 use crate::sync::{self, Outcome, SyncError, SyncSettings};
 
 pub(crate) use command::{CatchUpArgs, print};

@@ -12,9 +12,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::stripe::sanitize;
 use crate::stripe::thin_event::{self, Delivery};
-use crate::sync::Outcome;
-use crate::sync::batch::EventWriter;
-use crate::thin_events::{self, ThinEventError};
+use crate::sync::{self, EventWriter, Outcome, ThinEventError};
 
 /// Stripe's events are a few KB; anything this large is not one.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -110,7 +108,7 @@ async fn apply(
             ApiError::Unavailable
         }),
         Delivery::Thin(event) => {
-            thin_events::handle(&state.pool, &state.sync, state.stripe_api.as_ref(), event)
+            sync::apply_thin(&state.pool, &state.sync, state.stripe_api.as_ref(), event)
                 .await
                 .map_err(|error| match error {
                     ThinEventError::NotConfigured => {

@@ -6,12 +6,13 @@ use sqlx::postgres::{PgArguments, Postgres};
 use sqlx::query::Query;
 
 use super::StoreError;
+use crate::domain::EventId;
 use crate::domain::outcome::Outcome;
 
 /// The ledger columns of one event (the outcome is added by the statement that records it).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LedgerEntry<'a> {
-    pub event_id: &'a str,
+    pub event_id: &'a EventId,
     pub event_type: &'a str,
     pub livemode: bool,
     pub api_version: Option<&'a str>,
@@ -61,7 +62,7 @@ impl<'a> LedgerEntry<'a> {
         'a: 'q,
     {
         query
-            .bind(self.event_id)
+            .bind(self.event_id.as_str())
             .bind(self.event_type)
             .bind(self.livemode)
             .bind(self.api_version)

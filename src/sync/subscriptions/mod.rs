@@ -7,7 +7,8 @@ pub(crate) mod rules;
 
 use chrono::DateTime;
 
-use super::{Outcome, SkipReason, SyncError, SyncSettings, record_only};
+use super::event::record_only;
+use super::{Outcome, SkipReason, SyncError, SyncSettings};
 use crate::domain::{ColumnName, StripeCustomerId};
 use crate::store::StoreError;
 use crate::store::ledger::{self, LedgerEntry, Recorded};
@@ -75,7 +76,7 @@ async fn apply_in(
     status: &str,
 ) -> Result<Outcome, SyncError> {
     store::lock_customer(scope, customer).await?;
-    if store::already_recorded(scope, event.entry.event_id).await? {
+    if store::already_recorded(scope, event.entry.event_id.as_str()).await? {
         return Ok(Outcome::Duplicate);
     }
     let stored = store::stored_order(scope, &event.subscription.id).await?;
@@ -162,7 +163,7 @@ fn row<'a>(
         cancel_at_period_end: subscription.cancel_at_period_end,
         current_period_end: period_end.and_then(|end| DateTime::from_timestamp(end, 0)),
         livemode: event.livemode,
-        last_event_id: event.entry.event_id,
+        last_event_id: event.entry.event_id.as_str(),
         last_event_created: event.created,
         last_event_type: event.kind.as_event_type(),
         ended: rules::is_ended(event.kind, status),

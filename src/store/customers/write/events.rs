@@ -369,7 +369,7 @@ struct LedgerColumns<'a> {
 impl<'a> LedgerColumns<'a> {
     fn push(&mut self, event: &EventWrite<'a>) {
         let entry = event.entry();
-        self.ids.push(entry.event_id);
+        self.ids.push(entry.event_id.as_str());
         self.types.push(entry.event_type);
         self.livemodes.push(entry.livemode);
         self.api_versions.push(entry.api_version);
