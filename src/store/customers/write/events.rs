@@ -5,6 +5,8 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
+use sqlx::postgres::{PgArguments, Postgres};
+use sqlx::query::QueryScalar;
 
 use super::{RowColumns, RowToWrite, metadata_text};
 use crate::domain::RowWrite;
@@ -164,11 +166,9 @@ macro_rules! row_written_or_guard_holds {
 /// `WRITE_PAGE_SQL` (an insert also only while the user it links is still free), and its
 /// event recorded `processed` only if it was; an event that writes no row is recorded with its
 /// outcome only while its guard holds (as `ledger::record`). An event whose write or guard did
-/// not hold is not recorded: decide it again. Binds: `$1`–`$7` the rows as arrays, `$8`–`$15`
-/// the ledger columns of every event as arrays (as `LedgerEntry::bind_to`), `$16` the customer
-/// each event wrote (null: it writes none), `$17`–`$18` outcome and reason of those that write
-/// none, `$19`–`$20` their guards, `$21`–`$22` the alternatives of inserts (see
-/// [`events_input!`]), `$23` the new ids of inserts.
+/// not hold is not recorded: decide it again. Its parameters are `EventColumns`', which binds
+/// them: `$1`–`$7` the rows, `$8`–`$20` every event's ledger columns, outcome and guard,
+/// `$21`–`$22` the alternatives of inserts (see [`events_input!`]), `$23` their new ids.
 ///
 /// No statement-wide event id for the audit trail: its trigger reads each row's event from the
 /// `sync.last_event_id` the write sets. A duplicate event id (a delivery another replica is
@@ -272,8 +272,9 @@ impl<'a> EventWrite<'a> {
     }
 }
 
-/// Writes the events of a batch in one statement ([`WRITE_EVENTS_SQL`]); the ids of the events
-/// recorded come back. An event missing from them wrote nothing: decide it again.
+/// Writes the events of a batch in one statement ([`WRITE_EVENTS_SQL`] or the variant the
+/// batch needs); the ids of the events recorded come back. An event missing from them wrote
+/// nothing: decide it again.
 pub(crate) async fn write_events(
     db: impl PgExecutor<'_>,
     events: &[EventWrite<'_>],
@@ -281,71 +282,135 @@ pub(crate) async fn write_events(
     if events.is_empty() {
         return Ok(HashSet::new());
     }
-    let rows: Vec<RowToWrite<'_>> = events
-        .iter()
-        .filter_map(|event| match event {
-            EventWrite::Row { write, .. } => Some(*write),
-            EventWrite::Record { .. } => None,
-        })
-        .collect();
-    let (if_user_missing, if_user_taken): (Vec<Option<String>>, Vec<Option<String>>) = events
-        .iter()
-        .filter_map(|event| match event {
-            EventWrite::Row {
-                if_user_not_free, ..
-            } => Some(if_user_not_free.map_or((None, None), |alternatives| {
-                (
-                    Some(metadata_text(alternatives.user_missing)),
-                    Some(metadata_text(alternatives.user_taken)),
-                )
-            })),
-            EventWrite::Record { .. } => None,
-        })
-        .unzip();
-    let mut ledger = LedgerColumns::default();
-    for event in events {
-        ledger.push(event);
-    }
-    let inserts = rows.iter().any(|r| r.version.is_none());
-    let updates = rows.iter().any(|r| r.version.is_some());
-    let only_rows = rows.len() == events.len();
-    let sql = match (inserts, updates, only_rows) {
-        (true, true, false) => WRITE_EVENTS_SQL,
-        (true, false, false) => INSERT_EVENTS_SQL,
-        (false, true, false) => UPDATE_EVENTS_SQL,
-        (false, false, _) => RECORD_EVENTS_SQL,
-        (true, true, true) => WRITE_ROW_EVENTS_SQL,
-        (true, false, true) => INSERT_ROW_EVENTS_SQL,
-        (false, true, true) => UPDATE_ROW_EVENTS_SQL,
-    };
-    let rows = RowColumns::of(&rows);
-    let recorded: Vec<String> = sqlx::query_scalar(sql)
-        .bind(&rows.ids)
-        .bind(&rows.versions)
-        .bind(&rows.users)
-        .bind(&rows.emails)
-        .bind(&rows.names)
-        .bind(&rows.payment_methods)
-        .bind(&rows.metadata)
-        .bind(&ledger.ids)
-        .bind(&ledger.types)
-        .bind(&ledger.livemodes)
-        .bind(&ledger.api_versions)
-        .bind(&ledger.created)
-        .bind(&ledger.payloads)
-        .bind(&ledger.sanitized)
-        .bind(&ledger.deleted_customer_ids)
-        .bind(&ledger.written_customer_ids)
-        .bind(&ledger.outcomes)
-        .bind(&ledger.reasons)
-        .bind(&ledger.guard_customer_ids)
-        .bind(&ledger.guard_versions)
-        .bind(&if_user_missing)
-        .bind(&if_user_taken)
-        .bind(&rows.new_ids)
+    let columns = EventColumns::of(events);
+    let recorded: Vec<String> = columns
+        .bind(sqlx::query_scalar(columns.statement()))
         .fetch_all(db)
         .await?;
     Ok(recorded.into_iter().collect())
+}
+
+/// The statements of a batch that writes rows, by the writes it makes.
+struct Statements {
+    insert_and_update: &'static str,
+    insert: &'static str,
+    update: &'static str,
+}
+
+/// For a batch in which some event writes no row (it is recorded under its guard).
+const EVENTS: Statements = Statements {
+    insert_and_update: WRITE_EVENTS_SQL,
+    insert: INSERT_EVENTS_SQL,
+    update: UPDATE_EVENTS_SQL,
+};
+
+/// For a batch in which every event writes a row: without the guard.
+const ROW_EVENTS: Statements = Statements {
+    insert_and_update: WRITE_ROW_EVENTS_SQL,
+    insert: INSERT_ROW_EVENTS_SQL,
+    update: UPDATE_ROW_EVENTS_SQL,
+};
+
+type PgScalar<'q> = QueryScalar<'q, Postgres, String, PgArguments>;
+
+/// The columns of a batch of events, one array per column: what the statements take, and the
+/// one place that says which parameter is which.
+struct EventColumns<'a> {
+    /// The rows the events write (events that write none have no element here).
+    rows: RowColumns<'a>,
+    /// Per row, the metadata of its insert's alternatives ([`IfUserNotFree`]); null for a row
+    /// without.
+    if_user_missing: Vec<Option<String>>,
+    if_user_taken: Vec<Option<String>>,
+    /// Per event, its ledger row and what it is recorded with.
+    ledger: LedgerColumns<'a>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn of(events: &[EventWrite<'a>]) -> Self {
+        let mut columns = Self {
+            rows: RowColumns::with_capacity(events.len()),
+            if_user_missing: Vec::with_capacity(events.len()),
+            if_user_taken: Vec::with_capacity(events.len()),
+            ledger: LedgerColumns::default(),
+        };
+        for event in events {
+            if let EventWrite::Row {
+                write,
+                if_user_not_free,
+                ..
+            } = event
+            {
+                columns.rows.push(write);
+                let alternatives = if_user_not_free.map(|alternatives| {
+                    (
+                        metadata_text(alternatives.user_missing),
+                        metadata_text(alternatives.user_taken),
+                    )
+                });
+                let (missing, taken) = alternatives.unzip();
+                columns.if_user_missing.push(missing);
+                columns.if_user_taken.push(taken);
+            }
+            columns.ledger.push(event);
+        }
+        columns
+    }
+
+    /// The statement this batch needs: without the insert or the update when none of its rows
+    /// is one, and without the guard of an event that writes no row when every event writes one.
+    fn statement(&self) -> &'static str {
+        let inserts = self.rows.versions.iter().any(Option::is_none);
+        let updates = self.rows.versions.iter().any(Option::is_some);
+        let every_event_writes_a_row = self.rows.ids.len() == self.ledger.ids.len();
+        let statements = if every_event_writes_a_row {
+            &ROW_EVENTS
+        } else {
+            &EVENTS
+        };
+        match (inserts, updates) {
+            (true, true) => statements.insert_and_update,
+            (true, false) => statements.insert,
+            (false, true) => statements.update,
+            (false, false) => RECORD_EVENTS_SQL,
+        }
+    }
+
+    /// Binds the columns, in the statements' order (see [`WRITE_EVENTS_SQL`]).
+    fn bind<'q>(&'q self, query: PgScalar<'q>) -> PgScalar<'q> {
+        let (rows, ledger) = (&self.rows, &self.ledger);
+        query
+            // $1–$7: the rows (as `WRITE_PAGE_SQL`'s $2–$8)
+            .bind(&rows.ids)
+            .bind(&rows.versions)
+            .bind(&rows.users)
+            .bind(&rows.emails)
+            .bind(&rows.names)
+            .bind(&rows.payment_methods)
+            .bind(&rows.metadata)
+            // $8–$15: every event's ledger columns (as `LedgerEntry::bind_to`'s $1–$8)
+            .bind(&ledger.ids)
+            .bind(&ledger.types)
+            .bind(&ledger.livemodes)
+            .bind(&ledger.api_versions)
+            .bind(&ledger.created)
+            .bind(&ledger.payloads)
+            .bind(&ledger.sanitized)
+            .bind(&ledger.deleted_customer_ids)
+            // $16: the customer each event wrote (null: none)
+            .bind(&ledger.written_customer_ids)
+            // $17–$18: the outcome and reason of each event
+            .bind(&ledger.outcomes)
+            .bind(&ledger.reasons)
+            // $19–$20: the guard of an event that writes no row
+            .bind(&ledger.guard_customer_ids)
+            .bind(&ledger.guard_versions)
+            // $21–$22: the alternatives of inserts
+            .bind(&self.if_user_missing)
+            .bind(&self.if_user_taken)
+            // $23: the new ids of inserts
+            .bind(&rows.new_ids)
+    }
 }
 
 /// The ledger columns of a batch's events, one array per column.
@@ -360,8 +425,8 @@ struct LedgerColumns<'a> {
     sanitized: Vec<bool>,
     deleted_customer_ids: Vec<Option<&'a str>>,
     written_customer_ids: Vec<Option<&'a str>>,
-    outcomes: Vec<&'a str>,
-    reasons: Vec<Option<&'a str>>,
+    outcomes: Vec<&'static str>,
+    reasons: Vec<Option<&'static str>>,
     guard_customer_ids: Vec<Option<&'a str>>,
     guard_versions: Vec<Option<&'a str>>,
 }

@@ -261,31 +261,38 @@ struct RowColumns<'a> {
 
 impl<'a> RowColumns<'a> {
     fn of(rows: &[RowToWrite<'a>]) -> Self {
-        let mut columns = Self {
-            ids: Vec::with_capacity(rows.len()),
-            versions: Vec::with_capacity(rows.len()),
-            users: Vec::with_capacity(rows.len()),
-            emails: Vec::with_capacity(rows.len()),
-            names: Vec::with_capacity(rows.len()),
-            payment_methods: Vec::with_capacity(rows.len()),
-            metadata: Vec::with_capacity(rows.len()),
-            new_ids: Vec::with_capacity(rows.len()),
-            organizations: Vec::with_capacity(rows.len()),
-        };
-        for r in rows {
-            columns.ids.push(r.stripe_customer_id);
-            columns.versions.push(r.version);
-            columns.users.push(r.row.user_id);
-            columns.emails.push(r.row.email.as_deref());
-            columns.names.push(r.row.name.as_deref());
-            columns
-                .payment_methods
-                .push(r.row.default_payment_method.as_deref());
-            columns.metadata.push(metadata_text(r.row));
-            columns.new_ids.push(r.version.is_none().then(new_row_id));
-            columns.organizations.push(r.row.organization_id);
+        let mut columns = Self::with_capacity(rows.len());
+        for row in rows {
+            columns.push(row);
         }
         columns
+    }
+
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            ids: Vec::with_capacity(capacity),
+            versions: Vec::with_capacity(capacity),
+            users: Vec::with_capacity(capacity),
+            emails: Vec::with_capacity(capacity),
+            names: Vec::with_capacity(capacity),
+            payment_methods: Vec::with_capacity(capacity),
+            metadata: Vec::with_capacity(capacity),
+            new_ids: Vec::with_capacity(capacity),
+            organizations: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn push(&mut self, r: &RowToWrite<'a>) {
+        self.ids.push(r.stripe_customer_id);
+        self.versions.push(r.version);
+        self.users.push(r.row.user_id);
+        self.emails.push(r.row.email.as_deref());
+        self.names.push(r.row.name.as_deref());
+        self.payment_methods
+            .push(r.row.default_payment_method.as_deref());
+        self.metadata.push(metadata_text(r.row));
+        self.new_ids.push(r.version.is_none().then(new_row_id));
+        self.organizations.push(r.row.organization_id);
     }
 }
 
