@@ -71,7 +71,7 @@ struct Waiter {
 /// again once the batch is taken, and the rest, which it takes back.
 struct OwnedEvent {
     text: EventText,
-    owned: EventOwned,
+    parts: EventParts,
 }
 
 struct EventText {
@@ -80,7 +80,7 @@ struct EventText {
     raw: String,
 }
 
-struct EventOwned {
+struct EventParts {
     id: EventId,
     object: EventObject,
     created: i64,
@@ -96,7 +96,7 @@ impl OwnedEvent {
                 api_version: event.api_version.map(str::to_owned),
                 raw: event.raw.to_owned(),
             },
-            owned: EventOwned {
+            parts: EventParts {
                 id: event.id.clone(),
                 object: event.object.clone(),
                 created: event.created,
@@ -107,7 +107,7 @@ impl OwnedEvent {
     }
 }
 
-impl EventOwned {
+impl EventParts {
     /// The event again, over its text.
     fn with(self, text: &EventText) -> StripeEvent<'_> {
         StripeEvent {
@@ -206,14 +206,14 @@ impl Writer {
         self.metrics.batches.batch(jobs.len());
         let (owned, waiters): (Vec<OwnedEvent>, Vec<Waiter>) =
             jobs.into_iter().map(|job| (job.event, job.waiter)).unzip();
-        let (texts, owned): (Vec<EventText>, Vec<EventOwned>) = owned
+        let (texts, parts): (Vec<EventText>, Vec<EventParts>) = owned
             .into_iter()
-            .map(|event| (event.text, event.owned))
+            .map(|event| (event.text, event.parts))
             .unzip();
-        let events: Vec<StripeEvent<'_>> = owned
+        let events: Vec<StripeEvent<'_>> = parts
             .into_iter()
             .zip(&texts)
-            .map(|(owned, text)| owned.with(text))
+            .map(|(parts, text)| parts.with(text))
             .collect();
 
         // Dropped at the first deadline: behind a transaction pooler the batch's transaction

@@ -266,3 +266,100 @@ impl<'a, R> Applying<'a, R> {
         &self.state
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+
+    use super::*;
+    use crate::domain::EventOrder;
+    use crate::sync::request::FetchCommand;
+
+    const T: i64 = 1_732_500_000;
+
+    fn entry<'a>(id: &'a EventId, event_type: &'a str) -> LedgerEntry<'a> {
+        LedgerEntry {
+            event_id: id,
+            event_type,
+            livemode: false,
+            api_version: None,
+            stripe_created: DateTime::from_timestamp(T, 0).unwrap(),
+            payload: "{}",
+            payload_sanitized: false,
+            deleted_customer_id: None,
+        }
+    }
+
+    fn state(created: i64) -> CustomerState<'static> {
+        let customer = Box::leak(Box::new(CustomerObject {
+            id: "cus_A".into(),
+            ..CustomerObject::default()
+        }));
+        CustomerState {
+            kind: CustomerEventKind::Updated,
+            created,
+            customer_id: StripeCustomerId::parse("cus_A").unwrap(),
+            customer,
+            livemode: false,
+        }
+    }
+
+    #[test]
+    fn a_snapshot_events_state_is_ordered_as_sent_and_a_thin_events_as_fetched() {
+        let id = EventId::parse("evt_1").unwrap();
+        let snapshot = Applying::new(
+            EventRecording::snapshot(entry(&id, "customer.updated")),
+            "user_id",
+            state(T),
+        );
+        let thin = Applying::new(
+            EventRecording::thin(entry(&id, "v1.customer.updated")),
+            "user_id",
+            state(T),
+        );
+        assert_eq!(snapshot.state().origin, Origin::Event(&id));
+        assert_eq!(
+            snapshot.state().order(),
+            EventOrder::new(T, CustomerEventKind::Updated)
+        );
+        assert_eq!(
+            thin.state().origin,
+            Origin::ThinEvent {
+                id: &id,
+                event_type: "v1.customer.updated"
+            }
+        );
+        assert_eq!(thin.state().order(), EventOrder::fetched(T));
+    }
+
+    #[test]
+    fn only_an_event_records_its_skip_and_its_row_in_the_ledger() {
+        let id = EventId::parse("evt_1").unwrap();
+        let event = EventRecording::snapshot(entry(&id, "customer.updated"));
+        let run = FetchRun::new(FetchCommand::Backfill, false, false);
+        let created = CreatedCustomer {
+            id: &StripeCustomerId::parse("cus_A").unwrap(),
+            customer: &CustomerObject::default(),
+            requested_at: T,
+            livemode: false,
+            source_id: "ensure-customer:u:1",
+        };
+        assert!(event.skip().is_some());
+        assert_eq!(event.ledger().map(|e| e.event_id), Some(&id));
+        assert!((&run).skip().is_none() && (&run).ledger().is_none());
+        assert!(created.skip().is_none() && created.ledger().is_none());
+        assert_eq!((&run).source_id(), run.run_id);
+        assert_eq!(created.source_id(), "ensure-customer:u:1");
+    }
+
+    #[test]
+    fn only_a_run_compares_values_and_only_a_dry_run_writes_nothing() {
+        let id = EventId::parse("evt_1").unwrap();
+        let event = EventRecording::snapshot(entry(&id, "customer.updated"));
+        let run = FetchRun::new(FetchCommand::Verify, false, false);
+        let dry = FetchRun::new(FetchCommand::Backfill, true, false);
+        assert!(!event.compares_values() && !event.dry_run());
+        assert!((&run).compares_values() && !(&run).dry_run());
+        assert!((&dry).dry_run());
+    }
+}
