@@ -3,10 +3,10 @@
 //! writer's batch (`super::batch`), and recorded in the ledger exactly once. Also how an event
 //! that changes no row, or that the database refuses, is recorded (thin events too).
 
-use chrono::DateTime;
 use sqlx::{PgConnection, PgPool};
 
 use super::apply::{self, Applying, CustomerState, EventRecording};
+use super::ledger_entry::{Delivered, ledger_entry};
 use super::rules::CustomerEventKind;
 use super::subscriptions::{self, SubscriptionEvent, rules::SubscriptionEventKind};
 use super::{FailReason, IgnoreReason, Outcome, SkipReason, SyncError, SyncSettings};
@@ -119,7 +119,7 @@ pub(crate) enum EventPlan<'e> {
 
 impl<'e> EventPlan<'e> {
     pub(crate) fn of(settings: &SyncSettings, event: &'e StripeEvent<'_>) -> Self {
-        let entry = ledger_entry(event);
+        let entry = ledger_entry(Delivered::Snapshot(event), deleted_customer(event));
         if !settings.mode.keeps(event.livemode) {
             // Not a deletion this deployment keeps either.
             let entry = LedgerEntry {
@@ -176,9 +176,9 @@ impl<'e> EventPlan<'e> {
     }
 }
 
-/// The ledger row of a snapshot event, and the customer it deletes, if it does.
-fn ledger_entry<'e>(event: &'e StripeEvent<'_>) -> LedgerEntry<'e> {
-    let deleted_customer_id = match &event.object {
+/// The customer a snapshot event deletes, if it does.
+fn deleted_customer<'e>(event: &'e StripeEvent<'_>) -> Option<&'e str> {
+    match &event.object {
         EventObject::Customer(customer)
             if CustomerEventKind::from_event_type(event.event_type)
                 == Some(CustomerEventKind::Deleted)
@@ -187,16 +187,6 @@ fn ledger_entry<'e>(event: &'e StripeEvent<'_>) -> LedgerEntry<'e> {
             Some(customer.id.as_str())
         }
         _ => None,
-    };
-    LedgerEntry {
-        event_id: &event.id,
-        event_type: event.event_type,
-        livemode: event.livemode,
-        api_version: event.api_version,
-        stripe_created: DateTime::from_timestamp(event.created, 0).unwrap_or_default(),
-        payload: event.raw,
-        payload_sanitized: event.payload_sanitized,
-        deleted_customer_id,
     }
 }
 

@@ -20,6 +20,7 @@ mod batch;
 mod created;
 mod event;
 mod fetched;
+mod ledger_entry;
 mod reapply;
 pub(crate) mod request;
 mod rules;

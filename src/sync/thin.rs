@@ -22,11 +22,11 @@ use sqlx::PgPool;
 
 use super::apply::{self, Applying, CustomerState, EventRecording};
 use super::event::{record_failed, record_only, recording_refusal};
+use super::ledger_entry::{Delivered, ledger_entry};
 use super::request::FetchedCustomer;
 use super::rules::CustomerEventKind;
 use super::{FailReason, IgnoreReason, Outcome, SkipReason, SyncError, SyncSettings};
 use crate::domain::StripeCustomerId;
-use crate::store::ledger::LedgerEntry;
 use crate::store::session::EventScope;
 use crate::store::{StoreError, recorded};
 use crate::stripe::thin_event::ThinEvent;
@@ -139,7 +139,7 @@ async fn apply_customer(
             Ok(outcome)
         }
         Fetch::Unknown { error } => {
-            let entry = ledger_entry(event, None);
+            let entry = ledger_entry(Delivered::Thin(event), None);
             let mut scope = EventScope::begin(pool, settings.connection).await?;
             let reason = FailReason::CustomerNotFound;
             let outcome = record_failed(&mut scope, &entry, reason, &error).await?;
@@ -212,7 +212,10 @@ pub(super) async fn apply_fetched_in(
 ) -> Result<Outcome, SyncError> {
     // Stripe deleted the customer, whether the event says so or the fetch found out.
     let deleted = fetched.deleted || event.event_type == "v1.customer.deleted";
-    let entry = ledger_entry(event, deleted.then_some(customer_id.as_str()));
+    let entry = ledger_entry(
+        Delivered::Thin(event),
+        deleted.then_some(customer_id.as_str()),
+    );
     let kind = if fetched.deleted {
         CustomerEventKind::Deleted
     } else {
@@ -243,28 +246,9 @@ async fn record(
     event: &ThinEvent<'_>,
     outcome: Outcome,
 ) -> Result<Outcome, SyncError> {
-    let entry = ledger_entry(event, None);
+    let entry = ledger_entry(Delivered::Thin(event), None);
     let mut scope = EventScope::begin(pool, settings.connection).await?;
     let outcome = record_only(&mut scope, &entry, outcome).await?;
     scope.commit().await?;
     Ok(outcome)
-}
-
-/// The ledger row of a thin event: its type as sent (`v1.customer.updated`), its RFC 3339
-/// `created`, no API version (thin events have none), the body as payload; and the customer
-/// it tells us was deleted, if it does.
-fn ledger_entry<'a>(
-    event: &'a ThinEvent<'_>,
-    deleted_customer_id: Option<&'a str>,
-) -> LedgerEntry<'a> {
-    LedgerEntry {
-        event_id: &event.id,
-        event_type: &event.event_type,
-        livemode: event.livemode,
-        api_version: None,
-        stripe_created: event.created,
-        payload: event.raw,
-        payload_sanitized: event.payload_sanitized,
-        deleted_customer_id,
-    }
 }
