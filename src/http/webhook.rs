@@ -13,9 +13,7 @@ use super::body::BodyError;
 use super::error::ApiError;
 use crate::stripe::sanitize;
 use crate::stripe::thin_event::{self, Delivery};
-use crate::sync::Outcome;
-use crate::sync::batch::EventWriter;
-use crate::thin_events::{self, ThinEventError};
+use crate::sync::{self, EventWriter, Outcome, ThinEventError};
 
 /// Stripe's events are a few KB; anything this large is not one.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -115,23 +113,19 @@ async fn apply(
         Delivery::Snapshot(event) => {
             // The products a subscription's prices need, read before the database is: a
             // transient failure is a 503 (Stripe retries), never a guessed tier.
-            crate::stripe_api::products::expand_event(
-                state.stripe_api.as_ref(),
-                &state.sync,
-                event,
-            )
-            .await
-            .map_err(|error| {
-                tracing::error!(error = %error, "a product not read; answering 503");
-                ApiError::Unavailable
-            })?;
+            sync::expand_products(state.stripe_api.as_ref(), &state.sync, event)
+                .await
+                .map_err(|error| {
+                    tracing::error!(error = %error, "a product not read; answering 503");
+                    ApiError::Unavailable
+                })?;
             events.apply(event, deadline).await.map_err(|error| {
                 tracing::error!(error = %error, "event not applied; answering 503");
                 ApiError::Unavailable
             })
         }
         Delivery::Thin(event) => {
-            thin_events::handle(&state.pool, &state.sync, state.stripe_api.as_ref(), event)
+            sync::apply_thin(&state.pool, &state.sync, state.stripe_api.as_ref(), event)
                 .await
                 .map_err(|error| match error {
                     ThinEventError::NotConfigured => {
