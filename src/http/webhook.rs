@@ -102,7 +102,8 @@ async fn handle(
     Ok(HttpResponse::Ok().json(response))
 }
 
-/// A snapshot event carries the customer; a thin one names it, and the customer is fetched.
+/// A snapshot event carries its customer or subscription (whose prices' products are read
+/// first); a thin one names it, and it is fetched.
 async fn apply(
     state: &AppState,
     events: &EventWriter,
@@ -130,9 +131,9 @@ async fn apply(
                 .map_err(|error| match error {
                     ThinEventError::NotConfigured => {
                         tracing::error!(
-                            "thin event not applied: STRIPE_API_KEY is not set, so the customer \
-                             cannot be fetched; answering 503 not_configured (Stripe keeps the \
-                             event and retries it once the key is set)"
+                            "thin event not applied: STRIPE_API_KEY is not set, so its customer \
+                             or subscription cannot be fetched; answering 503 not_configured \
+                             (Stripe keeps the event and retries it once the key is set)"
                         );
                         ApiError::NotConfigured
                     }

@@ -43,14 +43,16 @@ pub(crate) const FETCH_DEADLINE: Duration = Duration::from_millis(3000);
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ThinEventError {
-    /// `STRIPE_API_KEY` is not set: the customer cannot be fetched.
-    #[error("a thin customer event needs STRIPE_API_KEY to fetch the customer, and it is not set")]
+    /// `STRIPE_API_KEY` is not set: the event's customer or subscription cannot be fetched.
+    #[error(
+        "a thin event needs STRIPE_API_KEY to fetch its customer or subscription, and it is not set"
+    )]
     NotConfigured,
-    #[error("fetching the customer from Stripe: {0}")]
+    #[error("fetching the thin event's object from Stripe: {0}")]
     Stripe(#[from] ApiError),
-    #[error("fetching the customer from Stripe took longer than {FETCH_DEADLINE:?}")]
+    #[error("fetching the thin event's object from Stripe took longer than {FETCH_DEADLINE:?}")]
     FetchTimedOut,
-    /// The event's mode is not the key's: the key cannot read its customer.
+    /// The event's mode is not the key's: the key cannot read its customer or subscription.
     #[error(
         "a {} thin event cannot be fetched with STRIPE_API_KEY, a key of the other mode: set a \
          key of the event's mode, or STRIPE_MODE to the key's mode",
