@@ -31,5 +31,4 @@ pub mod stripe;
 pub(crate) mod stripe_api;
 pub mod sync;
 pub mod telemetry;
-pub mod thin_events;
 pub mod tls;

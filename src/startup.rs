@@ -22,7 +22,7 @@ use crate::ledger_retention;
 use crate::metrics::Metrics;
 use crate::profile_push;
 use crate::store::pool;
-use crate::sync::batch::EventWriter;
+use crate::sync::EventWriter;
 
 /// In-flight events get this long to finish after SIGTERM; Stripe retries anything cut off.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;

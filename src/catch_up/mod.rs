@@ -29,13 +29,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::PgPool;
 
+use crate::domain::event_order::{CustomerEventKind, EventOrder};
 use crate::progress;
 use crate::store::catch_up::{self as store, CompletedRun, StartedBy};
 use crate::store::{StoreError, recorded};
 use crate::stripe::event;
 use crate::stripe_api::events::{self, EventPage, ListedEvent};
 use crate::stripe_api::{ApiError, StripeClient};
-use crate::sync::rules::{CustomerEventKind, EventOrder};
 use crate::sync::{self, Outcome, SyncError, SyncSettings};
 
 pub(crate) use summary::{Summary, WindowStart, render};
@@ -171,7 +171,7 @@ async fn run_locked(
                 continue;
             };
             event.payload_sanitized = listed.sanitized;
-            crate::stripe_api::products::expand_event(Some(client), settings, &mut event).await?;
+            sync::expand_products(Some(client), settings, &mut event).await?;
             let outcome = sync::apply_event(pool, settings, &event).await?;
             *summary.applied.entry(outcome.status()).or_default() += 1;
             if let Outcome::Skipped(reason) = outcome {

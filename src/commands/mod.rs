@@ -1,6 +1,6 @@
 //! Every command's main, thin: its settings from its arguments, its database, the work, the
 //! outcome. [`crate::cli`] parses the command line and dispatches here. Those that change the
-//! table do so through the one apply loop ([`crate::sync::apply`]): `backfill` and
+//! table do so through the one apply loop (`crate::sync`): `backfill` and
 //! `verify --fix` as fetched states, `reapply-failed` and `catch-up` as the events they were,
 //! `ensure-customer` as a customer created for a user; `serve` hands webhooks to it.
 //! (`catch-up`'s run lives with its background worker in [`crate::catch_up`].)

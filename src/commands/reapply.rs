@@ -15,15 +15,11 @@ use crate::configuration::{
     DatabaseArgs, OrganizationArgs, OrganizationSettings, StripeApiArgs, StripeApiSettings,
     SyncArgs,
 };
-use crate::domain::StripeCustomerId;
 use crate::store::StoreError;
 use crate::store::ledger::{self, FailedEvent};
-use crate::store::session::EventScope;
-use crate::stripe::thin_event::{self, Delivery, ThinEvent};
+use crate::stripe::thin_event;
 use crate::stripe_api::{RetryPolicy, StripeClient};
-use crate::sync::fetched::FetchedCustomer;
-use crate::sync::{self, SyncError, SyncSettings, thin};
-use crate::thin_events::{self, Fetch};
+use crate::sync::{self, SyncSettings};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ReapplyArgs {
@@ -88,18 +84,7 @@ async fn reapply(
             );
         }
     };
-    let attempt = match &delivery {
-        Delivery::Snapshot(decoded) => {
-            // A subscription's prices may need their products' metadata (docs/design.md
-            // "Tiers"), read before the transaction.
-            let mut decoded = decoded.clone();
-            match crate::stripe_api::products::expand_event(client, settings, &mut decoded).await {
-                Ok(()) => reapply_snapshot(pool, settings, failed, &decoded).await,
-                Err(error) => Err(error.to_string()),
-            }
-        }
-        Delivery::Thin(event) => reapply_thin(pool, settings, client, failed, event).await,
-    };
+    let attempt = sync::reapply(pool, settings, client, &failed.id, &delivery).await;
     match attempt {
         Ok(Some(outcome)) => Reapplied {
             event_id: failed.id.clone(),
@@ -125,75 +110,6 @@ fn still_failing(failed: &FailedEvent, error: String) -> Reapplied {
         reason: None,
         error: Some(error),
     }
-}
-
-/// The event as delivered, through the webhook's apply loop, in the transaction that removes
-/// its `failed` row. `Ok(None)`: re-applied meanwhile by another run.
-async fn reapply_snapshot(
-    pool: &PgPool,
-    settings: &SyncSettings,
-    failed: &FailedEvent,
-    decoded: &crate::stripe::event::StripeEvent<'_>,
-) -> Result<Option<sync::Outcome>, String> {
-    let attempt = async {
-        let mut tx = pool.begin().await.map_err(StoreError::from)?;
-        if !ledger::forget_failed(&mut *tx, &failed.id).await? {
-            return Ok(None);
-        }
-        let outcome = sync::apply_event_on(&mut tx, settings, decoded).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok::<_, SyncError>(Some(outcome))
-    };
-    attempt.await.map_err(|error| error.to_string())
-}
-
-/// A thin event as the webhook handles it: its customer fetched from Stripe now (outside any
-/// transaction), then applied in the transaction that removes its `failed` row. A customer the
-/// key still does not know leaves the event failed, as it was.
-async fn reapply_thin(
-    pool: &PgPool,
-    settings: &SyncSettings,
-    client: Option<&StripeClient>,
-    failed: &FailedEvent,
-    event: &ThinEvent<'_>,
-) -> Result<Option<sync::Outcome>, String> {
-    if let Some(subscription_id) = event.subscription_id.as_deref() {
-        let reapply = sync::subscriptions::thin::reapply;
-        return reapply(pool, settings, client, failed, event, subscription_id).await;
-    }
-    let client = client.ok_or_else(|| {
-        "a thin event is re-applied by fetching its customer: set STRIPE_API_KEY".to_owned()
-    })?;
-    let customer_id = event
-        .customer_id
-        .as_deref()
-        .and_then(|id| StripeCustomerId::parse(id).ok())
-        .ok_or_else(|| "the thin event names no valid customer".to_owned())?;
-    let (customer, requested_at) = match thin_events::fetch(client, event, &customer_id).await {
-        Ok(Fetch::Customer {
-            customer,
-            requested_at,
-        }) => (customer, requested_at),
-        Ok(Fetch::Unknown { error }) => return Err(error),
-        Err(error) => return Err(error.to_string()),
-    };
-    let fetched = FetchedCustomer {
-        customer: &customer.customer,
-        deleted: customer.deleted,
-        requested_at,
-    };
-    let attempt = async {
-        let mut tx = pool.begin().await.map_err(StoreError::from)?;
-        if !ledger::forget_failed(&mut *tx, &failed.id).await? {
-            return Ok(None);
-        }
-        let mut scope = EventScope::within(&mut tx, settings.connection);
-        let outcome =
-            thin::apply_fetched_in(&mut scope, settings, event, &customer_id, fetched).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok::<_, SyncError>(Some(outcome))
-    };
-    attempt.await.map_err(|error| error.to_string())
 }
 
 /// One line per event (or JSON); exit 1 when any still fails.

@@ -56,7 +56,7 @@ pub struct TierSettings {
     pub organizations: TableName,
     /// Products' metadata read so far, and the count of prices without a tier (shared by
     /// every clone of these settings).
-    pub products: crate::sync::subscriptions::products::ProductTiers,
+    pub products: crate::sync::ProductTiers,
 }
 
 impl Default for TierSettings {

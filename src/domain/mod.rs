@@ -11,6 +11,7 @@ pub mod outcome;
 pub mod owner;
 pub mod stripe_customer_id;
 pub mod stripe_mode;
+pub(crate) mod subscription_order;
 pub mod table_name;
 pub mod webhook_secret;
 

@@ -27,7 +27,7 @@
 //!   back-off passes or their email or name changed ([`refusal`]).
 //!
 //! The customer Stripe returns is written through the one apply loop
-//! ([`crate::sync::created`]), so the `customer.created` webhook, before or after, is applied
+//! ([`crate::sync::apply_created`]), so the `customer.created` webhook, before or after, is applied
 //! by the ordinary rules; the attempt is marked finished in the same transaction.
 
 pub(crate) mod plan;
@@ -52,9 +52,8 @@ use crate::stripe::event::CustomerObject;
 use crate::stripe_api::customer_creation::{self as stripe, NewCustomer};
 use crate::stripe_api::customers::ApiCustomer;
 use crate::stripe_api::{ApiError, RetryPolicy, StripeClient};
-use crate::sync::created::{CreatedCustomer, apply_created};
-use crate::sync::rules::ORGANIZATION_ID_METADATA_KEY;
-use crate::sync::{SyncError, SyncSettings};
+use crate::sync::request::CreatedCustomer;
+use crate::sync::{ORGANIZATION_ID_METADATA_KEY, SyncError, SyncSettings, apply_created};
 use plan::{AfterSearch, LEASE, Step, Values, refusal_backoff};
 pub(crate) use refusal::Refused;
 use user_locks::UserLocks;

@@ -60,7 +60,10 @@ pub(crate) enum ApiError {
     Unavailable,
     /// A thin event arrived and STRIPE_API_KEY is not set: nothing was written, and Stripe keeps
     /// the event (retrying it) until the operator sets the key.
-    #[error("thin events need STRIPE_API_KEY to fetch the customer; it is not configured")]
+    #[error(
+        "thin events need STRIPE_API_KEY to fetch their customer or subscription; it is not \
+         configured"
+    )]
     NotConfigured,
 }
 

@@ -13,9 +13,7 @@ use super::body::BodyError;
 use super::error::ApiError;
 use crate::stripe::sanitize;
 use crate::stripe::thin_event::{self, Delivery};
-use crate::sync::Outcome;
-use crate::sync::batch::EventWriter;
-use crate::thin_events::{self, ThinEventError};
+use crate::sync::{self, EventWriter, Outcome, ThinEventError};
 
 /// Stripe's events are a few KB; anything this large is not one.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -104,7 +102,8 @@ async fn handle(
     Ok(HttpResponse::Ok().json(response))
 }
 
-/// A snapshot event carries the customer; a thin one names it, and the customer is fetched.
+/// A snapshot event carries its customer or subscription (whose prices' products are read
+/// first); a thin one names it, and it is fetched.
 async fn apply(
     state: &AppState,
     events: &EventWriter,
@@ -115,30 +114,26 @@ async fn apply(
         Delivery::Snapshot(event) => {
             // The products a subscription's prices need, read before the database is: a
             // transient failure is a 503 (Stripe retries), never a guessed tier.
-            crate::stripe_api::products::expand_event(
-                state.stripe_api.as_ref(),
-                &state.sync,
-                event,
-            )
-            .await
-            .map_err(|error| {
-                tracing::error!(error = %error, "a product not read; answering 503");
-                ApiError::Unavailable
-            })?;
+            sync::expand_products(state.stripe_api.as_ref(), &state.sync, event)
+                .await
+                .map_err(|error| {
+                    tracing::error!(error = %error, "a product not read; answering 503");
+                    ApiError::Unavailable
+                })?;
             events.apply(event, deadline).await.map_err(|error| {
                 tracing::error!(error = %error, "event not applied; answering 503");
                 ApiError::Unavailable
             })
         }
         Delivery::Thin(event) => {
-            thin_events::handle(&state.pool, &state.sync, state.stripe_api.as_ref(), event)
+            sync::apply_thin(&state.pool, &state.sync, state.stripe_api.as_ref(), event)
                 .await
                 .map_err(|error| match error {
                     ThinEventError::NotConfigured => {
                         tracing::error!(
-                            "thin event not applied: STRIPE_API_KEY is not set, so the customer \
-                             cannot be fetched; answering 503 not_configured (Stripe keeps the \
-                             event and retries it once the key is set)"
+                            "thin event not applied: STRIPE_API_KEY is not set, so its customer \
+                             or subscription cannot be fetched; answering 503 not_configured \
+                             (Stripe keeps the event and retries it once the key is set)"
                         );
                         ApiError::NotConfigured
                     }

@@ -6,11 +6,13 @@ use sqlx::postgres::{PgArguments, Postgres};
 use sqlx::query::Query;
 
 use super::StoreError;
+use crate::domain::EventId;
+use crate::domain::outcome::Outcome;
 
 /// The ledger columns of one event (the outcome is added by the statement that records it).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LedgerEntry<'a> {
-    pub event_id: &'a str,
+    pub event_id: &'a EventId,
     pub event_type: &'a str,
     pub livemode: bool,
     pub api_version: Option<&'a str>,
@@ -36,19 +38,23 @@ impl<'a> LedgerEntry<'a> {
         self.bind_with_payload(query, Some(self.payload))
     }
 
-    /// [`Self::bind_to`] with the payload the outcome keeps: none for an `ignored` event.
-    pub(crate) fn bind_for_outcome<'q>(&self, query: PgQuery<'q>, outcome: &str) -> PgQuery<'q>
+    /// [`Self::bind_to`] with the payload the outcome keeps (none for an `ignored` event), then
+    /// the outcome's columns as `$9`, `$10`.
+    fn bind_with_outcome<'q>(&self, query: PgQuery<'q>, outcome: Outcome) -> PgQuery<'q>
     where
         'a: 'q,
     {
+        let columns = OutcomeColumns::of(outcome);
         self.bind_with_payload(query, self.payload_kept(outcome))
+            .bind(columns.outcome)
+            .bind(columns.reason)
     }
 
     /// The payload the ledger keeps for `outcome`: an `ignored` event (a type the service does
     /// not apply, another mode) keeps its id, type, mode, times and outcome, and no payload:
     /// nothing re-applies it, and its payload was most of the ledger's bytes.
-    pub(crate) fn payload_kept(&self, outcome: &str) -> Option<&'a str> {
-        (outcome != "ignored").then_some(self.payload)
+    pub(crate) fn payload_kept(&self, outcome: Outcome) -> Option<&'a str> {
+        (!matches!(outcome, Outcome::Ignored(_))).then_some(self.payload)
     }
 
     fn bind_with_payload<'q>(&self, query: PgQuery<'q>, payload: Option<&'a str>) -> PgQuery<'q>
@@ -56,7 +62,7 @@ impl<'a> LedgerEntry<'a> {
         'a: 'q,
     {
         query
-            .bind(self.event_id)
+            .bind(self.event_id.as_str())
             .bind(self.event_type)
             .bind(self.livemode)
             .bind(self.api_version)
@@ -75,14 +81,40 @@ pub(crate) struct RowGuard<'a> {
     pub version: Option<&'a str>,
 }
 
-/// How an event that changes no customer row is recorded.
+/// How an event is recorded by [`record`]: what became of it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Recorded<'a> {
-    /// `ignored`, `skipped` or `failed`.
-    pub outcome: &'a str,
-    pub reason: Option<&'a str>,
+    /// Never `Duplicate`: a duplicate is the ledger's refusal of a second row, not a row.
+    pub outcome: Outcome,
     /// Why a `failed` event could not be applied.
     pub error: Option<&'a str>,
+}
+
+/// An event recorded with `outcome` and no error.
+impl From<Outcome> for Recorded<'_> {
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            error: None,
+        }
+    }
+}
+
+/// The ledger's `outcome` and `reason` columns of an outcome: the one place their text is
+/// made for a statement to bind.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutcomeColumns {
+    pub outcome: &'static str,
+    pub reason: Option<&'static str>,
+}
+
+impl OutcomeColumns {
+    pub(crate) fn of(outcome: Outcome) -> Self {
+        Self {
+            outcome: outcome.status(),
+            reason: outcome.reason(),
+        }
+    }
 }
 
 /// Whether a record-only decision still rests on what it read, over a relation `g`
@@ -123,9 +155,7 @@ pub(crate) async fn record(
         record_guard!()
     ));
     let result = entry
-        .bind_for_outcome(query, recorded.outcome)
-        .bind(recorded.outcome)
-        .bind(recorded.reason)
+        .bind_with_outcome(query, recorded.outcome)
         .bind(recorded.error)
         .bind(guard.map(|g| g.stripe_customer_id))
         .bind(guard.and_then(|g| g.version))

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::session::EventScope;
+use crate::domain::subscription_order::StoredOrder;
 use crate::domain::{ColumnName, TableName};
-use crate::sync::subscriptions::rules::StoredOrder;
 
 /// A subscription's row as an event leaves it.
 #[derive(Debug, Clone)]

@@ -19,7 +19,7 @@ pub(crate) const THIN_EVENT_OBJECT: &str = "v2.core.event";
 
 /// A verified thin event, decoded.
 #[derive(Debug, Clone)]
-pub struct ThinEvent<'body> {
+pub(crate) struct ThinEvent<'body> {
     pub id: EventId,
     /// As sent, e.g. `v1.customer.updated`: what the ledger records.
     pub event_type: String,

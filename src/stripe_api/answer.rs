@@ -9,7 +9,7 @@ use super::ErrorFields;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// 401 or 403: the key is not valid, or (a restricted key) lacks a permission. `detail`
     /// names the permission and quotes Stripe's message, which speaks of the key, never of a
     /// customer.
@@ -57,7 +57,7 @@ pub enum ApiError {
 /// Stripe's error answer: what logs may say of it, and its message (which can quote the
 /// customer's email: for errors about the key and the URL, or stored, never logged).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StripeError {
+pub(crate) struct StripeError {
     pub fields: ErrorFields,
     pub message: Option<String>,
 }
@@ -81,7 +81,7 @@ impl StripeError {
         })
     }
 
-    pub fn is_resource_missing(&self) -> bool {
+    pub(crate) fn is_resource_missing(&self) -> bool {
         self.fields.code.as_deref() == Some(RESOURCE_MISSING)
     }
 }
@@ -91,7 +91,7 @@ pub(super) const RESOURCE_MISSING: &str = "resource_missing";
 
 /// A 2xx answer, or a 404 `resource_missing`, and when the request that got it started.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// `None`: 404 with `resource_missing`: this key's account and mode do not know the id.
     /// Not a deletion (Stripe answers a deleted customer 200 `"deleted": true`), and never
     /// an unknown URL (that is [`ApiError::Malformed`]).
@@ -109,7 +109,7 @@ pub struct Answer {
 
 /// The answer to one write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Posted {
+pub(crate) enum Posted {
     /// 2xx: applied (or replayed: Stripe answers a known idempotency key with its first answer).
     Done(Vec<u8>),
     /// 429, 5xx, or no answer: try again later (`Retry-After` when Stripe said).

@@ -31,7 +31,7 @@ use crate::domain::StripeMode;
 pub(super) const STRIPE_VERSION: &str = "2026-09-30.endive";
 
 #[derive(Clone)]
-pub struct StripeClient {
+pub(crate) struct StripeClient {
     http: reqwest::Client,
     base: Url,
     authorization: HeaderValue,
@@ -51,7 +51,7 @@ impl std::fmt::Debug for StripeClient {
 
 impl StripeClient {
     /// rustls' crypto provider must be installed first (`tls::install_crypto_provider`).
-    pub fn new(settings: &StripeApiSettings, retry: RetryPolicy) -> Result<Self, ApiError> {
+    pub(crate) fn new(settings: &StripeApiSettings, retry: RetryPolicy) -> Result<Self, ApiError> {
         let mut authorization =
             HeaderValue::try_from(format!("Bearer {}", settings.key.expose_secret()))
                 .map_err(|_| ApiError::Request("STRIPE_API_KEY is not a valid header".into()))?;
@@ -76,7 +76,7 @@ impl StripeClient {
     }
 
     /// The same client with another retry policy.
-    pub fn with_retry(&self, retry: RetryPolicy) -> Self {
+    pub(crate) fn with_retry(&self, retry: RetryPolicy) -> Self {
         Self {
             retry,
             ..self.clone()
@@ -84,12 +84,16 @@ impl StripeClient {
     }
 
     /// Whether the key reads live data (`sk_live_`, `rk_live_`) rather than test data.
-    pub fn key_livemode(&self) -> bool {
+    pub(crate) fn key_livemode(&self) -> bool {
         self.key_livemode
     }
 
     /// `base` + `path` (relative, e.g. `v1/customers`), with `query` appended.
-    pub fn url(&self, path_segments: &[&str], query: &[(&str, &str)]) -> Result<Url, ApiError> {
+    pub(crate) fn url(
+        &self,
+        path_segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Url, ApiError> {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .map_err(|()| ApiError::Request("STRIPE_API_BASE cannot be a base".into()))?
@@ -103,14 +107,14 @@ impl StripeClient {
 
     /// GETs `url`, retrying rate limits (429), server errors (5xx) and failed connections with
     /// back-off, `Retry-After` first. 2xx and 404 are answers; 401/403 and other 4xx are errors.
-    pub async fn get(&self, url: Url) -> Result<Answer, ApiError> {
+    pub(crate) async fn get(&self, url: Url) -> Result<Answer, ApiError> {
         self.send(Method::GET, url, None).await
     }
 
     /// POSTs `form` (form-encoded, as Stripe's API takes it) with an `Idempotency-Key`, retried
     /// as [`Self::get`] is: every retry sends the same key, so Stripe does the work at most once
     /// and answers a replay with its first answer.
-    pub async fn post_form(
+    pub(crate) async fn post_form(
         &self,
         url: Url,
         form: &[(String, String)],
@@ -227,7 +231,7 @@ impl StripeClient {
     /// POSTs `form` (form-encoded, as Stripe's API takes writes) to `url` ONCE, with an
     /// `Idempotency-Key`: the caller keeps its own retry schedule (the profile push stores it on
     /// the row, so a retry survives a restart and never blocks other work).
-    pub async fn post_form_once(
+    pub(crate) async fn post_form_once(
         &self,
         url: Url,
         form: &[(&str, &str)],

@@ -5,7 +5,7 @@
 use reqwest::header::HeaderMap;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ErrorFields {
+pub(crate) struct ErrorFields {
     /// `error.type`, e.g. `invalid_request_error`.
     pub kind: Option<String>,
     /// `error.code`, e.g. `email_invalid`, `resource_missing`.
@@ -48,7 +48,7 @@ impl ErrorFields {
 
 impl ErrorFields {
     /// One line for a log: the fields Stripe gave, by name.
-    pub fn loggable(&self) -> String {
+    pub(crate) fn loggable(&self) -> String {
         let parts: Vec<String> = [
             ("type", &self.kind),
             ("code", &self.code),

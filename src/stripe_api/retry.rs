@@ -5,7 +5,7 @@ use std::time::Duration;
 /// How often and how long to retry a request that Stripe rate-limited (429), failed (5xx) or
 /// that did not get an answer at all.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Retries after the first attempt; then the request fails.
     pub max_retries: u32,
     /// The first back-off; it doubles per retry (with jitter) up to `max_backoff`.
@@ -37,7 +37,7 @@ impl RetryPolicy {
     /// attempts together stay well inside the webhook's deadline, leaving it time for the
     /// database. Stripe answers a retrieve in a few hundred milliseconds; two quick retries
     /// ride out a blip, and anything longer is Stripe's to retry (503, it redelivers).
-    pub fn within_a_webhook() -> Self {
+    pub(crate) fn within_a_webhook() -> Self {
         Self {
             max_retries: 2,
             initial_backoff: Duration::from_millis(100),

@@ -4,7 +4,8 @@
 //! a commit and its WAL flush) outweighs the rows they write. So a request does not apply its
 //! event itself: it hands it to a writer and waits for the outcome. A writer takes every event
 //! waiting at that moment and applies them together: one snapshot read, `decide()` for each,
-//! one write that keeps each event's guard (see `sync::apply::apply_events`). A batch is as
+//! one write that keeps each event's guard (see `sync::apply::apply_events`). Each event is
+//! planned once ([`EventPlan`]), and that plan is what the batch carries to the write. A batch is as
 //! large as the load makes it: one event when requests come one at a time, dozens under
 //! concurrency; a writer waits a moment for the senders it has just answered
 //! ([`next_batch::GATHER_FOR`]), so that a batch takes all of them, not half.
@@ -12,7 +13,8 @@
 //! Whatever the batch cannot settle is applied on its own, in arrival order, by the single
 //! event path ([`super::apply_event`]): an event whose guard no longer held at the write (a
 //! concurrent change on another replica), a second event of a customer or user already in the
-//! batch, and every event of a batch whose write the database refused for its data or for a
+//! batch, a subscription event (a transaction of its own, see `sync::subscriptions`), and every
+//! event of a batch whose write the database refused for its data or for a
 //! race. A batch that failed because the database is unavailable wrote nothing (the write is
 //! one statement) and answers every one of its events with the error: 503, Stripe retries.
 
@@ -25,9 +27,9 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::apply::{self, BatchEvent};
-use super::rules::IncomingCustomer;
-use super::{EventPlan, Outcome, SyncError, SyncSettings, event_state, plan, subscriptions};
+use super::apply;
+use super::event::{EventPlan, apply_event};
+use super::{Outcome, SyncError, SyncSettings, subscriptions};
 use crate::domain::EventId;
 use crate::metrics::Metrics;
 use crate::store::StoreError;
@@ -51,25 +53,74 @@ pub struct EventWriter {
     queue: mpsc::Sender<Job>,
 }
 
-/// One event waiting for a writer, and where its outcome goes.
+/// One event waiting for a writer, and who waits for its outcome.
 struct Job {
+    event: OwnedEvent,
+    waiter: Waiter,
+}
+
+/// Where an event's outcome goes, and until when.
+struct Waiter {
+    reply: Reply,
+    /// When the request stops waiting: the event is then left unwritten, so that an event
+    /// answered 503 is never recorded behind the sender's back.
+    deadline: Instant,
+}
+
+/// A [`StripeEvent`] owned while it waits for a writer: its text, which the event borrows
+/// again once the batch is taken, and the rest, which it takes back.
+struct OwnedEvent {
     text: EventText,
+    parts: EventParts,
+}
+
+struct EventText {
+    event_type: String,
+    api_version: Option<String>,
+    raw: String,
+}
+
+struct EventParts {
     id: EventId,
     object: EventObject,
     created: i64,
     livemode: bool,
     payload_sanitized: bool,
-    /// When the request stops waiting: the event is then left unwritten, so that an event
-    /// answered 503 is never recorded behind the sender's back.
-    deadline: Instant,
-    reply: oneshot::Sender<Result<Outcome, SyncError>>,
 }
 
-/// The borrowed parts of a [`StripeEvent`], owned while the event waits.
-struct EventText {
-    event_type: String,
-    api_version: Option<String>,
-    raw: String,
+impl OwnedEvent {
+    fn of(event: &StripeEvent<'_>) -> Self {
+        Self {
+            text: EventText {
+                event_type: event.event_type.to_owned(),
+                api_version: event.api_version.map(str::to_owned),
+                raw: event.raw.to_owned(),
+            },
+            parts: EventParts {
+                id: event.id.clone(),
+                object: event.object.clone(),
+                created: event.created,
+                livemode: event.livemode,
+                payload_sanitized: event.payload_sanitized,
+            },
+        }
+    }
+}
+
+impl EventParts {
+    /// The event again, over its text.
+    fn with(self, text: &EventText) -> StripeEvent<'_> {
+        StripeEvent {
+            id: self.id,
+            event_type: &text.event_type,
+            created: self.created,
+            livemode: self.livemode,
+            api_version: text.api_version.as_deref(),
+            object: self.object,
+            raw: &text.raw,
+            payload_sanitized: self.payload_sanitized,
+        }
+    }
 }
 
 impl EventWriter {
@@ -101,18 +152,8 @@ impl EventWriter {
     ) -> Result<Outcome, SyncError> {
         let (reply, outcome) = oneshot::channel();
         let job = Job {
-            text: EventText {
-                event_type: event.event_type.to_owned(),
-                api_version: event.api_version.map(str::to_owned),
-                raw: event.raw.to_owned(),
-            },
-            id: event.id.clone(),
-            object: event.object.clone(),
-            created: event.created,
-            livemode: event.livemode,
-            payload_sanitized: event.payload_sanitized,
-            deadline,
-            reply,
+            event: OwnedEvent::of(event),
+            waiter: Waiter { reply, deadline },
         };
         let queued = tokio::time::timeout_at(deadline, self.queue.send(job)).await;
         match queued {
@@ -155,54 +196,30 @@ impl Writer {
         let now = Instant::now();
         let (jobs, late): (Vec<Job>, Vec<Job>) = jobs
             .into_iter()
-            .partition(|job| job.deadline > now && !job.reply.is_closed());
+            .partition(|job| job.waiter.deadline > now && !job.waiter.reply.is_closed());
         for job in late {
-            let _ = job.reply.send(Err(SyncError::DeadlinePassed));
+            let _ = job.waiter.reply.send(Err(SyncError::DeadlinePassed));
         }
-        let Some(deadline) = jobs.iter().map(|job| job.deadline).min() else {
+        let Some(deadline) = jobs.iter().map(|job| job.waiter.deadline).min() else {
             return;
         };
         self.metrics.batches.batch(jobs.len());
-        let (texts, heads): (Vec<_>, Vec<_>) = jobs
+        let (owned, waiters): (Vec<OwnedEvent>, Vec<Waiter>) =
+            jobs.into_iter().map(|job| (job.event, job.waiter)).unzip();
+        let (texts, parts): (Vec<EventText>, Vec<EventParts>) = owned
             .into_iter()
-            .map(|job| {
-                let head = (
-                    job.id,
-                    job.object,
-                    job.created,
-                    job.livemode,
-                    job.payload_sanitized,
-                    job.deadline,
-                    job.reply,
-                );
-                (job.text, head)
-            })
+            .map(|event| (event.text, event.parts))
             .unzip();
-        let mut replies: Vec<(Reply, Instant)> = Vec::with_capacity(heads.len());
-        let events: Vec<StripeEvent<'_>> = texts
-            .iter()
-            .zip(heads)
-            .map(
-                |(text, (id, object, created, livemode, sanitized, deadline, reply))| {
-                    replies.push((reply, deadline));
-                    StripeEvent {
-                        id,
-                        event_type: &text.event_type,
-                        created,
-                        livemode,
-                        api_version: text.api_version.as_deref(),
-                        object,
-                        raw: &text.raw,
-                        payload_sanitized: sanitized,
-                    }
-                },
-            )
+        let events: Vec<StripeEvent<'_>> = parts
+            .into_iter()
+            .zip(&texts)
+            .map(|(parts, text)| parts.with(text))
             .collect();
 
         // Dropped at the first deadline: behind a transaction pooler the batch's transaction
         // rolls back; otherwise a write already sent may still commit, and Stripe's retry of an
         // event answered 503 is then answered `duplicate`, as before group commit.
-        let together = tokio::time::timeout_at(deadline, self.apply_together(&events, held)).await;
+        let together = tokio::time::timeout_at(deadline, self.apply_batch(&events, held)).await;
         let settled = match together.unwrap_or(Err(BatchFailed::DeadlinePassed)) {
             Ok(settled) => settled,
             Err(BatchFailed::DeadlinePassed) => {
@@ -210,15 +227,17 @@ impl Writer {
                     events = events.len(),
                     "batch not written within its deadline"
                 );
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(SyncError::DeadlinePassed));
+                for waiter in waiters {
+                    let _ = waiter.reply.send(Err(SyncError::DeadlinePassed));
                 }
                 return;
             }
             Err(BatchFailed::Unavailable(error)) => {
                 tracing::error!(error = %error, events = events.len(), "batch not written");
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(SyncError::BatchUnavailable(error.to_string())));
+                for waiter in waiters {
+                    let _ = waiter
+                        .reply
+                        .send(Err(SyncError::BatchUnavailable(error.to_string())));
                 }
                 return;
             }
@@ -227,116 +246,52 @@ impl Writer {
                 vec![None; events.len()]
             }
         };
-        for ((event, (reply, deadline)), outcome) in events.iter().zip(replies).zip(settled) {
+        for ((event, waiter), outcome) in events.iter().zip(waiters).zip(settled) {
             let outcome = match outcome {
                 Some(outcome) => Ok(outcome),
                 None => {
                     self.metrics.batches.applied_one_by_one();
-                    tokio::time::timeout_at(
-                        deadline,
-                        super::apply_event(&self.pool, &self.settings, event),
-                    )
-                    .await
-                    .unwrap_or(Err(SyncError::DeadlinePassed))
+                    let alone = apply_event(&self.pool, &self.settings, event);
+                    tokio::time::timeout_at(waiter.deadline, alone)
+                        .await
+                        .unwrap_or(Err(SyncError::DeadlinePassed))
                 }
             };
-            let _ = reply.send(outcome);
+            let _ = waiter.reply.send(outcome);
         }
     }
 
     /// Applies what the batch can settle together; `None` for an event left to the single path
-    /// (a subscription event always is: it has a transaction of its own, see
-    /// `sync::subscriptions`).
-    async fn apply_together(
-        &self,
-        events: &[StripeEvent<'_>],
-        held: &mut Option<Held>,
-    ) -> Result<Vec<Option<Outcome>>, BatchFailed> {
-        let together: Vec<bool> = events
-            .iter()
-            .map(|e| !matches!(plan(&self.settings, e), EventPlan::Subscription { .. }))
-            .collect();
-        if together.iter().all(|t| *t) {
-            return self.apply_batch(events, held).await;
-        }
-        let taken: Vec<StripeEvent<'_>> = events
-            .iter()
-            .zip(&together)
-            .filter(|(_, t)| **t)
-            .map(|(e, _)| e.clone())
-            .collect();
-        let mut settled = if taken.is_empty() {
-            Vec::new()
-        } else {
-            self.apply_batch(&taken, held).await?
-        }
-        .into_iter();
-        Ok(together
-            .iter()
-            .map(|t| if *t { settled.next().flatten() } else { None })
-            .collect())
-    }
-
+    /// (see `apply::apply_events`).
     async fn apply_batch(
         &self,
         events: &[StripeEvent<'_>],
         held: &mut Option<Held>,
     ) -> Result<Vec<Option<Outcome>>, BatchFailed> {
-        let plans: Vec<EventPlan<'_>> = events.iter().map(|e| plan(&self.settings, e)).collect();
-        let states: Vec<Option<IncomingCustomer<'_>>> = plans
+        let plans: Vec<EventPlan<'_>> = events
             .iter()
-            .zip(events)
-            .map(|(plan, event)| match plan {
-                EventPlan::Customer {
-                    kind,
-                    customer_id,
-                    customer,
-                    ..
-                } => Some(event_state(
-                    &self.settings,
-                    event,
-                    *kind,
-                    customer_id,
-                    customer,
-                )),
-                EventPlan::RecordOnly { .. } | EventPlan::Subscription { .. } => None,
-            })
+            .map(|event| EventPlan::of(&self.settings, event))
             .collect();
-        let batch: Vec<BatchEvent<'_>> = plans
-            .iter()
-            .zip(&states)
-            .map(|(plan, state)| match (plan, state) {
-                (EventPlan::RecordOnly { entry, outcome }, _) => BatchEvent::Record {
-                    entry,
-                    outcome: *outcome,
-                },
-                (EventPlan::Customer { entry, .. }, Some(state)) => {
-                    BatchEvent::State { entry, state }
-                }
-                (EventPlan::Customer { .. }, None) => {
-                    unreachable!("a customer event has its state")
-                }
-                (EventPlan::Subscription { .. }, _) => {
-                    unreachable!("a subscription event is not batched")
-                }
-            })
-            .collect();
-
+        let alone = |plan: &EventPlan<'_>| matches!(plan, EventPlan::Subscription { .. });
+        if plans.iter().all(alone) {
+            // Nothing for the batch's statements: no scope, no round trip.
+            return Ok(vec![None; plans.len()]);
+        }
         if !self.settings.connection.mode.keeps_sessions() {
             // Behind a transaction pooler: one transaction per batch, its connection back to
             // the pool at the end (the pooler multiplexes them anyway).
             let mut scope = EventScope::begin(&self.pool, self.settings.connection).await?;
-            let settled = apply::apply_events(&mut scope, &batch).await?;
-            let linked = linked_owners(&states, &settled);
+            let settled = apply::apply_events(&mut scope, &plans).await?;
+            let linked = linked_owners(&plans, &settled);
             subscriptions::linked::recompute_for(&mut scope, &self.settings, &linked).await;
             scope.commit().await?;
             return Ok(settled);
         }
         let mut connection = self.connection(held.take()).await?;
         let mut scope = EventScope::within(&mut connection.connection, self.settings.connection);
-        let applied = apply::apply_events(&mut scope, &batch).await;
+        let applied = apply::apply_events(&mut scope, &plans).await;
         if let Ok(settled) = &applied {
-            let linked = linked_owners(&states, settled);
+            let linked = linked_owners(&plans, settled);
             subscriptions::linked::recompute_for(&mut scope, &self.settings, &linked).await;
         }
         // A connection the database dropped is not kept: the next batch opens another.
@@ -404,18 +359,16 @@ impl From<StoreError> for BatchFailed {
 
 /// The customers of the batch's processed events that name an owner (see
 /// `subscriptions::linked`).
-fn linked_owners<'a>(
-    states: &'a [Option<IncomingCustomer<'_>>],
-    settled: &[Option<Outcome>],
-) -> Vec<&'a str> {
-    states
+fn linked_owners<'a>(plans: &'a [EventPlan<'_>], settled: &[Option<Outcome>]) -> Vec<&'a str> {
+    plans
         .iter()
         .zip(settled)
         .filter(|(_, outcome)| **outcome == Some(Outcome::Processed))
-        .filter_map(|(state, _)| {
-            state
-                .as_ref()
-                .and_then(subscriptions::linked::names_an_owner)
+        .filter_map(|(plan, _)| match plan {
+            EventPlan::Customer(applying) => {
+                subscriptions::linked::names_an_owner(applying.state())
+            }
+            _ => None,
         })
         .collect()
 }

@@ -11,25 +11,11 @@
 
 use sqlx::PgConnection;
 
-use super::apply::{Recording, apply_one};
-use super::rules::{CustomerEventKind, Origin};
-use super::{Outcome, SyncError, SyncSettings, incoming};
-use crate::domain::StripeCustomerId;
+use super::apply::{Applying, CustomerState, apply_one};
+use super::request::CreatedCustomer;
+use super::rules::CustomerEventKind;
+use super::{Outcome, SyncError, SyncSettings};
 use crate::store::session::EventScope;
-use crate::stripe::event::CustomerObject;
-
-/// A customer as Stripe's create or search answered it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CreatedCustomer<'a> {
-    pub id: &'a StripeCustomerId,
-    pub customer: &'a CustomerObject,
-    /// Unix second no later than Stripe's creation (the request's start).
-    pub requested_at: i64,
-    /// The API key's mode.
-    pub livemode: bool,
-    /// `ensure-customer:<user_id>:<attempt>`
-    pub source_id: &'a str,
-}
 
 /// Applies it on `conn` (inside the caller's transaction, which holds the user's lock).
 pub(crate) async fn apply_created(
@@ -37,24 +23,17 @@ pub(crate) async fn apply_created(
     settings: &SyncSettings,
     created: CreatedCustomer<'_>,
 ) -> Result<Outcome, SyncError> {
-    let origin = Origin::Created {
-        id: created.source_id,
+    let state = CustomerState {
+        kind: CustomerEventKind::Updated,
+        created: created.requested_at,
+        customer_id: created.id.clone(),
+        customer: created.customer,
+        livemode: created.livemode,
     };
-    let incoming = incoming(
-        &settings.user_id_metadata_key,
-        CustomerEventKind::Updated,
-        origin,
-        created.requested_at,
-        created.id,
-        created.customer,
-        created.livemode,
-    );
-    let recording = Recording::Created {
-        source_id: created.source_id,
-    };
+    let applying = Applying::new(created, &settings.user_id_metadata_key, state);
     // Unnamed statements behind a transaction pooler: the caller's transaction ends, the
     // server connection goes to another client.
     let mut scope = EventScope::within(conn, settings.connection);
-    let applied = apply_one(&mut scope, recording, &incoming).await?;
+    let applied = apply_one(&mut scope, &applying).await?;
     Ok(applied.applied.outcome())
 }

@@ -1,31 +1,58 @@
-//! The rules of docs/design.md ("Sync rules"), in one place: `rules::decide` decides (pure),
-//! `apply` is the one loop through which every customer state reaches the table, whatever
-//! its origin, and `store` reads and writes. This module is the way in for a verified event
-//! (`batch`: the webhook's writers, which apply the events waiting together); `thin`,
-//! `fetched` and `created` are the ways in for the other origins.
+//! The rules of docs/design.md ("Sync rules"), in one place, and the one way in for every
+//! customer state, whatever its origin. Code outside `sync` uses this module's entry points
+//! and the request types of [`request`], nothing else of it:
+//!
+//! - a delivered snapshot event: [`EventWriter`] (the webhook's writers, which apply the
+//!   events waiting together: group commit, a private strategy of `batch`), or
+//!   [`apply_event`] alone (`catch-up`);
+//! - a delivered thin event: [`apply_thin`] (its customer fetched, then applied);
+//! - a failed event applied again: [`reapply`];
+//! - a fetching run's customers: [`apply_page`], [`apply_fetched`] (`backfill`, `verify --fix`),
+//!   and [`fetched_row`] for what applying one would write (`verify`'s drift);
+//! - a customer created for a user: [`apply_created`] (`POST /customers`, `ensure-customer`);
+//! - a fetching run's subscriptions: [`apply_subscription_page`] (`backfill`);
+//! - the products a subscription's prices need for their tier, read from Stripe before the
+//!   database is: [`expand_products`] for a snapshot event (webhook, `catch-up`; `reapply`
+//!   reads its own), [`expand_subscription_products`] for a fetched subscription; the cache
+//!   they keep is the tier settings' [`ProductTiers`].
+//!
+//! Inside, `rules::decide` decides (pure), `apply` is the one loop through which every state
+//! reaches the table, and `store` reads and writes. The type of a request fixes its origin
+//! (`apply::Recording`): how its states are ordered and what applying them records.
 
-pub(crate) mod apply;
-pub mod batch;
-pub(crate) mod created;
-pub(crate) mod fetched;
-pub(crate) mod rules;
-pub mod subscriptions;
-pub(crate) mod thin;
-
-use chrono::DateTime;
-use sqlx::{PgConnection, PgPool};
+mod apply;
+mod batch;
+mod created;
+mod event;
+mod fetched;
+mod ledger_entry;
+mod reapply;
+pub(crate) mod request;
+mod rules;
+mod subscriptions;
+mod thin;
 
 // What became of an event is a domain type: the ledger, the metrics and the HTTP answer name it.
 pub use crate::domain::outcome::{FailReason, IgnoreReason, Outcome, SkipReason};
 
-use crate::domain::{StripeCustomerId, StripeMode};
+pub use batch::EventWriter;
+pub(crate) use created::apply_created;
+pub(crate) use event::apply_event;
+pub(crate) use fetched::{apply_one as apply_fetched, apply_page};
+pub(crate) use reapply::reapply;
+pub(crate) use rules::ORGANIZATION_ID_METADATA_KEY;
+pub(crate) use subscriptions::fetched::apply_page as apply_subscription_page;
+pub use subscriptions::products::ProductTiers;
+pub(crate) use subscriptions::products::{
+    expand as expand_subscription_products, expand_event as expand_products,
+};
+pub(crate) use thin::{ThinEventError, apply_thin};
+
+use crate::domain::{RowWrite, StoredCustomer, StripeMode, UserFacts};
 use crate::store::StoreError;
-use crate::store::ledger::{self, LedgerEntry, Recorded};
 use crate::store::pool::ConnectionPolicy;
-use crate::store::session::EventScope;
-use crate::stripe::event::{CustomerObject, EventObject, StripeEvent, SubscriptionObject};
-use apply::Recording;
-use rules::{CustomerEventKind, IncomingCustomer, LinkCandidate, Origin};
+use request::{FetchRun, FetchedCustomer};
+use rules::Decision;
 
 /// Concurrent writers on one customer are rare; this many lost races in a row means
 /// contention worth a 503 and a retry from Stripe rather than a spin.
@@ -62,291 +89,29 @@ pub enum SyncError {
     WriterStopped,
 }
 
-/// Applies one verified event and records it in the ledger, exactly once. An event the
-/// database refuses as sent is recorded as `failed` (never an error Stripe would retry).
-pub(crate) async fn apply_event(
-    pool: &PgPool,
-    settings: &SyncSettings,
-    event: &StripeEvent<'_>,
-) -> Result<Outcome, SyncError> {
-    // One connection for all of the event's statements: each checkout from sqlx's pool costs a
-    // round trip of its own (the ping when the connection goes back). Behind a transaction
-    // pooler the scope is also one transaction (see `store::session`).
-    let mut scope = EventScope::begin(pool, settings.connection).await?;
-    let applied = apply_event_in(&mut scope, settings, event).await;
-    let outcome = recording_refusal(&mut scope, &ledger_entry(event), applied).await?;
-    scope.commit().await?;
-    Ok(outcome)
-}
-
-/// Turns the database's refusal of an event's data into the event recorded as `failed`:
-/// answered 200, never a 503 that Stripe would retry for days.
-pub(crate) async fn recording_refusal(
-    conn: &mut EventScope<'_>,
-    entry: &LedgerEntry<'_>,
-    applied: Result<Outcome, SyncError>,
-) -> Result<Outcome, SyncError> {
-    match applied {
-        Err(SyncError::Store(StoreError::Rejected { code, message })) => {
-            tracing::error!(
-                sqlstate = %code,
-                "the database refuses the event as sent; recording it as failed"
-            );
-            let error = format!("{code}: {message}");
-            conn.restart().await?;
-            record_failed(conn, entry, FailReason::from_sqlstate(&code), &error).await
-        }
-        applied => applied,
-    }
-}
-
-/// Applies one verified event on `conn` (which may be inside the caller's transaction) and
-/// records it in the ledger; a refusal of the database is returned, not recorded.
-pub(crate) async fn apply_event_on(
-    conn: &mut PgConnection,
-    settings: &SyncSettings,
-    event: &StripeEvent<'_>,
-) -> Result<Outcome, SyncError> {
-    apply_event_in(&mut EventScope::on(conn), settings, event).await
-}
-
-async fn apply_event_in(
-    conn: &mut EventScope<'_>,
-    settings: &SyncSettings,
-    event: &StripeEvent<'_>,
-) -> Result<Outcome, SyncError> {
-    match plan(settings, event) {
-        EventPlan::RecordOnly { entry, outcome } => record_only(conn, &entry, outcome).await,
-        EventPlan::Customer {
-            entry,
-            kind,
-            customer_id,
-            customer,
-        } => {
-            let incoming = event_state(settings, event, kind, &customer_id, customer);
-            let outcome = apply_customer_state(conn, &entry, &incoming).await?;
-            if outcome == Outcome::Processed {
-                let linked = subscriptions::linked::names_an_owner(&incoming);
-                subscriptions::linked::recompute_for(conn, settings, linked.as_slice()).await;
-            }
-            Ok(outcome)
-        }
-        EventPlan::Subscription {
-            entry,
-            kind,
-            subscription,
-        } => {
-            let event = subscriptions::SubscriptionEvent {
-                entry: &entry,
-                kind,
-                created: event.created,
-                livemode: event.livemode,
-                subscription,
-            };
-            subscriptions::apply_subscription_event(conn, settings, &event).await
-        }
-    }
-}
-
-/// What an event asks of the table, known before anything is read.
-pub(crate) enum EventPlan<'e> {
-    /// Recorded in the ledger with this outcome; no customer row is involved.
-    RecordOnly {
-        entry: LedgerEntry<'e>,
-        outcome: Outcome,
-    },
-    /// A customer event, to be decided against the customer's row.
-    Customer {
-        entry: LedgerEntry<'e>,
-        kind: CustomerEventKind,
-        customer_id: StripeCustomerId,
-        customer: &'e CustomerObject,
-    },
-    /// A subscription event, applied on its own (see `subscriptions`).
-    Subscription {
-        entry: LedgerEntry<'e>,
-        kind: subscriptions::rules::SubscriptionEventKind,
-        subscription: &'e SubscriptionObject,
-    },
-}
-
-pub(crate) fn plan<'e>(settings: &SyncSettings, event: &'e StripeEvent<'_>) -> EventPlan<'e> {
-    let entry = ledger_entry(event);
-    if !settings.mode.keeps(event.livemode) {
-        // Not a deletion this deployment keeps either.
-        let entry = LedgerEntry {
-            deleted_customer_id: None,
-            ..entry
-        };
-        let outcome = Outcome::Ignored(Some(IgnoreReason::OtherMode));
-        return EventPlan::RecordOnly { entry, outcome };
-    }
-    if let EventObject::Subscription(subscription) = &event.object
-        && let Some(kind) =
-            subscriptions::rules::SubscriptionEventKind::from_event_type(event.event_type)
-    {
-        return EventPlan::Subscription {
-            entry,
-            kind,
-            subscription,
-        };
-    }
-    let kind = CustomerEventKind::from_event_type(event.event_type);
-    match (&event.object, kind) {
-        (EventObject::Customer(customer), Some(kind)) => {
-            match StripeCustomerId::parse(&customer.id) {
-                Ok(customer_id) => EventPlan::Customer {
-                    entry,
-                    kind,
-                    customer_id,
-                    customer,
-                },
-                Err(_) => EventPlan::RecordOnly {
-                    entry,
-                    outcome: Outcome::Skipped(SkipReason::InvalidCustomerId),
-                },
-            }
-        }
-        _ => EventPlan::RecordOnly {
-            entry,
-            outcome: Outcome::Ignored(None),
-        },
-    }
-}
-
-/// The customer state a snapshot event carries, ready for the rules.
-pub(crate) fn event_state<'a>(
-    settings: &SyncSettings,
-    event: &'a StripeEvent<'_>,
-    kind: CustomerEventKind,
-    customer_id: &'a StripeCustomerId,
-    customer: &'a CustomerObject,
-) -> IncomingCustomer<'a> {
-    incoming(
-        &settings.user_id_metadata_key,
-        kind,
-        Origin::Event(&event.id),
-        event.created,
-        customer_id,
-        customer,
-        event.livemode,
-    )
-}
-
-fn ledger_entry<'e>(event: &'e StripeEvent<'_>) -> LedgerEntry<'e> {
-    let deleted_customer_id = match &event.object {
-        EventObject::Customer(customer)
-            if CustomerEventKind::from_event_type(event.event_type)
-                == Some(CustomerEventKind::Deleted)
-                && StripeCustomerId::parse(&customer.id).is_ok() =>
-        {
-            Some(customer.id.as_str())
-        }
-        _ => None,
-    };
-    LedgerEntry {
-        event_id: event.id.as_str(),
-        event_type: event.event_type,
-        livemode: event.livemode,
-        api_version: event.api_version,
-        stripe_created: DateTime::from_timestamp(event.created, 0).unwrap_or_default(),
-        payload: event.raw,
-        payload_sanitized: event.payload_sanitized,
-        deleted_customer_id,
-    }
-}
-
-/// A customer state as Stripe sent (or returned) it, ready for the rules.
-pub(crate) fn incoming<'a>(
+/// What applying `fetched` (of `run`) would write over `stored`, its order aside: the row the
+/// rules decide with the owner taken as it is; `None` when they would write nothing (or the id
+/// is not a customer's). `verify` compares it with the row to report drift.
+pub(crate) fn fetched_row(
     user_id_metadata_key: &str,
-    kind: CustomerEventKind,
-    origin: Origin<'a>,
-    created: i64,
-    customer_id: &'a StripeCustomerId,
-    customer: &'a CustomerObject,
-    livemode: bool,
-) -> IncomingCustomer<'a> {
-    IncomingCustomer {
-        kind,
-        origin,
-        created,
-        customer_id,
-        email: customer.email.as_deref(),
-        name: customer.name.as_deref(),
-        default_payment_method: customer.default_payment_method.as_deref(),
-        stripe_metadata: &customer.metadata,
-        link: LinkCandidate::from_owner_metadata(
-            customer.metadata.get(user_id_metadata_key),
-            customer.metadata.get(rules::ORGANIZATION_ID_METADATA_KEY),
-        ),
-        livemode,
-    }
-}
-
-/// Applies one customer state through the apply loop together with the ledger entry it
-/// arrived with (a snapshot event's `data.object`, or the customer a thin event's fetch
-/// returned), and says what became of the event.
-pub(crate) async fn apply_customer_state(
-    conn: &mut EventScope<'_>,
-    entry: &LedgerEntry<'_>,
-    incoming: &IncomingCustomer<'_>,
-) -> Result<Outcome, SyncError> {
-    let applied = apply::apply_one(conn, Recording::Event(entry), incoming).await?;
-    Ok(applied.applied.outcome())
-}
-
-pub(crate) async fn record_only(
-    conn: &mut EventScope<'_>,
-    entry: &LedgerEntry<'_>,
-    outcome: Outcome,
-) -> Result<Outcome, SyncError> {
-    let recorded = Recorded {
-        outcome: outcome.status(),
-        reason: outcome.reason(),
-        error: None,
+    run: &FetchRun,
+    fetched: FetchedCustomer<'_>,
+    stored: &StoredCustomer,
+) -> Option<RowWrite> {
+    let applying = fetched::applying(user_id_metadata_key, run, fetched)?;
+    let unordered = StoredCustomer {
+        last_applied: None,
+        ..stored.clone()
     };
-    match ledger::record(conn, entry, recorded, None).await {
-        Ok(_) => Ok(outcome),
-        Err(StoreError::Duplicate) => Ok(Outcome::Duplicate),
-        Err(error) => Err(error.into()),
-    }
-}
-
-/// Records an event the database refused. Should even its payload be refused, a stub that
-/// names the event stands in for it, so that the failure is on record all the same.
-pub(crate) async fn record_failed(
-    conn: &mut EventScope<'_>,
-    entry: &LedgerEntry<'_>,
-    reason: FailReason,
-    error: &str,
-) -> Result<Outcome, SyncError> {
-    let recorded = Recorded {
-        outcome: "failed",
-        reason: Some(reason.as_str()),
-        error: Some(error),
-    };
-    let result = match ledger::record(&mut *conn, entry, recorded, None).await {
-        Err(StoreError::Rejected { .. }) => {
-            conn.restart().await?;
-            let stub = serde_json::json!({
-                "id": entry.event_id,
-                "object": "event",
-                "type": entry.event_type,
-                "payload_not_stored": "the database refused the payload as well",
-            })
-            .to_string();
-            let stub_entry = LedgerEntry {
-                payload: &stub,
-                payload_sanitized: true,
-                ..*entry
-            };
-            ledger::record(&mut *conn, &stub_entry, recorded, None).await
-        }
-        first => first,
-    };
-    match result {
-        Ok(_) => Ok(Outcome::Failed(reason)),
-        Err(StoreError::Duplicate) => Ok(Outcome::Duplicate),
-        Err(error) => Err(error.into()),
+    let decided = rules::decide(
+        applying.state(),
+        Some(&unordered),
+        UserFacts::default(),
+        false,
+        chrono::Utc::now(),
+    );
+    match decided {
+        Decision::Insert(row) | Decision::Update { row, .. } => Some(row),
+        Decision::Skip { .. } => None,
     }
 }

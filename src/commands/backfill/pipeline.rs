@@ -14,10 +14,8 @@ use super::{BackfillError, BackfillOptions, Summary, Totals};
 use crate::progress;
 use crate::stripe_api::customers::{self, CustomerPage};
 use crate::stripe_api::{ApiError, StripeClient};
-use crate::sync::apply::AppliedCustomer;
-use crate::sync::fetched::{self, FetchRun, FetchedCustomer};
-use crate::sync::rules::FetchCommand;
-use crate::sync::{SyncError, SyncSettings};
+use crate::sync::request::{AppliedCustomer, FetchCommand, FetchRun, FetchedCustomer};
+use crate::sync::{self, SyncError, SyncSettings};
 
 /// Pages written at once, each on its own connection. Two keep a small database server's two
 /// cores busy while our side waits; rows of concurrent pages never overlap (Stripe lists each
@@ -141,8 +139,7 @@ pub(crate) async fn run(
         }
     }
     bar.finish_and_clear();
-    let subscriptions =
-        super::subscriptions::run(pool, client, settings, &run.run_id, run.dry_run).await?;
+    let subscriptions = super::subscriptions::run(pool, client, settings, &run).await?;
     if !run.dry_run {
         checkpoint::remove(&options.checkpoint)?;
     }
@@ -185,5 +182,5 @@ async fn apply(
             requested_at: page.requested_at,
         })
         .collect();
-    fetched::apply_page(pool, settings, run, &fetched).await
+    sync::apply_page(pool, settings, run, &fetched).await
 }

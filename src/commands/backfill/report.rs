@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sync::apply::{Applied, AppliedCustomer};
+use crate::sync::request::{Applied, AppliedCustomer};
 
 /// Counts over the whole run (resumed parts included). `inserted`, `updated`, `unchanged`
 /// and `skipped` partition `customers`: each customer seen is counted in exactly one of them.
@@ -225,7 +225,7 @@ mod tests {
                 unlinked: Some(crate::domain::UnlinkReason::UnknownUser),
             },
             AppliedCustomer {
-                applied: Applied::Skipped(crate::sync::SkipReason::StaleEvent),
+                applied: Applied::Skipped(crate::domain::outcome::SkipReason::StaleEvent),
                 unlinked: Some(crate::domain::UnlinkReason::UnknownUser),
             },
         ]);

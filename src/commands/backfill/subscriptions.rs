@@ -13,11 +13,9 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use super::BackfillError;
-use crate::store::session::EventScope;
-use crate::stripe_api::{StripeClient, products, subscriptions};
-use crate::sync::SyncSettings;
-use crate::sync::subscriptions::rules::FETCHED_RANK;
-use crate::sync::subscriptions::{SubscriptionState, apply_fetched};
+use crate::stripe_api::{StripeClient, subscriptions};
+use crate::sync::request::{FetchRun, FetchedSubscriptions};
+use crate::sync::{self, SyncSettings};
 
 /// What the run did with the subscriptions it listed. `applied` and `skipped` partition
 /// `seen`.
@@ -30,13 +28,12 @@ pub(crate) struct SubscriptionTotals {
     pub skipped: BTreeMap<String, u64>,
 }
 
-/// Lists and applies every subscription; `run_id` is what the rows record as their source.
+/// Lists and applies every subscription, as rows of `run` (a dry run writes nothing).
 pub(super) async fn run(
     pool: &PgPool,
     client: &StripeClient,
     settings: &SyncSettings,
-    run_id: &str,
-    dry_run: bool,
+    run: &FetchRun,
 ) -> Result<SubscriptionTotals, BackfillError> {
     let mut totals = SubscriptionTotals::default();
     let mut cursor: Option<String> = None;
@@ -45,23 +42,21 @@ pub(super) async fn run(
         // Products first, with no connection held while Stripe answers.
         for subscription in &mut page.subscriptions {
             let livemode = client.key_livemode();
-            products::expand(Some(client), &settings.tiers, subscription, livemode).await?;
-        }
-        let mut scope = EventScope::begin(pool, settings.connection)
-            .await
-            .map_err(crate::sync::SyncError::from)?;
-        for subscription in &page.subscriptions {
-            let state = SubscriptionState {
+            sync::expand_subscription_products(
+                Some(client),
+                &settings.tiers,
                 subscription,
-                created: page.requested_at,
-                rank: FETCHED_RANK,
-                recorded_type: "backfill",
-                source_id: run_id,
-                deleted: false,
-                livemode: client.key_livemode(),
-            };
+                livemode,
+            )
+            .await?;
+        }
+        let fetched = FetchedSubscriptions {
+            subscriptions: &page.subscriptions,
+            requested_at: page.requested_at,
+        };
+        for applied in sync::apply_subscription_page(pool, settings, run, fetched).await? {
             totals.seen += 1;
-            match apply_fetched(&mut scope, settings, &state, dry_run).await? {
+            match applied {
                 Ok(()) => totals.applied += 1,
                 Err(reason) => {
                     *totals
@@ -71,7 +66,6 @@ pub(super) async fn run(
                 }
             }
         }
-        scope.commit().await.map_err(crate::sync::SyncError::from)?;
         tracing::debug!(subscriptions = totals.seen, "subscription page applied");
         match (page.has_more, page.cursor()) {
             (true, Some(next)) => cursor = Some(next.to_owned()),
@@ -79,7 +73,7 @@ pub(super) async fn run(
         }
     }
     tracing::info!(
-        run_id,
+        run_id = %run.run_id,
         seen = totals.seen,
         applied = totals.applied,
         "backfill of subscriptions complete"

@@ -3,10 +3,12 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::{RowField, StoredCustomer, StripeCustomerId, SyncStatus, UserFacts};
+use crate::domain::event_order::CustomerEventKind;
+use crate::domain::{RowField, StripeCustomerId, SyncStatus};
 use crate::store::customers::StoredRow;
 use crate::stripe_api::customers::Retrieved;
-use crate::sync::rules::{self, CustomerEventKind, Decision, FetchCommand, Origin};
+use crate::sync::request::{FetchCommand, FetchRun, FetchedCustomer};
+use crate::sync::{ORGANIZATION_ID_METADATA_KEY, fetched_row};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -45,7 +47,7 @@ pub(crate) struct Difference {
     pub stripe: Value,
 }
 
-/// The differences between a live row and what Stripe has: [`rules::decide`] on Stripe's state
+/// The differences between a live row and what Stripe has: the rules on Stripe's state ([`fetched_row`])
 /// against the row, whatever the order of the two (drift asks what Stripe has, not whether it
 /// is newer: that is for `--fix` to find out, which may come out `stale_event`), its decided
 /// values compared with the row's. The link itself is not compared: it rests on `auth.users`.
@@ -66,41 +68,28 @@ pub(crate) fn compare(
         }
         Retrieved::Found(found) => found,
     };
-    let (customer, kind) = if found.deleted {
-        (&found.customer, CustomerEventKind::Deleted)
+    let kind = if found.deleted {
+        CustomerEventKind::Deleted
     } else {
-        (&found.customer, CustomerEventKind::Updated)
+        CustomerEventKind::Updated
     };
-    let Ok(customer_id) = StripeCustomerId::parse(&row.stripe_customer_id) else {
+    if StripeCustomerId::parse(&row.stripe_customer_id).is_err() {
         return Vec::new();
-    };
-    let origin = Origin::Fetched {
+    }
+    // Never applied: it only says what the rules would write.
+    let run = FetchRun {
         command: FetchCommand::Verify,
-        run_id: "",
+        run_id: String::new(),
+        dry_run: true,
+        livemode: row.values.livemode.unwrap_or_default(),
     };
-    let livemode = row.values.livemode.unwrap_or_default();
-    let incoming = crate::sync::incoming(
-        user_id_key,
-        kind,
-        origin,
-        0,
-        &customer_id,
-        customer,
-        livemode,
-    );
-    let unordered = StoredCustomer {
-        last_applied: None,
-        ..row.stored.clone()
+    let fetched = FetchedCustomer {
+        customer: &found.customer,
+        deleted: found.deleted,
+        requested_at: 0,
     };
-    let decided = match rules::decide(
-        &incoming,
-        Some(&unordered),
-        UserFacts::default(),
-        false,
-        chrono::Utc::now(),
-    ) {
-        Decision::Insert(decided) | Decision::Update { row: decided, .. } => decided,
-        Decision::Skip { .. } => return Vec::new(),
+    let Some(decided) = fetched_row(user_id_key, &run, fetched, &row.stored) else {
+        return Vec::new();
     };
     let values = &row.values;
     let changes = decided.changes(values);
@@ -113,7 +102,7 @@ pub(crate) fn compare(
     }
     let text = |value: Option<&str>| value.map_or(Value::Null, |v| Value::String(v.to_owned()));
     let user_of = |metadata: Option<&Value>| metadata.filter(|v| !v.is_null()).cloned();
-    let organization_key = rules::ORGANIZATION_ID_METADATA_KEY;
+    let organization_key = ORGANIZATION_ID_METADATA_KEY;
     changes
         .into_iter()
         .flat_map(|field| {
@@ -173,6 +162,7 @@ pub(crate) fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::StoredCustomer;
     use crate::stripe::event::CustomerObject;
     use crate::stripe_api::customers::ApiCustomer;
     use serde_json::json;

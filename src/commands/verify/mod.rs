@@ -1,7 +1,7 @@
 //! `verify`: compare every live row (every row but tombstones) with the customer Stripe has
 //! now, and report the drift; `--fix` applies Stripe's state through the sync rules.
 //!
-//! Drift is what applying Stripe's state would change, field by field: [`crate::sync::rules::decide`] on
+//! Drift is what applying Stripe's state would change, field by field: the sync rules (`crate::sync::fetched_row`) on
 //! Stripe's state against the stored row, its decided values compared with the row's (so no
 //! rule is written twice: e.g. no email in Stripe is no drift, because the rules keep the
 //! stored one). Reported: the customer is missing in Stripe (404) or deleted there, or its

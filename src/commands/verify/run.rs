@@ -12,10 +12,8 @@ use crate::progress;
 use crate::store::customers::{self as store, StoredRow};
 use crate::stripe_api::StripeClient;
 use crate::stripe_api::customers::{self, Retrieved};
-use crate::sync::SyncSettings;
-use crate::sync::apply::Applied;
-use crate::sync::fetched::{self, FetchRun, FetchedCustomer};
-use crate::sync::rules::FetchCommand;
+use crate::sync::request::{Applied, FetchCommand, FetchRun, FetchedCustomer};
+use crate::sync::{self, SyncSettings};
 
 /// `--fix` marks rows whose customer the key does not know (404 `resource_missing`) as
 /// `missing` only while they are at most this share of the rows checked, or at most
@@ -203,7 +201,7 @@ async fn check(
     }
     let mut fix_outcome = None;
     if fix && let Retrieved::Found(found) = &retrieved {
-        let applied = fetched::apply_one(
+        let applied = sync::apply_fetched(
             pool,
             settings,
             run,

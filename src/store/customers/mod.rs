@@ -5,8 +5,7 @@
 //! Reading (`read`): one statement reads a customer's row (or a page of them) together with
 //! the facts the rules need beside it. Writing ([`write`]): one statement writes a row only if
 //! it is still the version that was read (compare-and-set on `xmin`), together with what is
-//! recorded beside it (`Recording`): the event's ledger row, or only the audit trail's
-//! source. A concurrent writer makes the write not happen (`Ok(false)`) or fail as
+//! recorded beside it: the event's ledger row, or only the audit trail's source. A concurrent writer makes the write not happen (`Ok(false)`) or fail as
 //! [`super::StoreError::Conflict`], and the caller decides again. Round trips, not SQL, bound
 //! throughput: an event costs two statements, a page of fetched customers two as well.
 
@@ -21,7 +20,7 @@ pub(crate) use read::{
     snapshot_events, snapshot_page,
 };
 pub(crate) use write::{
-    EventWrite, IfUserNotFree, Recording, RowToWrite, write_events, write_one, write_page,
+    EventWrite, IfUserNotFree, RowToWrite, write_events, write_one, write_page,
 };
 pub use write::{INSERT_SQL, UPDATE_SQL};
 

@@ -18,9 +18,11 @@
 
 mod events;
 mod page;
+mod recording;
 
-pub(crate) use events::{BatchEvent, apply_events};
+pub(crate) use events::apply_events;
 pub(crate) use page::apply_page;
+pub(crate) use recording::{Applying, CustomerState, EventRecording, Recording};
 
 use chrono::Utc;
 
@@ -31,41 +33,6 @@ use crate::store::StoreError;
 use crate::store::customers::{self, RowToWrite, Snapshot, SnapshotKey};
 use crate::store::ledger::{self, LedgerEntry, Recorded, RowGuard};
 use crate::store::session::EventScope;
-
-/// What applying a state records beside the row, by origin.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Recording<'a> {
-    /// A Stripe event (snapshot or thin; delivered, caught up or re-applied): its ledger row,
-    /// in the same statement as the row, or alone (guarded by the row's version) for a skip.
-    /// Every write is made, changed values or not: the event becomes the row's last applied.
-    Event(&'a LedgerEntry<'a>),
-    /// A customer the service created for a user: no ledger row (there is no event), the
-    /// creation's id in the audit trail; a skip leaves nothing behind.
-    Created { source_id: &'a str },
-    /// A fetching command's run (`backfill`, `verify --fix`): no ledger row, the run's id in the
-    /// audit trail; a row that would not change is not written (a rerun leaves no trace), a
-    /// skip leaves nothing behind, and a dry run writes nothing at all.
-    Run { run_id: &'a str, dry_run: bool },
-}
-
-impl Recording<'_> {
-    /// The id the per-state read looks up in the ledger (a redelivered event).
-    fn source_id(&self) -> &str {
-        match self {
-            Self::Event(entry) => entry.event_id,
-            Self::Created { source_id } => source_id,
-            Self::Run { run_id, .. } => run_id,
-        }
-    }
-
-    fn store(&self) -> customers::Recording<'_> {
-        match *self {
-            Self::Event(entry) => customers::Recording::Ledger(entry),
-            Self::Created { source_id } => customers::Recording::Audit { source_id },
-            Self::Run { run_id, .. } => customers::Recording::Audit { source_id: run_id },
-        }
-    }
-}
 
 /// What applying one state did (or, in a dry run, would do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,15 +78,18 @@ impl AppliedCustomer {
     };
 }
 
-/// What one decision asks of the database.
+/// What one decision asks of the database. `K`: what a skip is recorded under
+/// ([`Recording::Skip`]): an event's ledger row, or [`NoEvent`], which has no value, so that a
+/// plan of a state without an event cannot ask to record a skip.
 // A plan lives for one event, on the stack; boxing the row would cost an allocation per event
 // on the webhook's hot path to save a few hundred bytes nobody keeps.
 #[allow(clippy::large_enum_variant)]
-enum Plan {
+enum Plan<K> {
     /// Nothing to write or record.
     Done(AppliedCustomer),
-    /// Record the event's skip in the ledger, while the row is still at `version`.
+    /// Record the event's skip in the ledger under `skip`, while the row is still at `version`.
     RecordSkip {
+        skip: K,
         reason: SkipReason,
         version: Option<String>,
     },
@@ -131,29 +101,28 @@ enum Plan {
 }
 
 /// Applies one state: read → decide → write, deciding again after a lost race.
-pub(crate) async fn apply_one(
+pub(crate) async fn apply_one<R: Recording>(
     scope: &mut EventScope<'_>,
-    recording: Recording<'_>,
-    state: &IncomingCustomer<'_>,
+    applying: &Applying<'_, R>,
 ) -> Result<AppliedCustomer, SyncError> {
+    let (recording, state) = (applying.recording(), applying.state());
     let key = key_of(state);
     for _ in 0..MAX_ATTEMPTS {
-        let snapshot = match recording {
+        let snapshot = if recording.compares_values() {
             // A fetched state is compared with the row's values: read them too.
-            Recording::Run { .. } => customers::snapshot_page(&mut *scope, &[key])
+            customers::snapshot_page(&mut *scope, &[key])
                 .await?
                 .pop()
-                .expect("one snapshot per key"),
-            Recording::Event(_) | Recording::Created { .. } => {
-                customers::snapshot(&mut *scope, recording.source_id(), key).await?
-            }
+                .expect("one snapshot per key")
+        } else {
+            customers::snapshot(&mut *scope, recording.source_id(), key).await?
         };
         if snapshot.already_recorded {
             return Ok(AppliedCustomer::DUPLICATE);
         }
         let written = match plan(recording, state, &snapshot, snapshot.user) {
             Plan::Done(result) => return Ok(result),
-            Plan::Write { result, .. } if is_dry_run(recording) => return Ok(result),
+            Plan::Write { result, .. } if recording.dry_run() => return Ok(result),
             Plan::Write {
                 version,
                 row,
@@ -164,18 +133,23 @@ pub(crate) async fn apply_one(
                     version: version.as_deref(),
                     row: &row,
                 };
-                customers::write_one(&mut *scope, recording.store(), write)
+                write_row(scope, recording, write)
                     .await
                     .map(|written| written.then_some(result))
             }
-            Plan::RecordSkip { reason, version } => {
-                let Recording::Event(entry) = recording else {
-                    unreachable!("only an event records a skip")
-                };
-                record_skip(scope, entry, state, reason, version.as_deref())
-                    .await
-                    .map(|recorded| recorded.then(|| AppliedCustomer::skipped(reason)))
-            }
+            Plan::RecordSkip {
+                skip,
+                reason,
+                version,
+            } => record_skip(
+                scope,
+                recording.skip_entry(skip),
+                state,
+                reason,
+                version.as_deref(),
+            )
+            .await
+            .map(|recorded| recorded.then(|| AppliedCustomer::skipped(reason))),
         };
         match written {
             Ok(Some(result)) => return Ok(result),
@@ -196,18 +170,31 @@ fn key_of<'a>(state: &'a IncomingCustomer<'_>) -> SnapshotKey<'a> {
     }
 }
 
-fn is_dry_run(recording: Recording<'_>) -> bool {
-    matches!(recording, Recording::Run { dry_run: true, .. })
+/// Writes one row if it is still as read, recording beside it what `recording` records: the
+/// event's ledger row in the same statement, or only its source in the audit trail.
+async fn write_row<R: Recording>(
+    scope: &mut EventScope<'_>,
+    recording: &R,
+    write: RowToWrite<'_>,
+) -> Result<bool, StoreError> {
+    match recording.ledger() {
+        Some(entry) => customers::write_one(&mut *scope, entry, write).await,
+        None => {
+            let written =
+                customers::write_page(&mut *scope, recording.source_id(), &[write]).await?;
+            Ok(written == [true])
+        }
+    }
 }
 
 /// Decides `state` against `snapshot` (with `user` as the facts about its candidate user) and
 /// says what the decision asks of the database under `recording`.
-fn plan(
-    recording: Recording<'_>,
+fn plan<R: Recording>(
+    recording: &R,
     state: &IncomingCustomer<'_>,
     snapshot: &Snapshot,
     user: UserFacts,
-) -> Plan {
+) -> Plan<R::Skip> {
     let decision = rules::decide(
         state,
         snapshot.stored.as_ref(),
@@ -216,13 +203,15 @@ fn plan(
         Utc::now(),
     );
     match decision {
-        Decision::Skip { reason, version } => match recording {
-            Recording::Event(_) => Plan::RecordSkip { reason, version },
+        Decision::Skip { reason, version } => match recording.skip() {
+            Some(skip) => Plan::RecordSkip {
+                skip,
+                reason,
+                version,
+            },
             // Nothing to record, and nothing written: the state the decision rested on need
             // not still hold.
-            Recording::Created { .. } | Recording::Run { .. } => {
-                Plan::Done(AppliedCustomer::skipped(reason))
-            }
+            None => Plan::Done(AppliedCustomer::skipped(reason)),
         },
         Decision::Insert(row) => Plan::Write {
             version: None,
@@ -237,7 +226,7 @@ fn plan(
                 applied: Applied::Updated,
                 unlinked: unlink_reason(&row),
             };
-            let unchanged = matches!(recording, Recording::Run { .. })
+            let unchanged = recording.compares_values()
                 && snapshot
                     .values
                     .as_ref()
@@ -277,10 +266,6 @@ async fn record_skip(
         stripe_customer_id: state.customer_id.as_str(),
         version,
     };
-    let recorded = Recorded {
-        outcome: "skipped",
-        reason: Some(reason.as_str()),
-        error: None,
-    };
+    let recorded = Recorded::from(Outcome::Skipped(reason));
     ledger::record(&mut *scope, entry, recorded, Some(guard)).await
 }

@@ -125,7 +125,7 @@ pub(crate) struct IncomingCustomer<'a> {
     pub kind: CustomerEventKind,
     pub origin: Origin<'a>,
     pub created: i64,
-    pub customer_id: &'a StripeCustomerId,
+    pub customer_id: StripeCustomerId,
     pub email: Option<&'a str>,
     pub name: Option<&'a str>,
     pub default_payment_method: Option<&'a str>,

@@ -3,14 +3,16 @@
 //! subscription's row, and the owner's tier (written only when it changes) commit together.
 //! The decisions are `rules`' (pure); the SQL is `store::subscriptions`'.
 
+pub(crate) mod fetched;
 pub(crate) mod linked;
-pub mod products;
+pub(crate) mod products;
 pub(crate) mod rules;
 pub(crate) mod thin;
 
 use chrono::DateTime;
 
-use super::{Outcome, SkipReason, SyncError, SyncSettings, record_only};
+use super::event::record_only;
+use super::{Outcome, SkipReason, SyncError, SyncSettings};
 use crate::domain::{ColumnName, StripeCustomerId};
 use crate::store::StoreError;
 use crate::store::ledger::{self, LedgerEntry, Recorded};
@@ -45,7 +47,7 @@ pub(crate) async fn apply_subscription_event(
         created: event.created,
         rank: SubscriptionEventKind::rank_of(event.kind.as_event_type()),
         recorded_type: event.kind.as_event_type(),
-        source_id: event.entry.event_id,
+        source_id: event.entry.event_id.as_str(),
         deleted: event.kind == SubscriptionEventKind::Deleted,
         livemode: event.livemode,
     };
@@ -85,7 +87,7 @@ pub(crate) async fn apply_recorded(
         let mut inner = EventScope::within(&mut transaction, policy);
         async {
             store::lock_customer(&mut inner, customer.as_str()).await?;
-            if store::already_recorded(&mut inner, entry.event_id).await? {
+            if store::already_recorded(&mut inner, entry.event_id.as_str()).await? {
                 return Ok(Outcome::Duplicate);
             }
             let outcome = match apply_state(&mut inner, settings, state, &customer, status).await? {
@@ -109,10 +111,10 @@ pub(crate) async fn apply_recorded(
     }
 }
 
-/// Applies a state read from Stripe's API by a command's run (`backfill`): no ledger row, the
-/// run's id and the command's name on the subscription's row; in its own transaction, rolled
-/// back in a dry run. `Ok(Err(reason))`: not applied.
-pub(crate) async fn apply_fetched(
+/// Applies a state read from Stripe's API by a command's run (`backfill`, see `fetched`): no
+/// ledger row, the run's id and the command's name on the subscription's row; in its own
+/// transaction, rolled back in a dry run. `Ok(Err(reason))`: not applied.
+async fn apply_fetched(
     scope: &mut EventScope<'_>,
     settings: &SyncSettings,
     state: &SubscriptionState<'_>,
@@ -197,12 +199,7 @@ async fn record(
     entry: &LedgerEntry<'_>,
     outcome: Outcome,
 ) -> Result<(), SyncError> {
-    let recorded = Recorded {
-        outcome: outcome.status(),
-        reason: outcome.reason(),
-        error: None,
-    };
-    ledger::record(&mut *scope, entry, recorded, None).await?;
+    ledger::record(&mut *scope, entry, Recorded::from(outcome), None).await?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! What the tier rules know of products (docs/design.md "Tiers"): a price that names no tier
-//! itself takes its product's metadata, fetched once and kept in-process for a while, and a
-//! price that names no tier at all is counted.
+//! itself takes its product's metadata, fetched once (`stripe_api::products`) before the
+//! database is touched and kept in-process for a while, and a price that names no tier at all
+//! is counted.
 //!
 //! The cache is small and bounded, and forgets an entry after [`TTL`], so that a product's
 //! metadata changed in the dashboard is read again within minutes. A hand-written map rather
@@ -12,6 +13,13 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
 use serde_json::{Map, Value};
+
+use super::rules;
+use crate::configuration::TierSettings;
+use crate::stripe::event::{EventObject, StripeEvent, SubscriptionObject};
+use crate::stripe_api::products::metadata;
+use crate::stripe_api::{ApiError, StripeClient};
+use crate::sync::SyncSettings;
 
 /// How long a product's metadata is trusted.
 pub(crate) const TTL: Duration = Duration::from_secs(10 * 60);
@@ -90,6 +98,67 @@ impl ProductTiers {
     /// The counter `/metrics` exposes as `stripe_prices_without_tier_total`.
     pub fn without_tier_counter(&self) -> Counter {
         self.0.without_tier.clone()
+    }
+}
+
+/// Gives every price of `subscription` that names no tier itself its product's metadata: from
+/// the object when Stripe sent it expanded, else from the cache, else fetched (and cached).
+/// Without a client, or with a key of the other mode than the subscription's, nothing is
+/// fetched and such prices name no tier. An error of Stripe's is returned (a webhook answers
+/// 503 and Stripe retries): a tier is never guessed.
+pub(crate) async fn expand(
+    client: Option<&StripeClient>,
+    tiers: &TierSettings,
+    subscription: &mut SubscriptionObject,
+    livemode: bool,
+) -> Result<(), ApiError> {
+    let client = client.filter(|client| client.key_livemode() == livemode);
+    for item in &mut subscription.items.data {
+        let Some(price) = item.price.as_mut() else {
+            continue;
+        };
+        if rules::own_tier(tiers, price).is_some() {
+            continue;
+        }
+        let Some(product) = price.product.as_mut() else {
+            continue;
+        };
+        if product.metadata.is_some() {
+            continue;
+        }
+        if let Some(cached) = tiers.products.get(&product.id) {
+            product.metadata = Some(cached);
+            continue;
+        }
+        let Some(client) = client else { continue };
+        let fetched = match metadata(client, &product.id).await? {
+            Some(metadata) => metadata,
+            None => {
+                tracing::warn!(
+                    product = %product.id,
+                    "Stripe answered 404 resource_missing for a subscribed price's product"
+                );
+                Map::new()
+            }
+        };
+        tiers.products.insert(&product.id, fetched.clone());
+        product.metadata = Some(fetched);
+    }
+    Ok(())
+}
+
+/// [`expand`] for a snapshot event's subscription (webhook, catch-up, re-apply), when the
+/// deployment keeps the event's mode; any other event is left as it is.
+pub(crate) async fn expand_event(
+    client: Option<&StripeClient>,
+    settings: &SyncSettings,
+    event: &mut StripeEvent<'_>,
+) -> Result<(), ApiError> {
+    match &mut event.object {
+        EventObject::Subscription(subscription) if settings.mode.keeps(event.livemode) => {
+            expand(client, &settings.tiers, subscription, event.livemode).await
+        }
+        _ => Ok(()),
     }
 }
 

@@ -45,13 +45,7 @@ pub(crate) fn is_ended(kind: SubscriptionEventKind, status: &str) -> bool {
     kind == SubscriptionEventKind::Deleted || ENDED_STATUSES.contains(&status)
 }
 
-/// The order of the state a subscription's row holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StoredOrder {
-    pub created: i64,
-    pub event_type: String,
-    pub ended: bool,
-}
+pub(crate) use crate::domain::subscription_order::StoredOrder;
 
 /// Whether an event's state is written over the stored one.
 #[cfg(test)]

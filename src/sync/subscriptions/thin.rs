@@ -11,38 +11,36 @@
 
 use sqlx::PgPool;
 
+use super::products;
 use super::rules::FETCHED_RANK;
 use super::{SubscriptionState, apply_recorded, is_subscription_id};
-use crate::store::ledger::{self, FailedEvent, LedgerEntry};
+use crate::store::StoreError;
+use crate::store::ledger;
 use crate::store::session::EventScope;
-use crate::store::{StoreError, recorded};
 use crate::stripe::event::SubscriptionObject;
 use crate::stripe::thin_event::ThinEvent;
+use crate::stripe_api::StripeClient;
 use crate::stripe_api::subscriptions::{self, Retrieved};
-use crate::stripe_api::{StripeClient, products};
-use crate::sync::{FailReason, Outcome, SkipReason, SyncError, SyncSettings, recording_refusal};
-use crate::thin_events::{FETCH_DEADLINE, ThinEventError};
+use crate::sync::event::recording_refusal;
+use crate::sync::ledger_entry::{Delivered, ledger_entry};
+use crate::sync::thin::{self, FETCH_DEADLINE, ThinEventError};
+use crate::sync::{FailReason, Outcome, SkipReason, SyncError, SyncSettings};
 
 const DELETED: &str = "v1.customer.subscription.deleted";
 
-/// Handles a verified thin subscription event of a mode this deployment keeps.
-pub(crate) async fn handle(
+/// Fetches a verified thin subscription event's subscription and applies it: the
+/// `Subject::Subscription` arm of `sync::thin`, once the event is known to be of a mode this
+/// deployment keeps and not yet recorded.
+pub(in crate::sync) async fn apply(
     pool: &PgPool,
     settings: &SyncSettings,
     client: Option<&StripeClient>,
     event: &ThinEvent<'_>,
     subscription_id: &str,
 ) -> Result<Outcome, ThinEventError> {
-    // A scope of its own, ended before the fetch.
-    let mut scope = EventScope::begin(pool, settings.connection).await?;
-    let already_recorded = recorded::is_recorded(&mut scope, event.id.as_str()).await?;
-    scope.commit().await?;
-    if already_recorded {
-        return Ok(Outcome::Duplicate);
-    }
     if !is_subscription_id(subscription_id) {
         let skipped = Outcome::Skipped(SkipReason::InvalidSubscription);
-        return Ok(crate::sync::thin::record(pool, settings.connection, event, skipped).await?);
+        return Ok(thin::record(pool, settings, event, skipped).await?);
     }
     let client = client.ok_or(ThinEventError::NotConfigured)?;
     match fetch(client, settings, event, subscription_id).await? {
@@ -56,25 +54,21 @@ pub(crate) async fn handle(
             scope.commit().await?;
             Ok(outcome)
         }
-        Fetched::Unknown { error } => Ok(crate::sync::thin::record_failed(
-            pool,
-            settings.connection,
-            event,
-            FailReason::SubscriptionNotFound,
-            &error,
-        )
-        .await?),
+        Fetched::Unknown { error } => {
+            let reason = FailReason::SubscriptionNotFound;
+            Ok(thin::record_unknown(pool, settings, event, reason, &error).await?)
+        }
     }
 }
 
 /// `reapply-failed` for a thin subscription event: fetched again now (outside any
 /// transaction), then applied in the transaction that removes its `failed` row. `Ok(None)`:
 /// re-applied meanwhile by another run; `Err`: still failing, as it was.
-pub(crate) async fn reapply(
+pub(in crate::sync) async fn reapply(
     pool: &PgPool,
     settings: &SyncSettings,
     client: Option<&StripeClient>,
-    failed: &FailedEvent,
+    failed_id: &str,
     event: &ThinEvent<'_>,
     subscription_id: &str,
 ) -> Result<Option<Outcome>, String> {
@@ -94,7 +88,7 @@ pub(crate) async fn reapply(
     };
     let attempt = async {
         let mut tx = pool.begin().await.map_err(StoreError::from)?;
-        if !ledger::forget_failed(&mut *tx, &failed.id).await? {
+        if !ledger::forget_failed(&mut *tx, failed_id).await? {
             return Ok(None);
         }
         let mut scope = EventScope::within(&mut tx, settings.connection);
@@ -167,16 +161,7 @@ async fn apply_in(
     subscription: &SubscriptionObject,
     requested_at: i64,
 ) -> Result<Outcome, SyncError> {
-    let entry = LedgerEntry {
-        event_id: event.id.as_str(),
-        event_type: &event.event_type,
-        livemode: event.livemode,
-        api_version: None,
-        stripe_created: event.created,
-        payload: event.raw,
-        payload_sanitized: event.payload_sanitized,
-        deleted_customer_id: None,
-    };
+    let entry = ledger_entry(Delivered::Thin(event), None);
     let state = SubscriptionState {
         subscription,
         created: requested_at,

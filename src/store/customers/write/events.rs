@@ -3,13 +3,15 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
-use super::{RowColumns, RowToWrite, metadata_text};
+use super::RowToWrite;
 use crate::domain::RowWrite;
 use crate::store::StoreError;
 use crate::store::ledger::{LedgerEntry, Recorded, RowGuard, record_guard};
+use columns::EventColumns;
+
+mod columns;
 
 /// The rows to write of a batch of events, as arrays: `$1`–`$7` as `WRITE_PAGE_SQL`'s
 /// `$2`–`$8`, `$23` as its `$9` (the new ids of inserts); `$21`–`$22` the metadata of an
@@ -163,11 +165,9 @@ macro_rules! row_written_or_guard_holds {
 /// `WRITE_PAGE_SQL` (an insert also only while the user it links is still free), and its
 /// event recorded `processed` only if it was; an event that writes no row is recorded with its
 /// outcome only while its guard holds (as `ledger::record`). An event whose write or guard did
-/// not hold is not recorded: decide it again. Binds: `$1`–`$7` the rows as arrays, `$8`–`$15`
-/// the ledger columns of every event as arrays (as `LedgerEntry::bind_to`), `$16` the customer
-/// each event wrote (null: it writes none), `$17`–`$18` outcome and reason of those that write
-/// none, `$19`–`$20` their guards, `$21`–`$22` the alternatives of inserts (see
-/// [`events_input!`]), `$23` the new ids of inserts.
+/// not hold is not recorded: decide it again. Its parameters are `EventColumns`', which binds
+/// them: `$1`–`$7` the rows, `$8`–`$20` every event's ledger columns, outcome and guard,
+/// `$21`–`$22` the alternatives of inserts (see [`events_input!`]), `$23` their new ids.
 ///
 /// No statement-wide event id for the audit trail: its trigger reads each row's event from the
 /// `sync.last_event_id` the write sets. A duplicate event id (a delivery another replica is
@@ -271,8 +271,9 @@ impl<'a> EventWrite<'a> {
     }
 }
 
-/// Writes the events of a batch in one statement ([`WRITE_EVENTS_SQL`]); the ids of the events
-/// recorded come back. An event missing from them wrote nothing: decide it again.
+/// Writes the events of a batch in one statement ([`WRITE_EVENTS_SQL`] or the variant the
+/// batch needs); the ids of the events recorded come back. An event missing from them wrote
+/// nothing: decide it again.
 pub(crate) async fn write_events(
     db: impl PgExecutor<'_>,
     events: &[EventWrite<'_>],
@@ -280,115 +281,10 @@ pub(crate) async fn write_events(
     if events.is_empty() {
         return Ok(HashSet::new());
     }
-    let rows: Vec<RowToWrite<'_>> = events
-        .iter()
-        .filter_map(|event| match event {
-            EventWrite::Row { write, .. } => Some(*write),
-            EventWrite::Record { .. } => None,
-        })
-        .collect();
-    let (if_user_missing, if_user_taken): (Vec<Option<String>>, Vec<Option<String>>) = events
-        .iter()
-        .filter_map(|event| match event {
-            EventWrite::Row {
-                if_user_not_free, ..
-            } => Some(if_user_not_free.map_or((None, None), |alternatives| {
-                (
-                    Some(metadata_text(alternatives.user_missing)),
-                    Some(metadata_text(alternatives.user_taken)),
-                )
-            })),
-            EventWrite::Record { .. } => None,
-        })
-        .unzip();
-    let mut ledger = LedgerColumns::default();
-    for event in events {
-        ledger.push(event);
-    }
-    let inserts = rows.iter().any(|r| r.version.is_none());
-    let updates = rows.iter().any(|r| r.version.is_some());
-    let only_rows = rows.len() == events.len();
-    let sql = match (inserts, updates, only_rows) {
-        (true, true, false) => WRITE_EVENTS_SQL,
-        (true, false, false) => INSERT_EVENTS_SQL,
-        (false, true, false) => UPDATE_EVENTS_SQL,
-        (false, false, _) => RECORD_EVENTS_SQL,
-        (true, true, true) => WRITE_ROW_EVENTS_SQL,
-        (true, false, true) => INSERT_ROW_EVENTS_SQL,
-        (false, true, true) => UPDATE_ROW_EVENTS_SQL,
-    };
-    let rows = RowColumns::of(&rows);
-    let recorded: Vec<String> = sqlx::query_scalar(sql)
-        .bind(&rows.ids)
-        .bind(&rows.versions)
-        .bind(&rows.users)
-        .bind(&rows.emails)
-        .bind(&rows.names)
-        .bind(&rows.payment_methods)
-        .bind(&rows.metadata)
-        .bind(&ledger.ids)
-        .bind(&ledger.types)
-        .bind(&ledger.livemodes)
-        .bind(&ledger.api_versions)
-        .bind(&ledger.created)
-        .bind(&ledger.payloads)
-        .bind(&ledger.sanitized)
-        .bind(&ledger.deleted_customer_ids)
-        .bind(&ledger.written_customer_ids)
-        .bind(&ledger.outcomes)
-        .bind(&ledger.reasons)
-        .bind(&ledger.guard_customer_ids)
-        .bind(&ledger.guard_versions)
-        .bind(&if_user_missing)
-        .bind(&if_user_taken)
-        .bind(&rows.new_ids)
+    let columns = EventColumns::of(events);
+    let recorded: Vec<String> = columns
+        .bind(sqlx::query_scalar(columns.statement()))
         .fetch_all(db)
         .await?;
     Ok(recorded.into_iter().collect())
-}
-
-/// The ledger columns of a batch's events, one array per column.
-#[derive(Default)]
-struct LedgerColumns<'a> {
-    ids: Vec<&'a str>,
-    types: Vec<&'a str>,
-    livemodes: Vec<bool>,
-    api_versions: Vec<Option<&'a str>>,
-    created: Vec<DateTime<Utc>>,
-    payloads: Vec<Option<&'a str>>,
-    sanitized: Vec<bool>,
-    deleted_customer_ids: Vec<Option<&'a str>>,
-    written_customer_ids: Vec<Option<&'a str>>,
-    outcomes: Vec<&'a str>,
-    reasons: Vec<Option<&'a str>>,
-    guard_customer_ids: Vec<Option<&'a str>>,
-    guard_versions: Vec<Option<&'a str>>,
-}
-
-impl<'a> LedgerColumns<'a> {
-    fn push(&mut self, event: &EventWrite<'a>) {
-        let entry = event.entry();
-        self.ids.push(entry.event_id);
-        self.types.push(entry.event_type);
-        self.livemodes.push(entry.livemode);
-        self.api_versions.push(entry.api_version);
-        self.created.push(entry.stripe_created);
-        self.sanitized.push(entry.payload_sanitized);
-        self.deleted_customer_ids.push(entry.deleted_customer_id);
-        let (written, outcome, reason, guard) = match *event {
-            EventWrite::Row { write, .. } => {
-                (Some(write.stripe_customer_id), "processed", None, None)
-            }
-            EventWrite::Record {
-                recorded, guard, ..
-            } => (None, recorded.outcome, recorded.reason, guard),
-        };
-        self.payloads.push(entry.payload_kept(outcome));
-        self.written_customer_ids.push(written);
-        self.outcomes.push(outcome);
-        self.reasons.push(reason);
-        self.guard_customer_ids
-            .push(guard.map(|g| g.stripe_customer_id));
-        self.guard_versions.push(guard.and_then(|g| g.version));
-    }
 }

@@ -1,5 +1,5 @@
 //! Writing a decided row, only if the row is still as read, in one statement together with
-//! what is recorded beside it ([`Recording`]). The row's insert and update are written once
+//! what is recorded beside it (an event's ledger row, or only its source in the audit trail). The row's insert and update are written once
 //! ([`insert_row!`], [`update_row!`]) over a relation `i` of the values to write; each
 //! statement below says where `i` comes from and what it records beside the row.
 //!
@@ -168,16 +168,6 @@ pub(super) const WRITE_PAGE_SQL: &str = concat!(
                                          select stripe_customer_id from updated)"
 );
 
-/// What a customer write records beside the row.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Recording<'a> {
-    /// The event's ledger row (`processed`), in the same statement: a Stripe event.
-    Ledger(&'a LedgerEntry<'a>),
-    /// No ledger row (there is no event), only the writer's id in the audit trail: a fetching
-    /// run (`backfill:…`, `verify:…`) or a customer created for a user (`ensure-customer:…`).
-    Audit { source_id: &'a str },
-}
-
 /// One row to write: an insert (`version` `None`) or an update of the row at `version`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RowToWrite<'a> {
@@ -186,19 +176,14 @@ pub(crate) struct RowToWrite<'a> {
     pub row: &'a RowWrite,
 }
 
-/// Writes one row if it is still as read, and records `recording` with it. `Ok(false)`: the
-/// row changed since it was read (or a delete was recorded meanwhile); nothing was written.
+/// Writes one row if it is still as read, and records its event `entry` (`processed`) in the
+/// same statement. `Ok(false)`: the row changed since it was read (or a delete was recorded
+/// meanwhile); nothing was written. A write with no event is a page of one ([`write_page`]).
 pub(crate) async fn write_one(
     db: impl PgExecutor<'_>,
-    recording: Recording<'_>,
+    entry: &LedgerEntry<'_>,
     write: RowToWrite<'_>,
 ) -> Result<bool, StoreError> {
-    let entry = match recording {
-        Recording::Ledger(entry) => entry,
-        Recording::Audit { source_id } => {
-            return Ok(write_page(db, source_id, &[write]).await? == [true]);
-        }
-    };
     let query = match write.version {
         None => sqlx::query(INSERT_SQL),
         Some(_) => sqlx::query(UPDATE_SQL),
@@ -276,31 +261,38 @@ struct RowColumns<'a> {
 
 impl<'a> RowColumns<'a> {
     fn of(rows: &[RowToWrite<'a>]) -> Self {
-        let mut columns = Self {
-            ids: Vec::with_capacity(rows.len()),
-            versions: Vec::with_capacity(rows.len()),
-            users: Vec::with_capacity(rows.len()),
-            emails: Vec::with_capacity(rows.len()),
-            names: Vec::with_capacity(rows.len()),
-            payment_methods: Vec::with_capacity(rows.len()),
-            metadata: Vec::with_capacity(rows.len()),
-            new_ids: Vec::with_capacity(rows.len()),
-            organizations: Vec::with_capacity(rows.len()),
-        };
-        for r in rows {
-            columns.ids.push(r.stripe_customer_id);
-            columns.versions.push(r.version);
-            columns.users.push(r.row.user_id);
-            columns.emails.push(r.row.email.as_deref());
-            columns.names.push(r.row.name.as_deref());
-            columns
-                .payment_methods
-                .push(r.row.default_payment_method.as_deref());
-            columns.metadata.push(metadata_text(r.row));
-            columns.new_ids.push(r.version.is_none().then(new_row_id));
-            columns.organizations.push(r.row.organization_id);
+        let mut columns = Self::with_capacity(rows.len());
+        for row in rows {
+            columns.push(row);
         }
         columns
+    }
+
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            ids: Vec::with_capacity(capacity),
+            versions: Vec::with_capacity(capacity),
+            users: Vec::with_capacity(capacity),
+            emails: Vec::with_capacity(capacity),
+            names: Vec::with_capacity(capacity),
+            payment_methods: Vec::with_capacity(capacity),
+            metadata: Vec::with_capacity(capacity),
+            new_ids: Vec::with_capacity(capacity),
+            organizations: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn push(&mut self, r: &RowToWrite<'a>) {
+        self.ids.push(r.stripe_customer_id);
+        self.versions.push(r.version);
+        self.users.push(r.row.user_id);
+        self.emails.push(r.row.email.as_deref());
+        self.names.push(r.row.name.as_deref());
+        self.payment_methods
+            .push(r.row.default_payment_method.as_deref());
+        self.metadata.push(metadata_text(r.row));
+        self.new_ids.push(r.version.is_none().then(new_row_id));
+        self.organizations.push(r.row.organization_id);
     }
 }
 

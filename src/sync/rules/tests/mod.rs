@@ -45,7 +45,7 @@ impl Fixture {
             kind,
             origin: Origin::Event(&self.event_id),
             created,
-            customer_id: &self.customer_id,
+            customer_id: self.customer_id.clone(),
             email: Some("a@example.com"),
             name: Some("Ada"),
             default_payment_method: None,
