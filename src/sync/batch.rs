@@ -27,7 +27,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::apply;
+use super::apply::{self, Settled};
 use super::event::{EventPlan, apply_event};
 use super::{Outcome, SyncError, SyncSettings, subscriptions};
 use crate::domain::EventId;
@@ -285,7 +285,7 @@ impl Writer {
             let linked = linked_owners(&plans, &settled);
             subscriptions::linked::recompute_for(&mut scope, &self.settings, &linked).await;
             scope.commit().await?;
-            return Ok(settled);
+            return Ok(settled.outcomes);
         }
         let mut connection = self.connection(held.take()).await?;
         let mut scope = EventScope::within(&mut connection.connection, self.settings.connection);
@@ -299,7 +299,7 @@ impl Writer {
             connection.last_used = Instant::now();
             *held = Some(connection);
         }
-        Ok(applied?)
+        Ok(applied?.outcomes)
     }
 
     /// The writer's own connection ([`pool::writer_connection`]), kept from batch to batch: a
@@ -357,13 +357,18 @@ impl From<StoreError> for BatchFailed {
     }
 }
 
-/// The customers of the batch's processed events that name an owner (see
-/// `subscriptions::linked`).
-fn linked_owners<'a>(plans: &'a [EventPlan<'_>], settled: &[Option<Outcome>]) -> Vec<&'a str> {
+/// The customers of the batch's events that name an owner and whose write may give it a tier
+/// (see `subscriptions::linked`): the processed ones when the batch's write found subscriptions
+/// kept for a customer it wrote, and the redelivered ones.
+fn linked_owners<'a>(plans: &'a [EventPlan<'_>], settled: &Settled) -> Vec<&'a str> {
+    let may_give_a_tier = |outcome: Outcome| match outcome {
+        Outcome::Processed => settled.subscriptions_kept,
+        outcome => subscriptions::linked::may_give_a_tier(outcome),
+    };
     plans
         .iter()
-        .zip(settled)
-        .filter(|(_, outcome)| **outcome == Some(Outcome::Processed))
+        .zip(&settled.outcomes)
+        .filter(|(_, outcome)| outcome.is_some_and(may_give_a_tier))
         .filter_map(|(plan, _)| match plan {
             EventPlan::Customer(applying) => {
                 subscriptions::linked::names_an_owner(applying.state())

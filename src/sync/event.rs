@@ -76,7 +76,7 @@ pub(super) async fn apply_plan(
         EventPlan::RecordOnly { entry, outcome } => record_only(conn, entry, *outcome).await,
         EventPlan::Customer(applying) => {
             let outcome = apply::apply_one(conn, applying).await?.applied.outcome();
-            if outcome == Outcome::Processed {
+            if subscriptions::linked::may_give_a_tier(outcome) {
                 // The owner it names may now get the tier of subscriptions kept before it.
                 let linked = subscriptions::linked::names_an_owner(applying.state());
                 subscriptions::linked::recompute_for(conn, settings, linked.as_slice()).await;

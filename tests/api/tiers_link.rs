@@ -54,6 +54,34 @@ async fn a_subscription_delivered_before_its_customer_sets_the_tier_once_the_cus
 }
 
 #[tokio::test]
+async fn a_redelivered_linking_event_writes_the_tier_a_stop_after_its_commit_left_behind() {
+    let app = spawn_app().await;
+    create_organizations_schema(&app.db.pool).await;
+    let organization = organization(&app, "Acme").await;
+    let customer = new_customer_id();
+    let subscribed = SubscriptionEvent::created(&new_subscription_id(), &customer)
+        .price_by_lookup_key("pro")
+        .at(T0);
+    app.deliver_expecting(&subscribed.json(), "processed").await;
+    let linking = CustomerEvent::created(&customer, T0)
+        .metadata("organization_id", &organization.to_string());
+    app.deliver_expecting(&linking.json(), "processed").await;
+    // The process stopped after the customer's write committed and before the tier was
+    // written (the two are separate transactions on a direct connection): Stripe got no
+    // answer and delivers the event again.
+    sqlx::query("update public.organizations set subscription_tier = 'free' where id = $1")
+        .bind(organization)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    app.deliver_expecting(&linking.json(), "duplicate").await;
+    assert_eq!(
+        organization_tier(&app, organization).await.as_deref(),
+        Some("pro")
+    );
+}
+
+#[tokio::test]
 async fn a_caught_up_event_that_links_the_customer_sets_the_tier() {
     let app = spawn_app().await;
     create_organizations_schema(&app.db.pool).await;

@@ -161,7 +161,7 @@ impl<'p, 'e> Step<'p, 'e> {
 pub(crate) async fn apply_events(
     db: &mut EventScope<'_>,
     events: &[EventPlan<'_>],
-) -> Result<Vec<Option<Outcome>>, StoreError> {
+) -> Result<Settled, StoreError> {
     let taken = one_per_event_customer_and_user(events);
     let mut steps: Vec<Step<'_, '_>> = events
         .iter()
@@ -180,8 +180,23 @@ pub(crate) async fn apply_events(
         }
     }
     let writes: Vec<EventWrite<'_>> = steps.iter().filter_map(Step::write).collect();
-    let recorded = customers::write_events(&mut *db, &writes).await?;
-    Ok(steps.iter().map(|step| step.outcome(&recorded)).collect())
+    let written = customers::write_events(&mut *db, &writes).await?;
+    Ok(Settled {
+        outcomes: steps
+            .iter()
+            .map(|step| step.outcome(&written.recorded))
+            .collect(),
+        subscriptions_kept: written.subscriptions_kept,
+    })
+}
+
+/// What a batch settled.
+#[derive(Debug)]
+pub(crate) struct Settled {
+    /// Per event, in order: its outcome, or `None` when the batch did not settle it.
+    pub(crate) outcomes: Vec<Option<Outcome>>,
+    /// Whether a customer the batch wrote has subscriptions kept before it.
+    pub(crate) subscriptions_kept: bool,
 }
 
 /// Which events the batch takes: the first of each event id and, of the customer states, the

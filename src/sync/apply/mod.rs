@@ -20,7 +20,7 @@ mod events;
 mod page;
 mod recording;
 
-pub(crate) use events::apply_events;
+pub(crate) use events::{Settled, apply_events};
 pub(crate) use page::apply_page;
 pub(crate) use recording::{Applying, CustomerState, EventRecording, Recording};
 

@@ -7,11 +7,20 @@
 //! the next one otherwise, each under the customer's subscription lock so that it serializes
 //! with the customer's subscription events. So both delivery orders end in the same tier.
 
+use crate::domain::outcome::Outcome;
 use crate::store::StoreError;
 use crate::store::session::EventScope;
 use crate::store::subscriptions as store;
 use crate::sync::SyncSettings;
 use crate::sync::rules::IncomingCustomer;
+
+/// Whether an event with this outcome may give its customer's owner a tier. A duplicate does
+/// too: the first delivery's write commits before the tier is computed, so a process that
+/// stops in between leaves the tier behind, and Stripe, which got no answer, delivers the
+/// event again. The recompute writes only a change, so a redelivery otherwise changes nothing.
+pub(crate) fn may_give_a_tier(outcome: Outcome) -> bool {
+    matches!(outcome, Outcome::Processed | Outcome::Duplicate)
+}
 
 /// The customer of `state` when it names an owner (a user or an organization), whose tier the
 /// kept subscriptions may now give.

@@ -129,7 +129,11 @@ macro_rules! events_recorded {
           where ",
             $recorded_if,
             "
-         returning id"
+         returning id,
+                   -- Once per statement: whether a customer the batch wrote has subscriptions
+                   -- kept before it, whose owner's tier its write may now give.
+                   exists (select 1 from public.stripe_subscriptions s
+                            where s.stripe_customer_id = any($16::text[])) as subscribed"
         )
     };
 }
@@ -271,20 +275,34 @@ impl<'a> EventWrite<'a> {
     }
 }
 
+/// What a batch's write recorded.
+#[derive(Debug, Default)]
+pub(crate) struct WrittenEvents {
+    /// The ids of the events recorded. An event missing from them wrote nothing: decide it
+    /// again.
+    pub(crate) recorded: HashSet<String>,
+    /// Whether any customer the batch wrote has subscriptions kept: only then may a write that
+    /// links an owner give it a tier (asked in the same statement, not in a round trip of its
+    /// own per batch).
+    pub(crate) subscriptions_kept: bool,
+}
+
 /// Writes the events of a batch in one statement ([`WRITE_EVENTS_SQL`] or the variant the
-/// batch needs); the ids of the events recorded come back. An event missing from them wrote
-/// nothing: decide it again.
+/// batch needs).
 pub(crate) async fn write_events(
     db: impl PgExecutor<'_>,
     events: &[EventWrite<'_>],
-) -> Result<HashSet<String>, StoreError> {
+) -> Result<WrittenEvents, StoreError> {
     if events.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(WrittenEvents::default());
     }
     let columns = EventColumns::of(events);
-    let recorded: Vec<String> = columns
-        .bind(sqlx::query_scalar(columns.statement()))
+    let rows: Vec<(String, bool)> = columns
+        .bind(sqlx::query_as(columns.statement()))
         .fetch_all(db)
         .await?;
-    Ok(recorded.into_iter().collect())
+    Ok(WrittenEvents {
+        subscriptions_kept: rows.iter().any(|(_, subscribed)| *subscribed),
+        recorded: rows.into_iter().map(|(id, _)| id).collect(),
+    })
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgArguments, Postgres};
-use sqlx::query::QueryScalar;
+use sqlx::query::QueryAs;
 
 use super::super::{RowColumns, metadata_text};
 use super::{
@@ -33,7 +33,9 @@ const ROW_EVENTS: Statements = Statements {
     update: UPDATE_ROW_EVENTS_SQL,
 };
 
-pub(super) type PgScalar<'q> = QueryScalar<'q, Postgres, String, PgArguments>;
+/// The batch statement: each event recorded, and whether any customer it wrote has kept
+/// subscriptions (see [`super::WrittenEvents`]).
+pub(super) type BatchQuery<'q> = QueryAs<'q, Postgres, (String, bool), PgArguments>;
 
 /// The columns of a batch of events, one array per column: what the statements take, and the
 /// one place that says which parameter is which.
@@ -99,7 +101,7 @@ impl<'a> EventColumns<'a> {
     }
 
     /// Binds the columns, in the statements' order (see [`WRITE_EVENTS_SQL`]).
-    pub(super) fn bind<'q>(&'q self, query: PgScalar<'q>) -> PgScalar<'q> {
+    pub(super) fn bind<'q>(&'q self, query: BatchQuery<'q>) -> BatchQuery<'q> {
         let (rows, ledger) = (&self.rows, &self.ledger);
         query
             // $1–$7: the rows (as `WRITE_PAGE_SQL`'s $2–$8)
