@@ -7,7 +7,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::customer::Customer;
-use super::faults::{Asked, Fault, answer_fault, fault_response, hang, stripe_error};
+use super::faults::{
+    Asked, Fault, answer_fault, fault_response, hang, no_such, refused_or_faulted, stripe_error,
+};
 use super::state::{InFlight, Shared, query_pairs, recorded_or_refused, refused, set_last_status};
 
 pub(super) async fn list(request: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
@@ -99,11 +101,7 @@ pub(super) async fn retrieve(
 ) -> HttpResponse {
     let id = path.into_inner();
     let _in_flight = InFlight::enter(&state).await;
-    if let Some(response) = refused(&state, &request, None) {
-        return response;
-    }
-    let fault = state.lock().unwrap().fault_for(Asked::Customer(&id));
-    if let Some(response) = answer_fault(&state, fault).await {
+    if let Some(response) = refused_or_faulted(&state, &request, Asked::Customer(&id)).await {
         return response;
     }
     let state_now = state.lock().unwrap();
@@ -114,13 +112,7 @@ pub(super) async fn retrieve(
         return HttpResponse::Ok().json(json!({"id": id, "object": "customer", "deleted": true}));
     }
     drop(state_now);
-    set_last_status(&state, 404);
-    stripe_error(
-        404,
-        "invalid_request_error",
-        Some("resource_missing"),
-        &format!("No such customer: '{id}'"),
-    )
+    no_such(&state, "customer", &id)
 }
 
 /// `POST /v1/customers/{id}`: Stripe's update, with its idempotency.
@@ -315,11 +307,7 @@ fn metadata_query(query: &str) -> Option<(String, String)> {
 
 pub(super) async fn search(request: HttpRequest, state: web::Data<Shared>) -> HttpResponse {
     let _in_flight = InFlight::enter(&state).await;
-    if let Some(response) = refused(&state, &request, None) {
-        return response;
-    }
-    let fault = state.lock().unwrap().fault_for(Asked::Search);
-    if let Some(response) = answer_fault(&state, fault).await {
+    if let Some(response) = refused_or_faulted(&state, &request, Asked::Search).await {
         return response;
     }
     let pairs = query_pairs(request.query_string());

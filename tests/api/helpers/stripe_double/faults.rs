@@ -1,10 +1,10 @@
 //! Scripted faults, and the error answers Stripe gives.
 
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-use super::state::{Shared, State, set_last_status};
+use super::state::{Shared, State, refused, set_last_status};
 
 /// What a scripted fault answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,5 +233,30 @@ pub(super) async fn unrecognized_url(request: actix_web::HttpRequest) -> HttpRes
             request.method(),
             request.path()
         ),
+    )
+}
+
+/// What is answered before a request's own answer, if anything: the 401 of a wrong key, or the
+/// fault a test set for what is asked.
+pub(super) async fn refused_or_faulted(
+    state: &Shared,
+    request: &HttpRequest,
+    asked: Asked<'_>,
+) -> Option<HttpResponse> {
+    if let Some(response) = refused(state, request, None) {
+        return Some(response);
+    }
+    let fault = state.lock().unwrap().fault_for(asked);
+    answer_fault(state, fault).await
+}
+
+/// Stripe's 404 for an id the key's account and mode do not know.
+pub(super) fn no_such(state: &Shared, object: &str, id: &str) -> HttpResponse {
+    set_last_status(state, 404);
+    stripe_error(
+        404,
+        "invalid_request_error",
+        Some("resource_missing"),
+        &format!("No such {object}: '{id}'"),
     )
 }

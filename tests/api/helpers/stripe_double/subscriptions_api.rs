@@ -5,8 +5,8 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-use super::faults::{Asked, answer_fault, stripe_error};
-use super::state::{InFlight, Shared, query_pairs, refused, set_last_status};
+use super::faults::{Asked, answer_fault, no_such, refused_or_faulted, stripe_error};
+use super::state::{InFlight, Shared, query_pairs, refused};
 
 /// Without `status=all` Stripe leaves these out.
 const ENDED: [&str; 2] = ["canceled", "incomplete_expired"];
@@ -83,11 +83,7 @@ pub(super) async fn retrieve_subscription(
 ) -> HttpResponse {
     let id = path.into_inner();
     let _in_flight = InFlight::enter(&state).await;
-    if let Some(response) = refused(&state, &request, None) {
-        return response;
-    }
-    let fault = state.lock().unwrap().fault_for(Asked::Subscription(&id));
-    if let Some(response) = answer_fault(&state, fault).await {
+    if let Some(response) = refused_or_faulted(&state, &request, Asked::Subscription(&id)).await {
         return response;
     }
     let found = {
@@ -100,15 +96,7 @@ pub(super) async fn retrieve_subscription(
     };
     match found {
         Some(subscription) => HttpResponse::Ok().json(subscription),
-        None => {
-            set_last_status(&state, 404);
-            stripe_error(
-                404,
-                "invalid_request_error",
-                Some("resource_missing"),
-                &format!("No such subscription: '{id}'"),
-            )
-        }
+        None => no_such(&state, "subscription", &id),
     }
 }
 
@@ -119,24 +107,12 @@ pub(super) async fn retrieve_product(
 ) -> HttpResponse {
     let id = path.into_inner();
     let _in_flight = InFlight::enter(&state).await;
-    if let Some(response) = refused(&state, &request, None) {
-        return response;
-    }
-    let fault = state.lock().unwrap().fault_for(Asked::Product(&id));
-    if let Some(response) = answer_fault(&state, fault).await {
+    if let Some(response) = refused_or_faulted(&state, &request, Asked::Product(&id)).await {
         return response;
     }
     let found = state.lock().unwrap().products.get(&id).cloned();
     match found {
         Some(product) => HttpResponse::Ok().json(product),
-        None => {
-            set_last_status(&state, 404);
-            stripe_error(
-                404,
-                "invalid_request_error",
-                Some("resource_missing"),
-                &format!("No such product: '{id}'"),
-            )
-        }
+        None => no_such(&state, "product", &id),
     }
 }
