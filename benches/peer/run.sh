@@ -32,6 +32,11 @@
 # one system per binary, `base1`, `base2`, …, each on a database of its own seeded alike,
 # taking its turn after the other two: the table then also gives ours / base1, …, measured in
 # the same run.
+#
+# PEER_BASELINE_SQL="<file.sql or -> …", one word per PEER_BASELINE binary, applies that SQL to
+# the baseline's database once it is seeded (`-`: none). With the measured binary given again as
+# the baseline, it measures what a part of the schema costs: benches/peer/schema_costs/ holds the
+# variants (`without_audit_trigger.sql`, `without_checks.sql`, `without_either.sql`).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -53,6 +58,13 @@ for b in ${PEER_BASELINE:-}; do
   b=$(realpath "$b"); [ -x "$b" ] || { echo "run.sh: no baseline binary at $b"; exit 1; }
   BASES+=("$b"); SYSTEMS="$SYSTEMS base${#BASES[@]}"
 done
+BASE_SQL=()
+for f in ${PEER_BASELINE_SQL:-}; do
+  [ "$f" = - ] || { f=$(realpath "$f") && [ -f "$f" ]; } || { echo "run.sh: no SQL file $f"; exit 1; }
+  BASE_SQL+=("$f")
+done
+[ ${#BASE_SQL[@]} = 0 ] || [ ${#BASE_SQL[@]} = ${#BASES[@]} ] \
+  || { echo "run.sh: PEER_BASELINE_SQL needs one word per PEER_BASELINE binary"; exit 1; }
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } || exit 1
 
@@ -120,7 +132,14 @@ PY
   $PSQL -d "$1" -c 'vacuum analyze' -c checkpoint >/dev/null
 }
 seed_ours ours "$BIN"
-for i in "${!BASES[@]}"; do seed_ours base$((i + 1)) "${BASES[$i]}"; done
+for i in "${!BASES[@]}"; do
+  seed_ours base$((i + 1)) "${BASES[$i]}"
+  sql=${BASE_SQL[$i]:--}
+  if [ "$sql" != - ]; then
+    $PSQL -v ON_ERROR_STOP=1 -d base$((i + 1)) -f "$sql" >/dev/null || { echo "run.sh: $sql failed"; exit 1; }
+    echo "base$((i + 1)): schema changed by $sql"
+  fi
+done
 sed 's#"/webhook"#"/webhooks/stripe"#' $A/wrk_webhook.lua > $A/wrk_ours.lua
 (cd $A && PORT=$PEER_PORT exec node server.js > $R/peer.log 2>&1) & PEER=$!
 STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET LISTEN_ADDR=127.0.0.1:$OURS_PORT \
