@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use super::apply::{self, AppliedCustomer, Applying, CustomerState};
 use super::request::{FetchRun, FetchedCustomer};
 use super::rules::CustomerEventKind;
-use super::{SyncError, SyncSettings};
+use super::{SyncError, SyncSettings, subscriptions};
 use crate::domain::StripeCustomerId;
 use crate::domain::outcome::SkipReason;
 use crate::store::StoreError;
@@ -37,6 +37,12 @@ pub(crate) async fn apply_page(
     let mut connection = pool.acquire().await.map_err(StoreError::from)?;
     let mut scope = EventScope::on(&mut connection);
     let applied = apply::apply_page(&mut scope, run, &states).await?;
+    let linked: Vec<&str> = states
+        .iter()
+        .zip(&applied)
+        .filter_map(|(state, result)| linked_owner(state, *result))
+        .collect();
+    subscriptions::linked::recompute_for(&mut scope, settings, &linked).await;
     for (index, result) in indexes.into_iter().zip(applied) {
         results[index] = Some(result);
     }
@@ -58,7 +64,23 @@ pub(crate) async fn apply_one(
     };
     let mut connection = pool.acquire().await.map_err(StoreError::from)?;
     let mut scope = EventScope::on(&mut connection);
-    apply::apply_one(&mut scope, &state).await
+    let applied = apply::apply_one(&mut scope, &state).await?;
+    let linked = linked_owner(&state, applied);
+    subscriptions::linked::recompute_for(&mut scope, settings, linked.as_slice()).await;
+    Ok(applied)
+}
+
+/// The customer of a fetched state that names an owner and was applied (or found already as
+/// Stripe has it): subscriptions kept before the link may now give that owner a tier, as
+/// after a webhook's write (see `subscriptions::linked`). A row found unchanged counts too: a
+/// backfill after a stop between a write and its tier heals it.
+fn linked_owner<'a>(
+    state: &'a Applying<'_, &FetchRun>,
+    result: AppliedCustomer,
+) -> Option<&'a str> {
+    subscriptions::linked::may_give_a_tier(result.applied.outcome())
+        .then(|| subscriptions::linked::names_an_owner(state.state()))
+        .flatten()
 }
 
 /// A fetched customer as the rules take it: `Updated` for a live customer, `Deleted` for

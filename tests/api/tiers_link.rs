@@ -1,11 +1,11 @@
 //! A subscription event may arrive before its customer is linked to an owner (docs/design.md
 //! "Tiers"): the subscription is kept, and the owner's tier is written once a customer state
-//! links it, whatever the path that state came by (webhook, catch-up, thin event). Every
-//! delivery order ends in the same tier.
+//! links it, whatever the path that state came by (webhook, catch-up, thin event, backfill,
+//! `verify --fix`). Every delivery order ends in the same tier.
 
 use uuid::Uuid;
 
-use crate::helpers::commands::workdir;
+use crate::helpers::commands::{backfill, workdir};
 use crate::helpers::events::{CustomerEvent, T0, new_customer_id, thin_event};
 use crate::helpers::organizations::{create_organization, create_organizations_schema};
 use crate::helpers::stripe_double::{Customer, StripeDouble, output};
@@ -133,6 +133,64 @@ async fn a_thin_event_that_links_a_customer_stored_unlinked_sets_the_tier() {
     double.add([Customer::new(&customer).metadata("organization_id", &organization.to_string())]);
     let thin = thin_event("v1.customer.updated", &customer);
     app.deliver_expecting(&thin, "processed").await;
+    assert_eq!(
+        organization_tier(&app, organization).await.as_deref(),
+        Some("pro")
+    );
+}
+
+/// A customer stored with no owner, and a subscription of it kept with no tier written.
+async fn unlinked_customer_with_a_kept_subscription(app: &TestApp, organization: Uuid) -> String {
+    let customer = new_customer_id();
+    app.deliver_expecting(&CustomerEvent::created(&customer, T0).json(), "processed")
+        .await;
+    let subscribed = SubscriptionEvent::created(&new_subscription_id(), &customer)
+        .price_by_lookup_key("pro")
+        .at(T0 + 1);
+    app.deliver_expecting(&subscribed.json(), "processed").await;
+    assert_eq!(
+        organization_tier(app, organization).await.as_deref(),
+        Some("free")
+    );
+    customer
+}
+
+#[tokio::test]
+async fn a_backfill_that_links_a_customer_sets_the_tier_of_its_kept_subscriptions() {
+    let app = spawn_app().await;
+    create_organizations_schema(&app.db.pool).await;
+    let organization = organization(&app, "Acme").await;
+    let customer = unlinked_customer_with_a_kept_subscription(&app, organization).await;
+    // Stripe lists the customer with its organization now, and no subscription: only the one
+    // kept can give the tier.
+    let double = StripeDouble::start().await;
+    double.add([Customer::new(&customer).metadata("organization_id", &organization.to_string())]);
+    let dir = workdir();
+    let run = backfill(&double, &app.db.url, dir.path(), &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        organization_tier(&app, organization).await.as_deref(),
+        Some("pro")
+    );
+}
+
+#[tokio::test]
+async fn a_verify_fix_that_links_a_customer_sets_the_tier_of_its_kept_subscriptions() {
+    let app = spawn_app().await;
+    create_organizations_schema(&app.db.pool).await;
+    let organization = organization(&app, "Acme").await;
+    let customer = unlinked_customer_with_a_kept_subscription(&app, organization).await;
+    let double = StripeDouble::start().await;
+    double.add([Customer::new(&customer).metadata("organization_id", &organization.to_string())]);
+    let dir = workdir();
+    let out = output(double.command(&app.db.url, dir.path(), &["verify", "--fix", "--json"])).await;
+    // Exit 1: there was drift (the missing link), and --fix applied it.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         organization_tier(&app, organization).await.as_deref(),
         Some("pro")

@@ -2,7 +2,8 @@
 //! deliver in order; a checkout sends `customer.subscription.created` and `customer.updated`
 //! within a second): it is kept, and no tier is written, since there is no owner to write it
 //! to. When a customer state that names an owner is then written, the owner's tier is computed
-//! from the kept subscriptions right after the customer's write, on the same connection:
+//! from the kept subscriptions right after the customer's write (a webhook's, catch-up's, a thin
+//! event's, a backfill page's or `verify --fix`'s), on the same connection:
 //! inside the same transaction behind a transaction pooler (the writer's batch is one), and in
 //! the next one otherwise, each under the customer's subscription lock so that it serializes
 //! with the customer's subscription events. So both delivery orders end in the same tier.
