@@ -115,32 +115,26 @@ async fn a_caught_up_event_that_links_the_customer_sets_the_tier() {
 async fn a_thin_event_that_links_a_customer_stored_unlinked_sets_the_tier() {
     let double = StripeDouble::start().await;
     let app = spawn_app_with_stripe(&double).await;
-    create_organizations_schema(&app.db.pool).await;
-    let organization = organization(&app, "Acme").await;
-    let customer = new_customer_id();
-    // Stored without an owner first (no metadata yet).
-    app.deliver_expecting(&CustomerEvent::created(&customer, T0).json(), "processed")
-        .await;
-    let subscribed = SubscriptionEvent::created(&new_subscription_id(), &customer)
-        .price_by_lookup_key("pro")
-        .at(T0 + 1);
-    app.deliver_expecting(&subscribed.json(), "processed").await;
-    assert_eq!(
-        organization_tier(&app, organization).await.as_deref(),
-        Some("free")
-    );
-    // The app sets the customer's organization; the thin event's fetch reads it.
-    double.add([Customer::new(&customer).metadata("organization_id", &organization.to_string())]);
+    let (organization, customer) = a_customer_stripe_now_links(&app, &double).await;
+    // The thin event's fetch reads the organization the app has set.
     let thin = thin_event("v1.customer.updated", &customer);
     app.deliver_expecting(&thin, "processed").await;
+    assert_tier(&app, organization, "pro").await;
+}
+
+async fn assert_tier(app: &TestApp, organization: Uuid, tier: &str) {
     assert_eq!(
-        organization_tier(&app, organization).await.as_deref(),
-        Some("pro")
+        organization_tier(app, organization).await.as_deref(),
+        Some(tier)
     );
 }
 
-/// A customer stored with no owner, and a subscription of it kept with no tier written.
-async fn unlinked_customer_with_a_kept_subscription(app: &TestApp, organization: Uuid) -> String {
+/// An organization on the free tier; a customer stored with no owner and a subscription of it
+/// kept, no tier written; and `double` (Stripe) now holding the customer with the organization
+/// in its metadata, and no subscription (only the one kept can give the tier).
+async fn a_customer_stripe_now_links(app: &TestApp, double: &StripeDouble) -> (Uuid, String) {
+    create_organizations_schema(&app.db.pool).await;
+    let organization = organization(app, "Acme").await;
     let customer = new_customer_id();
     app.deliver_expecting(&CustomerEvent::created(&customer, T0).json(), "processed")
         .await;
@@ -148,40 +142,27 @@ async fn unlinked_customer_with_a_kept_subscription(app: &TestApp, organization:
         .price_by_lookup_key("pro")
         .at(T0 + 1);
     app.deliver_expecting(&subscribed.json(), "processed").await;
-    assert_eq!(
-        organization_tier(app, organization).await.as_deref(),
-        Some("free")
-    );
-    customer
+    assert_tier(app, organization, "free").await;
+    double.add([Customer::new(&customer).metadata("organization_id", &organization.to_string())]);
+    (organization, customer)
 }
 
 #[tokio::test]
 async fn a_backfill_that_links_a_customer_sets_the_tier_of_its_kept_subscriptions() {
     let app = spawn_app().await;
-    create_organizations_schema(&app.db.pool).await;
-    let organization = organization(&app, "Acme").await;
-    let customer = unlinked_customer_with_a_kept_subscription(&app, organization).await;
-    // Stripe lists the customer with its organization now, and no subscription: only the one
-    // kept can give the tier.
     let double = StripeDouble::start().await;
-    double.add([Customer::new(&customer).metadata("organization_id", &organization.to_string())]);
+    let (organization, _) = a_customer_stripe_now_links(&app, &double).await;
     let dir = workdir();
     let run = backfill(&double, &app.db.url, dir.path(), &[]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert_eq!(
-        organization_tier(&app, organization).await.as_deref(),
-        Some("pro")
-    );
+    assert_tier(&app, organization, "pro").await;
 }
 
 #[tokio::test]
 async fn a_verify_fix_that_links_a_customer_sets_the_tier_of_its_kept_subscriptions() {
     let app = spawn_app().await;
-    create_organizations_schema(&app.db.pool).await;
-    let organization = organization(&app, "Acme").await;
-    let customer = unlinked_customer_with_a_kept_subscription(&app, organization).await;
     let double = StripeDouble::start().await;
-    double.add([Customer::new(&customer).metadata("organization_id", &organization.to_string())]);
+    let (organization, _) = a_customer_stripe_now_links(&app, &double).await;
     let dir = workdir();
     let out = output(double.command(&app.db.url, dir.path(), &["verify", "--fix", "--json"])).await;
     // Exit 1: there was drift (the missing link), and --fix applied it.
@@ -191,10 +172,7 @@ async fn a_verify_fix_that_links_a_customer_sets_the_tier_of_its_kept_subscripti
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        organization_tier(&app, organization).await.as_deref(),
-        Some("pro")
-    );
+    assert_tier(&app, organization, "pro").await;
 }
 
 #[tokio::test]
