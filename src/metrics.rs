@@ -106,19 +106,25 @@ fn latency_histogram() -> Histogram {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new(Counter::default())
+        Self::new(Counter::default(), Counter::default())
     }
 }
 
 impl Metrics {
-    /// The metrics, with the count of subscribed prices that name no tier that the tier rules
-    /// keep (`TierSettings::products`).
-    pub fn new(prices_without_tier: Counter) -> Self {
+    /// The metrics, with the two counts the tier rules keep: subscribed prices that name no
+    /// tier (`TierSettings::products`) and owners' tiers not computed after a customer's link
+    /// (`TierSettings::recompute_failures`).
+    pub fn new(prices_without_tier: Counter, tier_recomputes_failed: Counter) -> Self {
         let mut registry = Registry::default();
         registry.register(
             "stripe_prices_without_tier",
             "Subscribed prices applied that name no tier (neither their metadata, lookup key nor product's metadata): they grant none",
             prices_without_tier,
+        );
+        registry.register(
+            "stripe_tier_recomputes_failed",
+            "Owners' tiers not computed from kept subscriptions after a customer's link (logged; the owner keeps its tier until the customer's next subscription event)",
+            tier_recomputes_failed,
         );
         let events = Family::<EventLabels, Counter>::default();
         registry.register(

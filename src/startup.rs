@@ -54,6 +54,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let metrics = Arc::new(Metrics::new(
             settings.sync.tiers.products.without_tier_counter(),
+            settings.sync.tiers.recompute_failures.counter(),
         ));
         let catch_up = catch_up::serving::context(settings, &pool, &metrics)?;
         let profile_push = profile_push::serving::pusher(settings, &pool, &metrics)?;

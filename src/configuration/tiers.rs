@@ -57,6 +57,8 @@ pub struct TierSettings {
     /// Products' metadata read so far, and the count of prices without a tier (shared by
     /// every clone of these settings).
     pub products: crate::sync::ProductTiers,
+    /// Owners' tiers not computed after a customer's link (shared by every clone).
+    pub recompute_failures: crate::sync::TierRecomputeFailures,
 }
 
 impl Default for TierSettings {
@@ -68,6 +70,7 @@ impl Default for TierSettings {
             profile_column: None,
             organizations: TableName::parse("public.organizations").expect("a table name"),
             products: Default::default(),
+            recompute_failures: Default::default(),
         }
     }
 }

@@ -42,6 +42,7 @@ pub(crate) use fetched::{apply_one as apply_fetched, apply_page};
 pub(crate) use reapply::reapply;
 pub(crate) use rules::ORGANIZATION_ID_METADATA_KEY;
 pub(crate) use subscriptions::fetched::apply_page as apply_subscription_page;
+pub use subscriptions::linked::TierRecomputeFailures;
 pub use subscriptions::products::ProductTiers;
 pub(crate) use subscriptions::products::{
     expand as expand_subscription_products, expand_event as expand_products,

@@ -175,6 +175,45 @@ async fn a_verify_fix_that_links_a_customer_sets_the_tier_of_its_kept_subscripti
     assert_tier(&app, organization, "pro").await;
 }
 
+/// The recompute after a link runs after the customer's write: a tier the owner's column
+/// refuses leaves the link standing, and is logged and counted for `/metrics`.
+#[tokio::test]
+async fn a_tier_the_owners_column_refuses_after_a_link_leaves_the_link_and_is_counted() {
+    let app = spawn_app_with(migrated_database().await, |settings| {
+        settings.sync.tiers.tiers = ["free", "pro", "enterprise", "platinum"]
+            .map(String::from)
+            .to_vec();
+    })
+    .await;
+    // The organizations' column knows no "platinum".
+    create_organizations_schema(&app.db.pool).await;
+    let organization = organization(&app, "Acme").await;
+    let customer = new_customer_id();
+    let subscribed = SubscriptionEvent::created(&new_subscription_id(), &customer)
+        .price_by_lookup_key("platinum")
+        .at(T0);
+    app.deliver_expecting(&subscribed.json(), "processed").await;
+    let linking = CustomerEvent::created(&customer, T0)
+        .metadata("organization_id", &organization.to_string());
+    app.deliver_expecting(&linking.json(), "processed").await;
+
+    let linked: Option<Uuid> = sqlx::query_scalar(
+        "select organization_id from public.stripe_customers where stripe_customer_id = $1",
+    )
+    .bind(&customer)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(linked, Some(organization));
+    assert_tier(&app, organization, "free").await;
+    let failed = app.metrics_text().await.lines().find_map(|line| {
+        line.strip_prefix("stripe_tier_recomputes_failed_total ")?
+            .parse::<f64>()
+            .ok()
+    });
+    assert_eq!(failed, Some(1.0));
+}
+
 #[tokio::test]
 async fn a_users_subscription_delivered_before_the_customer_reaches_the_profiles_column() {
     let app = spawn_app_with(migrated_database().await, |settings| {

@@ -8,12 +8,43 @@
 //! the next one otherwise, each under the customer's subscription lock so that it serializes
 //! with the customer's subscription events. So both delivery orders end in the same tier.
 
+use prometheus_client::metrics::counter::Counter;
+
 use crate::domain::outcome::Outcome;
 use crate::store::StoreError;
 use crate::store::session::EventScope;
 use crate::store::subscriptions as store;
 use crate::sync::SyncSettings;
 use crate::sync::rules::IncomingCustomer;
+
+/// Owners' tiers that were not computed after a customer's link (`/metrics`:
+/// `stripe_tier_recomputes_failed_total`): each is logged, and the owner keeps its tier until
+/// the customer's next subscription event. Shared by every clone of the settings.
+#[derive(Clone, Default)]
+pub struct TierRecomputeFailures(Counter);
+
+impl TierRecomputeFailures {
+    /// The counter `/metrics` exposes.
+    pub fn counter(&self) -> Counter {
+        self.0.clone()
+    }
+}
+
+impl std::fmt::Debug for TierRecomputeFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TierRecomputeFailures")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A count is not part of what settings say: any two compare equal.
+impl PartialEq for TierRecomputeFailures {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for TierRecomputeFailures {}
 
 /// Whether an event with this outcome may give its customer's owner a tier. A duplicate does
 /// too: the first delivery's write commits before the tier is computed, so a process that
@@ -42,6 +73,7 @@ pub(crate) async fn recompute_for(
         return;
     }
     if let Err(error) = recompute(scope, settings, customers).await {
+        settings.tiers.recompute_failures.0.inc();
         tracing::error!(
             error = %error,
             "a linked customer's tier was not computed from its subscriptions"
@@ -68,6 +100,7 @@ async fn recompute(
         match recomputed {
             Ok(_) => transaction.commit().await?,
             Err(error) => {
+                settings.tiers.recompute_failures.0.inc();
                 tracing::error!(
                     error = %error,
                     "the tier of a linked customer's owner was not written"
