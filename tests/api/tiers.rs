@@ -2,11 +2,11 @@
 //! owner's subscriptions that grant access, else the lowest, written to the organization.
 
 use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
-use crate::helpers::organizations::{create_organization, create_organizations_schema};
+use crate::helpers::organizations::create_organization;
 use crate::helpers::stripe_double::{BINARY, output};
 use crate::helpers::subscriptions::{
-    SubscriptionEvent, new_subscription_id, organization_tier, organization_with_customer,
-    subscription_row,
+    SubscriptionEvent, app_with_a_tier_the_organizations_refuse, new_subscription_id,
+    organization_tier, organization_with_customer, subscription_row,
 };
 use crate::helpers::{count, create_auth_user, migrated_database, spawn_app, spawn_app_with};
 use stripe_customer_sync::domain::ColumnName;
@@ -165,13 +165,7 @@ async fn without_an_organizations_table_subscriptions_are_still_kept_and_nothing
 
 #[tokio::test]
 async fn a_tier_the_column_refuses_fails_the_event_with_its_reason_and_writes_nothing() {
-    let app = spawn_app_with(migrated_database().await, |settings| {
-        settings.sync.tiers.tiers = ["free", "pro", "enterprise", "platinum"]
-            .map(String::from)
-            .to_vec();
-    })
-    .await;
-    create_organizations_schema(&app.db.pool).await;
+    let app = app_with_a_tier_the_organizations_refuse().await;
     let organization = create_organization(&app.db.pool, "Acme", None).await;
     let customer_id = new_customer_id();
     let created = CustomerEvent::created(&customer_id, T0 - 100)

@@ -9,7 +9,10 @@ use crate::helpers::commands::{backfill, workdir};
 use crate::helpers::events::{CustomerEvent, T0, new_customer_id, thin_event};
 use crate::helpers::organizations::{create_organization, create_organizations_schema};
 use crate::helpers::stripe_double::{Customer, StripeDouble, output};
-use crate::helpers::subscriptions::{SubscriptionEvent, new_subscription_id, organization_tier};
+use crate::helpers::subscriptions::{
+    SubscriptionEvent, app_with_a_tier_the_organizations_refuse, new_subscription_id,
+    organization_tier,
+};
 use crate::helpers::{
     TestApp, create_auth_user, migrated_database, now, spawn_app, spawn_app_with,
     spawn_app_with_stripe,
@@ -179,14 +182,7 @@ async fn a_verify_fix_that_links_a_customer_sets_the_tier_of_its_kept_subscripti
 /// refuses leaves the link standing, and is logged and counted for `/metrics`.
 #[tokio::test]
 async fn a_tier_the_owners_column_refuses_after_a_link_leaves_the_link_and_is_counted() {
-    let app = spawn_app_with(migrated_database().await, |settings| {
-        settings.sync.tiers.tiers = ["free", "pro", "enterprise", "platinum"]
-            .map(String::from)
-            .to_vec();
-    })
-    .await;
-    // The organizations' column knows no "platinum".
-    create_organizations_schema(&app.db.pool).await;
+    let app = app_with_a_tier_the_organizations_refuse().await;
     let organization = organization(&app, "Acme").await;
     let customer = new_customer_id();
     let subscribed = SubscriptionEvent::created(&new_subscription_id(), &customer)

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::events::{CustomerEvent, T0, new_customer_id, new_event_id};
 use super::organizations::{create_organization, create_organizations_schema};
-use super::{TestApp, spawn_app};
+use super::{TestApp, migrated_database, spawn_app, spawn_app_with};
 
 pub struct SubscriptionEvent {
     pub event_id: String,
@@ -226,4 +226,16 @@ pub async fn subscription_row(app: &TestApp, subscription_id: &str) -> Option<Va
     .fetch_optional(&app.db.pool)
     .await
     .unwrap()
+}
+
+/// An app whose tiers include "platinum", which the organizations' column (created here) refuses.
+pub async fn app_with_a_tier_the_organizations_refuse() -> TestApp {
+    let app = spawn_app_with(migrated_database().await, |settings| {
+        settings.sync.tiers.tiers = ["free", "pro", "enterprise", "platinum"]
+            .map(String::from)
+            .to_vec();
+    })
+    .await;
+    create_organizations_schema(&app.db.pool).await;
+    app
 }
