@@ -34,8 +34,19 @@ pub(crate) struct SubscriptionRow<'a> {
 pub(crate) enum TierOwner {
     Organization(Uuid),
     User(Uuid),
-    /// No row yet, a tombstone, or an unlinked customer: no tier is written.
+    /// A deleted customer's row names no owner any more; this is the one its Stripe metadata
+    /// named when it was deleted (organization first, as for the link), held by no live row:
+    /// the owner it billed, which has no customer left (its tier falls to the lowest).
+    Released(ReleasedOwner),
+    /// No row yet, an unlinked customer, or a deleted one whose owner another row holds now:
+    /// no tier is written.
     Nobody,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReleasedOwner {
+    Organization(Uuid),
+    User(Uuid),
 }
 
 /// Serializes the subscription events of one customer (on every replica) until the event's
@@ -145,20 +156,70 @@ pub(crate) async fn of_customer(
 pub(crate) async fn owner(
     scope: &mut EventScope<'_>,
     stripe_customer_id: &str,
+    user_id_metadata_key: &str,
 ) -> Result<TierOwner, StoreError> {
-    let row: Option<(Option<Uuid>, Option<Uuid>)> = sqlx::query_as(
-        "select user_id, organization_id from public.stripe_customers
-          where stripe_customer_id = $1",
+    // A tombstone keeps the metadata of its deletion; the owner that names is released only
+    // if no live row links it (it may never have been this row's, or be another's since).
+    let row: Option<OwnerRow> = sqlx::query_as(
+        "select c.user_id, c.organization_id, named.organization_id as released_organization,
+                named.user_id as released_user
+           from public.stripe_customers c
+           left join lateral (
+                select case when m.organization_text ~* $3
+                             and not exists (select 1 from public.stripe_customers o
+                                              where o.organization_id = m.organization_text::uuid)
+                            then m.organization_text::uuid end as organization_id,
+                       -- As the link: metadata naming an organization is not read for a user.
+                       case when coalesce(m.organization_text, '') = '' and m.user_text ~* $3
+                             and not exists (select 1 from public.stripe_customers o
+                                              where o.user_id = m.user_text::uuid)
+                            then m.user_text::uuid end as user_id
+                  from (select c.customer_metadata #>> '{stripe,organization_id}'
+                                   as organization_text,
+                               c.customer_metadata -> 'stripe' ->> $2 as user_text) m
+                 where c.customer_metadata #>> '{sync,status}' = 'deleted'
+           ) named on true
+          where c.stripe_customer_id = $1",
     )
     .bind(stripe_customer_id)
+    .bind(user_id_metadata_key)
+    .bind(UUID_PATTERN)
     .fetch_optional(&mut *scope)
     .await?;
+    let Some(row) = row else {
+        return Ok(TierOwner::Nobody);
+    };
     Ok(match row {
-        Some((_, Some(organization))) => TierOwner::Organization(organization),
-        Some((Some(user), None)) => TierOwner::User(user),
+        OwnerRow {
+            organization_id: Some(organization),
+            ..
+        } => TierOwner::Organization(organization),
+        OwnerRow {
+            user_id: Some(user),
+            ..
+        } => TierOwner::User(user),
+        OwnerRow {
+            released_organization: Some(organization),
+            ..
+        } => TierOwner::Released(ReleasedOwner::Organization(organization)),
+        OwnerRow {
+            released_user: Some(user),
+            ..
+        } => TierOwner::Released(ReleasedOwner::User(user)),
         _ => TierOwner::Nobody,
     })
 }
+
+#[derive(sqlx::FromRow)]
+struct OwnerRow {
+    user_id: Option<Uuid>,
+    organization_id: Option<Uuid>,
+    released_organization: Option<Uuid>,
+    released_user: Option<Uuid>,
+}
+
+/// A UUID in its text form, as a metadata value names one (case aside).
+const UUID_PATTERN: &str = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
 
 /// Writes `tier` to `column` of the row `id` of `table`, only when it differs. A table or
 /// column that does not exist writes nothing (`Ok(false)`); so does an unchanged tier. A

@@ -70,6 +70,7 @@ mod tiers_chaos;
 mod tiers_link;
 mod tiers_order;
 mod tiers_products;
+mod tiers_release;
 mod tiers_rls;
 mod tiers_thin;
 mod token_claims;

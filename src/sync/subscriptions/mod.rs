@@ -17,7 +17,7 @@ use crate::domain::{ColumnName, StripeCustomerId};
 use crate::store::StoreError;
 use crate::store::ledger::{self, LedgerEntry, Recorded};
 use crate::store::session::EventScope;
-use crate::store::subscriptions::{self as store, SubscriptionRow, TierOwner};
+use crate::store::subscriptions::{self as store, ReleasedOwner, SubscriptionRow, TierOwner};
 use crate::stripe::event::SubscriptionObject;
 use rules::SubscriptionEventKind;
 
@@ -171,22 +171,35 @@ pub(crate) async fn recompute_tier(
     customer: &str,
 ) -> Result<bool, StoreError> {
     let subscriptions = store::of_customer(scope, customer).await?;
-    let tier = rules::owner_tier(&settings.tiers, &subscriptions);
-    let organization_tier = ColumnName::parse("subscription_tier").expect("a column name");
-    let changed = match store::owner(scope, customer).await? {
-        TierOwner::Organization(organization) => {
-            let table = &settings.tiers.organizations;
-            store::write_tier(scope, table, &organization_tier, organization, tier).await?
+    let owner = store::owner(scope, customer, &settings.user_id_metadata_key).await?;
+    let tier = match owner {
+        // A deleted customer bills nobody: whatever its subscriptions still say (their
+        // cancellations may come later, or never), the owner it billed has none left.
+        TierOwner::Released(_) => rules::owner_tier(&settings.tiers, &[]),
+        _ => rules::owner_tier(&settings.tiers, &subscriptions),
+    };
+    let (organization, user) = match owner {
+        TierOwner::Organization(organization)
+        | TierOwner::Released(ReleasedOwner::Organization(organization)) => {
+            (Some(organization), None)
         }
-        TierOwner::User(user) => match &settings.tiers.profile_column {
-            Some(column) => {
-                let profiles =
-                    crate::domain::TableName::parse("public.profiles").expect("a table name");
-                store::write_tier(scope, &profiles, column, user, tier).await?
-            }
-            None => false,
-        },
-        TierOwner::Nobody => false,
+        TierOwner::User(user) | TierOwner::Released(ReleasedOwner::User(user)) => {
+            (None, Some(user))
+        }
+        TierOwner::Nobody => (None, None),
+    };
+    let changed = match (organization, user, &settings.tiers.profile_column) {
+        (Some(organization), _, _) => {
+            let column = ColumnName::parse("subscription_tier").expect("a column name");
+            let table = &settings.tiers.organizations;
+            store::write_tier(scope, table, &column, organization, tier).await?
+        }
+        (None, Some(user), Some(column)) => {
+            let profiles =
+                crate::domain::TableName::parse("public.profiles").expect("a table name");
+            store::write_tier(scope, &profiles, column, user, tier).await?
+        }
+        _ => false,
     };
     if changed {
         tracing::info!(tier, "an owner's tier changed");
