@@ -5,11 +5,11 @@ use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
 use crate::helpers::organizations::create_organization;
 use crate::helpers::stripe_double::{BINARY, output};
 use crate::helpers::subscriptions::{
-    SubscriptionEvent, app_with_a_tier_the_organizations_refuse, new_subscription_id,
-    organization_tier, organization_with_customer, subscription_row,
+    SubscriptionEvent, app_with_a_profiles_plan_column, app_with_a_tier_the_organizations_refuse,
+    new_subscription_id, organization_tier, organization_with_customer, profile_plan,
+    subscription_row,
 };
-use crate::helpers::{count, create_auth_user, migrated_database, spawn_app, spawn_app_with};
-use stripe_customer_sync::domain::ColumnName;
+use crate::helpers::{count, create_auth_user, spawn_app};
 
 #[tokio::test]
 async fn an_active_pro_subscription_makes_the_organization_pro() {
@@ -229,23 +229,7 @@ async fn a_tier_the_column_refuses_fails_the_event_with_its_reason_and_writes_no
 
 #[tokio::test]
 async fn a_users_tier_goes_to_the_configured_profiles_column() {
-    let app = spawn_app_with(migrated_database().await, |settings| {
-        settings.sync.tiers.profile_column = Some(ColumnName::parse("plan").unwrap());
-    })
-    .await;
-    sqlx::raw_sql(
-        "create table if not exists public.profiles (id uuid primary key);
-         alter table public.profiles add column plan text not null default 'free';",
-    )
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
-    let user = create_auth_user(&app.db.pool).await;
-    sqlx::query("insert into public.profiles (id) values ($1) on conflict do nothing")
-        .bind(user)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    let (app, user) = app_with_a_profiles_plan_column().await;
     let customer_id = new_customer_id();
     let created = CustomerEvent::created(&customer_id, T0 - 100).for_user(user);
     app.deliver_expecting(&created.json(), "processed").await;
@@ -255,10 +239,6 @@ async fn a_users_tier_goes_to_the_configured_profiles_column() {
         .price_by_lookup_key("enterprise")
         .status("trialing");
     app.deliver_expecting(&event.json(), "processed").await;
-    let plan: String = sqlx::query_scalar("select plan from public.profiles where id = $1")
-        .bind(user)
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let plan = profile_plan(&app, user).await;
     assert_eq!(plan, "enterprise");
 }

@@ -10,14 +10,10 @@ use crate::helpers::events::{CustomerEvent, T0, new_customer_id, thin_event};
 use crate::helpers::organizations::{create_organization, create_organizations_schema};
 use crate::helpers::stripe_double::{Customer, StripeDouble, output};
 use crate::helpers::subscriptions::{
-    SubscriptionEvent, app_with_a_tier_the_organizations_refuse, new_subscription_id,
-    organization_tier,
+    SubscriptionEvent, app_with_a_profiles_plan_column, app_with_a_tier_the_organizations_refuse,
+    assert_organization_tier, new_subscription_id, organization_tier, profile_plan,
 };
-use crate::helpers::{
-    TestApp, create_auth_user, migrated_database, now, spawn_app, spawn_app_with,
-    spawn_app_with_stripe,
-};
-use stripe_customer_sync::domain::ColumnName;
+use crate::helpers::{TestApp, now, spawn_app, spawn_app_with_stripe};
 
 async fn organization(app: &TestApp, name: &str) -> Uuid {
     create_organization(&app.db.pool, name, Some("billing@example.test")).await
@@ -122,14 +118,7 @@ async fn a_thin_event_that_links_a_customer_stored_unlinked_sets_the_tier() {
     // The thin event's fetch reads the organization the app has set.
     let thin = thin_event("v1.customer.updated", &customer);
     app.deliver_expecting(&thin, "processed").await;
-    assert_tier(&app, organization, "pro").await;
-}
-
-async fn assert_tier(app: &TestApp, organization: Uuid, tier: &str) {
-    assert_eq!(
-        organization_tier(app, organization).await.as_deref(),
-        Some(tier)
-    );
+    assert_organization_tier(&app, organization, "pro").await;
 }
 
 /// An organization on the free tier; a customer stored with no owner and a subscription of it
@@ -145,7 +134,7 @@ async fn a_customer_stripe_now_links(app: &TestApp, double: &StripeDouble) -> (U
         .price_by_lookup_key("pro")
         .at(T0 + 1);
     app.deliver_expecting(&subscribed.json(), "processed").await;
-    assert_tier(app, organization, "free").await;
+    assert_organization_tier(app, organization, "free").await;
     double.add([Customer::new(&customer).metadata("organization_id", &organization.to_string())]);
     (organization, customer)
 }
@@ -158,7 +147,7 @@ async fn a_backfill_that_links_a_customer_sets_the_tier_of_its_kept_subscription
     let dir = workdir();
     let run = backfill(&double, &app.db.url, dir.path(), &[]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert_tier(&app, organization, "pro").await;
+    assert_organization_tier(&app, organization, "pro").await;
 }
 
 #[tokio::test]
@@ -175,7 +164,7 @@ async fn a_verify_fix_that_links_a_customer_sets_the_tier_of_its_kept_subscripti
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_tier(&app, organization, "pro").await;
+    assert_organization_tier(&app, organization, "pro").await;
 }
 
 /// The recompute after a link runs after the customer's write: a tier the owner's column
@@ -201,7 +190,7 @@ async fn a_tier_the_owners_column_refuses_after_a_link_leaves_the_link_and_is_co
     .await
     .unwrap();
     assert_eq!(linked, Some(organization));
-    assert_tier(&app, organization, "free").await;
+    assert_organization_tier(&app, organization, "free").await;
     let failed = app.metrics_text().await.lines().find_map(|line| {
         line.strip_prefix("stripe_tier_recomputes_failed_total ")?
             .parse::<f64>()
@@ -212,23 +201,7 @@ async fn a_tier_the_owners_column_refuses_after_a_link_leaves_the_link_and_is_co
 
 #[tokio::test]
 async fn a_users_subscription_delivered_before_the_customer_reaches_the_profiles_column() {
-    let app = spawn_app_with(migrated_database().await, |settings| {
-        settings.sync.tiers.profile_column = Some(ColumnName::parse("plan").unwrap());
-    })
-    .await;
-    sqlx::raw_sql(
-        "create table if not exists public.profiles (id uuid primary key);
-         alter table public.profiles add column plan text not null default 'free';",
-    )
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
-    let user = create_auth_user(&app.db.pool).await;
-    sqlx::query("insert into public.profiles (id) values ($1) on conflict do nothing")
-        .bind(user)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    let (app, user) = app_with_a_profiles_plan_column().await;
     let customer = new_customer_id();
     let subscribed = SubscriptionEvent::created(&new_subscription_id(), &customer)
         .price_by_lookup_key("pro")
@@ -236,10 +209,6 @@ async fn a_users_subscription_delivered_before_the_customer_reaches_the_profiles
     app.deliver_expecting(&subscribed.json(), "processed").await;
     let linking = CustomerEvent::created(&customer, T0).for_user(user);
     app.deliver_expecting(&linking.json(), "processed").await;
-    let plan: String = sqlx::query_scalar("select plan from public.profiles where id = $1")
-        .bind(user)
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let plan = profile_plan(&app, user).await;
     assert_eq!(plan, "pro");
 }

@@ -6,16 +6,11 @@ use uuid::Uuid;
 
 use crate::helpers::events::{CustomerEvent, T0, new_customer_id};
 use crate::helpers::organizations::{create_organization, create_organizations_schema};
-use crate::helpers::subscriptions::{SubscriptionEvent, new_subscription_id, organization_tier};
-use crate::helpers::{TestApp, create_auth_user, migrated_database, spawn_app, spawn_app_with};
-use stripe_customer_sync::domain::ColumnName;
-
-async fn assert_tier(app: &TestApp, organization: Uuid, tier: &str) {
-    assert_eq!(
-        organization_tier(app, organization).await.as_deref(),
-        Some(tier)
-    );
-}
+use crate::helpers::subscriptions::{
+    SubscriptionEvent, app_with_a_profiles_plan_column, assert_organization_tier,
+    new_subscription_id, organization_tier, profile_plan,
+};
+use crate::helpers::{TestApp, spawn_app};
 
 /// An organization billed by a new customer with a "pro" subscription; the customer's id and
 /// the subscription's.
@@ -30,7 +25,7 @@ async fn organization_on_pro(app: &TestApp, name: &str) -> (Uuid, String, String
         .price_by_lookup_key("pro")
         .at(T0 + 1);
     app.deliver_expecting(&subscribed.json(), "processed").await;
-    assert_tier(app, organization, "pro").await;
+    assert_organization_tier(app, organization, "pro").await;
     (organization, customer, subscription)
 }
 
@@ -70,7 +65,7 @@ async fn a_deleted_customer_whose_subscriptions_are_never_canceled_still_release
     let deleted = CustomerEvent::deleted(&customer, T0 + 5)
         .metadata("organization_id", &organization.to_string());
     app.deliver_expecting(&deleted.json(), "processed").await;
-    assert_tier(&app, organization, "free").await;
+    assert_organization_tier(&app, organization, "free").await;
 }
 
 #[tokio::test]
@@ -91,35 +86,12 @@ async fn a_deleted_customer_leaves_alone_the_organization_another_live_customer_
     let deleted = CustomerEvent::deleted(&other, T0 + 5)
         .metadata("organization_id", &organization.to_string());
     app.deliver_expecting(&deleted.json(), "processed").await;
-    assert_tier(&app, organization, "pro").await;
+    assert_organization_tier(&app, organization, "pro").await;
 }
 
 #[tokio::test]
 async fn a_deleted_customers_user_falls_to_the_lowest_tier_in_the_profiles_column() {
-    let app = spawn_app_with(migrated_database().await, |settings| {
-        settings.sync.tiers.profile_column = Some(ColumnName::parse("plan").unwrap());
-    })
-    .await;
-    sqlx::raw_sql(
-        "create table if not exists public.profiles (id uuid primary key);
-         alter table public.profiles add column plan text not null default 'free';",
-    )
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
-    let user = create_auth_user(&app.db.pool).await;
-    sqlx::query("insert into public.profiles (id) values ($1) on conflict do nothing")
-        .bind(user)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
-    let plan = || async {
-        sqlx::query_scalar::<_, String>("select plan from public.profiles where id = $1")
-            .bind(user)
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap()
-    };
+    let (app, user) = app_with_a_profiles_plan_column().await;
     let customer = new_customer_id();
     let linking = CustomerEvent::created(&customer, T0).for_user(user);
     app.deliver_expecting(&linking.json(), "processed").await;
@@ -127,8 +99,8 @@ async fn a_deleted_customers_user_falls_to_the_lowest_tier_in_the_profiles_colum
         .price_by_lookup_key("pro")
         .at(T0 + 1);
     app.deliver_expecting(&subscribed.json(), "processed").await;
-    assert_eq!(plan().await, "pro");
+    assert_eq!(profile_plan(&app, user).await, "pro");
     let deleted = CustomerEvent::deleted(&customer, T0 + 5).for_user(user);
     app.deliver_expecting(&deleted.json(), "processed").await;
-    assert_eq!(plan().await, "free");
+    assert_eq!(profile_plan(&app, user).await, "free");
 }

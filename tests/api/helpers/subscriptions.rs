@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::events::{CustomerEvent, T0, new_customer_id, new_event_id};
 use super::organizations::{create_organization, create_organizations_schema};
-use super::{TestApp, migrated_database, spawn_app, spawn_app_with};
+use super::{TestApp, create_auth_user, migrated_database, spawn_app, spawn_app_with};
 
 pub struct SubscriptionEvent {
     pub event_id: String,
@@ -238,4 +238,45 @@ pub async fn app_with_a_tier_the_organizations_refuse() -> TestApp {
     .await;
     create_organizations_schema(&app.db.pool).await;
     app
+}
+
+/// An app that writes a user's tier to `public.profiles.plan` (created here, default "free"),
+/// and a user with a profile.
+pub async fn app_with_a_profiles_plan_column() -> (TestApp, Uuid) {
+    let app = spawn_app_with(migrated_database().await, |settings| {
+        settings.sync.tiers.profile_column =
+            Some(stripe_customer_sync::domain::ColumnName::parse("plan").unwrap());
+    })
+    .await;
+    sqlx::raw_sql(
+        "create table if not exists public.profiles (id uuid primary key);
+         alter table public.profiles add column plan text not null default 'free';",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let user = create_auth_user(&app.db.pool).await;
+    sqlx::query("insert into public.profiles (id) values ($1) on conflict do nothing")
+        .bind(user)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    (app, user)
+}
+
+/// The user's `public.profiles.plan`.
+pub async fn profile_plan(app: &TestApp, user: Uuid) -> String {
+    sqlx::query_scalar("select plan from public.profiles where id = $1")
+        .bind(user)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+/// Asserts the organization's `subscription_tier`.
+pub async fn assert_organization_tier(app: &TestApp, organization: Uuid, tier: &str) {
+    assert_eq!(
+        organization_tier(app, organization).await.as_deref(),
+        Some(tier)
+    );
 }
