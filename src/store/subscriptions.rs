@@ -156,7 +156,7 @@ pub(crate) async fn of_customer(
 pub(crate) async fn owner(
     scope: &mut EventScope<'_>,
     stripe_customer_id: &str,
-    user_id_metadata_key: &str,
+    keys: OwnerMetadataKeys<'_>,
 ) -> Result<TierOwner, StoreError> {
     // A tombstone keeps the metadata of its deletion; the owner that names is released only
     // if no live row links it (it may never have been this row's, or be another's since).
@@ -174,16 +174,16 @@ pub(crate) async fn owner(
                              and not exists (select 1 from public.stripe_customers o
                                               where o.user_id = m.user_text::uuid)
                             then m.user_text::uuid end as user_id
-                  from (select c.customer_metadata #>> '{stripe,organization_id}'
-                                   as organization_text,
+                  from (select c.customer_metadata -> 'stripe' ->> $4 as organization_text,
                                c.customer_metadata -> 'stripe' ->> $2 as user_text) m
                  where c.customer_metadata #>> '{sync,status}' = 'deleted'
            ) named on true
           where c.stripe_customer_id = $1",
     )
     .bind(stripe_customer_id)
-    .bind(user_id_metadata_key)
+    .bind(keys.user)
     .bind(UUID_PATTERN)
+    .bind(keys.organization)
     .fetch_optional(&mut *scope)
     .await?;
     let Some(row) = row else {
@@ -208,6 +208,13 @@ pub(crate) async fn owner(
         } => TierOwner::Released(ReleasedOwner::User(user)),
         _ => TierOwner::Nobody,
     })
+}
+
+/// The metadata keys that name a customer's owner, as the link reads them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OwnerMetadataKeys<'a> {
+    pub user: &'a str,
+    pub organization: &'a str,
 }
 
 #[derive(sqlx::FromRow)]

@@ -12,12 +12,14 @@ pub(crate) mod thin;
 use chrono::DateTime;
 
 use super::event::record_only;
-use super::{Outcome, SkipReason, SyncError, SyncSettings};
+use super::{ORGANIZATION_ID_METADATA_KEY, Outcome, SkipReason, SyncError, SyncSettings};
 use crate::domain::{ColumnName, StripeCustomerId};
 use crate::store::StoreError;
 use crate::store::ledger::{self, LedgerEntry, Recorded};
 use crate::store::session::EventScope;
-use crate::store::subscriptions::{self as store, ReleasedOwner, SubscriptionRow, TierOwner};
+use crate::store::subscriptions::{
+    self as store, OwnerMetadataKeys, ReleasedOwner, SubscriptionRow, TierOwner,
+};
 use crate::stripe::event::SubscriptionObject;
 use rules::SubscriptionEventKind;
 
@@ -171,7 +173,11 @@ pub(crate) async fn recompute_tier(
     customer: &str,
 ) -> Result<bool, StoreError> {
     let subscriptions = store::of_customer(scope, customer).await?;
-    let owner = store::owner(scope, customer, &settings.user_id_metadata_key).await?;
+    let keys = OwnerMetadataKeys {
+        user: &settings.user_id_metadata_key,
+        organization: ORGANIZATION_ID_METADATA_KEY,
+    };
+    let owner = store::owner(scope, customer, keys).await?;
     let tier = match owner {
         // A deleted customer bills nobody: whatever its subscriptions still say (their
         // cancellations may come later, or never), the owner it billed has none left.
