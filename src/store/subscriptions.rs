@@ -29,22 +29,22 @@ pub(crate) struct SubscriptionRow<'a> {
     pub ended: bool,
 }
 
-/// Who a customer bills, as its row says.
+/// Whose tier a customer's subscriptions decide, as its row says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TierOwner {
-    Organization(Uuid),
-    User(Uuid),
+    /// The owner the row links.
+    Bills(Owner),
     /// A deleted customer's row names no owner any more; this is the one its Stripe metadata
     /// named when it was deleted (organization first, as for the link), held by no live row:
     /// the owner it billed, which has no customer left (its tier falls to the lowest).
-    Released(ReleasedOwner),
+    Released(Owner),
     /// No row yet, an unlinked customer, or a deleted one whose owner another row holds now:
     /// no tier is written.
     Nobody,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReleasedOwner {
+pub(crate) enum Owner {
     Organization(Uuid),
     User(Uuid),
 }
@@ -193,19 +193,19 @@ pub(crate) async fn owner(
         OwnerRow {
             organization_id: Some(organization),
             ..
-        } => TierOwner::Organization(organization),
+        } => TierOwner::Bills(Owner::Organization(organization)),
         OwnerRow {
             user_id: Some(user),
             ..
-        } => TierOwner::User(user),
+        } => TierOwner::Bills(Owner::User(user)),
         OwnerRow {
             released_organization: Some(organization),
             ..
-        } => TierOwner::Released(ReleasedOwner::Organization(organization)),
+        } => TierOwner::Released(Owner::Organization(organization)),
         OwnerRow {
             released_user: Some(user),
             ..
-        } => TierOwner::Released(ReleasedOwner::User(user)),
+        } => TierOwner::Released(Owner::User(user)),
         _ => TierOwner::Nobody,
     })
 }

@@ -18,7 +18,7 @@ use crate::store::StoreError;
 use crate::store::ledger::{self, LedgerEntry, Recorded};
 use crate::store::session::EventScope;
 use crate::store::subscriptions::{
-    self as store, OwnerMetadataKeys, ReleasedOwner, SubscriptionRow, TierOwner,
+    self as store, Owner, OwnerMetadataKeys, SubscriptionRow, TierOwner,
 };
 use crate::stripe::event::SubscriptionObject;
 use rules::SubscriptionEventKind;
@@ -172,40 +172,32 @@ pub(crate) async fn recompute_tier(
     settings: &SyncSettings,
     customer: &str,
 ) -> Result<bool, StoreError> {
-    let subscriptions = store::of_customer(scope, customer).await?;
     let keys = OwnerMetadataKeys {
         user: &settings.user_id_metadata_key,
         organization: ORGANIZATION_ID_METADATA_KEY,
     };
-    let owner = store::owner(scope, customer, keys).await?;
-    let tier = match owner {
+    let (owner, tier) = match store::owner(scope, customer, keys).await? {
+        TierOwner::Nobody => return Ok(false),
         // A deleted customer bills nobody: whatever its subscriptions still say (their
         // cancellations may come later, or never), the owner it billed has none left.
-        TierOwner::Released(_) => rules::owner_tier(&settings.tiers, &[]),
-        _ => rules::owner_tier(&settings.tiers, &subscriptions),
-    };
-    let (organization, user) = match owner {
-        TierOwner::Organization(organization)
-        | TierOwner::Released(ReleasedOwner::Organization(organization)) => {
-            (Some(organization), None)
+        TierOwner::Released(owner) => (owner, rules::owner_tier(&settings.tiers, &[])),
+        TierOwner::Bills(owner) => {
+            let subscriptions = store::of_customer(scope, customer).await?;
+            (owner, rules::owner_tier(&settings.tiers, &subscriptions))
         }
-        TierOwner::User(user) | TierOwner::Released(ReleasedOwner::User(user)) => {
-            (None, Some(user))
-        }
-        TierOwner::Nobody => (None, None),
     };
-    let changed = match (organization, user, &settings.tiers.profile_column) {
-        (Some(organization), _, _) => {
+    let changed = match (owner, &settings.tiers.profile_column) {
+        (Owner::Organization(organization), _) => {
             let column = ColumnName::parse("subscription_tier").expect("a column name");
             let table = &settings.tiers.organizations;
             store::write_tier(scope, table, &column, organization, tier).await?
         }
-        (None, Some(user), Some(column)) => {
+        (Owner::User(user), Some(column)) => {
             let profiles =
                 crate::domain::TableName::parse("public.profiles").expect("a table name");
             store::write_tier(scope, &profiles, column, user, tier).await?
         }
-        _ => false,
+        (Owner::User(_), None) => false,
     };
     if changed {
         tracing::info!(tier, "an owner's tier changed");
