@@ -1,9 +1,9 @@
 //! catch-up applies a subscription event the webhook missed, and the tier follows it
 //! (docs/design.md "Tiers", "Catch-up").
 
-use crate::helpers::commands::workdir;
+use crate::helpers::commands::{catch_up, workdir};
 use crate::helpers::now;
-use crate::helpers::stripe_double::{StripeDouble, output};
+use crate::helpers::stripe_double::StripeDouble;
 use crate::helpers::subscriptions::{
     SubscriptionEvent, new_subscription_id, organization_tier, organization_with_customer,
 };
@@ -25,14 +25,9 @@ async fn catch_up_applies_a_missed_subscription_event() {
     let double = StripeDouble::start().await;
     double.add_events([delivered.json().as_str(), missed.json().as_str()]);
     let dir = workdir();
-    let out = output(double.command(&app.db.url, dir.path(), &["catch-up", "--json"])).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = catch_up(&double, &app.db.url, dir.path()).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let summary = &run.summary;
     assert_eq!(summary["applied"]["processed"], 1, "{summary}");
     app.assert_recorded(&missed.event_id, "processed").await;
     assert_eq!(

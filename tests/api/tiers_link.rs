@@ -5,7 +5,7 @@
 
 use uuid::Uuid;
 
-use crate::helpers::commands::{backfill, workdir};
+use crate::helpers::commands::{backfill, catch_up, workdir};
 use crate::helpers::events::{CustomerEvent, T0, new_customer_id, thin_event};
 use crate::helpers::organizations::{create_organization, create_organizations_schema};
 use crate::helpers::stripe_double::{Customer, StripeDouble, output};
@@ -96,13 +96,8 @@ async fn a_caught_up_event_that_links_the_customer_sets_the_tier() {
     let double = StripeDouble::start().await;
     double.add_events([subscribed.json().as_str(), missed.json().as_str()]);
     let dir = workdir();
-    let out = output(double.command(&app.db.url, dir.path(), &["catch-up", "--json"])).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = catch_up(&double, &app.db.url, dir.path()).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
     app.assert_recorded(&missed.event_id, "processed").await;
     assert_eq!(
         organization_tier(&app, organization).await.as_deref(),

@@ -21,7 +21,21 @@ pub async fn backfill(
 ) -> Run {
     let mut args = vec!["backfill", "--json"];
     args.extend_from_slice(extra);
-    let out = output(double.command(database_url, workdir, &args)).await;
+    json_command(double, database_url, workdir, &args).await
+}
+
+/// `catch-up --json` against `double`.
+pub async fn catch_up(double: &StripeDouble, database_url: &str, workdir: &Path) -> Run {
+    json_command(double, database_url, workdir, &["catch-up", "--json"]).await
+}
+
+async fn json_command(
+    double: &StripeDouble,
+    database_url: &str,
+    workdir: &Path,
+    args: &[&str],
+) -> Run {
+    let out = output(double.command(database_url, workdir, args)).await;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let summary = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     Run {

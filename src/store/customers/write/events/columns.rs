@@ -195,6 +195,20 @@ mod tests {
     use crate::store::customers::RowToWrite;
     use crate::store::ledger::{LedgerEntry, Recorded, RowGuard};
 
+    /// A `customer.updated` event's ledger row.
+    fn entry(id: &EventId) -> LedgerEntry<'_> {
+        LedgerEntry {
+            event_id: id,
+            event_type: "customer.updated",
+            livemode: false,
+            api_version: None,
+            stripe_created: DateTime::from_timestamp(0, 0).unwrap(),
+            payload: "{}",
+            payload_sanitized: false,
+            deleted_customer_id: None,
+        }
+    }
+
     fn row() -> RowWrite {
         RowWrite {
             user_id: None,
@@ -219,16 +233,7 @@ mod tests {
     /// insert, `None` an event that writes no row.
     fn statement_of(writes: &[Option<Option<&str>>]) -> &'static str {
         let id = EventId::parse("evt_1").unwrap();
-        let entry = LedgerEntry {
-            event_id: &id,
-            event_type: "customer.updated",
-            livemode: false,
-            api_version: None,
-            stripe_created: DateTime::from_timestamp(0, 0).unwrap(),
-            payload: "{}",
-            payload_sanitized: false,
-            deleted_customer_id: None,
-        };
+        let entry = entry(&id);
         let row = row();
         let events: Vec<EventWrite<'_>> = writes
             .iter()
@@ -277,16 +282,7 @@ mod tests {
     #[test]
     fn the_columns_hold_one_row_per_row_written_and_one_ledger_row_per_event() {
         let id = EventId::parse("evt_1").unwrap();
-        let entry = LedgerEntry {
-            event_id: &id,
-            event_type: "customer.updated",
-            livemode: false,
-            api_version: None,
-            stripe_created: DateTime::from_timestamp(0, 0).unwrap(),
-            payload: "{}",
-            payload_sanitized: false,
-            deleted_customer_id: None,
-        };
+        let entry = entry(&id);
         let row = row();
         let events = [
             EventWrite::Row {
